@@ -1,0 +1,249 @@
+package gemm
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Cache blocking parameters. A packed kcMax×nr B micro-panel (16 KiB) stays
+// in the 32 KiB L1 data cache while A micro-panels stream past it, and a
+// packed mcMax×kcMax block of A (about 144 KiB) stays in L2. ncMax bounds
+// the packed block of B (kcMax×ncMax, 1 MiB) that is shared by all row blocks.
+const (
+	kcMax = 256
+	mcMax = 144
+	ncMax = 1024
+)
+
+// scratch holds the packing buffers of one goroutine.
+type scratch struct {
+	a    []float32
+	b    []float32
+	vec  []float32
+	tile [mr * nr]float32
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// grow returns buf resized to n elements, reallocating only when it is too
+// small, so that pooled buffers reach a steady state.
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) < n {
+		return make([]float32, n)
+	}
+	return buf[:n]
+}
+
+// multiply computes the product with the assembly kernels, splitting C
+// across goroutines when parallel is set and the product is large enough.
+//
+// C is cut into a few more chunks than there are workers, and each worker
+// (the caller included) repeatedly claims the next unclaimed chunk. When a
+// helper goroutine is slow to get a processor, for example because other
+// work occupies the other cores, the caller simply processes more chunks
+// itself instead of waiting for a fixed share to be done.
+func multiply(parallel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	workers := 1
+	if parallel && 2*m*n*k >= parallelMinFlops {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var byRows bool
+	var step, chunks int
+	if workers > 1 {
+		byRows, step, chunks = split(transB, m, n, k, workers)
+	}
+	if chunks <= 1 {
+		s := scratchPool.Get().(*scratch)
+		serial(s, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		scratchPool.Put(s)
+		return
+	}
+
+	var next atomic.Int64
+	work := func() {
+		s := scratchPool.Get().(*scratch)
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= chunks {
+				break
+			}
+			lo := i * step
+			if byRows {
+				hi := min(lo+step, m)
+				var ai []float32
+				if transA {
+					ai = a[lo:]
+				} else {
+					ai = a[lo*lda:]
+				}
+				serial(s, transA, transB, hi-lo, n, k, alpha, ai, lda, b, ldb, beta, c[lo*ldc:], ldc)
+			} else {
+				hi := min(lo+step, n)
+				var bj []float32
+				if transB {
+					bj = b[lo*ldb:]
+				} else {
+					bj = b[lo:]
+				}
+				serial(s, transA, transB, m, hi-lo, k, alpha, a, lda, bj, ldb, beta, c[lo:], ldc)
+			}
+		}
+		scratchPool.Put(s)
+	}
+	helpers := min(workers, chunks) - 1
+	var wg sync.WaitGroup
+	wg.Add(helpers)
+	for range helpers {
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+}
+
+// packCost is the estimated cost of packing one element, in multiply-adds.
+const packCost = 16
+
+// chunksPerWorker is how many chunks of C each worker gets on average.
+const chunksPerWorker = 2
+
+// split decides how to divide C into chunks for workers: by rows (byRows)
+// or by columns, in chunks of step rows or columns, whole micro-tiles wide.
+// The choice minimises an estimate of the work of the busiest worker, which
+// gets ceil(chunks/workers) chunks: their padded multiply-adds plus the
+// packing that every chunk repeats (all of B when splitting by rows, unless B
+// is read in place, and all of A when splitting by columns).
+func split(transB bool, m, n, k, workers int) (byRows bool, step, chunks int) {
+	tilesM := (m + mr - 1) / mr
+	tilesN := (n + nr - 1) / nr
+	want := workers * chunksPerWorker
+
+	rowChunks := min(want, tilesM)
+	rowStep := (tilesM + rowChunks - 1) / rowChunks * mr
+	rowChunks = (m + rowStep - 1) / rowStep
+	rowCost := rowStep * tilesN * nr * k
+	if transB || !directB {
+		rowCost += packCost * k * n
+	}
+	rowCost *= (rowChunks + workers - 1) / workers
+
+	colChunks := min(want, tilesN)
+	colStep := (tilesN + colChunks - 1) / colChunks * nr
+	colChunks = (n + colStep - 1) / colStep
+	colCost := tilesM*mr*colStep*k + packCost*m*k
+	colCost *= (colChunks + workers - 1) / workers
+
+	if rowCost <= colCost {
+		return true, rowStep, rowChunks
+	}
+	return false, colStep, colChunks
+}
+
+// serial computes the product on the calling goroutine. m, n and k are
+// positive and alpha is non-zero.
+func serial(s *scratch, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 1 {
+		vecMat(s, transA, transB, n, k, alpha, a, lda, b, ldb, beta, c)
+		return
+	}
+	blocked(s, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// vecMat computes the single row c = alpha*a*op(B) + beta*c, where a is row 0
+// of op(A), without packing.
+func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32) {
+	as := 1
+	if transA {
+		as = lda
+	}
+	if !transB {
+		rowKernel(k, &a[0], as, &b[0], ldb, &c[0], n, alpha, beta)
+		return
+	}
+	if as != 1 && k > 1 {
+		// dotRows wants a contiguous vector.
+		s.vec = grow(s.vec, k)
+		for p := range s.vec {
+			s.vec[p] = a[p*as]
+		}
+		a = s.vec
+	}
+	dotRows(k, &a[0], &b[0], ldb, &c[0], n, alpha, beta)
+}
+
+// blocked is the packed GotoBLAS-style product for m >= 2.
+func blocked(s *scratch, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	// Split k and m into near-equal blocks so that no block is tiny.
+	kBlocks := (k + kcMax - 1) / kcMax
+	kc := (k + kBlocks - 1) / kBlocks
+	mBlocks := (m + mcMax - 1) / mcMax
+	mc := ((m+mBlocks-1)/mBlocks + mr - 1) / mr * mr
+
+	s.a = grow(s.a, mc*kc)
+	inPlace := directB && !transB
+	for jc := 0; jc < n; jc += ncMax {
+		nc := min(ncMax, n-jc)
+		// With B read in place only a ragged last panel needs packing.
+		packFrom := 0
+		if inPlace {
+			packFrom = nc / nr * nr
+		}
+		s.b = grow(s.b, (nc-packFrom+nr-1)/nr*nr*kc)
+
+		for pc := 0; pc < k; pc += kc {
+			kcur := min(kc, k-pc)
+			betaBlk := beta
+			if pc > 0 {
+				betaBlk = 1
+			}
+			if packFrom < nc {
+				packB(s.b, b, ldb, transB, pc, kcur, jc+packFrom, nc-packFrom)
+			}
+			for ic := 0; ic < m; ic += mc {
+				mcur := min(mc, m-ic)
+				packA(s.a, a, lda, transA, ic, mcur, pc, kcur)
+				for jr := 0; jr < nc; jr += nr {
+					ncur := min(nr, nc-jr)
+					var bp *float32
+					bs := nr
+					if jr < packFrom {
+						bp = &b[pc*ldb+jc+jr]
+						bs = ldb
+					} else {
+						bp = &s.b[(jr-packFrom)*kcur]
+					}
+					for ir := 0; ir < mcur; ir += mr {
+						mcurr := min(mr, mcur-ir)
+						ap := &s.a[ir*kcur]
+						ci := (ic+ir)*ldc + jc + jr
+						if mcurr == mr && ncur == nr {
+							kernel6x16(kcur, ap, bp, bs, &c[ci], ldc, alpha, betaBlk)
+							continue
+						}
+						kernel6x16(kcur, ap, bp, bs, &s.tile[0], nr, alpha, 0)
+						mergeTile(&s.tile, c[ci:], ldc, mcurr, ncur, betaBlk)
+					}
+				}
+			}
+		}
+	}
+}
+
+// mergeTile sets the top-left rows×cols corner of C to t + beta*C, where t
+// already holds alpha*A*B for that corner.
+func mergeTile(t *[mr * nr]float32, c []float32, ldc, rows, cols int, beta float32) {
+	for i := 0; i < rows; i++ {
+		ti := t[i*nr : i*nr+cols]
+		ci := c[i*ldc : i*ldc+cols]
+		if beta == 0 {
+			copy(ci, ti)
+			continue
+		}
+		for j, v := range ti {
+			ci[j] = v + beta*ci[j]
+		}
+	}
+}

@@ -1,0 +1,35 @@
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+// useAsm selects the packed assembly implementation. It requires AVX2 and FMA
+// (x/sys/cpu also checks that the operating system saves the YMM registers).
+// Tests set it to false to exercise the gonum fallback.
+var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// Shape of the register tile computed by the micro-kernel.
+const (
+	mr = 6  // rows of C per micro-kernel call
+	nr = 16 // columns of C per micro-kernel call
+)
+
+// kernel6x16 computes the mr×nr tile C = alpha*Ap*Bp + beta*C over kc steps.
+// a points to a packed A micro-panel (mr values per step); b points to nr
+// consecutive values per step, with bs elements between steps (nr for a
+// packed panel, ldb when reading B in place); c points to the top-left of the
+// tile, whose rows are ldc elements apart. beta == 0 overwrites C.
+//
+//go:noescape
+func kernel6x16(kc int, a *float32, b *float32, bs int, c *float32, ldc int, alpha float32, beta float32)
+
+// rowKernel computes c[j] = alpha*sum_p a[p*as]*b[p*ldb+j] + beta*c[j] for
+// 0 <= j < n. k must be positive.
+//
+//go:noescape
+func rowKernel(k int, a *float32, as int, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
+// dotRows computes c[j] = alpha*dot(a[:k], b[j*ldb:j*ldb+k]) + beta*c[j] for
+// 0 <= j < n. k must be positive.
+//
+//go:noescape
+func dotRows(k int, a *float32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)

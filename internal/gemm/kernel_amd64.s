@@ -1,0 +1,506 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// maskTable holds eight all-ones words followed by eight zero words. Loading
+// eight words starting at maskTable+4*(8-r) gives a VMASKMOVPS mask that
+// selects the first r lanes of a YMM register.
+DATA maskTable<>+0(SB)/4, $0xffffffff
+DATA maskTable<>+4(SB)/4, $0xffffffff
+DATA maskTable<>+8(SB)/4, $0xffffffff
+DATA maskTable<>+12(SB)/4, $0xffffffff
+DATA maskTable<>+16(SB)/4, $0xffffffff
+DATA maskTable<>+20(SB)/4, $0xffffffff
+DATA maskTable<>+24(SB)/4, $0xffffffff
+DATA maskTable<>+28(SB)/4, $0xffffffff
+DATA maskTable<>+32(SB)/4, $0
+DATA maskTable<>+36(SB)/4, $0
+DATA maskTable<>+40(SB)/4, $0
+DATA maskTable<>+44(SB)/4, $0
+DATA maskTable<>+48(SB)/4, $0
+DATA maskTable<>+52(SB)/4, $0
+DATA maskTable<>+56(SB)/4, $0
+DATA maskTable<>+60(SB)/4, $0
+GLOBL maskTable<>(SB), RODATA|NOPTR, $64
+
+// One step of the 6x16 micro-kernel: two 8-wide vectors of the B row at DI,
+// six broadcasts of the A column at SI, twelve FMAs into Y4..Y15.
+#define STEP6x16(aoff) \
+	VMOVUPS      (DI), Y0              \
+	VMOVUPS      32(DI), Y1            \
+	VBROADCASTSS (aoff+0)(SI), Y2      \
+	VBROADCASTSS (aoff+4)(SI), Y3      \
+	VFMADD231PS  Y0, Y2, Y4            \
+	VFMADD231PS  Y1, Y2, Y5            \
+	VFMADD231PS  Y0, Y3, Y6            \
+	VFMADD231PS  Y1, Y3, Y7            \
+	VBROADCASTSS (aoff+8)(SI), Y2      \
+	VBROADCASTSS (aoff+12)(SI), Y3     \
+	VFMADD231PS  Y0, Y2, Y8            \
+	VFMADD231PS  Y1, Y2, Y9            \
+	VFMADD231PS  Y0, Y3, Y10           \
+	VFMADD231PS  Y1, Y3, Y11           \
+	VBROADCASTSS (aoff+16)(SI), Y2     \
+	VBROADCASTSS (aoff+20)(SI), Y3     \
+	VFMADD231PS  Y0, Y2, Y12           \
+	VFMADD231PS  Y1, Y2, Y13           \
+	VFMADD231PS  Y0, Y3, Y14           \
+	VFMADD231PS  Y1, Y3, Y15           \
+	ADDQ         R8, DI
+
+// func kernel6x16(kc int, a *float32, b *float32, bs int, c *float32, ldc int, alpha float32, beta float32)
+//
+// kernel6x16 computes the 6x16 tile C = alpha*A*B + beta*C, where A is a
+// packed micro-panel (six consecutive values per step of the kc dimension), B
+// holds sixteen consecutive values per step with a stride of bs elements
+// between steps, and C is row-major with leading dimension ldc. When beta is
+// zero, C is only written, never read.
+TEXT ·kernel6x16(SB), NOSPLIT, $0-56
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ bs+24(FP), R8
+	SHLQ $2, R8
+	MOVQ c+32(FP), DX
+	MOVQ ldc+40(FP), R9
+	SHLQ $2, R9
+
+	// Touch the C tile early so that its lines arrive during the loop.
+	PREFETCHT0 (DX)
+	LEAQ       (DX)(R9*1), R10
+	PREFETCHT0 (R10)
+	PREFETCHT0 (R10)(R9*1)
+	LEAQ       (R10)(R9*2), R10
+	PREFETCHT0 (R10)
+	PREFETCHT0 (R10)(R9*1)
+	PREFETCHT0 (R10)(R9*2)
+
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+
+	CMPQ CX, $4
+	JL   k1
+
+k4:
+	STEP6x16(0)
+	STEP6x16(24)
+	STEP6x16(48)
+	STEP6x16(72)
+	ADDQ $96, SI
+	SUBQ $4, CX
+	CMPQ CX, $4
+	JGE  k4
+
+k1:
+	TESTQ CX, CX
+	JE    store
+
+k1loop:
+	STEP6x16(0)
+	ADDQ $24, SI
+	DECQ CX
+	JNZ  k1loop
+
+store:
+	VBROADCASTSS alpha+48(FP), Y0
+	VMULPS       Y0, Y4, Y4
+	VMULPS       Y0, Y5, Y5
+	VMULPS       Y0, Y6, Y6
+	VMULPS       Y0, Y7, Y7
+	VMULPS       Y0, Y8, Y8
+	VMULPS       Y0, Y9, Y9
+	VMULPS       Y0, Y10, Y10
+	VMULPS       Y0, Y11, Y11
+	VMULPS       Y0, Y12, Y12
+	VMULPS       Y0, Y13, Y13
+	VMULPS       Y0, Y14, Y14
+	VMULPS       Y0, Y15, Y15
+
+	// beta == ±0 means C is overwritten without being read.
+	MOVL  beta+52(FP), AX
+	ANDL  $0x7fffffff, AX
+	JEQ   overwrite
+
+	VBROADCASTSS beta+52(FP), Y1
+	VFMADD231PS  (DX), Y1, Y4
+	VFMADD231PS  32(DX), Y1, Y5
+	VMOVUPS      Y4, (DX)
+	VMOVUPS      Y5, 32(DX)
+	ADDQ         R9, DX
+	VFMADD231PS  (DX), Y1, Y6
+	VFMADD231PS  32(DX), Y1, Y7
+	VMOVUPS      Y6, (DX)
+	VMOVUPS      Y7, 32(DX)
+	ADDQ         R9, DX
+	VFMADD231PS  (DX), Y1, Y8
+	VFMADD231PS  32(DX), Y1, Y9
+	VMOVUPS      Y8, (DX)
+	VMOVUPS      Y9, 32(DX)
+	ADDQ         R9, DX
+	VFMADD231PS  (DX), Y1, Y10
+	VFMADD231PS  32(DX), Y1, Y11
+	VMOVUPS      Y10, (DX)
+	VMOVUPS      Y11, 32(DX)
+	ADDQ         R9, DX
+	VFMADD231PS  (DX), Y1, Y12
+	VFMADD231PS  32(DX), Y1, Y13
+	VMOVUPS      Y12, (DX)
+	VMOVUPS      Y13, 32(DX)
+	ADDQ         R9, DX
+	VFMADD231PS  (DX), Y1, Y14
+	VFMADD231PS  32(DX), Y1, Y15
+	VMOVUPS      Y14, (DX)
+	VMOVUPS      Y15, 32(DX)
+	VZEROUPPER
+	RET
+
+overwrite:
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y10, (DX)
+	VMOVUPS Y11, 32(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y12, (DX)
+	VMOVUPS Y13, 32(DX)
+	ADDQ    R9, DX
+	VMOVUPS Y14, (DX)
+	VMOVUPS Y15, 32(DX)
+	VZEROUPPER
+	RET
+
+// func rowKernel(k int, a *float32, as int, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+//
+// rowKernel computes the single output row c[j] = alpha*sum_p a[p*as]*b[p*ldb+j] + beta*c[j]
+// for 0 <= j < n, streaming B straight from memory without packing. It is the
+// m == 1 (vector times matrix) path. k must be positive. Columns are handled
+// in blocks of 64, then 8, then a masked tail, so no element past column n-1
+// of any B row or of c is touched.
+TEXT ·rowKernel(SB), NOSPLIT, $0-64
+	MOVQ         as+16(FP), R10
+	SHLQ         $2, R10
+	MOVQ         b+24(FP), DI
+	MOVQ         ldb+32(FP), R11
+	SHLQ         $2, R11
+	MOVQ         c+40(FP), DX
+	MOVQ         n+48(FP), BX
+	VBROADCASTSS alpha+56(FP), Y14
+	VBROADCASTSS beta+60(FP), Y15
+	MOVL         beta+60(FP), AX
+	ANDL         $0x7fffffff, AX
+
+rk64:
+	CMPQ   BX, $64
+	JL     rk8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   a+8(FP), SI
+	MOVQ   DI, R9
+	MOVQ   k+0(FP), CX
+
+rk64loop:
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS  (R9), Y8, Y0
+	VFMADD231PS  32(R9), Y8, Y1
+	VFMADD231PS  64(R9), Y8, Y2
+	VFMADD231PS  96(R9), Y8, Y3
+	VFMADD231PS  128(R9), Y8, Y4
+	VFMADD231PS  160(R9), Y8, Y5
+	VFMADD231PS  192(R9), Y8, Y6
+	VFMADD231PS  224(R9), Y8, Y7
+	ADDQ         R10, SI
+	ADDQ         R11, R9
+	DECQ         CX
+	JNZ          rk64loop
+
+	VMULPS Y14, Y0, Y0
+	VMULPS Y14, Y1, Y1
+	VMULPS Y14, Y2, Y2
+	VMULPS Y14, Y3, Y3
+	VMULPS Y14, Y4, Y4
+	VMULPS Y14, Y5, Y5
+	VMULPS Y14, Y6, Y6
+	VMULPS Y14, Y7, Y7
+	TESTL  AX, AX
+	JEQ    rk64store
+	VFMADD231PS (DX), Y15, Y0
+	VFMADD231PS 32(DX), Y15, Y1
+	VFMADD231PS 64(DX), Y15, Y2
+	VFMADD231PS 96(DX), Y15, Y3
+	VFMADD231PS 128(DX), Y15, Y4
+	VFMADD231PS 160(DX), Y15, Y5
+	VFMADD231PS 192(DX), Y15, Y6
+	VFMADD231PS 224(DX), Y15, Y7
+
+rk64store:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	ADDQ    $256, DI
+	ADDQ    $256, DX
+	SUBQ    $64, BX
+	JMP     rk64
+
+rk8:
+	CMPQ   BX, $8
+	JL     rktail
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ   a+8(FP), SI
+	MOVQ   DI, R9
+	MOVQ   k+0(FP), CX
+
+	// Two accumulators on alternating steps halve the FMA dependency chain.
+rk8loop2:
+	CMPQ         CX, $2
+	JL           rk8loop1
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS  (R9), Y8, Y0
+	ADDQ         R10, SI
+	ADDQ         R11, R9
+	VBROADCASTSS (SI), Y9
+	VFMADD231PS  (R9), Y9, Y1
+	ADDQ         R10, SI
+	ADDQ         R11, R9
+	SUBQ         $2, CX
+	JMP          rk8loop2
+
+rk8loop1:
+	TESTQ        CX, CX
+	JEQ          rk8done
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS  (R9), Y8, Y0
+
+rk8done:
+	VADDPS Y1, Y0, Y0
+	VMULPS Y14, Y0, Y0
+	TESTL  AX, AX
+	JEQ    rk8store
+	VFMADD231PS (DX), Y15, Y0
+
+rk8store:
+	VMOVUPS Y0, (DX)
+	ADDQ    $32, DI
+	ADDQ    $32, DX
+	SUBQ    $8, BX
+	JMP     rk8
+
+rktail:
+	TESTQ BX, BX
+	JEQ   rkdone
+
+	// Mask selecting the first BX (< 8) lanes.
+	LEAQ    maskTable<>(SB), R12
+	MOVQ    $8, R13
+	SUBQ    BX, R13
+	VMOVUPS (R12)(R13*4), Y13
+	VXORPS  Y0, Y0, Y0
+	MOVQ    a+8(FP), SI
+	MOVQ    DI, R9
+	MOVQ    k+0(FP), CX
+
+rktailloop:
+	VMASKMOVPS   (R9), Y13, Y1
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS  Y1, Y8, Y0
+	ADDQ         R10, SI
+	ADDQ         R11, R9
+	DECQ         CX
+	JNZ          rktailloop
+
+	VMULPS Y14, Y0, Y0
+	TESTL  AX, AX
+	JEQ    rktailstore
+	VMASKMOVPS  (DX), Y13, Y1
+	VFMADD231PS Y1, Y15, Y0
+
+rktailstore:
+	VMASKMOVPS Y0, Y13, (DX)
+
+rkdone:
+	VZEROUPPER
+	RET
+
+// func dotRows(k int, a *float32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+//
+// dotRows computes c[j] = alpha*dot(a[0:k], b[j*ldb:j*ldb+k]) + beta*c[j] for
+// 0 <= j < n. It is the m == 1 path when B is transposed: every output is a
+// dot product of the input vector with a contiguous row of B. Rows are taken
+// four at a time (eight accumulators), then one at a time. The k % 8 tail is
+// read with masked loads, so nothing past the end of a row is touched. k must
+// be positive.
+TEXT ·dotRows(SB), NOSPLIT, $0-56
+	MOVQ         b+16(FP), DI
+	MOVQ         ldb+24(FP), R11
+	SHLQ         $2, R11
+	MOVQ         c+32(FP), DX
+	MOVQ         n+40(FP), BX
+	VBROADCASTSS alpha+48(FP), X14
+	VBROADCASTSS beta+52(FP), X15
+	MOVQ         k+0(FP), R14
+	MOVQ         R14, R15
+	ANDQ         $7, R15          // tail length
+	SUBQ         R15, R14         // k rounded down to a multiple of 8
+	SHLQ         $2, R14          // ... in bytes
+	LEAQ         maskTable<>(SB), R12
+	MOVQ         $8, R13
+	SUBQ         R15, R13
+	VMOVUPS      (R12)(R13*4), Y13
+	MOVQ         a+8(FP), SI
+
+dr4:
+	CMPQ   BX, $4
+	JL     dr1
+	MOVQ   DI, R8
+	LEAQ   (DI)(R11*1), R9
+	LEAQ   (DI)(R11*2), R10
+	LEAQ   (R9)(R11*2), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   AX, AX
+
+dr4loop16:
+	LEAQ        64(AX), CX
+	CMPQ        CX, R14
+	JG          dr4loop8
+	VMOVUPS     (SI)(AX*1), Y8
+	VMOVUPS     32(SI)(AX*1), Y9
+	VFMADD231PS (R8)(AX*1), Y8, Y0
+	VFMADD231PS 32(R8)(AX*1), Y9, Y4
+	VFMADD231PS (R9)(AX*1), Y8, Y1
+	VFMADD231PS 32(R9)(AX*1), Y9, Y5
+	VFMADD231PS (R10)(AX*1), Y8, Y2
+	VFMADD231PS 32(R10)(AX*1), Y9, Y6
+	VFMADD231PS (R12)(AX*1), Y8, Y3
+	VFMADD231PS 32(R12)(AX*1), Y9, Y7
+	MOVQ        CX, AX
+	JMP         dr4loop16
+
+dr4loop8:
+	CMPQ        AX, R14
+	JGE         dr4tail
+	VMOVUPS     (SI)(AX*1), Y8
+	VFMADD231PS (R8)(AX*1), Y8, Y0
+	VFMADD231PS (R9)(AX*1), Y8, Y1
+	VFMADD231PS (R10)(AX*1), Y8, Y2
+	VFMADD231PS (R12)(AX*1), Y8, Y3
+	ADDQ        $32, AX
+
+dr4tail:
+	TESTQ       R15, R15
+	JEQ         dr4reduce
+	VMASKMOVPS  (SI)(AX*1), Y13, Y8
+	VMASKMOVPS  (R8)(AX*1), Y13, Y9
+	VFMADD231PS Y9, Y8, Y4
+	VMASKMOVPS  (R9)(AX*1), Y13, Y9
+	VFMADD231PS Y9, Y8, Y5
+	VMASKMOVPS  (R10)(AX*1), Y13, Y9
+	VFMADD231PS Y9, Y8, Y6
+	VMASKMOVPS  (R12)(AX*1), Y13, Y9
+	VFMADD231PS Y9, Y8, Y7
+
+dr4reduce:
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y3, Y3
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0   // X0 = the four dot products
+	VMULPS       X14, X0, X0
+	MOVL         beta+52(FP), CX
+	ANDL         $0x7fffffff, CX
+	JEQ          dr4store
+	VFMADD231PS  (DX), X15, X0
+
+dr4store:
+	VMOVUPS X0, (DX)
+	ADDQ    $16, DX
+	LEAQ    (DI)(R11*4), DI
+	SUBQ    $4, BX
+	JMP     dr4
+
+dr1:
+	TESTQ  BX, BX
+	JEQ    drdone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y4, Y4, Y4
+	XORQ   AX, AX
+
+dr1loop8:
+	CMPQ        AX, R14
+	JGE         dr1tail
+	VMOVUPS     (SI)(AX*1), Y8
+	VFMADD231PS (DI)(AX*1), Y8, Y0
+	ADDQ        $32, AX
+	CMPQ        AX, R14
+	JGE         dr1tail
+	VMOVUPS     (SI)(AX*1), Y8
+	VFMADD231PS (DI)(AX*1), Y8, Y4
+	ADDQ        $32, AX
+	JMP         dr1loop8
+
+dr1tail:
+	TESTQ       R15, R15
+	JEQ         dr1reduce
+	VMASKMOVPS  (SI)(AX*1), Y13, Y8
+	VMASKMOVPS  (DI)(AX*1), Y13, Y9
+	VFMADD231PS Y9, Y8, Y4
+
+dr1reduce:
+	VADDPS       Y4, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMULSS       X14, X0, X0
+	MOVL         beta+52(FP), CX
+	ANDL         $0x7fffffff, CX
+	JEQ          dr1store
+	VFMADD231SS  (DX), X15, X0
+
+dr1store:
+	VMOVSS X0, (DX)
+	ADDQ   $4, DX
+	ADDQ   R11, DI
+	DECQ   BX
+	JMP    dr1
+
+drdone:
+	VZEROUPPER
+	RET
