@@ -1,0 +1,122 @@
+// Package model is the trained network as the service sees it: a multilayer perceptron (any number of hidden layers
+// with sigmoid, ReLU or tanh, softmax output) whose forward pass runs a whole batch as matrix products, the facts that
+// travel with it (labels, preprocessing, training data, metrics, hyper-parameters), its checksummed file format, and
+// the embedded default MNIST model. Training lives in package train; model only reads weights once they are published.
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// Preprocessing names how an uploaded image becomes the input vector; it is recorded in the model so each model is
+// served with the preprocessing it was trained with.
+type Preprocessing string
+
+const (
+	// PreprocessMNIST makes any digit image look like MNIST: ink bright on black, fitted to 20x20 and centred by
+	// centre of mass in 28x28.
+	PreprocessMNIST Preprocessing = "mnist"
+	// PreprocessResize converts to grayscale and resizes the whole image to the input size, for photos.
+	PreprocessResize Preprocessing = "resize"
+)
+
+// Input describes what the first layer expects.
+type Input struct {
+	Width      int           `json:"width"`
+	Height     int           `json:"height"`
+	Preprocess Preprocessing `json:"preprocess"`
+}
+
+// Metrics are a model's measured quality. Zero means not measured.
+type Metrics struct {
+	TestAccuracy       float64 `json:"test_accuracy,omitempty"`
+	ValidationAccuracy float64 `json:"validation_accuracy,omitempty"`
+	TrainAccuracy      float64 `json:"train_accuracy,omitempty"`
+	Loss               float64 `json:"loss,omitempty"`
+	Epochs             int     `json:"epochs,omitempty"`
+	TrainSeconds       float64 `json:"train_seconds,omitempty"`
+}
+
+// Info is everything a model file says about the network besides its weights.
+type Info struct {
+	Name       string     `json:"name"`
+	Version    string     `json:"version"`
+	Created    time.Time  `json:"created"`
+	Layers     []int      `json:"layers"` // sizes, inputs first and classes last
+	Activation Activation `json:"activation"`
+	Labels     []string   `json:"labels"`
+	Input      Input      `json:"input"`
+	Dataset    string     `json:"dataset,omitempty"`
+	Parent     string     `json:"parent,omitempty"` // version this one was trained from or replaces
+	Metrics    Metrics    `json:"metrics"`
+	// Hyperparameters is the training request that produced the model, as the trainer wrote it.
+	Hyperparameters json.RawMessage `json:"hyperparameters,omitempty"`
+}
+
+// Network is a trained classifier: float32 weights plus the Info that describes them. Once published it is only
+// read, so any number of goroutines may call Forward at once with their own workspaces.
+type Network struct {
+	Info
+	MLP *MLP[float32]
+}
+
+// New returns a network of the given architecture with weights drawn from rng (He or Xavier, see MLP.Init).
+func New(info Info, rng *rand.Rand) (*Network, error) {
+	if err := info.check(); err != nil {
+		return nil, err
+	}
+	n := &Network{Info: info, MLP: NewMLP[float32](info.Layers, info.Activation)}
+	n.MLP.Init(rng)
+	return n, nil
+}
+
+func (info *Info) check() error {
+	if err := CheckArchitecture(info.Layers); err != nil {
+		return err
+	}
+	if _, ok := activationNames[info.Activation]; !ok {
+		return fmt.Errorf("invalid activation %d", info.Activation)
+	}
+	if c := info.Layers[len(info.Layers)-1]; len(info.Labels) != c {
+		return fmt.Errorf("%d labels for %d output classes", len(info.Labels), c)
+	}
+	if info.Input.Width*info.Input.Height != info.Layers[0] {
+		return fmt.Errorf("input %dx%d does not match %d input units", info.Input.Width, info.Input.Height, info.Layers[0])
+	}
+	switch info.Input.Preprocess {
+	case PreprocessMNIST, PreprocessResize:
+	default:
+		return fmt.Errorf("unknown preprocessing %q", info.Input.Preprocess)
+	}
+	return nil
+}
+
+// Forward returns the class probabilities of a batch of n inputs (see MLP.Forward).
+func (n *Network) Forward(x []float32, batch int, ws *Workspace[float32]) []float32 {
+	return n.MLP.Forward(x, batch, ws)
+}
+
+// Clone returns a deep copy, for a trainer that keeps improving a network while the copy is published.
+func (n *Network) Clone() *Network {
+	c := &Network{Info: n.Info, MLP: NewMLP[float32](n.MLP.Sizes, n.MLP.Activation)}
+	copy(c.MLP.Params, n.MLP.Params)
+	c.Layers = slices.Clone(n.Layers)
+	c.Labels = slices.Clone(n.Labels)
+	c.Hyperparameters = slices.Clone(n.Hyperparameters)
+	return c
+}
+
+// Argmax returns the index of the largest value of row, the predicted class.
+func Argmax[T Float](row []T) int {
+	best := 0
+	for i, v := range row {
+		if v > row[best] {
+			best = i
+		}
+	}
+	return best
+}
