@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/train"
+)
+
+// trainFlags binds the fields of a training request to flags named like its JSON fields.
+func trainFlags(fs *flag.FlagSet, r *train.Request) {
+	fs.StringVar(&r.Dataset, "dataset", r.Dataset, "data set to train on (mnist is built in)")
+	fs.Func("hidden", "comma-separated hidden layer widths, e.g. 256,128 (empty: none) (default "+joinInts(r.Hidden)+")",
+		func(s string) error {
+			h, err := parseInts(s)
+			r.Hidden = h
+			return err
+		})
+	fs.StringVar(&r.Activation, "activation", r.Activation, "hidden activation: relu, sigmoid or tanh")
+	fs.StringVar(&r.Optimizer, "optimizer", r.Optimizer, "sgd (with momentum), adam or lbfgs")
+	fs.Float64Var(&r.LearningRate, "learning_rate", r.LearningRate, "learning rate (sgd, adam)")
+	fs.Float64Var(&r.Momentum, "momentum", r.Momentum, "momentum (sgd)")
+	fs.IntVar(&r.BatchSize, "batch_size", r.BatchSize, "mini-batch size (sgd, adam)")
+	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs (lbfgs: major iterations)")
+	fs.Float64Var(&r.L2, "l2", r.L2, "L2 weight decay")
+	fs.Uint64Var(&r.Seed, "seed", r.Seed, "random seed for initialisation, split and shuffling")
+	fs.Float64Var(&r.ValidationSplit, "validation_split", r.ValidationSplit, "fraction of the training data held out for validation")
+	fs.IntVar(&r.EarlyStoppingPatience, "early_stopping_patience", r.EarlyStoppingPatience, "stop after this many epochs without better validation accuracy (0: never)")
+	fs.IntVar(&r.Limit, "limit", r.Limit, "use only the first N training examples (0: all)")
+	fs.BoolVar(&r.Augment, "augment", r.Augment, "augment: random rotation, scale, shear and shift of each example every epoch")
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a whole number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func trainCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("server train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	req := train.DefaultRequest()
+	trainFlags(fs, &req)
+	out := fs.String("out", "model.pcpt", "write the trained model to this file")
+	name := fs.String("name", "mnist-mlp", "model name")
+	dataDir := fs.String("data-dir", envOr(getenv, "DATA_DIR", "./data"), "data set folder (env DATA_DIR)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	trainSet, testSet, err := loadDataset(ctx, req.Dataset, *dataDir)
+	if err != nil {
+		return err
+	}
+	reqJSON, _ := json.Marshal(req)
+	fmt.Fprintf(stderr, "training on %s (%d examples): %s\n", req.Dataset, trainSet.Head(req.Limit).Len(), reqJSON)
+
+	bar := &progressBar{w: stderr, quiet: *quiet}
+	res, err := train.Train(ctx, req, trainSet, train.Options{
+		Name:       *name,
+		OnProgress: bar.update,
+		OnEpoch: func(e train.Epoch) {
+			bar.clear()
+			fmt.Fprintf(stderr, "epoch %3d  loss %.4f  train %.2f%%  val %.2f%%  %.2fs\n",
+				e.Epoch, e.Loss, 100*e.TrainAccuracy, 100*e.ValAccuracy, e.Seconds)
+		},
+	})
+	bar.clear()
+	if err != nil {
+		return err
+	}
+	net := res.Network
+	if epoch := getenv("SOURCE_DATE_EPOCH"); epoch != "" {
+		// Reproducible builds: a fixed creation time makes the version (time + weight digest) identical whenever
+		// the weights are.
+		secs, err := strconv.ParseInt(epoch, 10, 64)
+		if err != nil {
+			return fmt.Errorf("SOURCE_DATE_EPOCH=%q: %v", epoch, err)
+		}
+		net.Created = time.Unix(secs, 0).UTC()
+	}
+	if testSet != nil {
+		ev, err := train.Evaluate(net, testSet)
+		if err != nil {
+			return err
+		}
+		net.Metrics.TestAccuracy = ev.Accuracy
+		fmt.Fprintf(stdout, "test accuracy %.2f%% (%d examples)\n", 100*ev.Accuracy, testSet.Len())
+	}
+	net.Version = model.NewVersion(net.Created, net.MLP.Params)
+	if err := model.Save(*out, net); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: version %s, layers %s, %.1fs of training\n", *out, net.Version, joinInts(net.Layers), net.Metrics.TrainSeconds)
+	return nil
+}
+
+// loadDataset returns the training part of a data set and its test part when it has one.
+func loadDataset(ctx context.Context, name, dataDir string) (trainSet, testSet *dataset.Set, err error) {
+	if name != "mnist" {
+		return nil, nil, fmt.Errorf("unknown data set %q (built in: mnist)", name)
+	}
+	dir, err := dataset.FindMNIST(ctx, dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if trainSet, err = dataset.LoadMNIST(dir, dataset.Train); err != nil {
+		return nil, nil, err
+	}
+	if testSet, err = dataset.LoadMNIST(dir, dataset.Test); err != nil {
+		return nil, nil, err
+	}
+	return trainSet, testSet, nil
+}
+
+// progressBar draws one self-overwriting line of training progress, at most ten times a second.
+type progressBar struct {
+	w     io.Writer
+	quiet bool
+	last  time.Time
+	drawn bool
+}
+
+func (b *progressBar) update(p train.Progress) {
+	if b.quiet || time.Since(b.last) < 100*time.Millisecond {
+		return
+	}
+	b.last = time.Now()
+	const width = 30
+	filled := int(p.Fraction * width)
+	fmt.Fprintf(b.w, "\r[%s%s] %5.1f%%  epoch %d/%d  loss %.4f  acc %.2f%%  eta %s ",
+		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), 100*p.Fraction, p.Epoch, p.Epochs,
+		p.Loss, 100*p.TrainAccuracy, p.ETA.Round(time.Second))
+	b.drawn = true
+}
+
+func (b *progressBar) clear() {
+	if b.drawn {
+		fmt.Fprintf(b.w, "\r%s\r", strings.Repeat(" ", 100))
+		b.drawn = false
+	}
+}
