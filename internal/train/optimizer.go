@@ -65,7 +65,9 @@ func (o *adam) step(params, grad []float32) {
 // parallelMin is the smallest slice worth splitting across goroutines for an element-wise update.
 const parallelMin = 32 << 10
 
-// parallelFor runs f over [0,n) in contiguous chunks, one per core, or serially when n is small.
+// parallelFor runs f over [0,n) in contiguous chunks, one per core, or serially when n is small. Chunks start at
+// multiples of 64 so the vector loops and their scalar tails cover the same elements whatever the core count, and a
+// training run gives the same weights on any number of cores.
 func parallelFor(n int, f func(lo, hi int)) {
 	workers := min(runtime.GOMAXPROCS(0), n/parallelMin)
 	if workers <= 1 {
@@ -73,7 +75,7 @@ func parallelFor(n int, f func(lo, hi int)) {
 		return
 	}
 	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
+	chunk := ((n+workers-1)/workers + 63) &^ 63
 	for lo := chunk; lo < n; lo += chunk {
 		wg.Go(func() { f(lo, min(lo+chunk, n)) })
 	}

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -214,5 +215,26 @@ func TestEvaluateRefusesMismatchedData(t *testing.T) {
 	net := &model.Network{MLP: n}
 	if _, err := Evaluate(net, testSet); err == nil {
 		t.Error("784-pixel images on a 100-input network: got nil error")
+	}
+}
+
+func TestTrainGivesTheSameWeightsOnAnyNumberOfCores(t *testing.T) {
+	trainSet, _ := loadMNIST(t)
+	req := smallRequest()
+	req.Hidden = []int{128, 64} // large enough for parallel products and optimizer steps
+	req.Epochs = 1
+	run := func(procs int) []float32 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		res, err := Train(context.Background(), req, trainSet, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Network.MLP.Params
+	}
+	one, many := run(1), run(4)
+	for i := range one {
+		if one[i] != many[i] {
+			t.Fatalf("parameter %d: %v with 1 core, %v with 4", i, one[i], many[i])
+		}
 	}
 }
