@@ -1,0 +1,67 @@
+package imageprep
+
+import (
+	"image/color"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkPrepareBytes measures Decode and Prepare together, with a Preparer kept across images as a worker keeps
+// one:
+//
+//	go test ./internal/imageprep -run '^$' -bench PrepareBytes -benchmem
+func BenchmarkPrepareBytes(b *testing.B) {
+	set := mnistTest(b)
+	pix := set.Image(0)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{
+		{"png=28x28", encPNG(digitGray(pix))},
+		{"canvas-png=280x280", encPNG(canvas(inkMap(pix, 280), 280, color.NRGBA{}))},
+		{"jpeg=1000x1000", encJPEG(paint{paper: offWhite, ink: pencil, noise: 4}.rgba(inkMap(pix, 1000), 1000, 1000, rng), 85)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var p Preparer
+			dst := make([]float32, 784)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.data)))
+			for b.Loop() {
+				if _, err := p.PrepareBytes(dst, bc.data, Limits{}, mnistInput); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPrepare measures Prepare alone on decoded images.
+func BenchmarkPrepare(b *testing.B) {
+	set := mnistTest(b)
+	pix := set.Image(0)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{
+		{"gray=28x28", encPNG(digitGray(pix))},
+		{"nrgba=280x280", encPNG(canvas(inkMap(pix, 280), 280, color.NRGBA{}))},
+		{"ycbcr=1000x1000", encJPEG(paint{paper: offWhite, ink: pencil, noise: 4}.rgba(inkMap(pix, 1000), 1000, 1000, rng), 85)},
+	} {
+		img, _, err := Decode(bc.data, Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			var p Preparer
+			dst := make([]float32, 784)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.Prepare(dst, img, mnistInput); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

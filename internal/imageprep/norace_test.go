@@ -1,0 +1,5 @@
+//go:build !race
+
+package imageprep
+
+const raceEnabled = false
