@@ -1,0 +1,291 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/model"
+)
+
+func testNet(t testing.TB, seed uint64, version string) *model.Network {
+	t.Helper()
+	labels := []string{"a", "b", "c", "d"}
+	n, err := model.New(model.Info{
+		Name: "t", Version: version, Layers: []int{16, 8, 4}, Activation: model.ReLU, Labels: labels,
+		Input: model.Input{Width: 4, Height: 4, Preprocess: model.PreprocessMNIST},
+	}, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func inputs(n int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	x := make([]float32, n*16)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	return x
+}
+
+func direct(net *model.Network, x []float32, n int) []float32 {
+	var ws model.Workspace[float32]
+	return append([]float32(nil), net.Forward(x, n, &ws)...)
+}
+
+func equal(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if d := a[i] - b[i]; d > 1e-6 || d < -1e-6 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPredictMatchesADirectForwardPassUnderConcurrency(t *testing.T) {
+	net := testNet(t, 1, "v1")
+	e := New(Config{Workers: 2, MaxBatch: 8}, net)
+	defer e.Close()
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Go(func() {
+			n := 1 + g%5
+			x := inputs(n, uint64(g))
+			want := direct(net, x, n)
+			for range 20 {
+				res, err := e.Predict(context.Background(), x, n, 16)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !equal(res.Probs, want) {
+					t.Errorf("goroutine %d: got %v; want %v", g, res.Probs, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// gate is an Observer that holds the worker inside its first batch until released, so tests can fill the queue.
+type gate struct {
+	entered, release chan struct{}
+	once             sync.Once
+	mu               sync.Mutex
+	batches          []int // requests per batch
+	dropped          atomic.Int64
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+func (g *gate) Batch(requests, images int, _ time.Duration) {
+	g.mu.Lock()
+	g.batches = append(g.batches, requests)
+	g.mu.Unlock()
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.entered)
+		<-g.release
+	}
+}
+func (g *gate) Waited(time.Duration) {}
+func (g *gate) Dropped()             { g.dropped.Add(1) }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestRequestsThatArriveTogetherShareOneBatch(t *testing.T) {
+	g := newGate()
+	e := New(Config{Workers: 1, MaxBatch: 16, Observer: g}, testNet(t, 1, "v1"))
+	defer e.Close()
+	go e.Predict(context.Background(), inputs(1, 0), 1, 16)
+	<-g.entered
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			if _, err := e.Predict(context.Background(), inputs(1, uint64(i)), 1, 16); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitFor(t, "10 queued requests", func() bool { return e.Stats().QueuedRequests == 10 })
+	close(g.release)
+	wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.batches) != 2 || g.batches[1] != 10 {
+		t.Errorf("batches of %v requests; want [1 10]", g.batches)
+	}
+}
+
+func TestFullQueueIsRefusedAtOnce(t *testing.T) {
+	g := newGate()
+	e := New(Config{Workers: 1, MaxBatch: 4, QueueSize: 4, Observer: g}, testNet(t, 1, "v1"))
+	defer e.Close()
+	go e.Predict(context.Background(), inputs(1, 0), 1, 16)
+	<-g.entered
+	for range 2 {
+		go e.Predict(context.Background(), inputs(2, 0), 2, 16)
+	}
+	waitFor(t, "a full queue", func() bool { return e.Stats().QueuedImages == 4 })
+	start := time.Now()
+	_, err := e.Predict(context.Background(), inputs(1, 0), 1, 16)
+	if !errors.Is(err, ErrOverloaded) {
+		t.Errorf("error %v; want ErrOverloaded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refusal took %v; want it at once", d)
+	}
+	close(g.release)
+}
+
+func TestAbandonedRequestsAreDroppedUnrun(t *testing.T) {
+	g := newGate()
+	e := New(Config{Workers: 1, Observer: g}, testNet(t, 1, "v1"))
+	defer e.Close()
+	go e.Predict(context.Background(), inputs(1, 0), 1, 16)
+	<-g.entered
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() {
+		_, err := e.Predict(ctx, inputs(1, 0), 1, 16)
+		errc <- err
+	}()
+	waitFor(t, "a queued request", func() bool { return e.Stats().QueuedRequests == 1 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v; want context.Canceled", err)
+	}
+	close(g.release)
+	waitFor(t, "the drop", func() bool { return g.dropped.Load() == 1 })
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.batches) != 1 {
+		t.Errorf("ran %d batches; want only the first (the abandoned request must not run)", len(g.batches))
+	}
+}
+
+func TestSwapUnderLoadLosesNothingAndNeverMixesVersions(t *testing.T) {
+	a, b := testNet(t, 1, "a"), testNet(t, 2, "b")
+	e := New(Config{Workers: 2, MaxBatch: 8}, a)
+	defer e.Close()
+	stop := make(chan struct{})
+	var swapper sync.WaitGroup
+	swapper.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if i%2 == 0 {
+				e.Swap(b)
+			} else {
+				e.Swap(a)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	})
+	var wg sync.WaitGroup
+	var seen [2]atomic.Int64
+	for g := range 16 {
+		wg.Go(func() {
+			x := inputs(3, uint64(g))
+			wantA, wantB := direct(a, x, 3), direct(b, x, 3)
+			for range 100 {
+				res, err := e.Predict(context.Background(), x, 3, 16)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				switch {
+				case res.Model == a && equal(res.Probs, wantA):
+					seen[0].Add(1)
+				case res.Model == b && equal(res.Probs, wantB):
+					seen[1].Add(1)
+				default:
+					t.Errorf("result from model %s matches neither model's own output", res.Model.Version)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	swapper.Wait()
+	if seen[0].Load() == 0 || seen[1].Load() == 0 {
+		t.Errorf("answers by a: %d, by b: %d; want both versions to have served", seen[0].Load(), seen[1].Load())
+	}
+}
+
+func TestCloseAnswersEveryWaitingRequest(t *testing.T) {
+	g := newGate()
+	e := New(Config{Workers: 1, Observer: g}, testNet(t, 1, "v1"))
+	go e.Predict(context.Background(), inputs(1, 0), 1, 16)
+	<-g.entered
+	errc := make(chan error, 5)
+	for range 5 {
+		go func() {
+			_, err := e.Predict(context.Background(), inputs(1, 0), 1, 16)
+			errc <- err
+		}()
+	}
+	waitFor(t, "5 queued requests", func() bool { return e.Stats().QueuedRequests == 5 })
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		close(g.release)
+	}()
+	e.Close()
+	for range 5 {
+		if err := <-errc; err != nil && !errors.Is(err, ErrClosed) {
+			t.Errorf("error %v; want a result or ErrClosed", err)
+		}
+	}
+	if _, err := e.Predict(context.Background(), inputs(1, 0), 1, 16); !errors.Is(err, ErrClosed) {
+		t.Errorf("Predict after Close: %v; want ErrClosed", err)
+	}
+}
+
+func TestInputsOfTheWrongSizeAreRefused(t *testing.T) {
+	e := New(Config{Workers: 1}, testNet(t, 1, "v1"))
+	defer e.Close()
+	if _, err := e.Predict(context.Background(), make([]float32, 20), 1, 20); !errors.Is(err, ErrInput) {
+		t.Errorf("20 inputs for a 16-input model: %v; want ErrInput", err)
+	}
+	if _, err := e.Predict(context.Background(), make([]float32, 15), 1, 16); !errors.Is(err, ErrInput) {
+		t.Errorf("15 values for one row of 16: %v; want ErrInput", err)
+	}
+}
+
+func TestLargeRequestsAreSplitIntoMaxBatchPasses(t *testing.T) {
+	net := testNet(t, 3, "v1")
+	e := New(Config{Workers: 1, MaxBatch: 4, QueueSize: 8}, net)
+	defer e.Close()
+	x := inputs(11, 5)
+	res, err := e.Predict(context.Background(), x, 11, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := direct(net, x, 11); !equal(res.Probs, want) {
+		t.Errorf("11 rows through MaxBatch 4: got %v; want %v", res.Probs, want)
+	}
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package model
+
+// raceEnabled: the race detector makes sync.Pool drop items at random, so allocation counts are meaningless.
+const raceEnabled = true
