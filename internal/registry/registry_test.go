@@ -1,0 +1,188 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/model"
+)
+
+func netVersion(t *testing.T, version string, created time.Time, seed uint64) *model.Network {
+	t.Helper()
+	n, err := model.New(model.Info{
+		Name: "t", Version: version, Created: created, Layers: []int{4, 3, 2}, Activation: model.ReLU,
+		Labels: []string{"a", "b"}, Input: model.Input{Width: 2, Height: 2, Preprocess: model.PreprocessMNIST},
+	}, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func TestPutListActivate(t *testing.T) {
+	emb := netVersion(t, "embedded-1", t0.Add(-time.Hour), 1)
+	r, err := Open(t.TempDir(), emb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := netVersion(t, "v-a", t0, 2), netVersion(t, "v-b", t0.Add(time.Minute), 3)
+	for _, n := range []*model.Network{a, b} {
+		if err := r.Put(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Put(a); !errors.Is(err, ErrExists) {
+		t.Errorf("second Put of v-a: %v; want ErrExists", err)
+	}
+	list, err := r.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range list {
+		got = append(got, e.Version+map[bool]string{true: "*", false: ""}[e.Active])
+	}
+	if strings.Join(got, " ") != "v-b v-a embedded-1*" {
+		t.Errorf("list %v; want newest first with the embedded model active", got)
+	}
+	if _, err := r.Activate("v-a"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.Active(); v != "v-a" {
+		t.Errorf("active %q; want v-a", v)
+	}
+	e, err := r.Get("v-a")
+	if err != nil || !e.Active || e.Source != "registry" {
+		t.Errorf("Get(v-a) = %+v, %v; want the active registry entry", e, err)
+	}
+	loaded, err := r.Load("v-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.MLP.Params[0] != a.MLP.Params[0] {
+		t.Error("loaded weights differ from the stored ones")
+	}
+	// Rolling back to the embedded default.
+	if _, err := r.Activate("embedded-1"); err != nil {
+		t.Fatal(err)
+	}
+	if net, why, err := r.LoadActive(); err != nil || why != "" || net.Version != "embedded-1" {
+		t.Errorf("LoadActive after rollback = %v, %q, %v; want embedded-1", net.Version, why, err)
+	}
+}
+
+func TestVersionNamesCannotEscapeTheFolder(t *testing.T) {
+	r, _ := Open(t.TempDir(), nil)
+	for _, v := range []string{"../../etc/passwd", "a/b", "", ".hidden", "x\x00y", strings.Repeat("v", 65), `..\win`} {
+		if _, err := r.Load(v); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Load(%q): %v; want ErrInvalid", v, err)
+		}
+		if _, err := r.Activate(v); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Activate(%q): %v; want ErrInvalid", v, err)
+		}
+		if _, err := r.Get(v); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Get(%q): %v; want ErrInvalid", v, err)
+		}
+	}
+	if _, err := r.Load("missing"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Load(missing): %v; want ErrNotFound", err)
+	}
+}
+
+func TestCorruptedActiveVersionFallsBack(t *testing.T) {
+	dir := t.TempDir()
+	emb := netVersion(t, "embedded-1", t0.Add(-time.Hour), 1)
+	r, _ := Open(dir, emb)
+	good, bad := netVersion(t, "good", t0, 2), netVersion(t, "bad", t0.Add(time.Minute), 3)
+	r.Put(good)
+	r.Put(bad)
+	if _, err := r.Activate("bad"); err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt the active file on disk, as a failing disk or a bad copy would.
+	p := filepath.Join(dir, "versions", "bad.pcpt")
+	data, _ := os.ReadFile(p)
+	data[len(data)/2] ^= 0xff
+	os.WriteFile(p, data, 0o644)
+	// Leave a temporary file of an interrupted write behind too.
+	os.WriteFile(filepath.Join(dir, "versions", ".x.pcpt.tmp123"), []byte("half"), 0o644)
+
+	net, why, err := r.LoadActive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if net.Version != "good" || !strings.Contains(why, "bad") {
+		t.Errorf("LoadActive = %s, %q; want a fallback to good that names bad", net.Version, why)
+	}
+	list, _ := r.List()
+	for _, e := range list {
+		if e.Version == "bad" {
+			t.Error("List shows the corrupted version")
+		}
+	}
+	if probs, _ := r.Problems(); probs["bad"] == nil {
+		t.Errorf("Problems() = %v; want bad reported", probs)
+	}
+}
+
+func TestReplicasConvergeThroughTheSharedFolder(t *testing.T) {
+	dir := t.TempDir()
+	emb := netVersion(t, "embedded-1", t0.Add(-time.Hour), 1)
+	writer, _ := Open(dir, emb)
+	reader, _ := Open(dir, emb)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	serving := "embedded-1"
+	swapped := make(chan string, 10)
+	go reader.Watch(ctx, 10*time.Millisecond,
+		func() string { mu.Lock(); defer mu.Unlock(); return serving },
+		func(n *model.Network) { mu.Lock(); serving = n.Version; mu.Unlock(); swapped <- n.Version },
+		func(err error) { t.Errorf("watch: %v", err) })
+
+	n := netVersion(t, "v2", t0, 5)
+	if err := writer.Put(n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Activate("v2"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-swapped:
+		if v != "v2" {
+			t.Errorf("swapped to %s; want v2", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other replica did not pick up the new active version")
+	}
+}
+
+func TestConcurrentWritersAndReaders(t *testing.T) {
+	r, _ := Open(t.TempDir(), nil)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			n := netVersion(t, "v"+string(rune('a'+i)), t0.Add(time.Duration(i)*time.Second), uint64(i))
+			if err := r.Put(n); err != nil {
+				t.Error(err)
+			}
+			if _, err := r.List(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	list, _ := r.List()
+	if len(list) != 8 {
+		t.Errorf("%d versions listed; want 8", len(list))
+	}
+}
