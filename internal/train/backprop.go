@@ -9,6 +9,9 @@ import (
 // Backprop computes losses and gradients of an MLP. It owns the scratch memory of one pass, reused across calls, so a
 // Backprop belongs to one goroutine.
 type Backprop[T model.Float] struct {
+	// Serial keeps the matrix products on the calling goroutine (one core).
+	Serial bool
+
 	ws     model.Workspace[T]
 	deltas [][]T
 	grad   model.MLP[T] // views of the gradient vector, laid out like the network
@@ -28,6 +31,7 @@ func (b *Backprop[T]) delta(i, size int) []T {
 // writes the gradient of the mean cross-entropy loss plus l2/2·Σw² (weights only, not biases) into grad, laid out like
 // m.Params, and returns that loss and how many examples the network classified correctly.
 func (b *Backprop[T]) Gradient(m *model.MLP[T], x []T, y []uint8, n int, l2 float64, grad []T) (loss float64, correct int) {
+	b.ws.Serial = b.Serial
 	probs := m.Forward(x, n, &b.ws)
 	classes := m.Classes()
 	last := len(m.Layers) - 1
@@ -59,7 +63,7 @@ func (b *Backprop[T]) Gradient(m *model.MLP[T], x []T, y []uint8, n int, l2 floa
 			in = b.ws.Outputs[l-1]
 		}
 		// dW = inᵀ·delta, db = column sums of delta.
-		model.MatMul(true, false, layer.In, layer.Out, n, in, layer.In, d, layer.Out, 0, gl.W, layer.Out, false)
+		model.MatMul(true, false, layer.In, layer.Out, n, in, layer.In, d, layer.Out, 0, gl.W, layer.Out, b.Serial)
 		clear(gl.B)
 		for i := range n {
 			for j, v := range d[i*layer.Out : (i+1)*layer.Out] {
@@ -78,7 +82,7 @@ func (b *Backprop[T]) Gradient(m *model.MLP[T], x []T, y []uint8, n int, l2 floa
 		if l > 0 {
 			// delta of the layer below = (delta·Wᵀ) ⊙ act'(its output).
 			prev := b.delta(l-1, n*layer.In)
-			model.MatMul(false, true, n, layer.In, layer.Out, d, layer.Out, layer.W, layer.Out, 0, prev, layer.In, false)
+			model.MatMul(false, true, n, layer.In, layer.Out, d, layer.Out, layer.W, layer.Out, 0, prev, layer.In, b.Serial)
 			model.MulDerivative(m.Activation, prev, in)
 			d = prev
 		}
@@ -88,6 +92,7 @@ func (b *Backprop[T]) Gradient(m *model.MLP[T], x []T, y []uint8, n int, l2 floa
 
 // Loss returns the mean cross-entropy plus the L2 term of a batch, by a forward pass only.
 func (b *Backprop[T]) Loss(m *model.MLP[T], x []T, y []uint8, n int, l2 float64) float64 {
+	b.ws.Serial = b.Serial
 	probs := m.Forward(x, n, &b.ws)
 	classes := m.Classes()
 	var loss float64

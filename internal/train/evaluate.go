@@ -21,7 +21,10 @@ const evalChunk = 1024
 
 // Evaluate runs the whole set through the network in large batches. The set must have the network's input size
 // and no more classes than it has outputs.
-func Evaluate(n *model.Network, s *dataset.Set) (Evaluation, error) {
+func Evaluate(n *model.Network, s *dataset.Set) (Evaluation, error) { return evaluate(n, s, false) }
+
+// evaluate is Evaluate, on the calling goroutine only when serial is set.
+func evaluate(n *model.Network, s *dataset.Set, serial bool) (Evaluation, error) {
 	classes, f := n.MLP.Classes(), s.Features()
 	if f != n.MLP.Inputs() || len(s.Classes) > classes {
 		return Evaluation{}, fmt.Errorf("data set of %d classes of %d inputs does not fit a network of %d classes of %d inputs",
@@ -31,7 +34,7 @@ func Evaluate(n *model.Network, s *dataset.Set) (Evaluation, error) {
 	for i := range ev.Confusion {
 		ev.Confusion[i] = make([]int, classes)
 	}
-	var ws model.Workspace[float32]
+	ws := model.Workspace[float32]{Serial: serial}
 	x := make([]float32, min(evalChunk, s.Len())*f)
 	correct := 0
 	for lo := 0; lo < s.Len(); lo += evalChunk {

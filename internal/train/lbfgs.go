@@ -23,7 +23,7 @@ func (r *run) lbfgs(ctx context.Context) error {
 	x := make([]float32, chunk*f)
 	y := make([]uint8, chunk)
 	g32 := make([]float32, len(params))
-	var bp Backprop[float32]
+	bp := Backprop[float32]{Serial: r.opts.Serial}
 
 	// objective evaluates loss and gradient at w, caching the last point because gonum asks for Func and Grad of the
 	// same point separately.

@@ -14,6 +14,7 @@ type optimizer interface {
 // sgd is stochastic gradient descent with (heavy-ball) momentum: v = μv + g; p -= lr·v.
 type sgd struct {
 	lr, mu float32
+	serial bool
 	v      []float32
 }
 
@@ -21,7 +22,7 @@ func (o *sgd) step(params, grad []float32) {
 	if o.v == nil {
 		o.v = make([]float32, len(params))
 	}
-	parallelFor(len(params), func(lo, hi int) {
+	parallelFor(len(params), o.serial, func(lo, hi int) {
 		p, g, v := params[lo:hi], grad[lo:hi], o.v[lo:hi]
 		for i := momentumVec(p, g, v, o.mu, o.lr); i < len(p); i++ {
 			v[i] = o.mu*v[i] + g[i]
@@ -33,11 +34,14 @@ func (o *sgd) step(params, grad []float32) {
 // adam is Adam (Kingma & Ba) with bias correction, the defaults β1=0.9, β2=0.999, ε=1e-8.
 type adam struct {
 	lr, b1, b2, eps float64
+	serial          bool
 	t               int
 	m, v            []float32
 }
 
-func newAdam(lr float64) *adam { return &adam{lr: lr, b1: 0.9, b2: 0.999, eps: 1e-8} }
+func newAdam(lr float64, serial bool) *adam {
+	return &adam{lr: lr, b1: 0.9, b2: 0.999, eps: 1e-8, serial: serial}
+}
 
 func (o *adam) step(params, grad []float32) {
 	if o.m == nil {
@@ -50,7 +54,7 @@ func (o *adam) step(params, grad []float32) {
 	lr := float32(o.lr * math.Sqrt(c2) / c1)
 	eps := float32(o.eps * math.Sqrt(c2))
 	b1, b2 := float32(o.b1), float32(o.b2)
-	parallelFor(len(params), func(lo, hi int) {
+	parallelFor(len(params), o.serial, func(lo, hi int) {
 		p, g, m, v := params[lo:hi], grad[lo:hi], o.m[lo:hi], o.v[lo:hi]
 		for i := adamVec(p, g, m, v, b1, b2, lr, eps); i < len(p); i++ {
 			gi := g[i]
@@ -65,12 +69,12 @@ func (o *adam) step(params, grad []float32) {
 // parallelMin is the smallest slice worth splitting across goroutines for an element-wise update.
 const parallelMin = 32 << 10
 
-// parallelFor runs f over [0,n) in contiguous chunks, one per core, or serially when n is small. Chunks start at
+// parallelFor runs f over [0,n) in contiguous chunks, one per core, or serially when n is small or serial is set. Chunks start at
 // multiples of 64 so the vector loops and their scalar tails cover the same elements whatever the core count, and a
 // training run gives the same weights on any number of cores.
-func parallelFor(n int, f func(lo, hi int)) {
+func parallelFor(n int, serial bool, f func(lo, hi int)) {
 	workers := min(runtime.GOMAXPROCS(0), n/parallelMin)
-	if workers <= 1 {
+	if workers <= 1 || serial {
 		f(0, n)
 		return
 	}

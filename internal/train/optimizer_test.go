@@ -31,7 +31,7 @@ func TestOptimizerStepsMatchTheirFormulas(t *testing.T) {
 			}
 
 			// Adam, three steps.
-			a := newAdam(0.01)
+			a := newAdam(0.01, false)
 			pa := append([]float32(nil), p...)
 			ref := make([]float64, n)
 			m, v := make([]float64, n), make([]float64, n)

@@ -41,6 +41,9 @@ type Options struct {
 	Input model.Input
 	// Name of the produced model; "mnist-mlp" when empty.
 	Name string
+	// Serial keeps all the work on the calling goroutine, one core, so training can run beside serving without
+	// taking every core. The zero value uses them all.
+	Serial bool
 }
 
 // Result is a trained network with the history of its run.
@@ -137,9 +140,9 @@ func (r *run) minibatch(ctx context.Context) error {
 	var opt optimizer
 	switch r.req.Optimizer {
 	case "sgd":
-		opt = &sgd{lr: float32(r.req.LearningRate), mu: float32(r.req.Momentum)}
+		opt = &sgd{lr: float32(r.req.LearningRate), mu: float32(r.req.Momentum), serial: r.opts.Serial}
 	default:
-		opt = newAdam(r.req.LearningRate)
+		opt = newAdam(r.req.LearningRate, r.opts.Serial)
 	}
 	n, f := r.train.Len(), r.train.Features()
 	bs := min(r.req.BatchSize, n)
@@ -147,7 +150,7 @@ func (r *run) minibatch(ctx context.Context) error {
 	x := make([]float32, bs*f)
 	y := make([]uint8, bs)
 	grad := make([]float32, len(r.net.MLP.Params))
-	var bp Backprop[float32]
+	bp := Backprop[float32]{Serial: r.opts.Serial}
 	report := max(batches/100, 1)
 
 	for epoch := 1; epoch <= r.req.Epochs; epoch++ {
@@ -201,7 +204,7 @@ func (r *run) progress(epoch int, within, loss, acc float64) {
 func (r *run) endEpoch(e Epoch) (stop bool) {
 	r.trainSeconds += e.Seconds
 	if r.val != nil {
-		ev, _ := Evaluate(r.net, r.val) // the split has the network's shape by construction
+		ev, _ := evaluate(r.net, r.val, r.opts.Serial) // the split has the network's shape by construction
 		e.ValAccuracy, e.ValLoss = ev.Accuracy, ev.Loss
 		if r.best == nil || e.ValAccuracy > r.bestAcc {
 			r.best = append(r.best[:0], r.net.MLP.Params...)

@@ -1,0 +1,429 @@
+package train
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/registry"
+)
+
+// Job statuses.
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// Job is a training job as clients see it (GET /train/{id}).
+type Job struct {
+	ID           string      `json:"id"`
+	Status       string      `json:"status"`
+	Request      Request     `json:"request"`
+	CreatedAt    time.Time   `json:"created_at"`
+	StartedAt    *time.Time  `json:"started_at"`
+	FinishedAt   *time.Time  `json:"finished_at"`
+	Progress     JobProgress `json:"progress"`
+	History      []Epoch     `json:"history"`
+	ModelVersion string      `json:"model_version"`
+	Activated    bool        `json:"activated"`
+	// Decision says why the model was or was not activated.
+	Decision string `json:"decision,omitempty"`
+	Error    string `json:"error"`
+}
+
+// JobProgress is the latest progress of a running job.
+type JobProgress struct {
+	Epoch         int     `json:"epoch"`
+	Epochs        int     `json:"epochs"`
+	Fraction      float64 `json:"fraction"`
+	Loss          float64 `json:"loss"`
+	TrainAccuracy float64 `json:"train_accuracy"`
+	ValAccuracy   float64 `json:"val_accuracy"`
+	ETASeconds    float64 `json:"eta_seconds"`
+}
+
+// Finished reports whether the job has reached a final status.
+func (j *Job) Finished() bool {
+	return j.Status == StatusSucceeded || j.Status == StatusFailed || j.Status == StatusCancelled
+}
+
+// DataSource finds training data by the name a request gives.
+type DataSource interface {
+	// Load returns the training examples of a data set, its test examples if it has any (else nil), and the input
+	// description (size, preprocessing) of its images.
+	Load(ctx context.Context, name string) (train, test *dataset.Set, input model.Input, err error)
+}
+
+// Errors of the jobs API.
+var (
+	ErrJobNotFound = errors.New("no such training job")
+	ErrQueueFull   = errors.New("too many training jobs waiting")
+	ErrJobFinished = errors.New("the job has already finished")
+)
+
+// JobsConfig sets up the job runner. Zero values pick the defaults noted on each field.
+type JobsConfig struct {
+	Dir         string // where job records persist (MODEL_DIR/jobs); required
+	Registry    *registry.Registry
+	Data        DataSource
+	Concurrency int // jobs running at once; 0 means 1
+	QueueSize   int // jobs waiting at most; 0 means 32
+	// Background runs each job on one low-priority thread, serial, so training never takes more than one core and
+	// yields it to serving whenever serving needs it. The zero value uses every core at normal priority.
+	Background bool
+	// Serving returns the network being served now, for activate=if_better.
+	Serving func() *model.Network
+	// Activate makes a newly activated network serve (the registry pointer is already written).
+	Activate func(*model.Network)
+	// Observe, when set, is called after every change of a job (for metrics and logs).
+	Observe func(Job)
+}
+
+// Jobs queues and runs training jobs, persisting each job's record so it survives a restart.
+type Jobs struct {
+	cfg    JobsConfig
+	queue  chan string
+	mu     sync.Mutex
+	jobs   map[string]*jobState
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type jobState struct {
+	job    Job
+	cancel context.CancelFunc // set while running
+}
+
+var validJobID = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// NewJobs loads the persisted job records and starts the runners. A job that was running when the previous process
+// stopped is marked failed, saying so; jobs still queued are queued again.
+func NewJobs(cfg JobsConfig) (*Jobs, error) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 32
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	j := &Jobs{cfg: cfg, jobs: map[string]*jobState{}, ctx: ctx, cancel: cancel}
+	var requeue []*Job
+	des, err := os.ReadDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, de := range des {
+		data, err := os.ReadFile(filepath.Join(cfg.Dir, de.Name()))
+		if err != nil || filepath.Ext(de.Name()) != ".json" {
+			continue
+		}
+		var job Job
+		if json.Unmarshal(data, &job) != nil || !validJobID.MatchString(job.ID) {
+			continue
+		}
+		switch job.Status {
+		case StatusRunning:
+			now := time.Now().UTC()
+			job.Status, job.FinishedAt = StatusFailed, &now
+			job.Error = "interrupted: the server stopped while the job was running"
+			j.save(&job)
+		case StatusQueued:
+			requeue = append(requeue, &job)
+		}
+		j.jobs[job.ID] = &jobState{job: job}
+	}
+	slices.SortFunc(requeue, func(a, b *Job) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	j.queue = make(chan string, cfg.QueueSize+len(requeue))
+	for _, job := range requeue {
+		j.queue <- job.ID
+	}
+	for range cfg.Concurrency {
+		j.wg.Go(j.runner)
+	}
+	return j, nil
+}
+
+// Close stops the runners: a running job is recorded as failed, interrupted by the shutdown; queued jobs stay queued
+// in their records and run after the next start.
+func (j *Jobs) Close() {
+	j.cancel()
+	j.wg.Wait()
+}
+
+func newJobID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Submit validates and queues a request.
+func (j *Jobs) Submit(req Request) (Job, error) {
+	if err := req.Validate(); err != nil {
+		return Job{}, err
+	}
+	job := Job{ID: newJobID(), Status: StatusQueued, Request: req, CreatedAt: time.Now().UTC(),
+		Progress: JobProgress{Epochs: req.Epochs}, History: []Epoch{}}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	select {
+	case j.queue <- job.ID:
+	default:
+		return Job{}, ErrQueueFull
+	}
+	j.jobs[job.ID] = &jobState{job: job}
+	j.save(&job)
+	return job, nil
+}
+
+// Get returns one job.
+func (j *Jobs) Get(id string) (Job, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s, ok := j.jobs[id]
+	if !ok {
+		return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+	}
+	return cloneJob(&s.job), nil
+}
+
+// List returns every job, newest first.
+func (j *Jobs) List() []Job {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]Job, 0, len(j.jobs))
+	for _, s := range j.jobs {
+		out = append(out, cloneJob(&s.job))
+	}
+	slices.SortFunc(out, func(a, b Job) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out
+}
+
+func cloneJob(j *Job) Job {
+	c := *j
+	c.History = slices.Clone(j.History)
+	c.Request.Hidden = slices.Clone(j.Request.Hidden)
+	return c
+}
+
+// Cancel stops a queued or running job; a running one stops within one mini-batch.
+func (j *Jobs) Cancel(id string) (Job, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	s, ok := j.jobs[id]
+	if !ok {
+		return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+	}
+	switch {
+	case s.job.Finished():
+		return cloneJob(&s.job), ErrJobFinished
+	case s.cancel != nil:
+		s.cancel() // the runner records the cancellation when Train returns
+	default:
+		now := time.Now().UTC()
+		s.job.Status, s.job.FinishedAt = StatusCancelled, &now
+		j.save(&s.job)
+	}
+	return cloneJob(&s.job), nil
+}
+
+// update changes a job under the lock, persists it when asked (state changes and epochs, not every progress tick),
+// and tells the observer.
+func (j *Jobs) update(id string, persist bool, f func(*Job)) {
+	j.mu.Lock()
+	s := j.jobs[id]
+	f(&s.job)
+	if persist {
+		j.save(&s.job)
+	}
+	job := cloneJob(&s.job)
+	j.mu.Unlock()
+	if j.cfg.Observe != nil {
+		j.cfg.Observe(job)
+	}
+}
+
+// save writes the job record atomically. A failure to persist is not fatal to the job; it is kept in memory.
+func (j *Jobs) save(job *Job) {
+	data, err := json.MarshalIndent(job, "", "  ")
+	if err == nil {
+		model.WriteFileAtomic(filepath.Join(j.cfg.Dir, job.ID+".json"), data)
+	}
+}
+
+func (j *Jobs) runner() {
+	for {
+		select {
+		case <-j.ctx.Done():
+			return
+		case id := <-j.queue:
+			j.mu.Lock()
+			s, ok := j.jobs[id]
+			if !ok || s.job.Status != StatusQueued {
+				j.mu.Unlock()
+				continue // cancelled while queued
+			}
+			ctx, cancel := context.WithCancel(j.ctx)
+			s.cancel = cancel
+			now := time.Now().UTC()
+			s.job.Status, s.job.StartedAt = StatusRunning, &now
+			j.save(&s.job)
+			j.mu.Unlock()
+
+			if j.cfg.Background {
+				// A goroutine of its own, locked to a thread whose priority we lower: the thread ends with the
+				// goroutine, so the lowered priority never leaks to other goroutines.
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					runtime.LockOSThread()
+					lowerThreadPriority()
+					j.run(ctx, id)
+				}()
+				<-done
+			} else {
+				j.run(ctx, id)
+			}
+			cancel()
+			j.mu.Lock()
+			s.cancel = nil
+			j.mu.Unlock()
+		}
+	}
+}
+
+// run trains one job and publishes its model.
+func (j *Jobs) run(ctx context.Context, id string) {
+	j.mu.Lock()
+	req := j.jobs[id].job.Request
+	j.mu.Unlock()
+	fail := func(status string, err error) {
+		j.update(id, true, func(job *Job) {
+			now := time.Now().UTC()
+			job.Status, job.FinishedAt, job.Error = status, &now, err.Error()
+		})
+	}
+
+	trainSet, _, input, err := j.cfg.Data.Load(ctx, req.Dataset)
+	if err != nil {
+		fail(StatusFailed, fmt.Errorf("data set %q: %w", req.Dataset, err))
+		return
+	}
+	res, err := Train(ctx, req, trainSet, Options{
+		Input:  input,
+		Name:   req.Dataset + "-mlp",
+		Serial: j.cfg.Background,
+		OnProgress: func(p Progress) {
+			j.update(id, false, func(job *Job) {
+				job.Progress = JobProgress{Epoch: p.Epoch, Epochs: p.Epochs, Fraction: p.Fraction, Loss: p.Loss,
+					TrainAccuracy: p.TrainAccuracy, ValAccuracy: job.Progress.ValAccuracy, ETASeconds: p.ETA.Seconds()}
+			})
+		},
+		OnEpoch: func(e Epoch) {
+			j.update(id, true, func(job *Job) {
+				job.History = append(job.History, e)
+				job.Progress.ValAccuracy = e.ValAccuracy
+			})
+		},
+	})
+	if errors.Is(err, context.Canceled) {
+		if j.ctx.Err() != nil {
+			fail(StatusFailed, errors.New("interrupted: the server shut down while the job was running"))
+		} else {
+			fail(StatusCancelled, errors.New("cancelled"))
+		}
+		return
+	}
+	if err != nil {
+		fail(StatusFailed, err)
+		return
+	}
+	net := res.Network
+	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(), j.cfg.Background)
+	if err != nil {
+		fail(StatusFailed, err)
+		return
+	}
+	if activate {
+		j.cfg.Activate(net)
+	}
+	j.update(id, true, func(job *Job) {
+		now := time.Now().UTC()
+		job.Status, job.FinishedAt = StatusSucceeded, &now
+		job.ModelVersion, job.Activated, job.Decision = net.Version, activate, decision
+		job.Progress.Fraction = 1
+		job.Progress.ETASeconds = 0
+	})
+}
+
+// Publish stores a freshly trained network in the registry as a new version (its parent is the serving one) and
+// applies the activate policy: "always", "never", or "if_better", which compares the new model with the serving one
+// on the new model's validation split, so both are judged on the same examples, none of which the new one trained
+// on. It returns whether the registry's active pointer now names the new version, and why.
+func Publish(reg *registry.Registry, net *model.Network, val *dataset.Set, policy string, serving *model.Network, serial bool) (activated bool, decision string, err error) {
+	if serving != nil {
+		net.Parent = serving.Version
+	}
+	net.Version = model.NewVersion(net.Created, net.MLP.Params)
+	if err := reg.Put(net); err != nil {
+		return false, "", fmt.Errorf("storing the model: %w", err)
+	}
+	activate, decision := decide(policy, net, val, serving, serial)
+	if activate {
+		if _, err := reg.Activate(net.Version); err != nil {
+			return false, fmt.Sprintf("activation failed: %v", err), nil
+		}
+	}
+	return activate, decision, nil
+}
+
+// decide applies an activate policy.
+func decide(policy string, net *model.Network, val *dataset.Set, serving *model.Network, serial bool) (bool, string) {
+	switch policy {
+	case "always":
+		return true, "activate=always"
+	case "never":
+		return false, "activate=never"
+	}
+	if val == nil {
+		return false, "activate=if_better needs a validation split to compare on; not activated"
+	}
+	newEv, err := evaluate(net, val, serial)
+	if err != nil {
+		return false, "could not evaluate the new model: " + err.Error()
+	}
+	if serving == nil {
+		return true, fmt.Sprintf("no model was serving; new model %.4f validation accuracy", newEv.Accuracy)
+	}
+	if serving.Input != net.Input || !slices.Equal(serving.Labels, net.Labels) {
+		return false, fmt.Sprintf("not comparable with the serving model %s (different inputs or labels); not activated", serving.Version)
+	}
+	oldEv, err := evaluate(serving, val, serial)
+	if err != nil {
+		return false, "could not evaluate the serving model: " + err.Error()
+	}
+	if newEv.Accuracy > oldEv.Accuracy {
+		return true, fmt.Sprintf("validation accuracy %.4f beats the serving model %s's %.4f on the same %d examples",
+			newEv.Accuracy, serving.Version, oldEv.Accuracy, val.Len())
+	}
+	return false, fmt.Sprintf("validation accuracy %.4f does not beat the serving model %s's %.4f on the same %d examples; not activated",
+		newEv.Accuracy, serving.Version, oldEv.Accuracy, val.Len())
+}

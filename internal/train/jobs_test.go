@@ -1,0 +1,215 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/registry"
+)
+
+// mnistSource serves the real MNIST training set as "mnist".
+type mnistSource struct{ t testing.TB }
+
+func (m mnistSource) Load(ctx context.Context, name string) (*dataset.Set, *dataset.Set, model.Input, error) {
+	if name != "mnist" {
+		return nil, nil, model.Input{}, errors.New("unknown data set")
+	}
+	tr, te := loadMNIST(m.t)
+	return tr, te, model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST}, nil
+}
+
+// servingStub stands in for the inference engine.
+type servingStub struct {
+	mu  sync.Mutex
+	net *model.Network
+}
+
+func (s *servingStub) get() *model.Network  { s.mu.Lock(); defer s.mu.Unlock(); return s.net }
+func (s *servingStub) set(n *model.Network) { s.mu.Lock(); s.net = n; s.mu.Unlock() }
+
+func newJobsForTest(t *testing.T, dir string, serving *servingStub) (*Jobs, *registry.Registry) {
+	t.Helper()
+	reg, err := registry.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := NewJobs(JobsConfig{
+		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
+		Serving: serving.get, Activate: serving.set,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j.Close)
+	return j, reg
+}
+
+func waitJob(t *testing.T, j *Jobs, id string, done func(Job) bool) Job {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		job, err := j.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done(job) {
+			return job
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s after 60s", id, job.Status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func untrained(t *testing.T) *model.Network {
+	labels := []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+	n, err := model.New(model.Info{Name: "untrained", Version: "untrained-1", Layers: []int{784, 10}, Activation: model.ReLU,
+		Labels: labels, Input: model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST}}, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestJobTrainsStoresAndActivatesABetterModel(t *testing.T) {
+	serving := &servingStub{net: untrained(t)}
+	j, reg := newJobsForTest(t, t.TempDir(), serving)
+	req := smallRequest()
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Status != StatusQueued || job.ID == "" {
+		t.Fatalf("submitted job %+v", job)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if job.Status != StatusSucceeded || !job.Activated || job.ModelVersion == "" {
+		t.Fatalf("job ended %s, activated %v, version %q, error %q", job.Status, job.Activated, job.ModelVersion, job.Error)
+	}
+	if len(job.History) != req.Epochs || job.Progress.Fraction != 1 || job.StartedAt == nil || job.FinishedAt == nil {
+		t.Errorf("job record incomplete: %+v", job)
+	}
+	if !strings.Contains(job.Decision, "beats") {
+		t.Errorf("decision %q; want it to say the new model beats the serving one", job.Decision)
+	}
+	if got := serving.get(); got.Version != job.ModelVersion || got.Parent != "untrained-1" {
+		t.Errorf("serving %s (parent %s); want the new %s with parent untrained-1", got.Version, got.Parent, job.ModelVersion)
+	}
+	if active, _ := reg.Active(); active != job.ModelVersion {
+		t.Errorf("registry active %q; want %q", active, job.ModelVersion)
+	}
+
+	// A second job that cannot beat the first (one tiny epoch) is stored but not activated.
+	weak := smallRequest()
+	weak.Limit, weak.Epochs = 300, 1
+	job2, _ := j.Submit(weak)
+	job2 = waitJob(t, j, job2.ID, func(j Job) bool { return j.Finished() })
+	if job2.Status != StatusSucceeded || job2.Activated || !strings.Contains(job2.Decision, "does not beat") {
+		t.Errorf("weak job: %s activated=%v decision %q", job2.Status, job2.Activated, job2.Decision)
+	}
+	if _, err := reg.Load(job2.ModelVersion); err != nil {
+		t.Errorf("the weak job's model is not in the registry: %v", err)
+	}
+}
+
+func TestCancelARunningJob(t *testing.T) {
+	j, _ := newJobsForTest(t, t.TempDir(), &servingStub{})
+	req := smallRequest()
+	req.Limit, req.Epochs = 0, 50
+	job, _ := j.Submit(req)
+	waitJob(t, j, job.ID, func(j Job) bool { return j.Status == StatusRunning && j.Progress.Fraction > 0 })
+	start := time.Now()
+	if _, err := j.Cancel(job.ID); err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if job.Status != StatusCancelled {
+		t.Errorf("status %s; want cancelled", job.Status)
+	}
+	t.Logf("cancelled in %v", time.Since(start))
+	if _, err := j.Cancel(job.ID); !errors.Is(err, ErrJobFinished) {
+		t.Errorf("cancelling a finished job: %v; want ErrJobFinished", err)
+	}
+	if _, err := j.Cancel("0123456789abcdef"); !errors.Is(err, ErrJobNotFound) {
+		t.Errorf("cancelling an unknown job: %v; want ErrJobNotFound", err)
+	}
+}
+
+func TestJobsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	jobsDir := filepath.Join(dir, "jobs")
+	os.MkdirAll(jobsDir, 0o755)
+	now := time.Now().UTC()
+	for _, job := range []Job{
+		{ID: "aaaaaaaaaaaaaaaa", Status: StatusRunning, Request: smallRequest(), CreatedAt: now, StartedAt: &now},
+		{ID: "bbbbbbbbbbbbbbbb", Status: StatusQueued, Request: smallRequest(), CreatedAt: now},
+	} {
+		data, _ := json.Marshal(job)
+		os.WriteFile(filepath.Join(jobsDir, job.ID+".json"), data, 0o644)
+	}
+	j, _ := newJobsForTest(t, dir, &servingStub{})
+	interrupted, err := j.Get("aaaaaaaaaaaaaaaa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if interrupted.Status != StatusFailed || !strings.Contains(interrupted.Error, "interrupted") || interrupted.FinishedAt == nil {
+		t.Errorf("job running at the restart: %s %q; want failed, interrupted", interrupted.Status, interrupted.Error)
+	}
+	queued := waitJob(t, j, "bbbbbbbbbbbbbbbb", func(j Job) bool { return j.Finished() })
+	if queued.Status != StatusSucceeded {
+		t.Errorf("job queued at the restart ended %s (%s); want it run to success", queued.Status, queued.Error)
+	}
+	// The record on disk says the same.
+	data, _ := os.ReadFile(filepath.Join(jobsDir, "aaaaaaaaaaaaaaaa.json"))
+	if !strings.Contains(string(data), `"failed"`) {
+		t.Errorf("persisted record: %s", data)
+	}
+}
+
+func TestSubmitRefusesInvalidRequestsAndAFullQueue(t *testing.T) {
+	reg, _ := registry.Open(t.TempDir(), nil)
+	// No runners free: concurrency 1 with a job that blocks on its data source until the test ends.
+	block := make(chan struct{})
+	defer close(block)
+	j, err := NewJobs(JobsConfig{Dir: t.TempDir(), Registry: reg, QueueSize: 2, Data: blockingSource(block),
+		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	bad := smallRequest()
+	bad.Epochs = 0
+	if _, err := j.Submit(bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("epochs 0: %v; want ErrInvalid", err)
+	}
+	var full error
+	for range 5 {
+		if _, err := j.Submit(smallRequest()); err != nil {
+			full = err
+		}
+	}
+	if !errors.Is(full, ErrQueueFull) {
+		t.Errorf("5 jobs into a queue of 2: %v; want ErrQueueFull", full)
+	}
+}
+
+type blockingSource chan struct{}
+
+func (b blockingSource) Load(ctx context.Context, name string) (*dataset.Set, *dataset.Set, model.Input, error) {
+	select {
+	case <-b:
+	case <-ctx.Done():
+	}
+	return nil, nil, model.Input{}, errors.New("blocked")
+}
