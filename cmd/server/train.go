@@ -12,6 +12,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
@@ -35,6 +36,7 @@ func trainFlags(fs *flag.FlagSet, r *train.Request) {
 	fs.Float64Var(&r.ValidationSplit, "validation_split", r.ValidationSplit, "fraction of the training data held out for validation")
 	fs.IntVar(&r.EarlyStoppingPatience, "early_stopping_patience", r.EarlyStoppingPatience, "stop after this many epochs without better validation accuracy (0: never)")
 	fs.IntVar(&r.Limit, "limit", r.Limit, "use only the first N training examples (0: all)")
+	fs.StringVar(&r.Activate, "activate", r.Activate, "after training: never, if_better (than the active model, on the validation split) or always make it the active version")
 	fs.BoolVar(&r.Augment, "augment", r.Augment, "augment: random rotation, scale, shear and shift of each example every epoch")
 }
 
@@ -66,7 +68,8 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	req := train.DefaultRequest()
 	trainFlags(fs, &req)
-	out := fs.String("out", "model.pcpt", "write the trained model to this file")
+	out := fs.String("out", "", "also write the trained model to this file")
+	modelDir := fs.String("model-dir", envOr(getenv, "MODEL_DIR", "./models"), "model registry to store the new version in, as POST /train does (env MODEL_DIR; empty: none)")
 	name := fs.String("name", "mnist-mlp", "model name")
 	dataDir := fs.String("data-dir", envOr(getenv, "DATA_DIR", "./data"), "data set folder (env DATA_DIR)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -119,10 +122,32 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "test accuracy %.2f%% (%d examples)\n", 100*ev.Accuracy, testSet.Len())
 	}
 	net.Version = model.NewVersion(net.Created, net.MLP.Params)
-	if err := model.Save(*out, net); err != nil {
-		return err
+	if *modelDir != "" {
+		embedded, err := model.Default()
+		if err != nil {
+			return err
+		}
+		reg, err := registry.Open(*modelDir, embedded)
+		if err != nil {
+			return err
+		}
+		serving, _, err := reg.LoadActive()
+		if err != nil {
+			return err
+		}
+		activated, decision, err := train.Publish(reg, net, res.Validation, req.Activate, serving, false)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "stored version %s in %s; activated: %v (%s)\n", net.Version, *modelDir, activated, decision)
 	}
-	fmt.Fprintf(stdout, "wrote %s: version %s, layers %s, %.1fs of training\n", *out, net.Version, joinInts(net.Layers), net.Metrics.TrainSeconds)
+	if *out != "" {
+		if err := model.Save(*out, net); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", *out)
+	}
+	fmt.Fprintf(stdout, "version %s, layers %s, %.1fs of training\n", net.Version, joinInts(net.Layers), net.Metrics.TrainSeconds)
 	return nil
 }
 

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+// config is the server's effective configuration. Every field has a flag and an environment variable (named in
+// DESIGN.md); a flag given on the command line wins over the environment, which wins over the default.
+type config struct {
+	Addr            string
+	AdminToken      string
+	AdminTokenFile  string
+	TrainJobs       int
+	WatchInterval   time.Duration
+	ModelDir        string
+	DataDir         string
+	LogLevel        string
+	Workers         int
+	MaxBatch        int
+	BatchDelay      time.Duration
+	QueueSize       int
+	MaxBodyBytes    int64
+	MaxPixels       int
+	MaxImages       int
+	PredictTimeout  time.Duration
+	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
+	BenchFloor      bool
+}
+
+// setting describes one configuration field for flags, the environment and the start-up printout.
+type setting struct {
+	flag, env, def, usage string
+	secret                bool
+	value                 flag.Value // bound to the config field
+}
+
+// value is a flag.Value bound to a field of any type.
+type value[T any] struct {
+	p      *T
+	parse  func(string) (T, error)
+	format func(T) string
+}
+
+func (v value[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	*v.p = x
+	return nil
+}
+
+func (v value[T]) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.format(*v.p)
+}
+
+func strVal(p *string) flag.Value {
+	return value[string]{p, func(s string) (string, error) { return s, nil }, func(s string) string { return s }}
+}
+func intVal(p *int) flag.Value { return value[int]{p, strconv.Atoi, strconv.Itoa} }
+func int64Val(p *int64) flag.Value {
+	return value[int64]{p, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) },
+		func(v int64) string { return strconv.FormatInt(v, 10) }}
+}
+
+// boolValue lets a boolean flag be given without a value (-bench-floor).
+type boolValue struct{ value[bool] }
+
+func (boolValue) IsBoolFlag() bool { return true }
+
+func boolVal(p *bool) flag.Value {
+	return boolValue{value[bool]{p, strconv.ParseBool, strconv.FormatBool}}
+}
+func durVal(p *time.Duration) flag.Value {
+	return value[time.Duration]{p, time.ParseDuration, time.Duration.String}
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{flag: "addr", env: "ADDR", def: ":8080", usage: "listen address", value: strVal(&c.Addr)},
+		{flag: "admin-token", env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the admin routes (unset: a random one is generated and logged once)", value: strVal(&c.AdminToken)},
+		{flag: "admin-token-file", env: "ADMIN_TOKEN_FILE", usage: "file holding the admin token (a mounted Secret), used when ADMIN_TOKEN is unset", value: strVal(&c.AdminTokenFile)},
+		{flag: "train-jobs", env: "TRAIN_JOBS", def: "1", usage: "training jobs running at once; each runs on one low-priority thread", value: intVal(&c.TrainJobs)},
+		{flag: "watch-interval", env: "WATCH_INTERVAL", def: "1s", usage: "how often to check MODEL_DIR for a newly activated version (replicas converge within it)", value: durVal(&c.WatchInterval)},
+		{flag: "model-dir", env: "MODEL_DIR", def: "./models", usage: "model registry folder", value: strVal(&c.ModelDir)},
+		{flag: "data-dir", env: "DATA_DIR", def: "./data", usage: "data set folder", value: strVal(&c.DataDir)},
+		{flag: "log-level", env: "LOG_LEVEL", def: "info", usage: "debug (console format), info, warn or error (JSON)", value: strVal(&c.LogLevel)},
+		{flag: "workers", env: "WORKERS", def: strconv.Itoa(runtime.GOMAXPROCS(0)), usage: "inference worker goroutines (default GOMAXPROCS)", value: intVal(&c.Workers)},
+		{flag: "max-batch", env: "MAX_BATCH", def: "64", usage: "images per forward pass at most", value: intVal(&c.MaxBatch)},
+		{flag: "batch-delay", env: "BATCH_DELAY", def: "0s", usage: "how long a worker with a partial batch waits for more while requests keep arriving (0: never)", value: durVal(&c.BatchDelay)},
+		{flag: "queue-size", env: "QUEUE_SIZE", def: "0", usage: "images waiting for a worker at most, beyond which requests get 503 (0: 16 full batches per worker)", value: intVal(&c.QueueSize)},
+		{flag: "max-body-bytes", env: "MAX_BODY_BYTES", def: strconv.Itoa(32 << 20), usage: "request body size limit in bytes", value: int64Val(&c.MaxBodyBytes)},
+		{flag: "max-pixels", env: "MAX_PIXELS", def: "40000000", usage: "width x height limit per image, checked before decoding", value: intVal(&c.MaxPixels)},
+		{flag: "max-images", env: "MAX_IMAGES", def: "256", usage: "images per request at most", value: intVal(&c.MaxImages)},
+		{flag: "predict-timeout", env: "PREDICT_TIMEOUT", def: "10s", usage: "longest a prediction may take before 504", value: durVal(&c.PredictTimeout)},
+		{flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", def: "20s", usage: "how long requests in flight may take to finish after SIGTERM", value: durVal(&c.ShutdownTimeout)},
+		{flag: "bench-floor", env: "BENCH_FLOOR", def: "false", usage: "serve POST /bench/floor, the trivial handler /predict is benchmarked against", value: boolVal(&c.BenchFloor)},
+		{flag: "drain-delay", env: "DRAIN_DELAY", def: "0s", usage: "after SIGTERM, how long to keep serving with /readyz failing before closing the listener", value: durVal(&c.DrainDelay)},
+	}
+}
+
+// parseConfig reads flags over environment over defaults, and checks the values.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, s := range c.settings() {
+		if s.def != "" {
+			if err := s.value.Set(s.def); err != nil {
+				panic("bad default for " + s.flag) // a programming error
+			}
+		}
+		// A malformed environment value is an error, not a silent zero.
+		if v := getenv(s.env); v != "" {
+			if err := s.value.Set(v); err != nil {
+				return nil, fmt.Errorf("%s=%q: %v", s.env, v, err)
+			}
+		}
+		fs.Var(s.value, s.flag, s.usage+" (env "+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	switch {
+	case c.Workers < 1:
+		return nil, fmt.Errorf("WORKERS must be at least 1")
+	case c.MaxBatch < 1:
+		return nil, fmt.Errorf("MAX_BATCH must be at least 1")
+	case c.MaxBodyBytes < 1024:
+		return nil, fmt.Errorf("MAX_BODY_BYTES must be at least 1024")
+	case c.MaxPixels < 784:
+		return nil, fmt.Errorf("MAX_PIXELS must be at least 784")
+	case c.MaxImages < 1:
+		return nil, fmt.Errorf("MAX_IMAGES must be at least 1")
+	case c.TrainJobs < 1:
+		return nil, fmt.Errorf("TRAIN_JOBS must be at least 1")
+	case c.WatchInterval <= 0:
+		return nil, fmt.Errorf("WATCH_INTERVAL must be positive")
+	case c.BatchDelay < 0 || c.PredictTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DrainDelay < 0:
+		return nil, fmt.Errorf("durations must be positive")
+	}
+	return c, nil
+}
+
+// printable returns the configuration as name=value pairs for the start-up log, secrets redacted.
+func (c *config) printable() map[string]string {
+	out := map[string]string{}
+	for _, s := range c.settings() {
+		v := s.value.String()
+		if s.secret {
+			v = map[bool]string{true: "(generated)", false: "(set, redacted)"}[v == ""]
+		}
+		out[s.env] = v
+	}
+	return out
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/png"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/dataset"
+)
+
+// startServer runs the whole program in-process on a free loopback port and returns its base URL and a function
+// that stops it (as SIGTERM would) and returns run's error.
+func startServer(t *testing.T, env map[string]string, args ...string) (base string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return map[string]string{"ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}[k]
+	}
+	pr, pw := io.Pipe()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, append([]string{"server"}, args...), getenv, strings.NewReader(""), pw, &stderr)
+		pw.Close()
+		done <- err
+	}()
+	lines := bufio.NewScanner(pr)
+	addr := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if a, ok := strings.CutPrefix(lines.Text(), "perceptron listening on "); ok {
+				addr <- a
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case base = <-addr:
+	case err := <-done:
+		t.Fatalf("server exited before listening: %v\n%s", err, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start listening within 30s")
+	}
+	if base == "" {
+		t.Fatalf("server exited: %s", stderr.String())
+	}
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				t.Error("server did not stop within 30s")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return base, stop
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func mnistPNG(t *testing.T, i int) (data []byte, label int) {
+	t.Helper()
+	dir, err := dataset.FindMNIST(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := dataset.LoadMNIST(dir, dataset.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := image.NewGray(image.Rect(0, 0, 28, 28))
+	copy(g.Pix, test.Image(i))
+	var b bytes.Buffer
+	if err := png.Encode(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes(), int(test.Y[i])
+}
+
+func TestServeAnswersHealthAndPredictions(t *testing.T) {
+	base, stop := startServer(t, nil)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d; want 200", path, resp.StatusCode)
+		}
+	}
+	img, label := mnistPNG(t, 0)
+	resp, err := http.Post(base+"/predict", "image/png", bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Model       struct{ Name, Version string }
+		Predictions []struct{ Index int }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || len(out.Predictions) != 1 || out.Predictions[0].Index != label {
+		t.Errorf("POST /predict: %d %+v; want 200 predicting %d", resp.StatusCode, out, label)
+	}
+	if out.Model.Name == "" || out.Model.Version == "" {
+		t.Errorf("response names no model: %+v", out.Model)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run returned %v after SIGTERM; want nil", err)
+	}
+}
+
+func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
+	// A drain delay holds the listener open after SIGTERM while /readyz fails.
+	base, stop := startServer(t, map[string]string{"DRAIN_DELAY": "300ms"})
+	img, _ := mnistPNG(t, 1)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(100 * time.Millisecond)
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: %d; want 503", resp.StatusCode)
+	}
+	if !resp.Close {
+		t.Errorf("responses while draining lack Connection: close")
+	}
+	resp, err = http.Post(base+"/predict", "image/png", bytes.NewReader(img))
+	if err != nil {
+		t.Fatalf("a request during the drain window failed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/predict while draining: %d; want 200", resp.StatusCode)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("run returned %v; want nil", err)
+	}
+}
+
+func TestBadConfigurationIsRefused(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"WORKERS": "zero"},
+		{"WORKERS": "0"},
+		{"BATCH_DELAY": "soon"},
+		{"MAX_PIXELS": "10"},
+		{"LOG_LEVEL": "loud"},
+	} {
+		getenv := func(k string) string { return env[k] }
+		err := run(context.Background(), []string{"server"}, getenv, nil, io.Discard, io.Discard)
+		if err == nil {
+			t.Errorf("env %v: run returned nil; want an error", env)
+		}
+	}
+}
+
+func TestTrainCommandStoresIntoTheRegistry(t *testing.T) {
+	dir := t.TempDir()
+	getenv := func(k string) string { return map[string]string{"MODEL_DIR": dir, "DATA_DIR": t.TempDir()}[k] }
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"server", "train", "-hidden", "16", "-epochs", "1", "-limit", "2000",
+		"-activate", "always", "-quiet"}, getenv, nil, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "activated: true") {
+		t.Fatalf("output %q; want the new version stored and activated", out.String())
+	}
+	// A server started on that registry serves the new version.
+	base, _ := startServer(t, map[string]string{"MODEL_DIR": dir})
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ready struct{ Version string }
+	json.NewDecoder(resp.Body).Decode(&ready)
+	if !strings.Contains(out.String(), ready.Version) || ready.Version == "" {
+		t.Errorf("server serves %q; the train command stored %q", ready.Version, out.String())
+	}
+}

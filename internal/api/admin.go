@@ -1,0 +1,161 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/train"
+)
+
+// maxTrainBody bounds a training request body; the real ones are a few hundred bytes.
+const maxTrainBody = 64 << 10
+
+// jobError maps the jobs API's errors to kinds.
+func jobError(err error) error {
+	switch {
+	case errors.Is(err, train.ErrInvalid):
+		return &Error{Kind: KindUnprocessable, Detail: err.Error(), Err: err}
+	case errors.Is(err, train.ErrJobNotFound):
+		return &Error{Kind: KindNotFound, Detail: "no such training job", Err: err}
+	case errors.Is(err, train.ErrQueueFull):
+		return &Error{Kind: KindUnavailable, Detail: "too many training jobs waiting; retry later", RetryAfter: 30, Err: err}
+	case errors.Is(err, train.ErrJobFinished):
+		return &Error{Kind: KindConflict, Detail: "the job has already finished", Err: err}
+	}
+	return err
+}
+
+func (s *Server) handleTrainSubmit() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req := train.DefaultRequest()
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTrainBody))
+		if err != nil {
+			s.fail(w, r, bodyError(err))
+			return
+		}
+		if len(body) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				s.fail(w, r, &Error{Kind: KindInvalid, Detail: "malformed JSON: " + err.Error(), Err: err})
+				return
+			}
+			if dec.More() {
+				s.fail(w, r, errorf(KindInvalid, "malformed JSON: data after the object"))
+				return
+			}
+		}
+		if err := req.Validate(); err != nil {
+			s.fail(w, r, jobError(err))
+			return
+		}
+		if !s.datasetExists(req.Dataset) {
+			s.fail(w, r, errorf(KindUnprocessable, "unknown data set "+strconv.Quote(req.Dataset)+": use mnist or the id of an uploaded data set (GET /datasets)"))
+			return
+		}
+		job, err := s.jobs.Submit(req)
+		if err != nil {
+			s.fail(w, r, jobError(err))
+			return
+		}
+		s.log.Info("training job submitted", zap.String("job", job.ID), zap.String("dataset", req.Dataset),
+			zap.Ints("hidden", req.Hidden), zap.String("optimizer", req.Optimizer), zap.Int("epochs", req.Epochs))
+		w.Header().Set("Location", "/train/"+job.ID)
+		writeJSON(w, http.StatusAccepted, job)
+	}
+}
+
+func (s *Server) handleTrainList() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"jobs": s.jobs.List()})
+	}
+}
+
+func (s *Server) handleTrainGet() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		job, err := s.jobs.Get(chi.URLParam(r, "id"))
+		if err != nil {
+			s.fail(w, r, jobError(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, job)
+	}
+}
+
+func (s *Server) handleTrainCancel() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		job, err := s.jobs.Cancel(chi.URLParam(r, "id"))
+		if err != nil {
+			s.fail(w, r, jobError(err))
+			return
+		}
+		s.log.Info("training job cancelled", zap.String("job", job.ID))
+		writeJSON(w, http.StatusAccepted, job)
+	}
+}
+
+// modelError maps registry errors to kinds.
+func modelError(err error) error {
+	switch {
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrInvalid):
+		// An invalid name cannot exist either; saying "not found" for both tells an attacker nothing.
+		return &Error{Kind: KindNotFound, Detail: "no such model version", Err: err}
+	}
+	return err
+}
+
+func (s *Server) handleModelsList() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		list, err := s.registry.List()
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		serving := s.engine.Model()
+		writeJSON(w, http.StatusOK, map[string]any{"serving": serving.Version, "models": list})
+	}
+}
+
+func (s *Server) handleModelGet() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		e, err := s.registry.Get(chi.URLParam(r, "version"))
+		if err != nil {
+			s.fail(w, r, modelError(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, e)
+	}
+}
+
+func (s *Server) handleModelActivate() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		version := chi.URLParam(r, "version")
+		net, err := s.registry.Activate(version)
+		if err != nil {
+			s.fail(w, r, modelError(err))
+			return
+		}
+		prev := s.engine.Swap(net)
+		s.metrics.Swapped(net)
+		s.log.Info("model activated", zap.String("version", net.Version), zap.String("previous", prev.Version))
+		e, err := s.registry.Get(version)
+		if err != nil {
+			s.fail(w, r, modelError(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, e)
+	}
+}
+
+// datasetExists reports whether a training request's data set can be found.
+func (s *Server) datasetExists(name string) bool {
+	return name == "mnist"
+}

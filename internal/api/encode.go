@@ -1,0 +1,106 @@
+package api
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/model"
+)
+
+// The /predict response is written by hand: it is the hot path, its shape is fixed, and writing it directly keeps
+// the classes in label order and costs a fraction of reflection-based encoding.
+
+// labelCache holds each model's labels JSON-quoted once, keyed by the network pointer (a published network never
+// changes, and there are only as many as versions served).
+type labelCache struct{ m sync.Map } // *model.Network -> [][]byte
+
+func (c *labelCache) quoted(net *model.Network) [][]byte {
+	if v, ok := c.m.Load(net); ok {
+		return v.([][]byte)
+	}
+	q := make([][]byte, len(net.Labels))
+	for i, l := range net.Labels {
+		q[i], _ = json.Marshal(l)
+	}
+	c.m.Store(net, q)
+	return q
+}
+
+func appendString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+func appendFloat(b []byte, v float32) []byte {
+	return strconv.AppendFloat(b, float64(v), 'g', 6, 32)
+}
+
+// appendPredictResponse writes {"model": ..., "predictions": [...]} for res. With debug rows (size values each), each
+// prediction also carries the input the model saw.
+func appendPredictResponse(b []byte, labels [][]byte, res inference.Result, topK int, debug []float32, size int) []byte {
+	net := res.Model
+	classes := len(labels)
+	topK = min(topK, classes)
+	n := len(res.Probs) / classes
+
+	b = append(b, `{"model":{"name":`...)
+	b = appendString(b, net.Name)
+	b = append(b, `,"version":`...)
+	b = appendString(b, net.Version)
+	b = append(b, `},"predictions":[`...)
+	order := make([]int, classes)
+	for i := range n {
+		probs := res.Probs[i*classes : (i+1)*classes]
+		for j := range order {
+			order[j] = j
+		}
+		slices.SortStableFunc(order, func(a, c int) int { return cmp.Compare(probs[c], probs[a]) })
+		best := order[0]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"label":`...)
+		b = append(b, labels[best]...)
+		b = append(b, `,"index":`...)
+		b = strconv.AppendInt(b, int64(best), 10)
+		b = append(b, `,"confidence":`...)
+		b = appendFloat(b, probs[best])
+		b = append(b, `,"probabilities":{`...)
+		for j, p := range probs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, labels[j]...)
+			b = append(b, ':')
+			b = appendFloat(b, p)
+		}
+		b = append(b, `},"top":[`...)
+		for t, j := range order[:topK] {
+			if t > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"label":`...)
+			b = append(b, labels[j]...)
+			b = append(b, `,"probability":`...)
+			b = appendFloat(b, probs[j])
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+		if debug != nil {
+			b = append(b, `,"input":[`...)
+			for j, v := range debug[i*size : (i+1)*size] {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendFloat(b, float64(v), 'f', 3, 32)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
+}

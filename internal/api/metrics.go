@@ -1,0 +1,190 @@
+package api
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/train"
+)
+
+// latencyBuckets resolve the sub-millisecond range where a single prediction lives, up to the 10 s timeout.
+var latencyBuckets = []float64{
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// histogram options shared by every latency histogram: classic buckets for every scraper, and a native histogram
+// (exponential buckets, growth factor 1.1) for Prometheus servers that negotiate it.
+func latencyOpts(name, help string) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{
+		Namespace: "perceptron", Name: name, Help: help, Buckets: latencyBuckets,
+		NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: 160, NativeHistogramMinResetDuration: time.Hour,
+	}
+}
+
+// Metrics are the service's Prometheus metrics, registered on a registry the caller owns.
+type Metrics struct {
+	requestDuration *prometheus.HistogramVec
+	inFlight        prometheus.Gauge
+	preprocess      prometheus.Histogram
+	queueWait       prometheus.Histogram
+	compute         prometheus.Histogram
+	batchSize       prometheus.Histogram
+	dropped         prometheus.Counter
+	classified      *prometheus.CounterVec
+	rejections      *prometheus.CounterVec
+	modelInfo       *prometheus.GaugeVec
+	swaps           prometheus.Counter
+	jobs            *prometheus.GaugeVec
+	jobProgress     prometheus.Gauge
+	jobLoss         prometheus.Gauge
+	jobAccuracy     *prometheus.GaugeVec
+
+	mu           sync.Mutex
+	servingLabel [2]string // name and version currently exported by modelInfo
+}
+
+// Rejection reasons, a fixed set so the label stays bounded.
+const (
+	RejectTooLarge     = "too_large"
+	RejectUnsupported  = "unsupported"
+	RejectUndecodable  = "undecodable"
+	RejectInvalid      = "invalid"
+	RejectOverloaded   = "overloaded"
+	RejectTimeout      = "timeout"
+	RejectUnauthorized = "unauthorized"
+)
+
+// NewMetrics creates the metrics and registers them, with the Go runtime and process collectors, on reg. Pass the
+// result as the engine's Observer, then call RegisterEngine for the queue and worker gauges.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requestDuration: prometheus.NewHistogramVec(latencyOpts("http_request_duration_seconds",
+			"Time to answer HTTP requests, by route pattern, method and status code."), []string{"route", "method", "code"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "perceptron", Name: "http_requests_in_flight",
+			Help: "HTTP requests being answered."}),
+		preprocess: prometheus.NewHistogram(latencyOpts("preprocess_duration_seconds",
+			"Time to decode and preprocess one uploaded image.")),
+		queueWait: prometheus.NewHistogram(latencyOpts("inference_queue_wait_seconds",
+			"Time a prediction request waits in the inference queue before a worker takes it.")),
+		compute: prometheus.NewHistogram(latencyOpts("inference_compute_duration_seconds",
+			"Time one forward pass of a batch takes.")),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "perceptron", Name: "inference_batch_size",
+			Help: "Images per forward pass.", Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "perceptron", Name: "inference_dropped_total",
+			Help: "Queued predictions dropped unrun because the client had gone."}),
+		classified: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "images_classified_total",
+			Help: "Images classified, by predicted label."}, []string{"label"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "rejections_total",
+			Help: "Requests refused, by reason."}, []string{"reason"}),
+		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "perceptron", Name: "model_info",
+			Help: "The model being served (value 1), by name and version."}, []string{"name", "version"}),
+		swaps: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "perceptron", Name: "model_swaps_total",
+			Help: "Times the served model was replaced."}),
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "perceptron", Name: "training_jobs",
+			Help: "Training jobs by status."}, []string{"status"}),
+		jobProgress: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "perceptron", Name: "training_progress_ratio",
+			Help: "Progress of the running training job, 0 to 1."}),
+		jobLoss: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "perceptron", Name: "training_loss",
+			Help: "Latest training loss of the running job."}),
+		jobAccuracy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "perceptron", Name: "training_accuracy_ratio",
+			Help: "Latest accuracy of the running job, on the training examples seen this epoch or the validation split."}, []string{"split"}),
+	}
+	for _, r := range []string{RejectTooLarge, RejectUnsupported, RejectUndecodable, RejectInvalid, RejectOverloaded, RejectTimeout, RejectUnauthorized} {
+		m.rejections.WithLabelValues(r) // export zeros, so rate() works from the first scrape
+	}
+	for _, s := range []string{train.StatusQueued, train.StatusRunning, train.StatusSucceeded, train.StatusFailed, train.StatusCancelled} {
+		m.jobs.WithLabelValues(s)
+	}
+	reg.MustRegister(m.requestDuration, m.inFlight, m.preprocess, m.queueWait, m.compute, m.batchSize, m.dropped,
+		m.classified, m.rejections, m.modelInfo, m.swaps, m.jobs, m.jobProgress, m.jobLoss, m.jobAccuracy,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// RegisterEngine adds the engine's queue depth and worker gauges to reg and exports its model.
+func (m *Metrics) RegisterEngine(reg prometheus.Registerer, engine *inference.Engine) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "perceptron", Name: "inference_queue_depth",
+			Help: "Images waiting in the inference queue."}, func() float64 { return float64(engine.Stats().QueuedImages) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "perceptron", Name: "inference_workers_busy",
+			Help: "Inference workers computing a batch."}, func() float64 { return float64(engine.Stats().BusyWorkers) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "perceptron", Name: "inference_workers",
+			Help: "Inference workers."}, func() float64 { return float64(engine.Stats().Workers) }),
+	)
+	m.SetModel(engine.Model())
+}
+
+// Batch implements inference.Observer.
+func (m *Metrics) Batch(requests, images int, compute time.Duration) {
+	m.batchSize.Observe(float64(images))
+	m.compute.Observe(compute.Seconds())
+}
+
+// Waited implements inference.Observer.
+func (m *Metrics) Waited(d time.Duration) { m.queueWait.Observe(d.Seconds()) }
+
+// Dropped implements inference.Observer.
+func (m *Metrics) Dropped() { m.dropped.Inc() }
+
+// SetModel exports net as the served model.
+func (m *Metrics) SetModel(net *model.Network) {
+	if net == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.servingLabel[1] != "" {
+		m.modelInfo.DeleteLabelValues(m.servingLabel[0], m.servingLabel[1])
+	}
+	m.servingLabel = [2]string{net.Name, net.Version}
+	m.modelInfo.WithLabelValues(net.Name, net.Version).Set(1)
+}
+
+// Swapped records a model swap.
+func (m *Metrics) Swapped(net *model.Network) {
+	m.swaps.Inc()
+	m.SetModel(net)
+}
+
+// Jobs exports the counts of jobs by status and the progress of the running one.
+func (m *Metrics) Jobs(all []train.Job) {
+	counts := map[string]int{}
+	for _, j := range all {
+		counts[j.Status]++
+		if j.Status == train.StatusRunning {
+			m.jobProgress.Set(j.Progress.Fraction)
+			m.jobLoss.Set(j.Progress.Loss)
+			m.jobAccuracy.WithLabelValues("train").Set(j.Progress.TrainAccuracy)
+			m.jobAccuracy.WithLabelValues("validation").Set(j.Progress.ValAccuracy)
+		}
+	}
+	for _, s := range []string{train.StatusQueued, train.StatusRunning, train.StatusSucceeded, train.StatusFailed, train.StatusCancelled} {
+		m.jobs.WithLabelValues(s).Set(float64(counts[s]))
+	}
+}
+
+func (m *Metrics) observeRequest(route, method string, code int, d time.Duration) {
+	m.requestDuration.WithLabelValues(route, method, strconv.Itoa(code)).Observe(d.Seconds())
+}
+
+// maxLabelValues bounds the label values of images_classified_total: a model with more classes counts them all
+// under "other", so a model file cannot blow up the metric's cardinality.
+const maxLabelValues = 64
+
+// countLabels counts each image of a result under its predicted label.
+func (m *Metrics) countLabels(res inference.Result) {
+	classes := len(res.Model.Labels)
+	for i := 0; i+classes <= len(res.Probs); i += classes {
+		label := "other"
+		if classes <= maxLabelValues {
+			label = res.Model.Labels[model.Argmax(res.Probs[i:i+classes])]
+		}
+		m.classified.WithLabelValues(label).Inc()
+	}
+}

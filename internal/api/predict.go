@@ -1,0 +1,312 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/imageprep"
+	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/model"
+)
+
+// rawImageTypes are the Content-Types accepted as a raw image body.
+var rawImageTypes = map[string]bool{
+	"image/png": true, "image/jpeg": true, "image/gif": true, "image/bmp": true, "image/tiff": true, "image/webp": true,
+}
+
+// maxExtraParts bounds the multipart parts that are not images, so a request cannot make us walk thousands of them.
+const maxExtraParts = 16
+
+// batchInput is a request's images, each already turned into the model's input vector.
+type batchInput struct {
+	x    []float32 // n rows of width*height values
+	n    int
+	size int // values per row
+}
+
+func (b *batchInput) add(row []float32) { b.x = append(b.x, row...); b.n++ }
+
+func (s *Server) handlePredict() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		topK, err := parseTopK(q.Get("top_k"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		debug := q.Get("debug") == "true" || q.Get("debug") == "1"
+		net := s.engine.Model()
+		if net == nil {
+			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		in, err := s.readInputs(r, net.Input)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		info(r.Context()).images = in.n
+
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
+		defer cancel()
+		res, err := s.engine.Predict(ctx, in.x, in.n, in.size)
+		switch {
+		case err == nil:
+		case errors.Is(err, inference.ErrOverloaded):
+			err = &Error{Kind: KindUnavailable, Detail: "overloaded: the inference queue is full", RetryAfter: 1, Err: err}
+		case errors.Is(err, inference.ErrClosed):
+			err = &Error{Kind: KindUnavailable, Detail: "shutting down", RetryAfter: 1, Err: err}
+		case errors.Is(err, inference.ErrInput):
+			err = &Error{Kind: KindUnavailable, Detail: "the model changed while the request was prepared; retry", RetryAfter: 1, Err: err}
+		case errors.Is(err, context.DeadlineExceeded):
+			err = &Error{Kind: KindTimeout, Detail: "the prediction took too long", Err: err}
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.metrics.countLabels(res)
+		var dbg []float32
+		if debug {
+			dbg = in.x
+		}
+		body := appendPredictResponse(make([]byte, 0, 512*in.n), s.labels.quoted(res.Model), res, topK, dbg, in.size)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	}
+}
+
+func parseTopK(s string) (int, error) {
+	if s == "" {
+		return 3, nil
+	}
+	k, err := strconv.Atoi(s)
+	if err != nil || k < 1 {
+		return 0, errorf(KindInvalid, "top_k must be a whole number of at least 1")
+	}
+	return k, nil
+}
+
+// readInputs turns the body into input rows for a model that takes in, whatever form the body has.
+func (s *Server) readInputs(r *http.Request, in model.Input) (*batchInput, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil, errorf(KindUnsupported, "missing Content-Type: send multipart/form-data, an image type, or application/json")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return nil, errorf(KindInvalid, "malformed Content-Type")
+	}
+	b := &batchInput{size: in.Width * in.Height}
+	switch {
+	case mt == "multipart/form-data":
+		if params["boundary"] == "" {
+			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
+		}
+		err = s.readMultipart(r, in, b)
+	case rawImageTypes[mt]:
+		var data []byte
+		if data, err = io.ReadAll(r.Body); err == nil {
+			err = s.addImage(b, data, in, "the body")
+		}
+	case mt == "application/json":
+		err = s.readJSON(r, in, b)
+	default:
+		return nil, errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data, image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp or application/json", mt))
+	}
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if b.n == 0 {
+		return nil, errorf(KindInvalid, "no images in the request")
+	}
+	return b, nil
+}
+
+// bodyError maps errors of reading the body to their kinds: over the size limit is 413, a broken stream 400.
+func bodyError(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("the body is larger than %d bytes", mbe.Limit), Err: err}
+	}
+	return &Error{Kind: KindInvalid, Detail: "could not read the body: " + err.Error(), Err: err}
+}
+
+func (s *Server) readMultipart(r *http.Request, in model.Input, b *batchInput) error {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return errorf(KindInvalid, "malformed multipart body")
+	}
+	extra := 0
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return err
+			}
+			return &Error{Kind: KindInvalid, Detail: "malformed multipart body: " + err.Error(), Err: err}
+		}
+		if part.FormName() != "image" {
+			part.Close()
+			if extra++; extra > maxExtraParts {
+				return errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
+			}
+			continue
+		}
+		data, err := io.ReadAll(part)
+		part.Close()
+		if err != nil {
+			return err
+		}
+		if err := s.addImage(b, data, in, partName(part, b.n)); err != nil {
+			return err
+		}
+	}
+}
+
+func partName(p *multipart.Part, i int) string {
+	if f := p.FileName(); f != "" && len(f) <= 100 {
+		return fmt.Sprintf("image %d (%q)", i+1, f)
+	}
+	return fmt.Sprintf("image %d", i+1)
+}
+
+// addImage decodes and prepares one encoded image, or says which one failed and why.
+func (s *Server) addImage(b *batchInput, data []byte, in model.Input, name string) error {
+	if b.n >= s.cfg.MaxImages {
+		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
+	}
+	if len(data) == 0 {
+		return errorf(KindUnprocessable, name+" is empty")
+	}
+	row := make([]float32, b.size)
+	start := time.Now()
+	_, err := imageprep.PrepareBytes(row, data, imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}, in)
+	s.metrics.preprocess.Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+	case errors.Is(err, imageprep.ErrUnsupported) && strings.HasPrefix(http.DetectContentType(data), "image/"):
+		// A real image in a format we do not read (an icon, say): unsupported media type.
+		return &Error{Kind: KindUnsupported, Detail: name + ": " + http.DetectContentType(data) + " is not supported; send PNG, JPEG, GIF, BMP, TIFF or WebP", Err: err}
+	case errors.Is(err, imageprep.ErrUnsupported):
+		return &Error{Kind: KindUnprocessable, Detail: name + ": not a decodable image (not PNG, JPEG, GIF, BMP, TIFF or WebP)", Err: err}
+	case errors.Is(err, imageprep.ErrTooLarge):
+		return &Error{Kind: KindTooLarge, Detail: name + ": " + err.Error(), Err: err}
+	default:
+		return &Error{Kind: KindUnprocessable, Detail: name + ": not a decodable image: " + err.Error(), Err: err}
+	}
+	b.add(row)
+	return nil
+}
+
+// predictJSON is the JSON request body: exactly one of its fields.
+type predictJSON struct {
+	Images []string    `json:"images"` // base64 image bytes, optionally as a data: URL
+	Inputs [][]float64 `json:"inputs"` // rows of width*height values in 0..1
+}
+
+func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error {
+	var req predictJSON
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return &Error{Kind: KindInvalid, Detail: "malformed JSON: " + err.Error(), Err: err}
+	}
+	if dec.More() {
+		return errorf(KindInvalid, "malformed JSON: data after the object")
+	}
+	switch {
+	case req.Images != nil && req.Inputs != nil:
+		return errorf(KindInvalid, `send either "images" or "inputs", not both`)
+	case len(req.Images) > s.cfg.MaxImages || len(req.Inputs) > s.cfg.MaxImages:
+		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
+	}
+	for i, enc := range req.Images {
+		if strings.HasPrefix(enc, "data:") {
+			if _, after, ok := strings.Cut(enc, ";base64,"); ok {
+				enc = after
+			}
+		}
+		data, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return errorf(KindInvalid, fmt.Sprintf("images[%d] is not valid base64", i))
+		}
+		if err := s.addImage(b, data, in, fmt.Sprintf("images[%d]", i)); err != nil {
+			return err
+		}
+	}
+	for i, row := range req.Inputs {
+		if len(row) != b.size {
+			return errorf(KindUnprocessable, fmt.Sprintf("inputs[%d] has %d values; the model takes %d (%dx%d)", i, len(row), b.size, in.Width, in.Height))
+		}
+		for j, v := range row {
+			if !(v >= 0 && v <= 1) || math.IsNaN(v) {
+				return errorf(KindUnprocessable, fmt.Sprintf("inputs[%d][%d] = %v is outside 0..1", i, j, v))
+			}
+			b.x = append(b.x, float32(v))
+		}
+		b.n++
+	}
+	return nil
+}
+
+// handleFloor reads every multipart part named image, as /predict does, and answers a constant prediction: the
+// cost of the HTTP stack, routing, middleware and upload parsing without decoding or inference.
+func (s *Server) handleFloor() http.HandlerFunc {
+	const answer = `{"model":{"name":"floor","version":"0"},"predictions":[{"label":"0","index":0,"confidence":1}]}` + "\n"
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		mr, err := r.MultipartReader()
+		if err != nil {
+			s.fail(w, r, errorf(KindInvalid, "malformed multipart body"))
+			return
+		}
+		images := 0
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				s.fail(w, r, bodyError(err))
+				return
+			}
+			if part.FormName() == "image" {
+				if _, err := io.ReadAll(part); err != nil {
+					s.fail(w, r, bodyError(err))
+					return
+				}
+				images++
+			}
+			part.Close()
+		}
+		info(r.Context()).images = images
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	}
+}

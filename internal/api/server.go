@@ -1,0 +1,87 @@
+// Package api is perceptron's HTTP surface: the routes of api/openapi.yaml, their middleware (request id, panic
+// recovery, access log, body limits, drain handling), request parsing for every accepted upload form, and the
+// RFC 9457 problem+json answers for every error. It turns requests into calls on the inference engine and knows
+// nothing of how images are decoded or networks computed.
+package api
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/train"
+)
+
+// Config holds the API's limits. Zero values pick the defaults noted on each field.
+type Config struct {
+	MaxBodyBytes   int64         // bytes per request body; 0 means 32 MiB
+	MaxPixels      int           // width x height per image, checked before decoding; 0 means 40 million
+	MaxImages      int           // images per request; 0 means 256
+	PredictTimeout time.Duration // longest a prediction may take, queueing included, before 504; 0 means 10s
+	// AdminToken is the bearer token of the admin routes; with none set they refuse every request.
+	AdminToken string
+	// AdminFailLimit is how many failed admin attempts a client address may make per minute; 0 means 10.
+	AdminFailLimit int
+	// BenchFloor adds POST /bench/floor, a handler that reads the multipart images like /predict and answers a
+	// constant JSON: the floor that /predict's throughput is measured against. Off in production.
+	BenchFloor bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 32 << 20
+	}
+	if c.MaxPixels <= 0 {
+		c.MaxPixels = 40_000_000
+	}
+	if c.MaxImages <= 0 {
+		c.MaxImages = 256
+	}
+	if c.AdminFailLimit <= 0 {
+		c.AdminFailLimit = 10
+	}
+	if c.PredictTimeout <= 0 {
+		c.PredictTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Server is the HTTP handler of the service.
+type Server struct {
+	log      *zap.Logger
+	cfg      Config
+	gatherer prometheus.Gatherer
+	metrics  *Metrics
+	engine   *inference.Engine
+	registry *registry.Registry
+	jobs     *train.Jobs
+	fails    failures
+	draining atomic.Bool
+	handler  http.Handler
+	labels   labelCache
+}
+
+// NewServer wires the routes. The engine serves predictions with its active model; the registry and the jobs serve
+// the admin routes; metrics are recorded in m and /metrics serves what gatherer collects (the registry m was
+// registered on).
+func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs) *Server {
+	s := &Server{log: log, cfg: cfg.withDefaults(), gatherer: gatherer, metrics: m, engine: engine, registry: reg, jobs: jobs}
+	s.fails.limit = s.cfg.AdminFailLimit
+	s.handler = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Drain marks the server as shutting down: /readyz fails from now on and responses ask clients to close their
+// connections, so load balancers and clients move away before the listener closes.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }

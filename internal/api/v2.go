@@ -1,0 +1,278 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/model"
+)
+
+// The Open Inference Protocol (KServe v2) REST surface, so standard inference clients can talk to the service.
+// Its errors are {"error": "..."} as that protocol requires, not problem+json.
+
+type v2Tensor struct {
+	Name       string          `json:"name"`
+	Shape      []int           `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data"`
+}
+
+type v2InferRequest struct {
+	ID         string         `json:"id,omitempty"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	Inputs     []v2Tensor     `json:"inputs"`
+	Outputs    []struct {
+		Name       string         `json:"name"`
+		Parameters map[string]any `json:"parameters,omitempty"`
+	} `json:"outputs,omitempty"`
+}
+
+type v2OutputTensor struct {
+	Name     string    `json:"name"`
+	Shape    []int     `json:"shape"`
+	Datatype string    `json:"datatype"`
+	Data     []float32 `json:"data"`
+}
+
+type v2InferResponse struct {
+	ModelName    string           `json:"model_name"`
+	ModelVersion string           `json:"model_version"`
+	ID           string           `json:"id,omitempty"`
+	Outputs      []v2OutputTensor `json:"outputs"`
+}
+
+type v2TensorMeta struct {
+	Name     string `json:"name"`
+	Datatype string `json:"datatype"`
+	Shape    []int  `json:"shape"`
+}
+
+func v2Error(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// v2Model returns the serving model when name is its name, else answers 404.
+func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) *model.Network {
+	net := s.engine.Model()
+	if name := chi.URLParam(r, "name"); net == nil || name != net.Name {
+		v2Error(w, http.StatusNotFound, fmt.Sprintf("model %q is not served here", name))
+		return nil
+	}
+	return net
+}
+
+func (s *Server) handleV2Live() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+	}
+}
+
+func (s *Server) handleV2Ready() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ready := !s.Draining() && s.engine.Model() != nil
+		status := http.StatusOK
+		if !ready {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, map[string]bool{"ready": ready})
+	}
+}
+
+func (s *Server) handleV2ModelReady() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if net := s.v2Model(w, r); net != nil {
+			writeJSON(w, http.StatusOK, map[string]any{"name": net.Name, "ready": !s.Draining()})
+		}
+	}
+}
+
+func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		net := s.v2Model(w, r)
+		if net == nil {
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"name":     net.Name,
+			"versions": []string{net.Version},
+			"platform": "perceptron_mlp",
+			"inputs": []v2TensorMeta{
+				{Name: "input", Datatype: "FP32", Shape: []int{-1, net.MLP.Inputs()}},
+				{Name: "image", Datatype: "BYTES", Shape: []int{-1}},
+			},
+			"outputs": []v2TensorMeta{{Name: "probabilities", Datatype: "FP32", Shape: []int{-1, net.MLP.Classes()}}},
+		})
+	}
+}
+
+// handleV2Infer accepts one input tensor: FP32 of shape [N, inputs] with values in 0..1, or BYTES of shape [N]
+// (or [N,1]) holding base64-encoded images, and answers the FP32 [N, classes] probabilities.
+func (s *Server) handleV2Infer() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		net := s.v2Model(w, r)
+		if net == nil {
+			return
+		}
+		var req v2InferRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		if err := dec.Decode(&req); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				v2Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
+				return
+			}
+			v2Error(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+			return
+		}
+		if len(req.Inputs) != 1 {
+			v2Error(w, http.StatusBadRequest, fmt.Sprintf("expected exactly one input tensor, got %d", len(req.Inputs)))
+			return
+		}
+		for _, o := range req.Outputs {
+			if o.Name != "probabilities" {
+				v2Error(w, http.StatusBadRequest, fmt.Sprintf("unknown output %q; this model has \"probabilities\"", o.Name))
+				return
+			}
+		}
+		in := req.Inputs[0]
+		size := net.MLP.Inputs()
+		var x []float32
+		var n int
+		var err error
+		switch in.Datatype {
+		case "FP32", "FP64":
+			x, n, err = v2Floats(in, size, s.cfg.MaxImages)
+		case "BYTES":
+			x, n, err = s.v2Images(in, net.Input, s.cfg.MaxImages)
+		default:
+			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
+		}
+		if err != nil {
+			status := http.StatusBadRequest
+			var e *Error
+			if errors.As(err, &e) {
+				status = kindInfo[e.Kind].status
+			}
+			v2Error(w, status, err.Error())
+			return
+		}
+		info(r.Context()).images = n
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
+		defer cancel()
+		res, err := s.engine.Predict(ctx, x, n, size)
+		switch {
+		case err == nil:
+		case errors.Is(err, inference.ErrOverloaded), errors.Is(err, inference.ErrClosed), errors.Is(err, inference.ErrInput):
+			w.Header().Set("Retry-After", "1")
+			v2Error(w, http.StatusServiceUnavailable, err.Error())
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			v2Error(w, http.StatusGatewayTimeout, "the inference took too long")
+			return
+		default:
+			v2Error(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		s.metrics.countLabels(res)
+		classes := res.Model.MLP.Classes()
+		writeJSON(w, http.StatusOK, v2InferResponse{
+			ModelName: res.Model.Name, ModelVersion: res.Model.Version, ID: req.ID,
+			Outputs: []v2OutputTensor{{Name: "probabilities", Shape: []int{n, classes}, Datatype: "FP32", Data: res.Probs}},
+		})
+	}
+}
+
+// v2Floats reads a [N, size] numeric tensor whose data is flat or nested, checking shape, count and range.
+func v2Floats(t v2Tensor, size, maxRows int) ([]float32, int, error) {
+	if len(t.Shape) != 2 || t.Shape[1] != size || t.Shape[0] < 1 {
+		return nil, 0, fmt.Errorf("input %q has shape %v; want [N,%d]", t.Name, t.Shape, size)
+	}
+	n := t.Shape[0]
+	if n > maxRows {
+		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d rows; at most %d per request", n, maxRows)}
+	}
+	var raw any
+	if err := json.Unmarshal(t.Data, &raw); err != nil {
+		return nil, 0, fmt.Errorf("input %q data: %v", t.Name, err)
+	}
+	x := make([]float32, 0, n*size)
+	var walk func(v any) error
+	walk = func(v any) error {
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+		case float64:
+			if len(x) >= n*size {
+				return errors.New("more values than the shape says")
+			}
+			if !(v >= 0 && v <= 1) || math.IsNaN(v) {
+				return fmt.Errorf("value %v outside 0..1", v)
+			}
+			x = append(x, float32(v))
+		default:
+			return fmt.Errorf("data holds %T; want numbers", v)
+		}
+		return nil
+	}
+	if err := walk(raw); err != nil {
+		return nil, 0, fmt.Errorf("input %q: %v", t.Name, err)
+	}
+	if len(x) != n*size {
+		return nil, 0, fmt.Errorf("input %q holds %d values; shape %v needs %d", t.Name, len(x), t.Shape, n*size)
+	}
+	return x, n, nil
+}
+
+// v2Images decodes a BYTES tensor of base64-encoded images through the model's preprocessing.
+func (s *Server) v2Images(t v2Tensor, in model.Input, maxRows int) ([]float32, int, error) {
+	if len(t.Shape) < 1 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) || t.Shape[0] < 1 {
+		return nil, 0, fmt.Errorf("input %q has shape %v; want [N] or [N,1]", t.Name, t.Shape)
+	}
+	var items []string
+	if err := json.Unmarshal(t.Data, &items); err != nil {
+		// Nested [[...]] for shape [N,1].
+		var nested [][]string
+		if err2 := json.Unmarshal(t.Data, &nested); err2 != nil {
+			return nil, 0, fmt.Errorf("input %q data must be base64 strings: %v", t.Name, err)
+		}
+		for _, row := range nested {
+			items = append(items, row...)
+		}
+	}
+	if len(items) != t.Shape[0] {
+		return nil, 0, fmt.Errorf("input %q holds %d items; shape %v says %d", t.Name, len(items), t.Shape, t.Shape[0])
+	}
+	if len(items) > maxRows {
+		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), maxRows)}
+	}
+	b := &batchInput{size: in.Width * in.Height}
+	for i, enc := range items {
+		if _, after, ok := strings.Cut(enc, ";base64,"); ok && strings.HasPrefix(enc, "data:") {
+			enc = after
+		}
+		data, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return nil, 0, fmt.Errorf("input %q item %d is not base64", t.Name, i)
+		}
+		if err := s.addImage(b, data, in, fmt.Sprintf("item %d", i)); err != nil {
+			return nil, 0, err
+		}
+	}
+	return b.x, b.n, nil
+}
