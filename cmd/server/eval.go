@@ -32,9 +32,15 @@ func evalCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if dsName == "" {
 		dsName = "mnist"
 	}
-	_, testSet, err := loadDataset(ctx, dsName, *dataDir)
+	trainSet, testSet, _, err := loadDataset(ctx, dsName, *dataDir)
 	if err != nil {
 		return err
+	}
+	if testSet == nil {
+		// Uploaded sets have no separate test part; say so rather than report accuracy on training data as if
+		// it were a test.
+		fmt.Fprintf(stdout, "note: data set %s has no test part; evaluating on its %d training examples\n", dsName, trainSet.Len())
+		testSet = trainSet
 	}
 	ev, err := train.Evaluate(net, testSet)
 	if err != nil {

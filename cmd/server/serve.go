@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
+	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
@@ -99,6 +100,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log.Info("model loaded", zap.String("name", net0.Name), zap.String("version", net0.Version),
 		zap.String("model_dir", cfg.ModelDir))
 
+	sets, err := datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.MaxPixels})
+	if err != nil {
+		return err
+	}
 	promReg := prometheus.NewRegistry()
 	metrics := api.NewMetrics(promReg)
 	engine := inference.New(inference.Config{
@@ -115,7 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("model swapped", zap.String("version", n.Version), zap.String("previous", prev.Version))
 	}
 	jobs, err := train.NewJobs(train.JobsConfig{
-		Dir: filepath.Join(cfg.ModelDir, "jobs"), Registry: reg, Data: &dataSource{dataDir: cfg.DataDir},
+		Dir: filepath.Join(cfg.ModelDir, "jobs"), Registry: reg, Data: &datastore.Catalog{Store: sets, DataDir: cfg.DataDir},
 		Concurrency: cfg.TrainJobs, Background: true, Serving: engine.Model, Activate: swap,
 		Observe: func(j train.Job) {
 			if j := jobsRef.Load(); j != nil {
@@ -140,7 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := api.NewServer(log, api.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages,
 		PredictTimeout: cfg.PredictTimeout, BenchFloor: cfg.BenchFloor, AdminToken: cfg.AdminToken,
-	}, promReg, metrics, engine, reg, jobs)
+	}, promReg, metrics, engine, reg, jobs, sets)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

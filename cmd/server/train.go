@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
@@ -70,7 +72,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	trainFlags(fs, &req)
 	out := fs.String("out", "", "also write the trained model to this file")
 	modelDir := fs.String("model-dir", envOr(getenv, "MODEL_DIR", "./models"), "model registry to store the new version in, as POST /train does (env MODEL_DIR; empty: none)")
-	name := fs.String("name", "mnist-mlp", "model name")
+	name := fs.String("name", "", "model name (default: the data set id followed by -mlp)")
 	dataDir := fs.String("data-dir", envOr(getenv, "DATA_DIR", "./data"), "data set folder (env DATA_DIR)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
@@ -82,7 +84,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	trainSet, testSet, err := loadDataset(ctx, req.Dataset, *dataDir)
+	trainSet, testSet, input, err := loadDataset(ctx, req.Dataset, *dataDir)
 	if err != nil {
 		return err
 	}
@@ -92,6 +94,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	bar := &progressBar{w: stderr, quiet: *quiet}
 	res, err := train.Train(ctx, req, trainSet, train.Options{
 		Name:       *name,
+		Input:      input,
 		OnProgress: bar.update,
 		OnEpoch: func(e train.Epoch) {
 			bar.clear()
@@ -151,22 +154,14 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// loadDataset returns the training part of a data set and its test part when it has one.
-func loadDataset(ctx context.Context, name, dataDir string) (trainSet, testSet *dataset.Set, err error) {
-	if name != "mnist" {
-		return nil, nil, fmt.Errorf("unknown data set %q (built in: mnist)", name)
-	}
-	dir, err := dataset.FindMNIST(ctx, dataDir)
+// loadDataset returns a data set by name, "mnist" or the id of an uploaded one under dataDir/sets, with its test
+// part when it has one.
+func loadDataset(ctx context.Context, name, dataDir string) (trainSet, testSet *dataset.Set, input model.Input, err error) {
+	store, err := datastore.Open(filepath.Join(dataDir, "sets"), datastore.Limits{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, model.Input{}, err
 	}
-	if trainSet, err = dataset.LoadMNIST(dir, dataset.Train); err != nil {
-		return nil, nil, err
-	}
-	if testSet, err = dataset.LoadMNIST(dir, dataset.Test); err != nil {
-		return nil, nil, err
-	}
-	return trainSet, testSet, nil
+	return (&datastore.Catalog{Store: store, DataDir: dataDir}).Load(ctx, name)
 }
 
 // progressBar draws one self-overwriting line of training progress, at most ten times a second.

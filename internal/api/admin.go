@@ -157,5 +157,12 @@ func (s *Server) handleModelActivate() http.HandlerFunc {
 
 // datasetExists reports whether a training request's data set can be found.
 func (s *Server) datasetExists(name string) bool {
-	return name == "mnist"
+	if name == "mnist" {
+		return true
+	}
+	if s.datasets == nil {
+		return false
+	}
+	_, err := s.datasets.Get(name)
+	return err == nil
 }

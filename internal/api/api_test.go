@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
@@ -65,21 +66,6 @@ func digitPNG(t testing.TB, i int) ([]byte, int) {
 
 const testToken = "test-admin-token"
 
-// mnistData serves the real MNIST sets to training jobs.
-type mnistData struct{ t testing.TB }
-
-func (m mnistData) Load(ctx context.Context, name string) (*dataset.Set, *dataset.Set, model.Input, error) {
-	dir, err := dataset.FindMNIST(ctx, "")
-	if err != nil {
-		return nil, nil, model.Input{}, err
-	}
-	tr, err := dataset.LoadMNIST(dir, dataset.Train)
-	if err != nil {
-		return nil, nil, model.Input{}, err
-	}
-	return tr, testDigits(m.t), model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST}, nil
-}
-
 // newTestServer starts the whole API over a temporary registry, serving the embedded default model.
 func newTestServer(t testing.TB, cfg Config) (*httptest.Server, *inference.Engine) {
 	t.Helper()
@@ -96,7 +82,11 @@ func newTestServer(t testing.TB, cfg Config) (*httptest.Server, *inference.Engin
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistData{t},
+	sets, err := datastore.Open(filepath.Join(dir, "sets"), datastore.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: &datastore.Catalog{Store: sets},
 		Background: true, Serving: e.Model, Activate: func(n *model.Network) { e.Swap(n) }})
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +94,7 @@ func newTestServer(t testing.TB, cfg Config) (*httptest.Server, *inference.Engin
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = testToken
 	}
-	srv := httptest.NewServer(NewServer(zap.NewNop(), cfg, promReg, m, e, reg, jobs))
+	srv := httptest.NewServer(NewServer(zap.NewNop(), cfg, promReg, m, e, reg, jobs, sets))
 	t.Cleanup(func() { srv.Close(); jobs.Close(); e.Close() })
 	return srv, e
 }
@@ -351,7 +341,7 @@ func TestOverloadAnswers503WithRetryAfter(t *testing.T) {
 	// A queue of one image and a worker pool that is never free make every second request overflow.
 	e := inference.New(inference.Config{Workers: 1, QueueSize: 1, MaxBatch: 1}, net)
 	defer e.Close()
-	srv := httptest.NewServer(NewServer(zap.NewNop(), Config{}, prometheus.NewRegistry(), NewMetrics(prometheus.NewRegistry()), e, nil, nil))
+	srv := httptest.NewServer(NewServer(zap.NewNop(), Config{}, prometheus.NewRegistry(), NewMetrics(prometheus.NewRegistry()), e, nil, nil, nil))
 	defer srv.Close()
 	img, _ := digitPNG(t, 0)
 	var wg sync.WaitGroup

@@ -24,7 +24,7 @@ func BenchmarkPredict(b *testing.B) {
 	e := inference.New(inference.Config{}, net)
 	defer e.Close()
 	promReg := prometheus.NewRegistry()
-	h := NewServer(zap.NewNop(), Config{BenchFloor: true}, promReg, NewMetrics(promReg), e, nil, nil)
+	h := NewServer(zap.NewNop(), Config{BenchFloor: true}, promReg, NewMetrics(promReg), e, nil, nil, nil)
 	img, _ := digitPNG(b, 0)
 	for _, n := range []int{1, 16} {
 		imgs := make([][]byte, n)

@@ -29,7 +29,7 @@ func TestMetricsFollowConventionsAndCountWhatHappens(t *testing.T) {
 	e := inference.New(inference.Config{Workers: 1, Observer: m}, net)
 	defer e.Close()
 	m.RegisterEngine(reg, e)
-	h := NewServer(zap.NewNop(), Config{}, reg, m, e, nil, nil)
+	h := NewServer(zap.NewNop(), Config{}, reg, m, e, nil, nil, nil)
 
 	img, label := digitPNG(t, 0)
 	for range 3 {

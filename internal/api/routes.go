@@ -52,6 +52,9 @@ func (s *Server) routes() http.Handler {
 		r.Get("/models", s.handleModelsList())
 		r.Get("/models/{version}", s.handleModelGet())
 		r.Post("/models/{version}/activate", s.handleModelActivate())
+		r.Post("/datasets", s.handleDatasetUpload())
+		r.Get("/datasets", s.handleDatasetList())
+		r.Get("/datasets/{id}", s.handleDatasetGet())
 	})
 
 	if s.cfg.BenchFloor {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
@@ -60,17 +61,18 @@ type Server struct {
 	engine   *inference.Engine
 	registry *registry.Registry
 	jobs     *train.Jobs
+	datasets *datastore.Store
 	fails    failures
 	draining atomic.Bool
 	handler  http.Handler
 	labels   labelCache
 }
 
-// NewServer wires the routes. The engine serves predictions with its active model; the registry and the jobs serve
-// the admin routes; metrics are recorded in m and /metrics serves what gatherer collects (the registry m was
+// NewServer wires the routes. The engine serves predictions with its active model; the registry, the jobs and the
+// data set store serve the admin routes; metrics are recorded in m and /metrics serves what gatherer collects (the registry m was
 // registered on).
-func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs) *Server {
-	s := &Server{log: log, cfg: cfg.withDefaults(), gatherer: gatherer, metrics: m, engine: engine, registry: reg, jobs: jobs}
+func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs, sets *datastore.Store) *Server {
+	s := &Server{log: log, cfg: cfg.withDefaults(), gatherer: gatherer, metrics: m, engine: engine, registry: reg, jobs: jobs, datasets: sets}
 	s.fails.limit = s.cfg.AdminFailLimit
 	s.handler = s.routes()
 	return s

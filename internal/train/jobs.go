@@ -329,7 +329,6 @@ func (j *Jobs) run(ctx context.Context, id string) {
 	}
 	res, err := Train(ctx, req, trainSet, Options{
 		Input:  input,
-		Name:   req.Dataset + "-mlp",
 		Serial: j.cfg.Background,
 		OnProgress: func(p Progress) {
 			j.update(id, false, func(job *Job) {

@@ -39,7 +39,7 @@ type Options struct {
 	OnProgress func(Progress)
 	// Input describes the images the data set holds (size and preprocessing), recorded in the model.
 	Input model.Input
-	// Name of the produced model; "mnist-mlp" when empty.
+	// Name of the produced model; the data set's name followed by "-mlp" when empty.
 	Name string
 	// Serial keeps all the work on the calling goroutine, one core, so training can run beside serving without
 	// taking every core. The zero value uses them all.
@@ -88,7 +88,7 @@ func Train(ctx context.Context, req Request, data *dataset.Set, opts Options) (*
 	}
 	name := opts.Name
 	if name == "" {
-		name = "mnist-mlp"
+		name = req.Dataset + "-mlp"
 	}
 	hyper, _ := json.Marshal(req)
 	net, err := model.New(model.Info{

@@ -1,0 +1,169 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/perceptron-dev/perceptron/internal/datastore"
+	"github.com/perceptron-dev/perceptron/internal/model"
+)
+
+// mnistInfo describes the built-in data set in the same shape as uploaded ones.
+var mnistInfo = datastore.Info{
+	ID: "mnist", Name: "MNIST handwritten digits (built in)", Classes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
+	Examples: 60000, Width: 28, Height: 28, Preprocess: model.PreprocessMNIST, Source: "builtin",
+}
+
+// datasetError maps the data set store's errors to kinds, with the store's client-safe message.
+func datasetError(err error) error {
+	var de *datastore.Error
+	detail := err.Error()
+	if errors.As(err, &de) {
+		detail = de.Detail()
+	}
+	switch {
+	case errors.Is(err, datastore.ErrNotFound):
+		return &Error{Kind: KindNotFound, Detail: "no such data set", Err: err}
+	case errors.Is(err, datastore.ErrTooLarge):
+		return &Error{Kind: KindTooLarge, Detail: detail, Err: err}
+	case errors.Is(err, datastore.ErrInvalid):
+		return &Error{Kind: KindUnprocessable, Detail: detail, Err: err}
+	}
+	return err
+}
+
+// archiveTypes are the Content-Types accepted as a raw archive body.
+var archiveTypes = map[string]bool{
+	"application/zip": true, "application/gzip": true, "application/x-gzip": true, "application/x-tar": true,
+	"application/x-compressed-tar": true, "application/octet-stream": true,
+}
+
+// handleDatasetUpload imports a labelled data set: multipart/form-data with an "archive" part (.zip or .tar.gz of
+// class folders) or "images" and "labels" parts (an IDX pair), plus optional "name" and "preprocess" fields; or the
+// archive as the raw body with name and preprocess in the query.
+func (s *Server) handleDatasetUpload() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		limit := s.datasets.Limits().MaxArchiveBytes + 1<<20 // the archive plus multipart framing and fields
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil {
+			s.fail(w, r, errorf(KindUnsupported, "send multipart/form-data with an archive part, or an archive body (application/zip, application/gzip)"))
+			return
+		}
+		parts := map[string][]byte{}
+		opts := datastore.ImportOptions{Name: r.URL.Query().Get("name"), Preprocess: model.Preprocessing(r.URL.Query().Get("preprocess"))}
+		switch {
+		case mt == "multipart/form-data":
+			if err := readParts(r, parts, map[string]bool{"archive": true, "images": true, "labels": true, "name": true, "preprocess": true}); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if v, ok := parts["name"]; ok {
+				opts.Name = string(v)
+			}
+			if v, ok := parts["preprocess"]; ok {
+				opts.Preprocess = model.Preprocessing(v)
+			}
+		case archiveTypes[mt]:
+			data, err := io.ReadAll(r.Body)
+			if err != nil {
+				s.fail(w, r, bodyError(err))
+				return
+			}
+			parts["archive"] = data
+		default:
+			s.fail(w, r, errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data or an archive body", mt)))
+			return
+		}
+		switch opts.Preprocess {
+		case "", model.PreprocessMNIST, model.PreprocessResize:
+		default:
+			s.fail(w, r, errorf(KindUnprocessable, fmt.Sprintf("preprocess %q: want mnist or resize", opts.Preprocess)))
+			return
+		}
+		var info datastore.Info
+		switch {
+		case parts["archive"] != nil && parts["images"] == nil && parts["labels"] == nil:
+			info, err = s.datasets.Import(r.Context(), parts["archive"], opts)
+		case parts["archive"] == nil && parts["images"] != nil && parts["labels"] != nil:
+			info, err = s.datasets.ImportIDX(r.Context(), parts["images"], parts["labels"], opts)
+		default:
+			err = errorf(KindInvalid, `send either an "archive" part, or an "images" and a "labels" part (IDX files)`)
+		}
+		if err != nil {
+			s.fail(w, r, datasetError(err))
+			return
+		}
+		s.log.Info("data set imported", zap.String("id", info.ID), zap.Int("examples", info.Examples),
+			zap.Int("classes", len(info.Classes)), zap.String("source", info.Source))
+		w.Header().Set("Location", "/datasets/"+info.ID)
+		writeJSON(w, http.StatusCreated, info)
+	}
+}
+
+// readParts reads the multipart parts named in allowed into parts. Unknown or repeated parts are refused.
+func readParts(r *http.Request, parts map[string][]byte, allowed map[string]bool) error {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return errorf(KindInvalid, "malformed multipart body")
+	}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return bodyError(err)
+			}
+			return &Error{Kind: KindInvalid, Detail: "malformed multipart body: " + err.Error(), Err: err}
+		}
+		name := p.FormName()
+		if !allowed[name] {
+			return errorf(KindInvalid, fmt.Sprintf("unexpected part %q", name))
+		}
+		if _, dup := parts[name]; dup {
+			return errorf(KindInvalid, fmt.Sprintf("part %q appears twice", name))
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			return bodyError(err)
+		}
+		parts[name] = data
+	}
+}
+
+func (s *Server) handleDatasetList() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		list, err := s.datasets.List()
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"datasets": append([]datastore.Info{mnistInfo}, list...)})
+	}
+}
+
+func (s *Server) handleDatasetGet() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "id")
+		if id == "mnist" {
+			writeJSON(w, http.StatusOK, mnistInfo)
+			return
+		}
+		info, err := s.datasets.Get(id)
+		if err != nil {
+			s.fail(w, r, datasetError(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, info)
+	}
+}
+
