@@ -166,4 +166,3 @@ func (s *Server) handleDatasetGet() http.HandlerFunc {
 		writeJSON(w, http.StatusOK, info)
 	}
 }
-
