@@ -50,6 +50,7 @@ type Preparer struct {
 	scratch    []float32
 	hist       [histBins]float64
 	xpow       []float64
+	png        pngDecoder
 }
 
 var pool = sync.Pool{New: func() any { return new(Preparer) }}
@@ -71,6 +72,11 @@ func PrepareBytes(dst []float32, data []byte, lim Limits, in model.Input) (forma
 // PrepareBytes decodes data (see Decode) and prepares the image (see Prepare). format is the image's format once it
 // was recognised, even if decoding then failed.
 func (p *Preparer) PrepareBytes(dst []float32, data []byte, lim Limits, in model.Input) (format string, err error) {
+	if int64(len(data)) <= lim.maxBytes() {
+		if img, ok := p.png.decode(data, lim.maxPixels()); ok {
+			return "png", p.Prepare(dst, img, in)
+		}
+	}
 	img, format, err := Decode(data, lim)
 	if err != nil {
 		return format, err
@@ -141,6 +147,27 @@ func (p *Preparer) mnist(dst []float32, img image.Image, w, h int, refine bool) 
 		}
 	}
 
+	// Clean images (MNIST itself, rendered digits, canvas drawings) have a flat background: most pixels share one
+	// exact value at an end of the range. They need no noise model and no background fit, which is most of the work.
+	if back, ok := flatBackground(v[:n]); ok {
+		p.ink = grow(p.ink, n)
+		ink := p.ink
+		for i, x := range v[:n] {
+			if back >= 0.5 {
+				ink[i] = max(back-x, 0)
+			} else {
+				ink[i] = max(x-back, 0)
+			}
+		}
+		strength := p.quantile(ink, func(i int) bool { return ink[i] > 0 }, 0.9)
+		if strength < minContrast {
+			return
+		}
+		p.normalizeInk(ink, relFloor*strength, strength)
+		p.finish(dst, img, w, h, ink, ww, wh, f, refine)
+		return
+	}
+
 	// Polarity: u is the ink strength, 0 for the background.
 	t := otsu(p.histogram(v, 0, 1))
 	lightBG := lightBackground(v, ww, wh, t)
@@ -177,15 +204,49 @@ func (p *Preparer) mnist(dst []float32, img image.Image, w, h int, refine bool) 
 	if strength < minContrast || strength < minSNR*sigma {
 		return
 	}
-	floor := max(noiseFloor*sigma, relFloor*strength)
+	p.normalizeInk(ink, max(noiseFloor*sigma, relFloor*strength), strength)
+	p.finish(dst, img, w, h, ink, ww, wh, f, refine)
+}
+
+// normalizeInk zeroes ink below floor and scales the rest so that strength becomes 1.
+func (p *Preparer) normalizeInk(ink []float32, floor, strength float32) {
+	inv := 1 / strength
 	for i, x := range ink {
 		if x < floor {
 			ink[i] = 0
 		} else {
-			ink[i] = min(x/strength, 1)
+			ink[i] = min(x*inv, 1)
 		}
 	}
+}
 
+// flatBackground reports whether most of v is one exact value at either end of the range, and which. The candidates
+// are the four corners, which a digit rarely covers all of.
+func flatBackground(v []float32) (float32, bool) {
+	n := len(v)
+	if n < 16 {
+		return 0, false
+	}
+	for _, c := range [...]float32{v[0], v[n-1]} {
+		if c > 0.02 && c < 0.98 {
+			continue
+		}
+		same := 0
+		for _, x := range v {
+			if x == c {
+				same++
+			}
+		}
+		if 2*same >= n {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// finish drops specks, refines on a crop when the digit is small in a large image, and fits what is left into dst.
+func (p *Preparer) finish(dst []float32, img image.Image, w, h int, ink []float32, ww, wh, f int, refine bool) {
+	b := img.Bounds()
 	x0, y0, x1, y1, ok := p.keepComponents(ink, ww, wh)
 	if !ok {
 		return

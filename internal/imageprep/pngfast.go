@@ -1,0 +1,243 @@
+package imageprep
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"hash/adler32"
+	"hash/crc32"
+	"image"
+	"io"
+)
+
+// The serving hot path sees mostly small 8-bit PNGs (a digit, a canvas drawing). image/png allocates a fresh zlib
+// reader and image for each, tens of kilobytes per request, which keeps the garbage collector busy at high request
+// rates. pngDecoder handles that common shape (8-bit gray, gray+alpha, RGB or RGBA, not interlaced, no palette or
+// transparency key) with an inflater and pixel buffers reused from one image to the next, and produces exactly what
+// image/png would (the same image types and pixels; a differential test checks it). Anything else, and anything it
+// finds malformed, is left to the standard decoder, which then reports the error its own way.
+type pngDecoder struct {
+	inflater io.ReadCloser
+	src      bytes.Reader
+	idat     []byte
+	raw      []byte // filtered scanlines
+	gray     image.Gray
+	nrgba    image.NRGBA
+	rgba     image.RGBA
+}
+
+var pngSignature = []byte("\x89PNG\r\n\x1a\n")
+
+// decode returns the image, which lives in d's buffers until the next call, or ok=false when the standard decoder
+// must take over.
+func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok bool) {
+	if !bytes.HasPrefix(data, pngSignature) {
+		return nil, false
+	}
+	data = data[len(pngSignature):]
+	var w, h, colorType int
+	d.idat = d.idat[:0]
+	seenIHDR, seenIDAT, idatDone := false, false, false
+	for {
+		if len(data) < 12 {
+			return nil, false
+		}
+		n := binary.BigEndian.Uint32(data)
+		if uint64(n) > uint64(len(data)-12) {
+			return nil, false
+		}
+		typ, body := string(data[4:8]), data[8:8+n]
+		if crc32.ChecksumIEEE(data[4:8+n]) != binary.BigEndian.Uint32(data[8+n:]) {
+			return nil, false
+		}
+		data = data[12+n:]
+		if !seenIHDR && typ != "IHDR" {
+			return nil, false
+		}
+		switch typ {
+		case "IHDR":
+			if seenIHDR || len(body) != 13 {
+				return nil, false
+			}
+			seenIHDR = true
+			w, h = int(binary.BigEndian.Uint32(body)), int(binary.BigEndian.Uint32(body[4:]))
+			depth, ct := body[8], body[9]
+			if depth != 8 || body[10] != 0 || body[11] != 0 || body[12] != 0 {
+				return nil, false // 16-bit, paletted or odd depths, other methods, interlaced
+			}
+			if w <= 0 || h <= 0 || w > maxPixels/h || w > 1<<24 || h > 1<<24 {
+				return nil, false // the standard path reports the size
+			}
+			colorType = int(ct)
+			switch colorType {
+			case 0, 2, 4, 6:
+			default:
+				return nil, false
+			}
+		case "IDAT":
+			if idatDone {
+				return nil, false
+			}
+			seenIDAT = true
+			d.idat = append(d.idat, body...)
+		case "IEND":
+			if !seenIDAT {
+				return nil, false
+			}
+			return d.pixels(w, h, colorType)
+		case "PLTE", "tRNS":
+			return nil, false // palettes and transparency keys are the standard decoder's
+		default:
+			if typ[0]&0x20 == 0 {
+				return nil, false // an unknown critical chunk
+			}
+		}
+		if seenIDAT && typ != "IDAT" {
+			idatDone = true
+		}
+	}
+}
+
+// pixels inflates the IDAT stream, checks its checksum, and unfilters the scanlines into an image.
+func (d *pngDecoder) pixels(w, h, colorType int) (image.Image, bool) {
+	var bpp int
+	switch colorType {
+	case 0:
+		bpp = 1
+	case 2:
+		bpp = 3
+	case 4:
+		bpp = 2
+	default:
+		bpp = 4
+	}
+	stride := w * bpp
+	size := h * (1 + stride)
+	z := d.idat
+	if len(z) < 6 || z[0]&0x0f != 8 || z[0]>>4 > 7 || (uint16(z[0])<<8|uint16(z[1]))%31 != 0 || z[1]&0x20 != 0 {
+		return nil, false
+	}
+	d.src.Reset(z[2:])
+	if d.inflater == nil {
+		d.inflater = flate.NewReader(&d.src)
+	} else if err := d.inflater.(flate.Resetter).Reset(&d.src, nil); err != nil {
+		return nil, false
+	}
+	if cap(d.raw) < size {
+		d.raw = make([]byte, size)
+	}
+	raw := d.raw[:size]
+	if _, err := io.ReadFull(d.inflater, raw); err != nil {
+		return nil, false
+	}
+	// The stream must end here, followed by its Adler-32.
+	var one [1]byte
+	if n, err := d.inflater.Read(one[:]); n != 0 || err != io.EOF {
+		return nil, false
+	}
+	var sum [4]byte
+	if _, err := io.ReadFull(&d.src, sum[:]); err != nil || binary.BigEndian.Uint32(sum[:]) != adler32.Checksum(raw) {
+		return nil, false
+	}
+
+	var pix []byte
+	var img image.Image
+	switch colorType {
+	case 0:
+		d.gray.Pix = grow(d.gray.Pix, w*h)
+		d.gray.Stride, d.gray.Rect = w, image.Rect(0, 0, w, h)
+		pix, img = d.gray.Pix, &d.gray
+	case 2:
+		d.rgba.Pix = grow(d.rgba.Pix, 4*w*h)
+		d.rgba.Stride, d.rgba.Rect = 4*w, image.Rect(0, 0, w, h)
+		pix, img = d.rgba.Pix, &d.rgba
+	default:
+		d.nrgba.Pix = grow(d.nrgba.Pix, 4*w*h)
+		d.nrgba.Stride, d.nrgba.Rect = 4*w, image.Rect(0, 0, w, h)
+		pix, img = d.nrgba.Pix, &d.nrgba
+	}
+	var prev []byte // the line above the first is all zeros
+	ostride := len(pix) / h
+	for y := range h {
+		line := raw[y*(1+stride)+1 : (y+1)*(1+stride)]
+		if !unfilter(raw[y*(1+stride)], line, prev, bpp) {
+			return nil, false
+		}
+		prev = line
+		out := pix[y*ostride : (y+1)*ostride]
+		switch colorType {
+		case 0, 6:
+			copy(out, line)
+		case 2:
+			for x := range w {
+				out[4*x], out[4*x+1], out[4*x+2], out[4*x+3] = line[3*x], line[3*x+1], line[3*x+2], 255
+			}
+		case 4:
+			for x := range w {
+				g := line[2*x]
+				out[4*x], out[4*x+1], out[4*x+2], out[4*x+3] = g, g, g, line[2*x+1]
+			}
+		}
+	}
+	return img, true
+}
+
+// unfilter reverses a scanline's PNG filter in place; prev is the unfiltered line above (empty for the first).
+func unfilter(filter byte, cur, prev []byte, bpp int) bool {
+	up := func(i int) byte {
+		if len(prev) == 0 {
+			return 0
+		}
+		return prev[i]
+	}
+	switch filter {
+	case 0:
+	case 1:
+		for i := bpp; i < len(cur); i++ {
+			cur[i] += cur[i-bpp]
+		}
+	case 2:
+		if len(prev) > 0 {
+			for i := range cur {
+				cur[i] += prev[i]
+			}
+		}
+	case 3:
+		for i := range cur {
+			var left byte
+			if i >= bpp {
+				left = cur[i-bpp]
+			}
+			cur[i] += byte((int(left) + int(up(i))) / 2)
+		}
+	case 4:
+		for i := range cur {
+			var a, c int
+			if i >= bpp {
+				a = int(cur[i-bpp])
+				c = int(up(i - bpp))
+			}
+			b := int(up(i))
+			p := a + b - c
+			pa, pb, pc := abs(p-a), abs(p-b), abs(p-c)
+			switch {
+			case pa <= pb && pa <= pc:
+				cur[i] += byte(a)
+			case pb <= pc:
+				cur[i] += byte(b)
+			default:
+				cur[i] += byte(c)
+			}
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
