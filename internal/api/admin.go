@@ -119,8 +119,11 @@ func (s *Server) handleModelsList() http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		serving := s.engine.Model()
-		writeJSON(w, http.StatusOK, map[string]any{"serving": serving.Version, "models": list})
+		serving := ""
+		if m := s.engine.Model(); m != nil {
+			serving = m.Version
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"serving": serving, "models": list})
 	}
 }
 
@@ -145,7 +148,11 @@ func (s *Server) handleModelActivate() http.HandlerFunc {
 		}
 		prev := s.engine.Swap(net)
 		s.metrics.Swapped(net)
-		s.log.Info("model activated", zap.String("version", net.Version), zap.String("previous", prev.Version))
+		previous := ""
+		if prev != nil {
+			previous = prev.Version
+		}
+		s.log.Info("model activated", zap.String("version", net.Version), zap.String("previous", previous))
 		e, err := s.registry.Get(version)
 		if err != nil {
 			s.fail(w, r, modelError(err))

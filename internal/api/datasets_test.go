@@ -3,6 +3,7 @@ package api
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 )
 
 // twoClassZip builds a real two-class data set: n MNIST test digits of each of two classes, as PNG files in class
@@ -178,5 +181,23 @@ func TestDatasetUploadErrors(t *testing.T) {
 	resp, _ = adminDo(t, "POST", srv.URL+"/datasets", "", "")
 	if resp.StatusCode != 401 {
 		t.Errorf("upload without a token: %d; want 401", resp.StatusCode)
+	}
+}
+
+func TestMNISTInfoMatchesTheFiles(t *testing.T) {
+	dir, err := dataset.FindMNIST(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, err := dataset.LoadMNIST(dir, dataset.Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make([]int, 10)
+	for _, y := range train.Y {
+		counts[y]++
+	}
+	if fmt.Sprint(counts) != fmt.Sprint(mnistInfo.Counts) || train.Len() != mnistInfo.Examples {
+		t.Errorf("MNIST has %d examples counted %v; mnistInfo says %d, %v", train.Len(), counts, mnistInfo.Examples, mnistInfo.Counts)
 	}
 }

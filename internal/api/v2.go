@@ -93,7 +93,11 @@ func (s *Server) handleV2Ready() http.HandlerFunc {
 func (s *Server) handleV2ModelReady() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if net := s.v2Model(w, r); net != nil {
-			writeJSON(w, http.StatusOK, map[string]any{"name": net.Name, "ready": !s.Draining()})
+			status := http.StatusOK
+			if s.Draining() {
+				status = http.StatusServiceUnavailable
+			}
+			writeJSON(w, status, map[string]any{"name": net.Name, "ready": !s.Draining()})
 		}
 	}
 }
