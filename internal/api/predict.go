@@ -12,7 +12,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
@@ -30,12 +32,32 @@ const maxExtraParts = 16
 
 // batchInput is a request's images, each already turned into the model's input vector.
 type batchInput struct {
-	x    []float32 // n rows of width*height values
-	n    int
-	size int // values per row
+	x      []float32 // n rows of width*height values
+	n      int
+	size   int        // values per row
+	pooled *[]float32 // where x came from, to give it back
 }
 
-func (b *batchInput) add(row []float32) { b.x = append(b.x, row...); b.n++ }
+// release returns the input buffer to the pool. Call it only when nothing can read x any more.
+func (b *batchInput) release() {
+	if b.pooled != nil && cap(b.x) <= 64<<10 {
+		*b.pooled = b.x[:0]
+		inputPool.Put(b.pooled)
+	}
+	b.pooled = nil
+}
+
+// next returns room for one more row at the end of x, growing it when needed; the row counts once commit is called.
+func (b *batchInput) next() []float32 {
+	b.x = slices.Grow(b.x, b.size)
+	return b.x[len(b.x) : len(b.x)+b.size]
+}
+
+func (b *batchInput) commit() { b.x = b.x[:len(b.x)+b.size]; b.n++ }
+
+// inputPool recycles the input matrices of /predict: at thousands of requests a second they would otherwise be most
+// of the garbage. A buffer goes back only after the engine has answered, when no worker can still be reading it.
+var inputPool = sync.Pool{New: func() any { return new([]float32) }}
 
 func (s *Server) handlePredict() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +105,8 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			dbg = in.x
 		}
 		body := appendPredictResponse(make([]byte, 0, 512*in.n), s.labels.quoted(res.Model), res, topK, dbg, in.size)
+		// The engine has answered, so no worker holds the inputs any more.
+		in.release()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
@@ -110,7 +134,8 @@ func (s *Server) readInputs(r *http.Request, in model.Input) (*batchInput, error
 	if err != nil {
 		return nil, errorf(KindInvalid, "malformed Content-Type")
 	}
-	b := &batchInput{size: in.Width * in.Height}
+	buf := inputPool.Get().(*[]float32)
+	b := &batchInput{size: in.Width * in.Height, x: (*buf)[:0], pooled: buf}
 	switch {
 	case mt == "multipart/form-data":
 		if params["boundary"] == "" {
@@ -200,7 +225,7 @@ func (s *Server) addImage(b *batchInput, data []byte, in model.Input, name strin
 	if len(data) == 0 {
 		return errorf(KindUnprocessable, name+" is empty")
 	}
-	row := make([]float32, b.size)
+	row := b.next()
 	start := time.Now()
 	_, err := imageprep.PrepareBytes(row, data, imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}, in)
 	s.metrics.preprocess.Observe(time.Since(start).Seconds())
@@ -216,7 +241,7 @@ func (s *Server) addImage(b *batchInput, data []byte, in model.Input, name strin
 	default:
 		return &Error{Kind: KindUnprocessable, Detail: name + ": not a decodable image: " + err.Error(), Err: err}
 	}
-	b.add(row)
+	b.commit()
 	return nil
 }
 

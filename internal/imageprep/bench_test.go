@@ -1,6 +1,7 @@
 package imageprep
 
 import (
+	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
 	"image/color"
 	"math/rand/v2"
 	"testing"
@@ -18,9 +19,9 @@ func BenchmarkPrepareBytes(b *testing.B) {
 		name string
 		data []byte
 	}{
-		{"png=28x28", encPNG(digitGray(pix))},
-		{"canvas-png=280x280", encPNG(canvas(inkMap(pix, 280), 280, color.NRGBA{}))},
-		{"jpeg=1000x1000", encJPEG(paint{paper: offWhite, ink: pencil, noise: 4}.rgba(inkMap(pix, 1000), 1000, 1000, rng), 85)},
+		{"png=28x28", uploadforms.EncodePNG(uploadforms.DigitGray(pix))},
+		{"canvas-png=280x280", uploadforms.EncodePNG(uploadforms.Canvas(uploadforms.InkMap(pix, 280), 280, color.NRGBA{}))},
+		{"jpeg=1000x1000", uploadforms.EncodeJPEG(uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: uploadforms.Pencil, Noise: 4}.RGBA(uploadforms.InkMap(pix, 1000), 1000, 1000, rng), 85)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var p Preparer
@@ -45,9 +46,9 @@ func BenchmarkPrepare(b *testing.B) {
 		name string
 		data []byte
 	}{
-		{"gray=28x28", encPNG(digitGray(pix))},
-		{"nrgba=280x280", encPNG(canvas(inkMap(pix, 280), 280, color.NRGBA{}))},
-		{"ycbcr=1000x1000", encJPEG(paint{paper: offWhite, ink: pencil, noise: 4}.rgba(inkMap(pix, 1000), 1000, 1000, rng), 85)},
+		{"gray=28x28", uploadforms.EncodePNG(uploadforms.DigitGray(pix))},
+		{"nrgba=280x280", uploadforms.EncodePNG(uploadforms.Canvas(uploadforms.InkMap(pix, 280), 280, color.NRGBA{}))},
+		{"ycbcr=1000x1000", uploadforms.EncodeJPEG(uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: uploadforms.Pencil, Noise: 4}.RGBA(uploadforms.InkMap(pix, 1000), 1000, 1000, rng), 85)},
 	} {
 		img, _, err := Decode(bc.data, Limits{})
 		if err != nil {

@@ -1,16 +1,13 @@
 package imageprep
 
 import (
-	"errors"
 	"flag"
 	"fmt"
+	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
 	"image"
 	"image/color"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +19,8 @@ import (
 
 var (
 	digitsFlag   = flag.Int("digits", 0, "MNIST test digits per form in TestForms (0: 100, or fewer with -short or -race)")
-	accuracyFlag = flag.Bool("accuracy", false, "TestForms also reports a classifier's accuracy on every form (trains one unless -model is set)")
-	modelFlag    = flag.String("model", "", "model file for -accuracy")
+	accuracyFlag = flag.Bool("accuracy", false, "TestForms also reports a classifier's accuracy on every form")
+	modelFlag    = flag.String("model", "", "model file for -accuracy (default: the embedded model)")
 )
 
 var mnistInput = model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST}
@@ -76,9 +73,9 @@ func TestForms(t *testing.T) {
 	net := accuracyModel(t)
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-52s %7s %8s %8s %9s\n", "form", "digits", "MAD", "corr", "accuracy")
-	for i, f := range forms() {
-		t.Run(f.name, func(t *testing.T) {
-			n := digitsPerForm(f.large)
+	for i, f := range uploadforms.All() {
+		t.Run(f.Name, func(t *testing.T) {
+			n := digitsPerForm(f.Large)
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
 			var p Preparer
 			x := make([]float32, n*784)
@@ -86,7 +83,7 @@ func TestForms(t *testing.T) {
 			var elapsed time.Duration
 			for k := range n {
 				pix := set.Image(k)
-				data := f.make(pix, rng)
+				data := f.Make(pix, rng)
 				start := time.Now()
 				if _, err := p.PrepareBytes(x[k*784:][:784], data, Limits{}, mnistInput); err != nil {
 					t.Fatalf("digit %d: %v", k, err)
@@ -108,40 +105,30 @@ func TestForms(t *testing.T) {
 				}
 				acc = fmt.Sprintf("%.1f%%", 100*float64(right)/float64(n))
 			}
-			fmt.Fprintf(&table, "%-52s %7d %8.4f %8.4f %9s   (%v per image)\n", f.name, n, mad, corr, acc, elapsed/time.Duration(n))
-			if mad > f.maxMAD {
-				t.Errorf("mean absolute difference from the original digits %.4f; want at most %.4f", mad, f.maxMAD)
+			fmt.Fprintf(&table, "%-52s %7d %8.4f %8.4f %9s   (%v per image)\n", f.Name, n, mad, corr, acc, elapsed/time.Duration(n))
+			if mad > f.MaxMAD {
+				t.Errorf("mean absolute difference from the original digits %.4f; want at most %.4f", mad, f.MaxMAD)
 			}
-			if corr < f.minCorr {
-				t.Errorf("mean correlation with the original digits %.4f; want at least %.4f", corr, f.minCorr)
+			if corr < f.MinCorr {
+				t.Errorf("mean correlation with the original digits %.4f; want at least %.4f", corr, f.MinCorr)
 			}
 		})
 	}
 	t.Log(table.String())
 }
 
-// accuracyModel returns the classifier for -accuracy, or nil. model.Default (the embedded model) is not in this
-// tree yet, so it trains one with the server's own command (a few seconds), unless -model names a file.
+// accuracyModel returns the classifier for -accuracy, or nil: the embedded default model, or the file -model names.
 func accuracyModel(t *testing.T) *model.Network {
 	if !*accuracyFlag {
 		return nil
 	}
-	path := *modelFlag
-	if path == "" {
-		path = filepath.Join(t.TempDir(), "imageprep.pcpt")
-		root, err := moduleRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command("go", "run", "./cmd/server", "train", "-hidden", "128,64", "-epochs", "3", "-out", path, "-quiet")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			// The rest of the test does not need the model, so it goes on without the accuracy column.
-			t.Logf("no accuracy figures: training a model failed: %v\n%s", err, out)
-			return nil
-		}
+	var net *model.Network
+	var err error
+	if *modelFlag == "" {
+		net, err = model.Default()
+	} else {
+		net, err = model.Load(*modelFlag)
 	}
-	net, err := model.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,23 +136,6 @@ func accuracyModel(t *testing.T) *model.Network {
 		t.Fatalf("model input %+v; want %+v", net.Input, mnistInput)
 	}
 	return net
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found")
-		}
-		dir = parent
-	}
 }
 
 // TestBlankPages checks that pages without a digit come out as zeros, however noisy or unevenly lit: contrast
@@ -178,11 +148,11 @@ func TestBlankPages(t *testing.T) {
 		name string
 		img  image.Image
 	}{
-		{"a white page", toGray(paint{paper: white}.rgba(empty, 280, 280, rng))},
-		{"a black page", toGray(paint{paper: black}.rgba(empty, 280, 280, rng))},
-		{"textured paper", paint{paper: offWhite, noise: 10}.rgba(empty, 280, 280, rng)},
-		{"textured paper, unevenly lit", paint{paper: offWhite, noise: 6, light: gradient}.rgba(empty, 280, 280, rng)},
-		{"an empty canvas", canvas(empty, 280, color.NRGBA{})},
+		{"a white page", uploadforms.ToGray(uploadforms.Paint{Paper: uploadforms.White}.RGBA(empty, 280, 280, rng))},
+		{"a black page", uploadforms.ToGray(uploadforms.Paint{Paper: uploadforms.Black}.RGBA(empty, 280, 280, rng))},
+		{"textured paper", uploadforms.Paint{Paper: uploadforms.OffWhite, Noise: 10}.RGBA(empty, 280, 280, rng)},
+		{"textured paper, unevenly lit", uploadforms.Paint{Paper: uploadforms.OffWhite, Noise: 6, Light: gradient}.RGBA(empty, 280, 280, rng)},
+		{"an empty canvas", uploadforms.Canvas(empty, 280, color.NRGBA{})},
 		{"a single pixel", image.NewGray(image.Rect(0, 0, 1, 1))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,8 +238,8 @@ func TestPrepareArguments(t *testing.T) {
 // TestImageTypes checks that every fast path agrees with the generic image.Image.At path on the same picture.
 func TestImageTypes(t *testing.T) {
 	set := mnistTest(t)
-	ink := inkMap(set.Image(0), 100)
-	rgba := paint{paper: offWhite, ink: color.RGBA{20, 40, 120, 255}}.rgba(ink, 100, 100, rand.New(rand.NewPCG(1, 2)))
+	ink := uploadforms.InkMap(set.Image(0), 100)
+	rgba := uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: color.RGBA{20, 40, 120, 255}}.RGBA(ink, 100, 100, rand.New(rand.NewPCG(1, 2)))
 	want := make([]float32, 784)
 	if err := Prepare(want, atOnly{rgba}, mnistInput); err != nil {
 		t.Fatal(err)
