@@ -27,6 +27,7 @@ type config struct {
 	MaxBodyBytes    int64
 	MaxPixels       int
 	MaxImages       int
+	DecodeBudget    int
 	PredictTimeout  time.Duration
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
@@ -100,6 +101,7 @@ func (c *config) settings() []setting {
 		{flag: "queue-size", env: "QUEUE_SIZE", def: "0", usage: "images waiting for a worker at most, beyond which requests get 503 (0: 16 full batches per worker)", value: intVal(&c.QueueSize)},
 		{flag: "max-body-bytes", env: "MAX_BODY_BYTES", def: strconv.Itoa(32 << 20), usage: "request body size limit in bytes", value: int64Val(&c.MaxBodyBytes)},
 		{flag: "max-pixels", env: "MAX_PIXELS", def: "40000000", usage: "width x height limit per image, checked before decoding", value: intVal(&c.MaxPixels)},
+		{flag: "decode-budget", env: "DECODE_BUDGET", def: "0", usage: "pixels of large images being decoded at once, across requests (0: 2 x MAX_PIXELS)", value: intVal(&c.DecodeBudget)},
 		{flag: "max-images", env: "MAX_IMAGES", def: "256", usage: "images per request at most", value: intVal(&c.MaxImages)},
 		{flag: "predict-timeout", env: "PREDICT_TIMEOUT", def: "10s", usage: "longest a prediction may take before 504", value: durVal(&c.PredictTimeout)},
 		{flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", def: "20s", usage: "how long requests in flight may take to finish after SIGTERM", value: durVal(&c.ShutdownTimeout)},

@@ -143,7 +143,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		func(err error) { log.Warn("model watch", zap.Error(err)) })
 
 	srv := api.NewServer(log, api.Config{
-		MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages, DecodeBudget: cfg.DecodeBudget,
 		PredictTimeout: cfg.PredictTimeout, BenchFloor: cfg.BenchFloor, AdminToken: cfg.AdminToken,
 	}, promReg, metrics, engine, reg, jobs, sets)
 

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,7 +146,7 @@ func (s *Server) readInputs(r *http.Request, in model.Input) (*batchInput, error
 	case rawImageTypes[mt]:
 		var data []byte
 		if data, err = io.ReadAll(r.Body); err == nil {
-			err = s.addImage(b, data, in, "the body")
+			err = s.addImage(r.Context(), b, data, in, "the body")
 		}
 	case mt == "application/json":
 		err = s.readJSON(r, in, b)
@@ -204,7 +205,7 @@ func (s *Server) readMultipart(r *http.Request, in model.Input, b *batchInput) e
 		if err != nil {
 			return err
 		}
-		if err := s.addImage(b, data, in, partName(part, b.n)); err != nil {
+		if err := s.addImage(r.Context(), b, data, in, partName(part, b.n)); err != nil {
 			return err
 		}
 	}
@@ -218,16 +219,34 @@ func partName(p *multipart.Part, i int) string {
 }
 
 // addImage decodes and prepares one encoded image, or says which one failed and why.
-func (s *Server) addImage(b *batchInput, data []byte, in model.Input, name string) error {
+func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in model.Input, name string) error {
 	if b.n >= s.cfg.MaxImages {
 		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
 	}
 	if len(data) == 0 {
 		return errorf(KindUnprocessable, name+" is empty")
 	}
+	lim := imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}
+	// Large images are decoded only within the decode budget, so concurrent uploads cannot together hold more
+	// decoded pixels than DECODE_BUDGET, however many arrive at once. Small ones (the common case) skip the check.
+	var err error
+	if !smallPNG(data) {
+		var w, h int
+		if w, h, _, err = imageprep.DecodeConfig(data, lim); err == nil {
+			ctx, cancel := context.WithTimeout(ctx, s.cfg.PredictTimeout)
+			err = s.decodeBudget.Acquire(ctx, int64(min(w*h, s.cfg.DecodeBudget)))
+			cancel()
+			if err != nil {
+				return &Error{Kind: KindUnavailable, Detail: "busy decoding other large images; retry", RetryAfter: 1, Err: err}
+			}
+			defer s.decodeBudget.Release(int64(min(w*h, s.cfg.DecodeBudget)))
+		}
+	}
 	row := b.next()
 	start := time.Now()
-	_, err := imageprep.PrepareBytes(row, data, imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}, in)
+	if err == nil {
+		_, err = imageprep.PrepareBytes(row, data, lim, in)
+	}
 	s.metrics.preprocess.Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
@@ -281,7 +300,7 @@ func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error 
 		if err != nil {
 			return errorf(KindInvalid, fmt.Sprintf("images[%d] is not valid base64", i))
 		}
-		if err := s.addImage(b, data, in, fmt.Sprintf("images[%d]", i)); err != nil {
+		if err := s.addImage(r.Context(), b, data, in, fmt.Sprintf("images[%d]", i)); err != nil {
 			return err
 		}
 	}
@@ -334,4 +353,14 @@ func (s *Server) handleFloor() http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, answer)
 	}
+}
+
+// smallPNG reports whether data is a PNG whose header claims at most a million pixels: decoding it costs at most 4 MB,
+// so it needs no place in the decode budget. The size sits at a fixed place in every PNG.
+func smallPNG(data []byte) bool {
+	if len(data) < 24 || string(data[:8]) != "\x89PNG\r\n\x1a\n" || string(data[12:16]) != "IHDR" {
+		return false
+	}
+	w, h := binary.BigEndian.Uint32(data[16:]), binary.BigEndian.Uint32(data[20:])
+	return w > 0 && h > 0 && uint64(w)*uint64(h) <= 1<<20
 }

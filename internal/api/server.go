@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
@@ -20,9 +21,12 @@ import (
 
 // Config holds the API's limits. Zero values pick the defaults noted on each field.
 type Config struct {
-	MaxBodyBytes   int64         // bytes per request body; 0 means 32 MiB
-	MaxPixels      int           // width x height per image, checked before decoding; 0 means 40 million
-	MaxImages      int           // images per request; 0 means 256
+	MaxBodyBytes int64 // bytes per request body; 0 means 32 MiB
+	MaxPixels    int   // width x height per image, checked before decoding; 0 means 40 million
+	MaxImages    int   // images per request; 0 means 256
+	// DecodeBudget caps the pixels of large images being decoded at once, across all requests; a request waits for
+	// room (up to PredictTimeout) and then gets 503. 0 means 2 x MaxPixels.
+	DecodeBudget   int
 	PredictTimeout time.Duration // longest a prediction may take, queueing included, before 504; 0 means 10s
 	// AdminToken is the bearer token of the admin routes; with none set they refuse every request.
 	AdminToken string
@@ -39,6 +43,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPixels <= 0 {
 		c.MaxPixels = 40_000_000
+	}
+	if c.DecodeBudget <= 0 {
+		c.DecodeBudget = 2 * c.MaxPixels
 	}
 	if c.MaxImages <= 0 {
 		c.MaxImages = 256
@@ -66,6 +73,8 @@ type Server struct {
 	draining atomic.Bool
 	handler  http.Handler
 	labels   labelCache
+
+	decodeBudget *semaphore.Weighted
 }
 
 // NewServer wires the routes. The engine serves predictions with its active model; the registry, the jobs and the
@@ -74,6 +83,7 @@ type Server struct {
 func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs, sets *datastore.Store) *Server {
 	s := &Server{log: log, cfg: cfg.withDefaults(), gatherer: gatherer, metrics: m, engine: engine, registry: reg, jobs: jobs, datasets: sets}
 	s.fails.limit = s.cfg.AdminFailLimit
+	s.decodeBudget = semaphore.NewWeighted(int64(s.cfg.DecodeBudget))
 	s.handler = s.routes()
 	return s
 }

@@ -159,7 +159,7 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 		case "FP32", "FP64":
 			x, n, err = v2Floats(in, size, s.cfg.MaxImages)
 		case "BYTES":
-			x, n, err = s.v2Images(in, net.Input, s.cfg.MaxImages)
+			x, n, err = s.v2Images(r.Context(), in, net.Input, s.cfg.MaxImages)
 		default:
 			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
 		}
@@ -244,7 +244,7 @@ func v2Floats(t v2Tensor, size, maxRows int) ([]float32, int, error) {
 }
 
 // v2Images decodes a BYTES tensor of base64-encoded images through the model's preprocessing.
-func (s *Server) v2Images(t v2Tensor, in model.Input, maxRows int) ([]float32, int, error) {
+func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRows int) ([]float32, int, error) {
 	if len(t.Shape) < 1 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) || t.Shape[0] < 1 {
 		return nil, 0, fmt.Errorf("input %q has shape %v; want [N] or [N,1]", t.Name, t.Shape)
 	}
@@ -274,7 +274,7 @@ func (s *Server) v2Images(t v2Tensor, in model.Input, maxRows int) ([]float32, i
 		if err != nil {
 			return nil, 0, fmt.Errorf("input %q item %d is not base64", t.Name, i)
 		}
-		if err := s.addImage(b, data, in, fmt.Sprintf("item %d", i)); err != nil {
+		if err := s.addImage(ctx, b, data, in, fmt.Sprintf("item %d", i)); err != nil {
 			return nil, 0, err
 		}
 	}

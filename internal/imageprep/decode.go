@@ -117,28 +117,12 @@ func sniff(data []byte) (c *codec, truncated bool) {
 // Every error wraps ErrUnsupported, ErrTooLarge or ErrUndecodable. Decode never panics: a panic inside a decoder is
 // recovered and reported as ErrUndecodable.
 func Decode(data []byte, lim Limits) (img image.Image, format string, err error) {
-	if int64(len(data)) > lim.maxBytes() {
-		return nil, "", fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrTooLarge, len(data), lim.maxBytes())
-	}
-	if len(data) == 0 {
-		return nil, "", fmt.Errorf("%w: no data", ErrUndecodable)
-	}
-	c, truncated := sniff(data)
-	if c == nil {
-		if truncated {
-			return nil, "", fmt.Errorf("%w: %d bytes, too short to be an image", ErrUndecodable, len(data))
+	c, _, err := config(data, lim)
+	if err != nil {
+		if c != nil {
+			format = c.name
 		}
-		return nil, "", fmt.Errorf("%w: the data is not PNG, JPEG, GIF, BMP, TIFF or WebP", ErrUnsupported)
-	}
-	if err := checkStructure(c.name, data, lim.maxPixels()); err != nil {
-		return nil, c.name, err
-	}
-	var cfg image.Config
-	if err := guard(func() (err error) { cfg, err = c.config(bytes.NewReader(data)); return err }); err != nil {
-		return nil, c.name, decodeErr(c.name, err)
-	}
-	if err := checkPixels(cfg.Width, cfg.Height, lim.maxPixels()); err != nil {
-		return nil, c.name, err
+		return nil, format, err
 	}
 	if err := guard(func() (err error) { img, err = c.decode(bytes.NewReader(data)); return err }); err != nil {
 		return nil, c.name, decodeErr(c.name, err)
@@ -150,6 +134,44 @@ func Decode(data []byte, lim Limits) (img image.Image, format string, err error)
 		return nil, c.name, err
 	}
 	return img, c.name, nil
+}
+
+// DecodeConfig does the checks of Decode that need only the header, and returns the image's size and format: a
+// caller can budget memory for the pixels before decoding them.
+func DecodeConfig(data []byte, lim Limits) (width, height int, format string, err error) {
+	c, cfg, err := config(data, lim)
+	if c != nil {
+		format = c.name
+	}
+	return cfg.Width, cfg.Height, format, err
+}
+
+// config sniffs the format and checks the header against the limits.
+func config(data []byte, lim Limits) (*codec, image.Config, error) {
+	if int64(len(data)) > lim.maxBytes() {
+		return nil, image.Config{}, fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrTooLarge, len(data), lim.maxBytes())
+	}
+	if len(data) == 0 {
+		return nil, image.Config{}, fmt.Errorf("%w: no data", ErrUndecodable)
+	}
+	c, truncated := sniff(data)
+	if c == nil {
+		if truncated {
+			return nil, image.Config{}, fmt.Errorf("%w: %d bytes, too short to be an image", ErrUndecodable, len(data))
+		}
+		return nil, image.Config{}, fmt.Errorf("%w: the data is not PNG, JPEG, GIF, BMP, TIFF or WebP", ErrUnsupported)
+	}
+	if err := checkStructure(c.name, data, lim.maxPixels()); err != nil {
+		return c, image.Config{}, err
+	}
+	var cfg image.Config
+	if err := guard(func() (err error) { cfg, err = c.config(bytes.NewReader(data)); return err }); err != nil {
+		return c, image.Config{}, decodeErr(c.name, err)
+	}
+	if err := checkPixels(cfg.Width, cfg.Height, lim.maxPixels()); err != nil {
+		return c, cfg, err
+	}
+	return c, cfg, nil
 }
 
 func checkPixels(w, h, limit int) error {

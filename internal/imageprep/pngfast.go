@@ -28,6 +28,9 @@ type pngDecoder struct {
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
 
+// fastMaxPixels bounds the images the fast path takes, so a Preparer never keeps large buffers alive.
+const fastMaxPixels = 1 << 20
+
 // decode returns the image, which lives in d's buffers until the next call, or ok=false when the standard decoder
 // must take over.
 func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok bool) {
@@ -65,8 +68,8 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 			if depth != 8 || body[10] != 0 || body[11] != 0 || body[12] != 0 {
 				return nil, false // 16-bit, paletted or odd depths, other methods, interlaced
 			}
-			if w <= 0 || h <= 0 || w > maxPixels/h || w > 1<<24 || h > 1<<24 {
-				return nil, false // the standard path reports the size
+			if w <= 0 || h <= 0 || w > min(maxPixels, fastMaxPixels)/h {
+				return nil, false // the standard path reports the size, and large images are not kept in buffers
 			}
 			colorType = int(ct)
 			switch colorType {
