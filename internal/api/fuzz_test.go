@@ -1,0 +1,89 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// fuzzBody sends body to path with the given content type and admin token, and fails on any 5xx or on an answer
+// that is not the right error shape: whatever the bytes, a client error is a 4xx problem (or v2 error).
+func fuzzBody(t *testing.T, h http.Handler, method, path, contentType string, body []byte) {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code >= 500 && w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("%s %s: %d %s", method, path, w.Code, w.Body)
+	}
+	if w.Code >= 400 {
+		ct := w.Header().Get("Content-Type")
+		if strings.HasPrefix(path, "/v2/") {
+			if !strings.Contains(w.Body.String(), `"error"`) {
+				t.Fatalf("v2 error without \"error\": %s", w.Body)
+			}
+		} else if ct != "application/problem+json" {
+			t.Fatalf("%d with Content-Type %q", w.Code, ct)
+		}
+	}
+}
+
+func FuzzPredictJSON(f *testing.F) {
+	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8})
+	img, _ := digitPNG(f, 0)
+	f.Add([]byte(`{"inputs": [[0.1, 0.2]]}`))
+	f.Add([]byte(`{"images": ["aGVsbG8="]}`))
+	f.Add([]byte(`{"images": ["data:image/png;base64,` + base64.StdEncoding.EncodeToString(img) + `"]}`))
+	f.Add([]byte(`{"inputs": [[1e400]], "images": null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fuzzBody(t, srv.Config.Handler, "POST", "/predict", "application/json", body)
+	})
+}
+
+func FuzzTrainRequest(f *testing.F) {
+	srv, _ := newTestServer(f, Config{AdminFailLimit: 1 << 30})
+	f.Add([]byte(`[16]`))
+	f.Add([]byte(`[1e999]`))
+	f.Add([]byte(`{"a": [1, 2]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		// The fuzzed bytes become the value of "hidden", and "epochs": 0 comes last (the last key wins), so no request
+		// is ever valid: the fuzz loop must not start real training.
+		body = []byte(`{"hidden": ` + string(body) + `, "epochs": 0}`)
+		fuzzBody(t, srv.Config.Handler, "POST", "/train", "application/json", body)
+	})
+}
+
+func FuzzV2Infer(f *testing.F) {
+	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8})
+	f.Add([]byte(`{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[0.5]}]}`))
+	f.Add([]byte(`{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["aGVsbG8="]}]}`))
+	f.Add([]byte(`{"inputs":[{"name":"input","shape":[2,784],"datatype":"FP64","data":[[0],[1]]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fuzzBody(t, srv.Config.Handler, "POST", "/v2/models/mnist-mlp/infer", "application/json", body)
+	})
+}
+
+func FuzzMultipartPredict(f *testing.F) {
+	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8})
+	img, _ := digitPNG(f, 0)
+	body, _ := multipartOf([2]string{"image", string(img)}, [2]string{"image", "x"})
+	f.Add(body)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		// The boundary multipartOf picks is random; use a fixed one the seed may contain.
+		fuzzBody(t, srv.Config.Handler, "POST", "/predict", "multipart/form-data; boundary="+boundaryOf(body), body)
+	})
+}
+
+// boundaryOf guesses the multipart boundary from the body's first line, so mutated bodies keep one.
+func boundaryOf(body []byte) string {
+	line, _, _ := bytes.Cut(body, []byte("\r\n"))
+	b := strings.TrimPrefix(string(line), "--")
+	if b == "" || len(b) > 70 || strings.ContainsAny(b, " \"\t;") {
+		return "x"
+	}
+	return b
+}
