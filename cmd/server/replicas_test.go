@@ -10,34 +10,81 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// buildServer compiles this command once per test binary run.
+var built struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// buildServer compiles this command once per test binary run, into a folder removed when the tests end.
 func buildServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "server")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "perceptron-server-test")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.bin = filepath.Join(dir, "server")
+		cmd := exec.Command("go", "build", "-o", built.bin, ".")
+		cmd.Stderr = os.Stderr
+		built.err = cmd.Run()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v", built.err)
 	}
-	return bin
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.bin != "" {
+		os.RemoveAll(filepath.Dir(built.bin))
+	}
+	os.Exit(code)
+}
+
+// process is a server binary running on a loopback port.
+type process struct {
+	cmd    *exec.Cmd
+	base   string
+	stderr *syncBuffer
+	exited chan struct{} // closed when the process has exited; err is then its exit error
+	err    error
 }
 
 // startProcess runs the server binary on a free loopback port and returns its base URL.
 func startProcess(t *testing.T, bin string, env ...string) string {
+	return startProc(t, bin, env...).base
+}
+
+// startProc runs the server binary and returns it once it listens; it is interrupted at the end of the test.
+func startProc(t *testing.T, bin string, env ...string) *process {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), append([]string{"ADDR=127.0.0.1:0", "LOG_LEVEL=warn"}, env...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	p := &process{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = p.stderr
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-p.exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if a, ok := strings.CutPrefix(sc.Text(), "perceptron listening on "); ok {
@@ -45,11 +92,12 @@ func startProcess(t *testing.T, bin string, env ...string) string {
 				for sc.Scan() {
 				}
 			}()
-			return a
+			p.base = a
+			return p
 		}
 	}
-	t.Fatal("server process exited before listening")
-	return ""
+	t.Fatalf("server process exited before listening:\n%s", p.stderr.String())
+	return nil
 }
 
 func servingVersion(t *testing.T, base string) string {

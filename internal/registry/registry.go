@@ -67,7 +67,30 @@ func Open(dir string, embedded *model.Network) (*Registry, error) {
 	if err := os.MkdirAll(filepath.Join(dir, versionsDir), 0o755); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	removeStaleTemporaries(filepath.Join(dir, versionsDir))
+	removeStaleTemporaries(dir)
 	return &Registry{dir: dir, embedded: embedded, cache: map[string]cached{}}, nil
+}
+
+// staleAfter is how old a temporary file must be before Open removes it: a write by another replica is never that
+// slow, so an older one was left by a crash.
+const staleAfter = 10 * time.Minute
+
+// removeStaleTemporaries deletes the temporary files (".name.tmpNNN") of writes that a crash cut off.
+func removeStaleTemporaries(dir string) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		name := de.Name()
+		if !strings.HasPrefix(name, ".") || !strings.Contains(name, ".tmp") || !de.Type().IsRegular() {
+			continue
+		}
+		if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > staleAfter {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
 }
 
 // Dir returns the registry's folder.

@@ -26,6 +26,19 @@ func netVersion(t *testing.T, version string, created time.Time, seed uint64) *m
 	return n
 }
 
+// bigNet is a network of the default model's size, for tests where file size matters.
+func bigNet(version string, created time.Time, seed uint64) *model.Network {
+	labels := []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+	n, err := model.New(model.Info{
+		Name: "big", Version: version, Created: created, Layers: []int{784, 128, 64, 10}, Activation: model.ReLU,
+		Labels: labels, Input: model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST},
+	}, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 func TestPutListActivate(t *testing.T) {
