@@ -14,6 +14,7 @@ import (
 type config struct {
 	Addr            string
 	AdminToken      string
+	AdminAddr       string
 	AdminTokenFile  string
 	TrainJobs       int
 	WatchInterval   time.Duration
@@ -29,6 +30,7 @@ type config struct {
 	MaxImages       int
 	DecodeBudget    int
 	PredictTimeout  time.Duration
+	ReadTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
 	BenchFloor      bool
@@ -88,6 +90,7 @@ func durVal(p *time.Duration) flag.Value {
 func (c *config) settings() []setting {
 	return []setting{
 		{flag: "addr", env: "ADDR", def: ":8080", usage: "listen address", value: strVal(&c.Addr)},
+		{flag: "admin-addr", env: "ADMIN_ADDR", usage: "serve the admin routes (training, models, data sets) on this separate address only, e.g. 127.0.0.1:9090 (empty: on ADDR)", value: strVal(&c.AdminAddr)},
 		{flag: "admin-token", env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the admin routes (unset: a random one is generated and logged once)", value: strVal(&c.AdminToken)},
 		{flag: "admin-token-file", env: "ADMIN_TOKEN_FILE", usage: "file holding the admin token (a mounted Secret), used when ADMIN_TOKEN is unset", value: strVal(&c.AdminTokenFile)},
 		{flag: "train-jobs", env: "TRAIN_JOBS", def: "1", usage: "training jobs running at once; each runs on one low-priority thread", value: intVal(&c.TrainJobs)},
@@ -104,6 +107,7 @@ func (c *config) settings() []setting {
 		{flag: "decode-budget", env: "DECODE_BUDGET", def: "0", usage: "pixels of large images being decoded at once, across requests (0: 2 x MAX_PIXELS)", value: intVal(&c.DecodeBudget)},
 		{flag: "max-images", env: "MAX_IMAGES", def: "256", usage: "images per request at most", value: intVal(&c.MaxImages)},
 		{flag: "predict-timeout", env: "PREDICT_TIMEOUT", def: "10s", usage: "longest a prediction may take before 504", value: durVal(&c.PredictTimeout)},
+		{flag: "read-timeout", env: "READ_TIMEOUT", def: "30s", usage: "longest a client may take to send a request, body included (slow uploads are cut off)", value: durVal(&c.ReadTimeout)},
 		{flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", def: "20s", usage: "how long requests in flight may take to finish after SIGTERM", value: durVal(&c.ShutdownTimeout)},
 		{flag: "bench-floor", env: "BENCH_FLOOR", def: "false", usage: "serve POST /bench/floor, the trivial handler /predict is benchmarked against", value: boolVal(&c.BenchFloor)},
 		{flag: "drain-delay", env: "DRAIN_DELAY", def: "0s", usage: "after SIGTERM, how long to keep serving with /readyz failing before closing the listener", value: durVal(&c.DrainDelay)},
@@ -150,6 +154,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("TRAIN_JOBS must be at least 1")
 	case c.WatchInterval <= 0:
 		return nil, fmt.Errorf("WATCH_INTERVAL must be positive")
+	case c.ReadTimeout <= 0:
+		return nil, fmt.Errorf("READ_TIMEOUT must be positive")
 	case c.BatchDelay < 0 || c.PredictTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DrainDelay < 0:
 		return nil, fmt.Errorf("durations must be positive")
 	}

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -216,4 +218,65 @@ func TestTrainCommandStoresIntoTheRegistry(t *testing.T) {
 	if !strings.Contains(out.String(), ready.Version) || ready.Version == "" {
 		t.Errorf("server serves %q; the train command stored %q", ready.Version, out.String())
 	}
+}
+
+func TestSeparateAdminListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	base, _ := startServer(t, map[string]string{"ADMIN_ADDR": adminAddr, "ADMIN_TOKEN": "sep"})
+	get := func(url string) int {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer sep")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(base + "/models"); got != http.StatusNotFound {
+		t.Errorf("GET /models on the public address: %d; want 404", got)
+	}
+	if got := get("http://" + adminAddr + "/models"); got != http.StatusOK {
+		t.Errorf("GET /models on the admin address: %d; want 200", got)
+	}
+	if got := get("http://" + adminAddr + "/predict"); got != http.StatusNotFound {
+		t.Errorf("/predict on the admin address: %d; want 404", got)
+	}
+	if got := get(base + "/healthz"); got != http.StatusOK {
+		t.Errorf("/healthz on the public address: %d", got)
+	}
+}
+
+// TestSlowBodiesAreCutOff sends a body one byte at a time, slower than READ_TIMEOUT allows: the server must give up
+// on it instead of holding the connection.
+func TestSlowBodiesAreCutOff(t *testing.T) {
+	base, _ := startServer(t, map[string]string{"READ_TIMEOUT": "1s"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		if _, err := conn.Write([]byte{0}); err != nil {
+			break // the server closed the connection
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 512)
+	n, _ := conn.Read(buf)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("a slow body held the connection for %v; READ_TIMEOUT is 1s", d)
+	}
+	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 408") {
+		t.Errorf("answer %q; want 408 Request Timeout", strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+	}
+	t.Logf("server answered after %v: %q", time.Since(start).Round(time.Millisecond), strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
 }

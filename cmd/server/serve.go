@@ -145,32 +145,43 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := api.NewServer(log, api.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages, DecodeBudget: cfg.DecodeBudget,
 		PredictTimeout: cfg.PredictTimeout, BenchFloor: cfg.BenchFloor, AdminToken: cfg.AdminToken,
+		SeparateAdmin: cfg.AdminAddr != "",
 	}, promReg, metrics, engine, reg, jobs, sets)
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
+	servers := []*http.Server{newHTTPServer(srv, cfg, log)}
+	addrs := []string{cfg.Addr}
+	if cfg.AdminAddr != "" {
+		servers = append(servers, newHTTPServer(srv.AdminHandler(), cfg, log))
+		addrs = append(addrs, cfg.AdminAddr)
 	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      cfg.PredictTimeout + 30*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		ln, err := net.Listen("tcp", addrs[i])
+		if err != nil {
+			for _, started := range servers[:i] {
+				started.Close()
+			}
+			return err
+		}
+		go func() { errc <- hs.Serve(ln) }()
+		if i == 0 {
+			log.Info("listening", zap.String("addr", ln.Addr().String()))
+			fmt.Fprintf(stdout, "perceptron listening on http://%s\n", ln.Addr())
+		} else {
+			log.Info("admin listening", zap.String("addr", ln.Addr().String()))
+			fmt.Fprintf(stdout, "perceptron admin listening on http://%s\n", ln.Addr())
+		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", zap.String("addr", ln.Addr().String()))
-	fmt.Fprintf(stdout, "perceptron listening on http://%s\n", ln.Addr())
 
 	select {
 	case err := <-errc:
+		for _, hs := range servers {
+			hs.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
-	// Drain: readiness fails and responses carry Connection: close, then the listener closes and requests in
+	// Drain: readiness fails and responses carry Connection: close, then the listeners close and requests in
 	// flight finish, all within SHUTDOWN_TIMEOUT.
 	log.Info("shutting down: draining", zap.Duration("drain_delay", cfg.DrainDelay), zap.Duration("timeout", cfg.ShutdownTimeout))
 	srv.Drain()
@@ -179,13 +190,30 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("shutdown timed out; closing remaining connections", zap.Error(err))
-		hs.Close()
+	for _, hs := range servers {
+		if err := hs.Shutdown(sctx); err != nil {
+			log.Warn("shutdown timed out; closing remaining connections", zap.Error(err))
+			hs.Close()
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newHTTPServer wraps h with the timeouts that keep slow or idle clients from holding connections for ever.
+func newHTTPServer(h http.Handler, cfg *config, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.ReadTimeout + cfg.PredictTimeout + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,6 +172,9 @@ func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("the body is larger than %d bytes", mbe.Limit), Err: err}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &Error{Kind: KindSlow, Detail: "the body arrived too slowly (READ_TIMEOUT)", Err: err}
 	}
 	return &Error{Kind: KindInvalid, Detail: "could not read the body: " + err.Error(), Err: err}
 }

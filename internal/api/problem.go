@@ -22,6 +22,7 @@ const (
 	KindNotFound                  // 404
 	KindMethod                    // 405: the route exists, the method does not
 	KindConflict                  // 409
+	KindSlow                      // 408: the client sent the request too slowly
 	KindTooLarge                  // 413: body, part, image count or pixels over a limit
 	KindUnsupported               // 415: media type we do not read
 	KindUnprocessable             // 422: well-formed but unusable, e.g. not a decodable image
@@ -40,6 +41,7 @@ var kindInfo = map[Kind]struct {
 	KindNotFound:      {http.StatusNotFound, "not-found"},
 	KindMethod:        {http.StatusMethodNotAllowed, "method-not-allowed"},
 	KindConflict:      {http.StatusConflict, "conflict"},
+	KindSlow:          {http.StatusRequestTimeout, "request-timeout"},
 	KindTooLarge:      {http.StatusRequestEntityTooLarge, "too-large"},
 	KindUnsupported:   {http.StatusUnsupportedMediaType, "unsupported-media-type"},
 	KindUnprocessable: {http.StatusUnprocessableEntity, "unprocessable"},
@@ -99,7 +101,7 @@ func rejectionReason(k Kind) string {
 		return RejectUnsupported
 	case KindUnprocessable:
 		return RejectUndecodable
-	case KindInvalid, KindMethod:
+	case KindInvalid, KindMethod, KindSlow:
 		return RejectInvalid
 	case KindUnavailable, KindTooMany:
 		return RejectOverloaded

@@ -10,8 +10,15 @@ import (
 	apispec "github.com/perceptron-dev/perceptron/api"
 )
 
-// routes is the whole HTTP surface in one place; api/openapi.yaml documents each route.
-func (s *Server) routes() http.Handler {
+// routes is the whole HTTP surface in one place; api/openapi.yaml documents each route. With a separate admin
+// listener (Config.SeparateAdmin) the public router leaves the admin routes out and AdminHandler serves them, with
+// the health and metrics routes, on their own address.
+func (s *Server) routes() http.Handler { return s.router(true, !s.cfg.SeparateAdmin) }
+
+// AdminHandler serves the admin routes, health and metrics alone, for the separate admin listener (ADMIN_ADDR).
+func (s *Server) AdminHandler() http.Handler { return s.router(false, true) }
+
+func (s *Server) router(public, admin bool) http.Handler {
 	r := chi.NewRouter()
 	r.Use(withRequestID, withAccessLog(s.log), s.withMetrics, withRecover(s.log), withDrainClose(s.Draining))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -30,19 +37,25 @@ func (s *Server) routes() http.Handler {
 
 	r.Get("/healthz", s.handleHealthz())
 	r.Get("/readyz", s.handleReadyz())
-	r.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/yaml")
-		w.Write(apispec.YAML)
-	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
-	r.Post("/predict", s.handlePredict())
 
-	r.Get("/v2/health/live", s.handleV2Live())
-	r.Get("/v2/health/ready", s.handleV2Ready())
-	r.Get("/v2/models/{name}", s.handleV2ModelMetadata())
-	r.Get("/v2/models/{name}/ready", s.handleV2ModelReady())
-	r.Post("/v2/models/{name}/infer", s.handleV2Infer())
+	if public {
+		r.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/yaml")
+			w.Write(apispec.YAML)
+		})
+		r.Post("/predict", s.handlePredict())
 
+		r.Get("/v2/health/live", s.handleV2Live())
+		r.Get("/v2/health/ready", s.handleV2Ready())
+		r.Get("/v2/models/{name}", s.handleV2ModelMetadata())
+		r.Get("/v2/models/{name}/ready", s.handleV2ModelReady())
+		r.Post("/v2/models/{name}/infer", s.handleV2Infer())
+	}
+
+	if !admin {
+		return s.withFloor(r)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(s.withAdmin)
 		r.Post("/train", s.handleTrainSubmit())
@@ -57,6 +70,14 @@ func (s *Server) routes() http.Handler {
 		r.Get("/datasets/{id}", s.handleDatasetGet())
 	})
 
+	if !public {
+		return r
+	}
+	return s.withFloor(r)
+}
+
+// withFloor adds the benchmark floor route when asked for.
+func (s *Server) withFloor(r chi.Router) http.Handler {
 	if s.cfg.BenchFloor {
 		r.Post("/bench/floor", s.handleFloor())
 	}

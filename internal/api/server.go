@@ -30,6 +30,8 @@ type Config struct {
 	PredictTimeout time.Duration // longest a prediction may take, queueing included, before 504; 0 means 10s
 	// AdminToken is the bearer token of the admin routes; with none set they refuse every request.
 	AdminToken string
+	// SeparateAdmin leaves the admin routes out of the main handler; AdminHandler serves them (ADMIN_ADDR).
+	SeparateAdmin bool
 	// AdminFailLimit is how many failed admin attempts a client address may make per minute; 0 means 10.
 	AdminFailLimit int
 	// BenchFloor adds POST /bench/floor, a handler that reads the multipart images like /predict and answers a
