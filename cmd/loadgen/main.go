@@ -52,6 +52,7 @@ type options struct {
 	digit       int
 	warmup      time.Duration
 	jsonOut     bool
+	markdown    bool
 	label       string
 }
 
@@ -71,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.digit, "digit", 0, "index of the MNIST test digit to send when -image is not set")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "load sent before measuring")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.markdown, "markdown", false, "print the report as one Markdown table row (see bench/run.sh)")
 	fs.StringVar(&o.label, "label", "", "name of this run in the report")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -107,6 +109,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	rep := load(lctx, client, o, body, contentType, o.requests)
 	rep.Label, rep.Concurrency, rep.ImagesPerRequest = o.label, o.concurrency, o.images
+	if o.markdown {
+		fmt.Fprintf(stdout, "| %s | %d | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %d |\n", rep.Label, rep.Concurrency,
+			rep.ImagesPerRequest, rep.RequestsPerSec, rep.ImagesPerSec, rep.P50ms, rep.P90ms, rep.P99ms, rep.Errors)
+		return nil
+	}
 	if o.jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

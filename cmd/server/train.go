@@ -75,6 +75,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	name := fs.String("name", "", "model name (default: the data set id followed by -mlp)")
 	dataDir := fs.String("data-dir", envOr(getenv, "DATA_DIR", "./data"), "data set folder (env DATA_DIR)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	testEachEpoch := fs.Bool("test-each-epoch", false, "also report test accuracy after every epoch (not counted as training time), for time-to-accuracy figures")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,6 +93,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stderr, "training on %s (%d examples): %s\n", req.Dataset, trainSet.Head(req.Limit).Len(), reqJSON)
 
 	bar := &progressBar{w: stderr, quiet: *quiet}
+	var trained float64 // training seconds so far, for -test-each-epoch
 	res, err := train.Train(ctx, req, trainSet, train.Options{
 		Name:       *name,
 		Input:      input,
@@ -100,6 +102,15 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 			bar.clear()
 			fmt.Fprintf(stderr, "epoch %3d  loss %.4f  train %.2f%%  val %.2f%%  %.2fs\n",
 				e.Epoch, e.Loss, 100*e.TrainAccuracy, 100*e.ValAccuracy, e.Seconds)
+		},
+		Inspect: func(e train.Epoch, net *model.Network) {
+			if !*testEachEpoch || testSet == nil {
+				return
+			}
+			trained += e.Seconds
+			if ev, err := train.Evaluate(net, testSet); err == nil {
+				fmt.Fprintf(stdout, "{\"epoch\": %d, \"train_seconds\": %.3f, \"test_accuracy\": %.4f}\n", e.Epoch, trained, ev.Accuracy)
+			}
 		},
 	})
 	bar.clear()

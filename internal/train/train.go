@@ -35,7 +35,10 @@ type Progress struct {
 
 // Options are the callbacks of a run. Nil callbacks are not called.
 type Options struct {
-	OnEpoch    func(Epoch)
+	OnEpoch func(Epoch)
+	// Inspect is called after OnEpoch with the network as it stands (the weights keep changing after it returns):
+	// for measurements such as test accuracy per epoch, which must not count as training time.
+	Inspect    func(Epoch, *model.Network)
 	OnProgress func(Progress)
 	// Input describes the images the data set holds (size and preprocessing), recorded in the model.
 	Input model.Input
@@ -216,6 +219,9 @@ func (r *run) endEpoch(e Epoch) (stop bool) {
 	r.history = append(r.history, e)
 	if r.opts.OnEpoch != nil {
 		r.opts.OnEpoch(e)
+	}
+	if r.opts.Inspect != nil {
+		r.opts.Inspect(e, r.net)
 	}
 	if p := r.req.EarlyStoppingPatience; p > 0 && r.val != nil && r.sinceBest >= p && e.Epoch < r.req.Epochs {
 		r.stoppedEarly = true

