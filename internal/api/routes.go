@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	apispec "github.com/perceptron-dev/perceptron/api"
+	"github.com/perceptron-dev/perceptron/internal/web"
 )
 
 // routes is the whole HTTP surface in one place; api/openapi.yaml documents each route. With a separate admin
@@ -40,6 +41,7 @@ func (s *Server) router(public, admin bool) http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 
 	if public {
+		r.Method(http.MethodGet, "/", web.Handler())
 		r.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/yaml")
 			w.Write(apispec.YAML)

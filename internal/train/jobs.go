@@ -322,7 +322,7 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		})
 	}
 
-	trainSet, _, input, err := j.cfg.Data.Load(ctx, req.Dataset)
+	trainSet, testSet, input, err := j.cfg.Data.Load(ctx, req.Dataset)
 	if err != nil {
 		fail(StatusFailed, fmt.Errorf("data set %q: %w", req.Dataset, err))
 		return
@@ -356,6 +356,12 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		return
 	}
 	net := res.Network
+	if testSet != nil {
+		// The test split is never trained or selected on; its accuracy is the figure to compare models by.
+		if ev, err := evaluate(net, testSet, j.cfg.Background); err == nil {
+			net.Metrics.TestAccuracy = ev.Accuracy
+		}
+	}
 	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(), j.cfg.Background)
 	if err != nil {
 		fail(StatusFailed, err)

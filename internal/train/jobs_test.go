@@ -109,6 +109,9 @@ func TestJobTrainsStoresAndActivatesABetterModel(t *testing.T) {
 	if active, _ := reg.Active(); active != job.ModelVersion {
 		t.Errorf("registry active %q; want %q", active, job.ModelVersion)
 	}
+	if acc := serving.get().Metrics.TestAccuracy; acc < 0.8 {
+		t.Errorf("the job's model records test accuracy %.3f; want it measured on the MNIST test set", acc)
+	}
 
 	// A second job that cannot beat the first (one tiny epoch) is stored but not activated.
 	weak := smallRequest()
