@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -16,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 )
 
 // startServer runs the whole program in-process on a free loopback port and returns its base URL and a function
@@ -92,24 +90,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func mnistPNG(t *testing.T, i int) (data []byte, label int) {
-	t.Helper()
-	dir, err := dataset.FindMNIST(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	test, err := dataset.LoadMNIST(dir, dataset.Test)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := image.NewGray(image.Rect(0, 0, 28, 28))
-	copy(g.Pix, test.Image(i))
-	var b bytes.Buffer
-	if err := png.Encode(&b, g); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes(), int(test.Y[i])
-}
+func mnistPNG(t *testing.T, i int) (data []byte, label int) { return mnisttest.PNG(t, i) }
 
 func TestServeAnswersHealthAndPredictions(t *testing.T) {
 	base, stop := startServer(t, nil)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -24,45 +23,16 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
-var mnistTest struct {
-	once sync.Once
-	set  *dataset.Set
-	err  error
-}
-
-func testDigits(t testing.TB) *dataset.Set {
-	t.Helper()
-	mnistTest.once.Do(func() {
-		dir, err := dataset.FindMNIST(context.Background(), "")
-		if err != nil {
-			mnistTest.err = err
-			return
-		}
-		mnistTest.set, mnistTest.err = dataset.LoadMNIST(dir, dataset.Test)
-	})
-	if mnistTest.err != nil {
-		t.Fatal(mnistTest.err)
-	}
-	return mnistTest.set
-}
+func testDigits(t testing.TB) *dataset.Set { return mnisttest.Test(t) }
 
 // digitPNG encodes MNIST test digit i as a 28x28 PNG, as a client would send it.
-func digitPNG(t testing.TB, i int) ([]byte, int) {
-	t.Helper()
-	s := testDigits(t)
-	g := image.NewGray(image.Rect(0, 0, 28, 28))
-	copy(g.Pix, s.Image(i))
-	var b bytes.Buffer
-	if err := png.Encode(&b, g); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes(), int(s.Y[i])
-}
+func digitPNG(t testing.TB, i int) ([]byte, int) { return mnisttest.PNG(t, i) }
 
 const testToken = "test-admin-token"
 

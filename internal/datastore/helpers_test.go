@@ -5,17 +5,16 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 )
 
 // member is one entry of a test archive. A zero hdr makes a regular file of data named name.
@@ -118,28 +117,11 @@ func tinyPNG(t testing.TB) []byte {
 	return encodePNG(t, img)
 }
 
-var mnistTest struct {
-	once sync.Once
-	set  *dataset.Set
-	err  error
-}
-
 // mnistDigits returns the first n test examples of each of the given classes, in class order, from the real MNIST
 // files.
 func mnistDigits(t testing.TB, n int, classes ...byte) *dataset.Set {
 	t.Helper()
-	mnistTest.once.Do(func() {
-		dir, err := dataset.FindMNIST(context.Background(), "")
-		if err != nil {
-			mnistTest.err = err
-			return
-		}
-		mnistTest.set, mnistTest.err = dataset.LoadMNIST(dir, dataset.Test)
-	})
-	if mnistTest.err != nil {
-		t.Fatalf("loading MNIST: %v", mnistTest.err)
-	}
-	s := mnistTest.set
+	s := mnisttest.Test(t)
 	var idx []int
 	for _, c := range classes {
 		k := 0

@@ -5,37 +5,16 @@ import (
 	"errors"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
-var mnist struct {
-	once        sync.Once
-	train, test *dataset.Set
-	err         error
-}
-
 // loadMNIST returns the real MNIST sets, fetched through the Go module proxy like the server does.
 func loadMNIST(t testing.TB) (trainSet, testSet *dataset.Set) {
-	t.Helper()
-	mnist.once.Do(func() {
-		dir, err := dataset.FindMNIST(context.Background(), "")
-		if err != nil {
-			mnist.err = err
-			return
-		}
-		if mnist.train, mnist.err = dataset.LoadMNIST(dir, dataset.Train); mnist.err != nil {
-			return
-		}
-		mnist.test, mnist.err = dataset.LoadMNIST(dir, dataset.Test)
-	})
-	if mnist.err != nil {
-		t.Fatal(mnist.err)
-	}
-	return mnist.train, mnist.test
+	return mnisttest.Train(t), mnisttest.Test(t)
 }
 
 func smallRequest() Request {

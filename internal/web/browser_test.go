@@ -36,6 +36,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
@@ -118,18 +119,7 @@ func newServer(t *testing.T) (*httptest.Server, *model.Network) {
 	return srv, net
 }
 
-func mnistTest(t *testing.T) *dataset.Set {
-	t.Helper()
-	dir, err := dataset.FindMNIST(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dataset.LoadMNIST(dir, dataset.Test)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func mnistTest(t *testing.T) *dataset.Set { return mnisttest.Test(t) }
 
 // firstOf returns the index of the first test digit with the label.
 func firstOf(t *testing.T, s *dataset.Set, label int) int {
