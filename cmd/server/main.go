@@ -8,6 +8,9 @@ import (
 	"os"
 )
 
+// version is stamped at build time (go build -ldflags "-X main.version=..."); the Dockerfile does.
+var version = "dev"
+
 func main() {
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)

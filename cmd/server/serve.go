@@ -59,7 +59,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer log.Sync()
-	log.Info("configuration", zap.Any("config", cfg.printable()))
+	log.Info("configuration", zap.String("version", version), zap.Any("config", cfg.printable()))
 	if cfg.AdminToken == "" && cfg.AdminTokenFile != "" {
 		b, err := os.ReadFile(cfg.AdminTokenFile)
 		if err != nil {
