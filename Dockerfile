@@ -40,8 +40,7 @@ ARG VERSION=dev
 ARG TARGETOS
 ARG TARGETARCH
 # The build cache survives between builds (BuildKit and buildah keep cache mounts), so a one-file change recompiles
-# one package. -X main.version takes effect once cmd/server declares `var version string`; until then the linker
-# ignores it and the version is in the image's labels only.
+# one package. -X main.version stamps the version the server logs at start.
 RUN --mount=type=cache,target=/cache/go-build \
     GOOS=${TARGETOS:-$(go env GOOS)} GOARCH=${TARGETARCH:-$(go env GOARCH)} \
     go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=${VERSION}" -o /out/server ./cmd/server
