@@ -120,7 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("model swapped", zap.String("version", n.Version), zap.String("previous", prev.Version))
 	}
 	jobs, err := train.NewJobs(train.JobsConfig{
-		Dir: filepath.Join(cfg.ModelDir, "jobs"), Registry: reg, Data: &datastore.Catalog{Store: sets, DataDir: cfg.DataDir},
+		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: reg, Data: &datastore.Catalog{Store: sets, DataDir: cfg.DataDir},
 		Concurrency: cfg.TrainJobs, Background: true, Serving: engine.Model, Activate: swap,
 		Observe: func(j train.Job) {
 			if j := jobsRef.Load(); j != nil {

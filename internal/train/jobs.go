@@ -33,6 +33,7 @@ const (
 type Job struct {
 	ID           string      `json:"id"`
 	Status       string      `json:"status"`
+	Replica      string      `json:"replica,omitempty"` // the replica that runs the job
 	Request      Request     `json:"request"`
 	CreatedAt    time.Time   `json:"created_at"`
 	StartedAt    *time.Time  `json:"started_at"`
@@ -78,7 +79,12 @@ var (
 
 // JobsConfig sets up the job runner. Zero values pick the defaults noted on each field.
 type JobsConfig struct {
-	Dir         string // where job records persist (MODEL_DIR/jobs); required
+	// Dir is where job records persist (MODEL_DIR/jobs), shared by every replica; required. Each replica writes
+	// only its own subfolder, named by Replica, and reads the others' to show their jobs.
+	Dir string
+	// Replica names this process among the replicas sharing Dir; a restarted process must keep its name (the pod's
+	// host name does) to recover its own jobs. Empty means the host name.
+	Replica     string
 	Registry    *registry.Registry
 	Data        DataSource
 	Concurrency int // jobs running at once; 0 means 1
@@ -121,18 +127,24 @@ func NewJobs(cfg JobsConfig) (*Jobs, error) {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 32
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if cfg.Replica == "" {
+		cfg.Replica, _ = os.Hostname()
+	}
+	if !validReplica.MatchString(cfg.Replica) {
+		return nil, fmt.Errorf("jobs: replica name %q must be letters, digits, dots, dashes or underscores", cfg.Replica)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, cfg.Replica), 0o755); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &Jobs{cfg: cfg, jobs: map[string]*jobState{}, ctx: ctx, cancel: cancel}
 	var requeue []*Job
-	des, err := os.ReadDir(cfg.Dir)
+	des, err := os.ReadDir(j.own())
 	if err != nil {
 		return nil, err
 	}
 	for _, de := range des {
-		data, err := os.ReadFile(filepath.Join(cfg.Dir, de.Name()))
+		data, err := os.ReadFile(filepath.Join(j.own(), de.Name()))
 		if err != nil || filepath.Ext(de.Name()) != ".json" {
 			continue
 		}
@@ -159,7 +171,86 @@ func NewJobs(cfg JobsConfig) (*Jobs, error) {
 	for range cfg.Concurrency {
 		j.wg.Go(j.runner)
 	}
+	j.wg.Go(j.heartbeat)
 	return j, nil
+}
+
+var validReplica = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$`)
+
+// own is this replica's folder of job records.
+func (j *Jobs) own() string { return filepath.Join(j.cfg.Dir, j.cfg.Replica) }
+
+// Heartbeats: a replica touches the records of its unfinished jobs every heartbeatEvery, so the others can tell a
+// job whose replica is gone (no touch for staleAfter) from one that is queued or running.
+const (
+	heartbeatEvery = 2 * time.Second
+	staleAfter     = time.Minute
+)
+
+// heartbeat keeps this replica's unfinished records fresh and acts on cancellations other replicas asked for.
+func (j *Jobs) heartbeat() {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		j.mu.Lock()
+		var cancels []string
+		for id, s := range j.jobs {
+			if s.job.Finished() {
+				continue
+			}
+			os.Chtimes(filepath.Join(j.own(), id+".json"), now, now)
+			if _, err := os.Stat(filepath.Join(j.own(), id+".cancel")); err == nil {
+				cancels = append(cancels, id)
+			}
+		}
+		j.mu.Unlock()
+		for _, id := range cancels {
+			j.Cancel(id)
+			os.Remove(filepath.Join(j.own(), id+".cancel"))
+		}
+	}
+}
+
+// foreign reads the record of a job another replica runs, or of all of them when id is empty. A record whose
+// replica stopped touching it is reported failed, so no job is shown running for ever.
+func (j *Jobs) foreign(id string) []Job {
+	des, err := os.ReadDir(j.cfg.Dir)
+	if err != nil {
+		return nil
+	}
+	var out []Job
+	for _, de := range des {
+		if !de.IsDir() || de.Name() == j.cfg.Replica || !validReplica.MatchString(de.Name()) {
+			continue
+		}
+		pattern := "*.json"
+		if id != "" {
+			pattern = id + ".json"
+		}
+		paths, _ := filepath.Glob(filepath.Join(j.cfg.Dir, de.Name(), pattern))
+		for _, p := range paths {
+			data, err := os.ReadFile(p)
+			fi, serr := os.Stat(p)
+			var job Job
+			if err != nil || serr != nil || json.Unmarshal(data, &job) != nil || !validJobID.MatchString(job.ID) {
+				continue
+			}
+			job.Replica = de.Name()
+			if !job.Finished() && time.Since(fi.ModTime()) > staleAfter {
+				t := fi.ModTime().UTC()
+				job.Status, job.FinishedAt = StatusFailed, &t
+				job.Error = fmt.Sprintf("lost: replica %s stopped updating the job at %s", de.Name(), t.Format(time.RFC3339))
+			}
+			out = append(out, job)
+		}
+	}
+	return out
 }
 
 // Close stops the runners: a running job is recorded as failed, interrupted by the shutdown; queued jobs stay queued
@@ -180,7 +271,7 @@ func (j *Jobs) Submit(req Request) (Job, error) {
 	if err := req.Validate(); err != nil {
 		return Job{}, err
 	}
-	job := Job{ID: newJobID(), Status: StatusQueued, Request: req, CreatedAt: time.Now().UTC(),
+	job := Job{ID: newJobID(), Status: StatusQueued, Replica: j.cfg.Replica, Request: req, CreatedAt: time.Now().UTC(),
 		Progress: JobProgress{Epochs: req.Epochs}, History: []Epoch{}}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -194,25 +285,35 @@ func (j *Jobs) Submit(req Request) (Job, error) {
 	return job, nil
 }
 
-// Get returns one job.
+// Get returns one job, this replica's or another's.
 func (j *Jobs) Get(id string) (Job, error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	s, ok := j.jobs[id]
-	if !ok {
-		return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+	var job Job
+	if ok {
+		job = cloneJob(&s.job)
 	}
-	return cloneJob(&s.job), nil
+	j.mu.Unlock()
+	if ok {
+		return job, nil
+	}
+	if validJobID.MatchString(id) {
+		if others := j.foreign(id); len(others) > 0 {
+			return others[0], nil
+		}
+	}
+	return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
 }
 
-// List returns every job, newest first.
+// List returns every job of every replica, newest first.
 func (j *Jobs) List() []Job {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	out := make([]Job, 0, len(j.jobs))
 	for _, s := range j.jobs {
 		out = append(out, cloneJob(&s.job))
 	}
+	j.mu.Unlock()
+	out = append(out, j.foreign("")...)
 	slices.SortFunc(out, func(a, b Job) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out
 }
@@ -224,13 +325,28 @@ func cloneJob(j *Job) Job {
 	return c
 }
 
-// Cancel stops a queued or running job; a running one stops within one mini-batch.
+// Cancel stops a queued or running job; a running one stops within one mini-batch. A job of another replica is
+// asked to stop through a marker file its replica acts on within a heartbeat.
 func (j *Jobs) Cancel(id string) (Job, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s, ok := j.jobs[id]
 	if !ok {
-		return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+		if !validJobID.MatchString(id) {
+			return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+		}
+		others := j.foreign(id)
+		if len(others) == 0 {
+			return Job{}, fmt.Errorf("%w: %q", ErrJobNotFound, id)
+		}
+		job := others[0]
+		if job.Finished() {
+			return job, ErrJobFinished
+		}
+		if err := os.WriteFile(filepath.Join(j.cfg.Dir, job.Replica, id+".cancel"), nil, 0o644); err != nil {
+			return job, err
+		}
+		return job, nil
 	}
 	switch {
 	case s.job.Finished():
@@ -265,7 +381,7 @@ func (j *Jobs) update(id string, persist bool, f func(*Job)) {
 func (j *Jobs) save(job *Job) {
 	data, err := json.MarshalIndent(job, "", "  ")
 	if err == nil {
-		model.WriteFileAtomic(filepath.Join(j.cfg.Dir, job.ID+".json"), data)
+		model.WriteFileAtomic(filepath.Join(j.own(), job.ID+".json"), data)
 	}
 }
 

@@ -151,7 +151,8 @@ func TestCancelARunningJob(t *testing.T) {
 
 func TestJobsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	jobsDir := filepath.Join(dir, "jobs")
+	host, _ := os.Hostname()
+	jobsDir := filepath.Join(dir, "jobs", host)
 	os.MkdirAll(jobsDir, 0o755)
 	now := time.Now().UTC()
 	for _, job := range []Job{
@@ -215,4 +216,62 @@ func (b blockingSource) Load(ctx context.Context, name string) (*dataset.Set, *d
 	case <-ctx.Done():
 	}
 	return nil, nil, model.Input{}, errors.New("blocked")
+}
+
+// TestReplicasShareJobRecords runs two job runners on one folder, as two pods on one MODEL_DIR: each sees the
+// other's jobs, a cancel through either reaches the runner, a restart of one does not touch the other's running
+// job, and a job whose replica vanished is reported failed instead of running for ever.
+func TestReplicasShareJobRecords(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	newRunner := func(name string) *Jobs {
+		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: mnistSource{t},
+			Background: true, Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(j.Close)
+		return j
+	}
+	a, b := newRunner("pod-a"), newRunner("pod-b")
+	req := smallRequest()
+	req.Limit, req.Epochs = 0, 100
+	job, err := a.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, a, job.ID, func(j Job) bool { return j.Status == StatusRunning })
+
+	// A restart of b (a new runner on its folder) must leave a's running job alone.
+	b.Close()
+	b = newRunner("pod-b")
+	seen, err := b.Get(job.ID)
+	if err != nil || seen.Replica != "pod-a" || seen.Status != StatusRunning {
+		t.Fatalf("b sees %+v, %v; want a's job running on pod-a", seen, err)
+	}
+	if list := b.List(); len(list) != 1 || list[0].ID != job.ID {
+		t.Errorf("b lists %d jobs; want a's one", len(list))
+	}
+	// Cancel through b; a stops the job within a heartbeat.
+	if _, err := b.Cancel(job.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := waitJob(t, a, job.ID, func(j Job) bool { return j.Finished() })
+	if done.Status != StatusCancelled {
+		t.Errorf("after a cancel through b the job is %s; want cancelled", done.Status)
+	}
+
+	// A replica that vanished with a running job: its record goes stale and reads as failed.
+	ghost := filepath.Join(dir, "jobs", "pod-gone")
+	os.MkdirAll(ghost, 0o755)
+	now := time.Now().UTC()
+	data, _ := json.Marshal(Job{ID: "cccccccccccccccc", Status: StatusRunning, Request: smallRequest(), CreatedAt: now, StartedAt: &now})
+	path := filepath.Join(ghost, "cccccccccccccccc.json")
+	os.WriteFile(path, data, 0o644)
+	old := time.Now().Add(-2 * staleAfter)
+	os.Chtimes(path, old, old)
+	lost, err := a.Get("cccccccccccccccc")
+	if err != nil || lost.Status != StatusFailed || !strings.Contains(lost.Error, "pod-gone") {
+		t.Errorf("a job of a vanished replica reads %+v, %v; want failed, naming the replica", lost, err)
+	}
 }
