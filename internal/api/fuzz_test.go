@@ -33,7 +33,7 @@ func fuzzBody(t *testing.T, h http.Handler, method, path, contentType string, bo
 }
 
 func FuzzPredictJSON(f *testing.F) {
-	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8})
+	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8, MaxPixels: 1 << 20})
 	img, _ := digitPNG(f, 0)
 	f.Add([]byte(`{"inputs": [[0.1, 0.2]]}`))
 	f.Add([]byte(`{"images": ["aGVsbG8="]}`))
@@ -58,7 +58,7 @@ func FuzzTrainRequest(f *testing.F) {
 }
 
 func FuzzV2Infer(f *testing.F) {
-	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8})
+	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8, MaxPixels: 1 << 20})
 	f.Add([]byte(`{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[0.5]}]}`))
 	f.Add([]byte(`{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["aGVsbG8="]}]}`))
 	f.Add([]byte(`{"inputs":[{"name":"input","shape":[2,784],"datatype":"FP64","data":[[0],[1]]}]}`))
@@ -68,7 +68,7 @@ func FuzzV2Infer(f *testing.F) {
 }
 
 func FuzzMultipartPredict(f *testing.F) {
-	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8})
+	srv, _ := newTestServer(f, Config{MaxBodyBytes: 1 << 20, MaxImages: 8, MaxPixels: 1 << 20})
 	img, _ := digitPNG(f, 0)
 	body, _ := multipartOf([2]string{"image", string(img)}, [2]string{"image", "x"})
 	f.Add(body)
