@@ -63,14 +63,16 @@ echo "| state | connections | images/request | requests/s | images/s | p50 ms | 
 echo "|---|---|---|---|---|---|---|---|---|"
 "$work/loadgen" -url "$base/predict" -c 4 -duration "$dur" -markdown -label idle
 curl -fsS -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' \
-  -d '{"hidden":[256,128],"epochs":50,"activate":"never"}' "$base/train" >"$work/job.json"
+  -d '{"hidden":[256,128],"epochs":50,"early_stopping_patience":0,"activate":"never"}' "$base/train" >"$work/job.json"
 job=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/job.json")
 for _ in $(seq 100); do
   curl -fsS -H 'Authorization: Bearer bench' "$base/train/$job" | grep -q '"status": "running"' && break; sleep 0.2
 done
 sleep 2
 "$work/loadgen" -url "$base/predict" -c 4 -duration "$dur" -warmup 0 -markdown -label "training"
-curl -fsS -X DELETE -H 'Authorization: Bearer bench' "$base/train/$job" >/dev/null
+curl -fsS -H 'Authorization: Bearer bench' "$base/train/$job" | grep -q '"status": "running"' ||
+  echo "(the training job was no longer running at the end of this measurement)"
+curl -sS -X DELETE -H 'Authorization: Bearer bench' "$base/train/$job" >/dev/null
 echo
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 
