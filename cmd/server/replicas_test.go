@@ -124,17 +124,9 @@ func TestReplicasConverge(t *testing.T) {
 	original := servingVersion(t, bases[0])
 
 	admin := func(base, method, path, body string) map[string]any {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer replica-token")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d %v", method, path, resp.StatusCode, out)
+		code, out := adminCall(t, base, "replica-token", method, path, body)
+		if code >= 300 {
+			t.Fatalf("%s %s: %d %v", method, path, code, out)
 		}
 		return out
 	}
