@@ -58,7 +58,7 @@ func printConfusion(w io.Writer, labels []string, m [][]int) {
 	for _, l := range labels {
 		width = max(width, len(l)+1)
 	}
-	fmt.Fprintf(w, "%*s", width+6, "predicted →\n")
+	fmt.Fprintf(w, "%-6s%s\n", "", "predicted →")
 	fmt.Fprintf(w, "%-6s", "true")
 	for _, l := range labels {
 		fmt.Fprintf(w, "%*s", width, l)
