@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"sync"
+	"sync/atomic"
 
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
@@ -14,20 +14,25 @@ import (
 // The /predict response is written by hand: it is the hot path, its shape is fixed, and writing it directly keeps
 // the classes in label order and costs a fraction of reflection-based encoding.
 
-// labelCache holds each model's labels JSON-quoted once, keyed by the network pointer (a published network never
-// changes, and there are only as many as versions served).
-type labelCache struct{ m sync.Map } // *model.Network -> [][]byte
+// labelCache holds the serving model's labels JSON-quoted once. It keeps only the latest network (the one nearly
+// every request uses); a request answered by another version quotes that one's labels afresh.
+type labelCache struct{ latest atomic.Pointer[quotedLabels] }
+
+type quotedLabels struct {
+	net    *model.Network
+	labels [][]byte
+}
 
 func (c *labelCache) quoted(net *model.Network) [][]byte {
-	if v, ok := c.m.Load(net); ok {
-		return v.([][]byte)
+	if q := c.latest.Load(); q != nil && q.net == net {
+		return q.labels
 	}
-	q := make([][]byte, len(net.Labels))
+	q := &quotedLabels{net: net, labels: make([][]byte, len(net.Labels))}
 	for i, l := range net.Labels {
-		q[i], _ = json.Marshal(l)
+		q.labels[i], _ = json.Marshal(l)
 	}
-	c.m.Store(net, q)
-	return q
+	c.latest.Store(q)
+	return q.labels
 }
 
 func appendString(b []byte, s string) []byte {
