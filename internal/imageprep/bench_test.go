@@ -12,17 +12,7 @@ import (
 //
 //	go test ./internal/imageprep -run '^$' -bench PrepareBytes -benchmem
 func BenchmarkPrepareBytes(b *testing.B) {
-	set := mnistTest(b)
-	pix := set.Image(0)
-	rng := rand.New(rand.NewPCG(1, 1))
-	for _, bc := range []struct {
-		name string
-		data []byte
-	}{
-		{"png=28x28", uploadforms.EncodePNG(uploadforms.DigitGray(pix))},
-		{"canvas-png=280x280", uploadforms.EncodePNG(uploadforms.Canvas(uploadforms.InkMap(pix, 280), 280, color.NRGBA{}))},
-		{"jpeg=1000x1000", uploadforms.EncodeJPEG(uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: uploadforms.Pencil, Noise: 4}.RGBA(uploadforms.InkMap(pix, 1000), 1000, 1000, rng), 85)},
-	} {
+	for _, bc := range benchInputs(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			var p Preparer
 			dst := make([]float32, 784)
@@ -39,17 +29,7 @@ func BenchmarkPrepareBytes(b *testing.B) {
 
 // BenchmarkPrepare measures Prepare alone on decoded images.
 func BenchmarkPrepare(b *testing.B) {
-	set := mnistTest(b)
-	pix := set.Image(0)
-	rng := rand.New(rand.NewPCG(1, 1))
-	for _, bc := range []struct {
-		name string
-		data []byte
-	}{
-		{"gray=28x28", uploadforms.EncodePNG(uploadforms.DigitGray(pix))},
-		{"nrgba=280x280", uploadforms.EncodePNG(uploadforms.Canvas(uploadforms.InkMap(pix, 280), 280, color.NRGBA{}))},
-		{"ycbcr=1000x1000", uploadforms.EncodeJPEG(uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: uploadforms.Pencil, Noise: 4}.RGBA(uploadforms.InkMap(pix, 1000), 1000, 1000, rng), 85)},
-	} {
+	for _, bc := range benchInputs(b) {
 		img, _, err := Decode(bc.data, Limits{})
 		if err != nil {
 			b.Fatal(err)
@@ -64,5 +44,23 @@ func BenchmarkPrepare(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// benchInput is an encoded upload, named by what it decodes to.
+type benchInput struct {
+	name string
+	data []byte
+}
+
+// benchInputs are the uploads both benchmarks use: a raw 28x28 digit (decodes to Gray), a 280x280 canvas drawing
+// (NRGBA) and a 1000x1000 pencil-on-paper JPEG (YCbCr), all of real MNIST test digit 0.
+func benchInputs(b *testing.B) []benchInput {
+	pix := mnistTest(b).Image(0)
+	rng := rand.New(rand.NewPCG(1, 1))
+	return []benchInput{
+		{"png-gray=28x28", uploadforms.EncodePNG(uploadforms.DigitGray(pix))},
+		{"png-nrgba=280x280", uploadforms.EncodePNG(uploadforms.Canvas(uploadforms.InkMap(pix, 280), 280, color.NRGBA{}))},
+		{"jpeg-ycbcr=1000x1000", uploadforms.EncodeJPEG(uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: uploadforms.Pencil, Noise: 4}.RGBA(uploadforms.InkMap(pix, 1000), 1000, 1000, rng), 85)},
 	}
 }

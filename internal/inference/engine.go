@@ -60,11 +60,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Model is a published network with the name and version clients see.
-type Model struct {
-	Net *model.Network
-}
-
 // Result is the outcome of one Predict call.
 type Result struct {
 	// Probs holds one row of class probabilities per input, in input order.
