@@ -65,12 +65,14 @@ echo "|---|---|---|---|---|---|---|---|---|"
 curl -fsS -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' \
   -d '{"hidden":[256,128],"epochs":50,"early_stopping_patience":0,"activate":"never"}' "$base/train" >"$work/job.json"
 job=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/job.json")
+# job_running reads the whole answer before matching (grep -q in a pipe trips pipefail when it exits early).
+job_running() { [[ $(curl -fsS -H 'Authorization: Bearer bench' "$base/train/$job") == *'"status": "running"'* ]]; }
 for _ in $(seq 100); do
-  curl -fsS -H 'Authorization: Bearer bench' "$base/train/$job" | grep -q '"status": "running"' && break; sleep 0.2
+  job_running && break; sleep 0.2
 done
 sleep 2
 "$work/loadgen" -url "$base/predict" -c 4 -duration "$dur" -warmup 0 -markdown -label "training"
-curl -fsS -H 'Authorization: Bearer bench' "$base/train/$job" | grep -q '"status": "running"' ||
+job_running ||
   echo "(the training job was no longer running at the end of this measurement)"
 curl -sS -X DELETE -H 'Authorization: Bearer bench' "$base/train/$job" >/dev/null
 echo
