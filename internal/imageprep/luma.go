@@ -43,7 +43,6 @@ func (p *Preparer) reduce(img image.Image, f int) reduction {
 	p.sumY = grow(p.sumY, n)
 	p.sumA = grow(p.sumA, n)
 	clear(p.sumY)
-	clear(p.sumA)
 	p.cell = grow(p.cell, w)
 	cell := p.cell
 	for x := range cell {
@@ -64,6 +63,9 @@ func (p *Preparer) reduce(img image.Image, f int) reduction {
 		scaleY, scaleA = 255*255, 255
 	case *image.Paletted:
 		p.paletteTables(m.Palette)
+	}
+	if hasAlpha {
+		clear(p.sumA)
 	}
 	for y := range h {
 		sy, sa := p.sumY[y/f*ww:][:ww], p.sumA[y/f*ww:][:ww]
@@ -136,24 +138,34 @@ func (p *Preparer) reduce(img image.Image, f int) reduction {
 	}
 
 	p.lum = grow(p.lum, n)
-	p.alpha = grow(p.alpha, n)
+	if hasAlpha {
+		p.alpha = grow(p.alpha, n)
+	}
 	var totY, totA float64
 	opaque := true
+	// Whole cells share one divisor; only the cells cut by the right and bottom edges need their own.
+	full := uint64(f * f)
+	invY, invA := 1/float64(full*scaleY), 1/float64(full*scaleA)
 	for cy := range wh {
 		ch := min(f, h-cy*f)
 		for cx := range ww {
-			cw := min(f, w-cx*f)
-			area := uint64(cw * ch)
+			area := uint64(min(f, w-cx*f) * ch)
+			iy, ia := invY, invA
+			if area != full {
+				iy, ia = 1/float64(area*scaleY), 1/float64(area*scaleA)
+			}
 			i := cy*ww + cx
-			a := float64(1)
+			l := float64(p.sumY[i]) * iy
+			totY += l
+			p.lum[i] = float32(l)
 			if hasAlpha {
 				opaque = opaque && p.sumA[i] == area*scaleA
-				a = float64(p.sumA[i]) / float64(area*scaleA)
+				a := float64(p.sumA[i]) * ia
+				totA += a
+				p.alpha[i] = float32(a)
+			} else {
+				totA++
 			}
-			l := float64(p.sumY[i]) / float64(area*scaleY)
-			totY += l
-			totA += a
-			p.lum[i], p.alpha[i] = float32(l), float32(a)
 		}
 	}
 	r := reduction{ww: ww, wh: wh, opaque: opaque}

@@ -42,9 +42,7 @@ type Preparer struct {
 	lum, alpha []float32
 	u, ink     []float32
 	bg         []bool
-	labels     []int32
-	stack      []int32
-	mass       []float64
+	runs       []inkRun
 	patch, tmp []float32
 	kx, ky     kernel
 	scratch    []float32
@@ -152,14 +150,23 @@ func (p *Preparer) mnist(dst []float32, img image.Image, w, h int, refine bool) 
 	if back, ok := flatBackground(v[:n]); ok {
 		p.ink = grow(p.ink, n)
 		ink := p.ink
-		for i, x := range v[:n] {
-			if back >= 0.5 {
+		if back >= 0.5 {
+			for i, x := range v[:n] {
 				ink[i] = max(back-x, 0)
-			} else {
+			}
+		} else {
+			for i, x := range v[:n] {
 				ink[i] = max(x-back, 0)
 			}
 		}
-		strength := p.quantile(ink, func(i int) bool { return ink[i] > 0 }, 0.9)
+		s := p.scratch[:0]
+		for i := 0; i < n; i += max(1, n/maxSample) {
+			if ink[i] > 0 {
+				s = append(s, ink[i])
+			}
+		}
+		p.scratch = s
+		strength := quantileOf(s, 0.9)
 		if strength < minContrast {
 			return
 		}
@@ -466,68 +473,103 @@ func solve(A, b []float64, n int) bool {
 	return true
 }
 
-// keepComponents labels the 8-connected groups of ink pixels, erases those much lighter than the heaviest (specks of
+// keepComponents finds the 8-connected groups of ink pixels, erases those much lighter than the heaviest (specks of
 // noise or dust), and returns the bounding box [x0, x1) x [y0, y1) of what is left.
+//
+// It labels runs rather than pixels: each row's horizontal runs of ink are joined (union-find) with the runs of the
+// row above that touch them, diagonals included. A digit is a few dozen runs, so the work is one pass over the
+// pixels to find the runs and a little per run, with no per-pixel neighbour checks.
 func (p *Preparer) keepComponents(ink []float32, w, h int) (x0, y0, x1, y1 int, ok bool) {
-	n := w * h
-	p.labels = grow(p.labels, n)
-	labels := p.labels
-	clear(labels)
-	p.mass = append(p.mass[:0], 0) // label 0 is the background
-	for start := range n {
-		if ink[start] == 0 || labels[start] != 0 {
-			continue
-		}
-		id := int32(len(p.mass))
-		var m float64
-		stack := append(p.stack[:0], int32(start))
-		labels[start] = id
-		for len(stack) > 0 {
-			i := int(stack[len(stack)-1])
-			stack = stack[:len(stack)-1]
-			m += float64(ink[i])
-			x, y := i%w, i/w
-			for dy := -1; dy <= 1; dy++ {
-				yy := y + dy
-				if yy < 0 || yy >= h {
-					continue
-				}
-				for dx := -1; dx <= 1; dx++ {
-					xx := x + dx
-					if xx < 0 || xx >= w {
-						continue
-					}
-					j := yy*w + xx
-					if ink[j] != 0 && labels[j] == 0 {
-						labels[j] = id
-						stack = append(stack, int32(j))
-					}
-				}
+	runs := p.runs[:0]
+	above := 0 // first run of the previous row
+	for y := range h {
+		row := ink[y*w:][:w]
+		here := len(runs)
+		j := above // runs of the previous row are sorted by x: j walks them once per row
+		for x := 0; x < w; {
+			if row[x] == 0 {
+				x++
+				continue
+			}
+			a := x
+			var m float64
+			for ; x < w && row[x] != 0; x++ {
+				m += float64(row[x])
+			}
+			id := int32(len(runs))
+			runs = append(runs, inkRun{y: int32(y), x0: int32(a), x1: int32(x), parent: id, mass: m})
+			// A run of the row above touches [a, x) diagonally when it overlaps [a-1, x+1).
+			for j < here && int(runs[j].x1) < a {
+				j++
+			}
+			for k := j; k < here && int(runs[k].x0) <= x; k++ {
+				union(runs, id, int32(k))
+			}
+			// The last run touched may reach past this one and touch the next run of this row as well.
+			for j < here && int(runs[j].x1) <= x {
+				j++
 			}
 		}
-		p.stack = stack
-		p.mass = append(p.mass, m)
+		above = here
+	}
+	p.runs = runs
+	if len(runs) == 0 {
+		return 0, 0, 0, 0, false
+	}
+	// Component masses gather at the roots; find also leaves every run pointing straight at its root.
+	for i := range runs {
+		runs[find(runs, int32(i))].total += runs[i].mass
 	}
 	var heaviest float64
-	for _, m := range p.mass {
-		heaviest = max(heaviest, m)
+	for i := range runs {
+		if runs[i].parent == int32(i) {
+			heaviest = max(heaviest, runs[i].total)
+		}
 	}
 	if heaviest == 0 {
 		return 0, 0, 0, 0, false
 	}
 	x0, y0, x1, y1 = w, h, 0, 0
-	for i, id := range labels {
-		if id == 0 {
+	for i := range runs {
+		r := &runs[i]
+		if runs[r.parent].total < minComponent*heaviest {
+			clear(ink[int(r.y)*w+int(r.x0) : int(r.y)*w+int(r.x1)])
 			continue
 		}
-		if p.mass[id] < minComponent*heaviest {
-			ink[i] = 0
-			continue
-		}
-		x, y := i%w, i/w
-		x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x+1), max(y1, y+1)
+		x0, y0, x1, y1 = min(x0, int(r.x0)), min(y0, int(r.y)), max(x1, int(r.x1)), max(y1, int(r.y)+1)
 	}
 	return x0, y0, x1, y1, true
+}
+
+// inkRun is a horizontal run [x0, x1) of ink pixels in row y, a node of keepComponents' union-find.
+type inkRun struct {
+	y, x0, x1 int32
+	parent    int32   // union-find parent; after find, the component's root
+	mass      float64 // ink in this run
+	total     float64 // ink in the component, valid at its root
+}
+
+// find returns the root of run i's component, pointing every run on the way straight at it.
+func find(runs []inkRun, i int32) int32 {
+	r := i
+	for runs[r].parent != r {
+		r = runs[r].parent
+	}
+	for runs[i].parent != r {
+		runs[i].parent, i = r, runs[i].parent
+	}
+	return r
+}
+
+// union joins the components of runs a and b under the older root, so roots stay the lowest index.
+func union(runs []inkRun, a, b int32) {
+	ra, rb := find(runs, a), find(runs, b)
+	switch {
+	case ra < rb:
+		runs[rb].parent = ra
+	case rb < ra:
+		runs[ra].parent = rb
+	}
 }
 
 // fit scales the ink in the box [x0, x1) x [y0, y1) of the w x h working image to fit MNIST's 20x20 box (scaled
@@ -635,6 +677,11 @@ func (p *Preparer) quantile(v []float32, keep func(int) bool, q float64) float32
 		}
 	}
 	p.scratch = s
+	return quantileOf(s, q)
+}
+
+// quantileOf returns the q-quantile of s, or 0 when s is empty, reordering s.
+func quantileOf(s []float32, q float64) float32 {
 	if len(s) == 0 {
 		return 0
 	}
