@@ -24,11 +24,14 @@ type testCase struct {
 	padA, padB, padC int
 	alpha, beta      float32
 	nanC             bool
+	// sparseA zeroes about that fraction of A (half of them as -0), as the
+	// background of an image does: the m == 1 path skips zero rows.
+	sparseA float64
 }
 
 func (tc testCase) String() string {
-	return fmt.Sprintf("tA=%v tB=%v m=%d n=%d k=%d pad=%d,%d,%d alpha=%g beta=%g nanC=%v",
-		tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.padA, tc.padB, tc.padC, tc.alpha, tc.beta, tc.nanC)
+	return fmt.Sprintf("tA=%v tB=%v m=%d n=%d k=%d pad=%d,%d,%d alpha=%g beta=%g nanC=%v sparseA=%g",
+		tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.padA, tc.padB, tc.padC, tc.alpha, tc.beta, tc.nanC, tc.sparseA)
 }
 
 // dims returns the stored shape (rows, cols) of op(X) = X or Xᵀ.
@@ -57,6 +60,11 @@ func runCase(t *testing.T, f gemmFunc, tc testCase, rng *rand.Rand) {
 	br, bc := dims(tc.transB, tc.k, tc.n)
 	lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), max(1, tc.n+tc.padC)
 	a := randSlice(rng, max(0, (ar-1)*lda+ac))
+	for i := range a {
+		if rng.Float64() < tc.sparseA {
+			a[i] = float32(math.Copysign(0, float64(a[i])))
+		}
+	}
 	b := randSlice(rng, max(0, (br-1)*ldb+bc))
 	// C gets a full last row of padding too, to detect writes past n.
 	c := make([]float32, tc.m*ldc)
@@ -200,6 +208,9 @@ func TestSgemm(t *testing.T) {
 							alpha: sc[0], beta: sc[1],
 						}
 						tc.nanC = tc.beta == 0 && rng.IntN(2) == 0
+						if rng.IntN(2) == 0 {
+							tc.sparseA = []float64{0.3, 0.8, 1}[rng.IntN(3)]
+						}
 						// The large shapes are slow to check, especially
 						// under the race detector; one entry point suffices.
 						if sh[0]*sh[1]*sh[2] > 1<<20 && (testing.Short() || fn.name != "Sgemm") {

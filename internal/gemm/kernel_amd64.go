@@ -23,7 +23,7 @@ const (
 func kernel6x16(kc int, a *float32, b *float32, bs int, c *float32, ldc int, alpha float32, beta float32)
 
 // rowKernel computes c[j] = alpha*sum_p a[p*as]*b[p*ldb+j] + beta*c[j] for
-// 0 <= j < n. k must be positive.
+// 0 <= j < n. k must be positive. Rows p where a[p*as] is zero are skipped.
 //
 //go:noescape
 func rowKernel(k int, a *float32, as int, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)

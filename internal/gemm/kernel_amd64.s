@@ -191,7 +191,11 @@ overwrite:
 // for 0 <= j < n, streaming B straight from memory without packing. It is the
 // m == 1 (vector times matrix) path. k must be positive. Columns are handled
 // in blocks of 64, then 8, then a masked tail, so no element past column n-1
-// of any B row or of c is touched.
+// of any B row or of c is touched. A zero a[p] (either sign) skips row p of B
+// altogether, as reference BLAS SGEMV skips zero elements of x: the inputs of
+// a classifier are mostly background, so most rows of the first layer are
+// never read. (The one difference from computing 0*b: an infinite or NaN b
+// in a skipped row does not turn the sum into NaN.)
 TEXT ·rowKernel(SB), NOSPLIT, $0-64
 	MOVQ         as+16(FP), R10
 	SHLQ         $2, R10
@@ -221,6 +225,9 @@ rk64:
 	MOVQ   k+0(FP), CX
 
 rk64loop:
+	MOVL         (SI), R8
+	TESTL        $0x7fffffff, R8
+	JZ           rk64next
 	VBROADCASTSS (SI), Y8
 	VFMADD231PS  (R9), Y8, Y0
 	VFMADD231PS  32(R9), Y8, Y1
@@ -230,10 +237,12 @@ rk64loop:
 	VFMADD231PS  160(R9), Y8, Y5
 	VFMADD231PS  192(R9), Y8, Y6
 	VFMADD231PS  224(R9), Y8, Y7
-	ADDQ         R10, SI
-	ADDQ         R11, R9
-	DECQ         CX
-	JNZ          rk64loop
+
+rk64next:
+	ADDQ R10, SI
+	ADDQ R11, R9
+	DECQ CX
+	JNZ  rk64loop
 
 	VMULPS Y14, Y0, Y0
 	VMULPS Y14, Y1, Y1
@@ -281,20 +290,33 @@ rk8:
 rk8loop2:
 	CMPQ         CX, $2
 	JL           rk8loop1
+	MOVL         (SI), R8
+	TESTL        $0x7fffffff, R8
+	JZ           rk8second
 	VBROADCASTSS (SI), Y8
 	VFMADD231PS  (R9), Y8, Y0
+
+rk8second:
 	ADDQ         R10, SI
 	ADDQ         R11, R9
+	MOVL         (SI), R8
+	TESTL        $0x7fffffff, R8
+	JZ           rk8pair
 	VBROADCASTSS (SI), Y9
 	VFMADD231PS  (R9), Y9, Y1
-	ADDQ         R10, SI
-	ADDQ         R11, R9
-	SUBQ         $2, CX
-	JMP          rk8loop2
+
+rk8pair:
+	ADDQ R10, SI
+	ADDQ R11, R9
+	SUBQ $2, CX
+	JMP  rk8loop2
 
 rk8loop1:
 	TESTQ        CX, CX
 	JEQ          rk8done
+	MOVL         (SI), R8
+	TESTL        $0x7fffffff, R8
+	JZ           rk8done
 	VBROADCASTSS (SI), Y8
 	VFMADD231PS  (R9), Y8, Y0
 
@@ -327,13 +349,18 @@ rktail:
 	MOVQ    k+0(FP), CX
 
 rktailloop:
+	MOVL         (SI), R8
+	TESTL        $0x7fffffff, R8
+	JZ           rktailnext
 	VMASKMOVPS   (R9), Y13, Y1
 	VBROADCASTSS (SI), Y8
 	VFMADD231PS  Y1, Y8, Y0
-	ADDQ         R10, SI
-	ADDQ         R11, R9
-	DECQ         CX
-	JNZ          rktailloop
+
+rktailnext:
+	ADDQ R10, SI
+	ADDQ R11, R9
+	DECQ CX
+	JNZ  rktailloop
 
 	VMULPS Y14, Y0, Y0
 	TESTL  AX, AX
