@@ -18,26 +18,28 @@ import (
 // every request uses); a request answered by another version quotes that one's labels afresh.
 type labelCache struct{ latest atomic.Pointer[quotedLabels] }
 
+// quotedLabels is a network's name, version and labels as JSON strings.
 type quotedLabels struct {
-	net    *model.Network
-	labels [][]byte
+	net           *model.Network
+	name, version []byte
+	labels        [][]byte
 }
 
-func (c *labelCache) quoted(net *model.Network) [][]byte {
+func (c *labelCache) quoted(net *model.Network) *quotedLabels {
 	if q := c.latest.Load(); q != nil && q.net == net {
-		return q.labels
+		return q
 	}
-	q := &quotedLabels{net: net, labels: make([][]byte, len(net.Labels))}
+	q := &quotedLabels{net: net, name: quote(net.Name), version: quote(net.Version), labels: make([][]byte, len(net.Labels))}
 	for i, l := range net.Labels {
-		q.labels[i], _ = json.Marshal(l)
+		q.labels[i] = quote(l)
 	}
 	c.latest.Store(q)
-	return q.labels
+	return q
 }
 
-func appendString(b []byte, s string) []byte {
+func quote(s string) []byte {
 	q, _ := json.Marshal(s)
-	return append(b, q...)
+	return q
 }
 
 func appendFloat(b []byte, v float32) []byte {
@@ -46,16 +48,16 @@ func appendFloat(b []byte, v float32) []byte {
 
 // appendPredictResponse writes {"model": ..., "predictions": [...]} for res. With debug rows (size values each), each
 // prediction also carries the input the model saw.
-func appendPredictResponse(b []byte, labels [][]byte, res inference.Result, topK int, debug []float32, size int) []byte {
-	net := res.Model
+func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, topK int, debug []float32, size int) []byte {
+	labels := q.labels
 	classes := len(labels)
 	topK = min(topK, classes)
 	n := len(res.Probs) / classes
 
 	b = append(b, `{"model":{"name":`...)
-	b = appendString(b, net.Name)
+	b = append(b, q.name...)
 	b = append(b, `,"version":`...)
-	b = appendString(b, net.Version)
+	b = append(b, q.version...)
 	b = append(b, `},"predictions":[`...)
 	order := make([]int, classes)
 	for i := range n {

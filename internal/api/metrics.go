@@ -116,6 +116,9 @@ func (m *Metrics) RegisterEngine(reg prometheus.Registerer, engine *inference.En
 			Help: "Inference workers computing a batch."}, func() float64 { return float64(engine.Stats().BusyWorkers) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "perceptron", Name: "inference_workers",
 			Help: "Inference workers."}, func() float64 { return float64(engine.Stats().Workers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "perceptron", Name: "inference_direct_requests_total",
+			Help: "Requests that found the inference engine idle and were computed on their own goroutine, without queueing."},
+			func() float64 { return float64(engine.Stats().Direct) }),
 	)
 	m.SetModel(engine.Model())
 }

@@ -105,7 +105,7 @@ perceptron_inference_batch_size_count 3
 	body := w.Body.String()
 	for _, want := range []string{
 		`perceptron_http_request_duration_seconds_bucket{code="200",method="POST",route="/predict",le="0.0005"}`,
-		`perceptron_inference_queue_depth 0`, `go_goroutines`, `process_resident_memory_bytes`,
+		`perceptron_inference_queue_depth 0`, `perceptron_inference_direct_requests_total `, `go_goroutines`, `process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -147,7 +147,7 @@ func (s *Server) readInputs(r *http.Request, in model.Input) (*batchInput, error
 	case rawImageTypes[mt]:
 		var data []byte
 		if data, err = io.ReadAll(r.Body); err == nil {
-			err = s.addImage(r.Context(), b, data, in, "the body")
+			err = s.addImage(r.Context(), b, data, in, func() string { return "the body" })
 		}
 	case mt == "application/json":
 		err = s.readJSON(r, in, b)
@@ -209,7 +209,7 @@ func (s *Server) readMultipart(r *http.Request, in model.Input, b *batchInput) e
 		if err != nil {
 			return err
 		}
-		if err := s.addImage(r.Context(), b, data, in, partName(part, b.n)); err != nil {
+		if err := s.addImage(r.Context(), b, data, in, func() string { return partName(part, b.n) }); err != nil {
 			return err
 		}
 	}
@@ -222,13 +222,13 @@ func partName(p *multipart.Part, i int) string {
 	return fmt.Sprintf("image %d", i+1)
 }
 
-// addImage decodes and prepares one encoded image, or says which one failed and why.
-func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in model.Input, name string) error {
+// addImage decodes and prepares one encoded image, or says which one failed and why; name is called only to say so.
+func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in model.Input, name func() string) error {
 	if b.n >= s.cfg.MaxImages {
 		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
 	}
 	if len(data) == 0 {
-		return errorf(KindUnprocessable, name+" is empty")
+		return errorf(KindUnprocessable, name()+" is empty")
 	}
 	lim := imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}
 	// Large images are decoded only within the decode budget, so concurrent uploads cannot together hold more
@@ -256,13 +256,13 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	case err == nil:
 	case errors.Is(err, imageprep.ErrUnsupported) && strings.HasPrefix(http.DetectContentType(data), "image/"):
 		// A real image in a format we do not read (an icon, say): unsupported media type.
-		return &Error{Kind: KindUnsupported, Detail: name + ": " + http.DetectContentType(data) + " is not supported; send PNG, JPEG, GIF, BMP, TIFF or WebP", Err: err}
+		return &Error{Kind: KindUnsupported, Detail: name() + ": " + http.DetectContentType(data) + " is not supported; send PNG, JPEG, GIF, BMP, TIFF or WebP", Err: err}
 	case errors.Is(err, imageprep.ErrUnsupported):
-		return &Error{Kind: KindUnprocessable, Detail: name + ": not a decodable image (not PNG, JPEG, GIF, BMP, TIFF or WebP)", Err: err}
+		return &Error{Kind: KindUnprocessable, Detail: name() + ": not a decodable image (not PNG, JPEG, GIF, BMP, TIFF or WebP)", Err: err}
 	case errors.Is(err, imageprep.ErrTooLarge):
-		return &Error{Kind: KindTooLarge, Detail: name + ": " + err.Error(), Err: err}
+		return &Error{Kind: KindTooLarge, Detail: name() + ": " + err.Error(), Err: err}
 	default:
-		return &Error{Kind: KindUnprocessable, Detail: name + ": not a decodable image: " + err.Error(), Err: err}
+		return &Error{Kind: KindUnprocessable, Detail: name() + ": not a decodable image: " + err.Error(), Err: err}
 	}
 	b.commit()
 	return nil
@@ -304,7 +304,7 @@ func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error 
 		if err != nil {
 			return errorf(KindInvalid, fmt.Sprintf("images[%d] is not valid base64", i))
 		}
-		if err := s.addImage(r.Context(), b, data, in, fmt.Sprintf("images[%d]", i)); err != nil {
+		if err := s.addImage(r.Context(), b, data, in, func() string { return fmt.Sprintf("images[%d]", i) }); err != nil {
 			return err
 		}
 	}

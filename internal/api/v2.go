@@ -274,7 +274,7 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 		if err != nil {
 			return nil, 0, fmt.Errorf("input %q item %d is not base64", t.Name, i)
 		}
-		if err := s.addImage(ctx, b, data, in, fmt.Sprintf("item %d", i)); err != nil {
+		if err := s.addImage(ctx, b, data, in, func() string { return fmt.Sprintf("item %d", i) }); err != nil {
 			return nil, 0, err
 		}
 	}

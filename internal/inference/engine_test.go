@@ -289,3 +289,80 @@ func TestLargeRequestsAreSplitIntoMaxBatchPasses(t *testing.T) {
 		t.Errorf("11 rows through MaxBatch 4: got %v; want %v", res.Probs, want)
 	}
 }
+
+// concurrency is an Observer that measures how many batches run at once.
+type concurrency struct {
+	active, most atomic.Int64
+}
+
+func (c *concurrency) Batch(int, int, time.Duration) {
+	n := c.active.Add(1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	time.Sleep(100 * time.Microsecond) // widen the window in which an extra batch would overlap
+	c.active.Add(-1)
+}
+func (c *concurrency) Waited(time.Duration) {}
+func (c *concurrency) Dropped()             {}
+
+// TestAtMostWorkersBatchesRunAtOnce checks the bound that callers computing on their own goroutines and workers
+// share: one batch per slot, never more, however the requests arrive.
+func TestAtMostWorkersBatchesRunAtOnce(t *testing.T) {
+	for _, workers := range []int{1, 2, 3} {
+		c := &concurrency{}
+		e := New(Config{Workers: workers, MaxBatch: 4, Observer: c}, testNet(t, 1, "v1"))
+		var wg sync.WaitGroup
+		for g := range 24 {
+			wg.Go(func() {
+				for i := range 30 {
+					n := 1 + (g+i)%3
+					if _, err := e.Predict(context.Background(), inputs(n, uint64(g)), n, 16); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		e.Close()
+		if most := c.most.Load(); most > int64(workers) || most < 1 {
+			t.Errorf("%d workers: %d batches ran at once", workers, most)
+		}
+	}
+}
+
+// TestAnIdleEngineComputesOnTheCallersGoroutine checks the fast path and its limit: a request that finds the engine
+// idle runs directly, but while a batch runs, requests queue (and so can be batched) instead.
+func TestAnIdleEngineComputesOnTheCallersGoroutine(t *testing.T) {
+	net := testNet(t, 1, "v1")
+	g := newGate()
+	e := New(Config{Workers: 2, MaxBatch: 16, Observer: g}, net)
+	defer e.Close()
+	x := inputs(1, 0)
+	go e.Predict(context.Background(), x, 1, 16)
+	<-g.entered // the first request holds a slot inside its batch
+	if d := e.Stats().Direct; d != 1 {
+		t.Fatalf("the first request on an idle engine: Direct = %d; want 1", d)
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			res, err := e.Predict(context.Background(), x, 1, 16)
+			if err != nil || !equal(res.Probs, direct(net, x, 1)) {
+				t.Errorf("queued request: %v, %v", res.Probs, err)
+			}
+		})
+	}
+	wg.Wait() // the second slot serves them while the first is held
+	if d := e.Stats().Direct; d != 1 {
+		t.Errorf("requests arriving while a batch runs: Direct = %d; want them queued (1)", d)
+	}
+	close(g.release)
+	waitFor(t, "an idle engine", func() bool { return len(e.slots) == cap(e.slots) })
+	if _, err := e.Predict(context.Background(), x, 1, 16); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Stats().Direct; d != 2 {
+		t.Errorf("a request on the idle engine again: Direct = %d; want 2", d)
+	}
+}
