@@ -46,13 +46,33 @@ echo "Resident memory of the server after this load: $((rss / 1024)) MB."
 echo
 
 if command -v wrk >/dev/null; then
-  echo "## Serving with wrk (-t2 -c16, 1 image per request)"
+  echo "## Serving with wrk (16 connections; floor and /predict alternate, 3 rounds each, medians)"
   echo
-  echo "| route | requests/s | p50 ms | p99 ms |"
-  echo "|---|---|---|---|"
-  for route in bench/floor predict; do
-    out=$(wrk -t2 -c16 -d"$dur" --latency -s bench/wrk/multipart.lua "$base/$route" -- 1 | tail -n 1)
-    echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("| /%s | %.0f | %.2f | %.2f |" % (sys.argv[1], d["requests_per_s"], d["latency_ms"]["p50"], d["latency_ms"]["p99"]))' "$route"
+  echo "With -t2 the two wrk threads share the two cores with the server's; -t1 leaves the server more of them."
+  echo
+  echo "| wrk threads | images/request | floor requests/s | /predict requests/s | ratio | floor p99 ms | /predict p99 ms | ratio |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for t in 2 1; do
+    for n in 1 16; do
+      for _ in 1 2 3; do
+        for route in bench/floor predict; do
+          wrk -t"$t" -c16 -d"$dur" --latency -s bench/wrk/multipart.lua "$base/$route" -- "$n" | tail -n 1
+        done
+      done >"$work/wrk.jsonl"
+      python3 - "$t" "$n" "$work/wrk.jsonl" <<'PY'
+import json, statistics, sys
+t, n, path = sys.argv[1:]
+runs = {}
+for line in open(path):
+    d = json.loads(line)
+    runs.setdefault(d["url_path"], []).append(d)
+med = lambda route, f: statistics.median(f(d) for d in runs[route])
+rf, rp = med("/bench/floor", lambda d: d["requests_per_s"]), med("/predict", lambda d: d["requests_per_s"])
+pf, pp = med("/bench/floor", lambda d: d["latency_ms"]["p99"]), med("/predict", lambda d: d["latency_ms"]["p99"])
+bad = sum(d["non2xx"] for v in runs.values() for d in v)
+print(f"| {t} | {n} | {rf:,.0f} | {rp:,.0f} | {rp / rf:.2f} | {pf:.2f} | {pp:.2f} | {pp / pf:.2f} |" + (f" ({bad} non-2xx)" if bad else ""))
+PY
+    done
   done
   echo
 fi

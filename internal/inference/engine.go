@@ -234,7 +234,7 @@ func (e *Engine) take(r *request) {
 // The request it holds while waiting still counts as queued, so callers keep queueing behind it rather than taking
 // the slot it waits for.
 func (e *Engine) work() {
-	var carry *request // taken from the queue but did not fit the last batch: it starts the next one
+	var carry *request // received from the queue but did not fit the last batch (still counted as queued): it starts the next one
 	for {
 		first := carry
 		carry = nil
@@ -312,10 +312,10 @@ func (e *Engine) collect(batch []*request, images int) (_ []*request, _ int, car
 				return batch, images, nil
 			}
 		}
-		e.take(r)
 		if images+r.n > e.cfg.MaxBatch {
-			return batch, images, r
+			return batch, images, r // still counted as queued until its own batch starts
 		}
+		e.take(r)
 		batch = append(batch, r)
 		images += r.n
 		found = true

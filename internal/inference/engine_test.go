@@ -324,6 +324,11 @@ func TestAtMostWorkersBatchesRunAtOnce(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		// Every request is answered, so nothing may still count as queued (a request carried over from a full batch
+		// must be counted out exactly once).
+		if st := e.Stats(); st.QueuedRequests != 0 || st.QueuedImages != 0 {
+			t.Errorf("%d workers: after the load, %d requests and %d images still count as queued", workers, st.QueuedRequests, st.QueuedImages)
+		}
 		e.Close()
 		if most := c.most.Load(); most > int64(workers) || most < 1 {
 			t.Errorf("%d workers: %d batches ran at once", workers, most)
