@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 dur=${DURATION:-10s}
 [[ -n ${QUICK:-} ]] && dur=4s
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 echo "# perceptron benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 soak=${SOAK:-5m}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/server" ./cmd/server
 go build -o "$work/loadgen" ./cmd/loadgen
 start_server() {
