@@ -13,6 +13,14 @@ const (
 	wB = 7471
 )
 
+// gray8 maps an 8-bit level to 0..1 exactly as the general path of reduce computes it for a whole cell of one pixel.
+var gray8 = func() (t [256]float32) {
+	for i := range t {
+		t[i] = float32(float64(i) * (1.0 / 255))
+	}
+	return t
+}()
+
 func lum8(r, g, b uint8) uint32 {
 	return (wR*uint32(r) + wG*uint32(g) + wB*uint32(b) + 1<<15) >> 16
 }
@@ -40,6 +48,20 @@ func (p *Preparer) reduce(img image.Image, f int) reduction {
 	w, h := b.Dx(), b.Dy()
 	ww, wh := (w+f-1)/f, (h+f-1)/f
 	n := ww * wh
+	if g, ok := img.(*image.Gray); ok && f == 1 {
+		// The commonest small upload, an 8-bit gray digit at its own size, needs no sums: one table lookup a pixel.
+		p.lum = grow(p.lum, n)
+		var tot uint64
+		for y := range h {
+			pix := g.Pix[g.PixOffset(b.Min.X, b.Min.Y+y):][:w]
+			row := p.lum[y*w:][:w]
+			for x, v := range pix {
+				row[x] = gray8[v]
+				tot += uint64(v)
+			}
+		}
+		return reduction{ww: w, wh: h, opaque: true, meanInk: float64(tot) / float64(255*n)}
+	}
 	p.sumY = grow(p.sumY, n)
 	p.sumA = grow(p.sumA, n)
 	clear(p.sumY)

@@ -300,3 +300,29 @@ func ycbcr(m *image.RGBA) *image.YCbCr {
 	}
 	return y
 }
+
+// TestGrayFastPathIsExact checks that the table lookup for 8-bit gray images at working size gives bit for bit what
+// the general path gives for the same levels as opaque RGBA, on a real digit and on noise.
+func TestGrayFastPathIsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	noise := image.NewGray(image.Rect(3, 7, 63, 47)) // an offset origin, as a sub-image has
+	for i := range noise.Pix {
+		noise.Pix[i] = uint8(rng.IntN(256))
+	}
+	for name, g := range map[string]*image.Gray{"digit": uploadforms.DigitGray(mnistTest(t).Image(7)), "noise": noise} {
+		rgba := image.NewRGBA(g.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), g, g.Bounds().Min, draw.Src)
+		want, got := make([]float32, 784), make([]float32, 784)
+		if err := Prepare(want, rgba, mnistInput); err != nil {
+			t.Fatal(err)
+		}
+		if err := Prepare(got, g, mnistInput); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%s: input %d is %v through the gray path, %v through the RGBA path", name, i, got[i], want[i])
+			}
+		}
+	}
+}
