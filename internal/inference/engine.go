@@ -37,7 +37,8 @@ type Config struct {
 	MaxBatch   int           // images per forward pass; 0 means 64
 	BatchDelay time.Duration // how long a worker holding a partial batch waits for more while requests keep arriving; 0 never waits
 	QueueSize  int           // images waiting at most (also bounds requests); 0 means 16 full batches per worker
-	// Observer, when set, is told about every batch (for metrics). It is called from worker goroutines.
+	// Observer, when set, is told about every batch (for metrics). It is called by whoever computes the batch (a
+	// worker, or a caller computing its own request on an idle engine), while that holds a slot.
 	Observer Observer
 }
 
@@ -176,13 +177,19 @@ func (e *Engine) Predict(ctx context.Context, x []float32, n, inputs int) (Resul
 	r := &request{ctx: ctx, x: x, n: n, inputs: inputs, enqueued: time.Now()}
 	// An idle engine (nothing queued, no batch running) has nothing to batch this request with and nobody to keep
 	// waiting: compute here. Once anything runs or waits, requests queue, so load still turns into batches.
-	if e.depth.Load() == 0 && len(e.slots) == cap(e.slots) {
+	// A request larger than one batch takes several passes; it queues, so that its caller can stop waiting when ctx
+	// ends.
+	if n <= e.cfg.MaxBatch && e.depth.Load() == 0 && len(e.slots) == cap(e.slots) {
 		select {
 		case sl := <-e.slots:
 			e.mu.RUnlock()
 			e.direct.Add(1)
 			sl.batch = append(sl.batch[:0], r)
 			e.compute(sl, n)
+			if err := ctx.Err(); err != nil && r.err == nil {
+				// It ended during the pass: answer as a queued request's caller would have been answered.
+				return Result{}, err
+			}
 			return r.res, r.err
 		default:
 		}
@@ -213,7 +220,8 @@ func (e *Engine) Predict(ctx context.Context, x []float32, n, inputs int) (Resul
 	}
 }
 
-// Close stops the workers after the queue has drained. Predict calls after Close return ErrClosed.
+// Close stops the workers after the queue has drained and waits for every pass in progress. Predict calls after Close
+// return ErrClosed.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	already := e.closed.Swap(true)
@@ -223,6 +231,11 @@ func (e *Engine) Close() {
 	}
 	close(e.stop)
 	e.wg.Wait()
+	// Wait for passes callers are computing themselves: no new one can start once closed is set, and each gives its
+	// slot back.
+	for range cap(e.slots) {
+		<-e.slots
+	}
 }
 
 func (e *Engine) take(r *request) {
@@ -278,13 +291,16 @@ func (e *Engine) drain() {
 	}
 }
 
-// compute runs the slot's batch of images and gives the slot back.
+// compute runs the slot's batch of images and gives the slot back, even if the pass panics (on a caller's goroutine
+// net/http would recover the panic, and a lost slot would stall every later request).
 func (e *Engine) compute(sl *slot, images int) {
 	e.busy.Add(1)
+	defer func() {
+		e.busy.Add(-1)
+		clear(sl.batch) // let the requests go
+		e.slots <- sl
+	}()
 	sl.x = e.run(sl.batch, images, &sl.ws, sl.x)
-	e.busy.Add(-1)
-	clear(sl.batch) // let the requests go
-	e.slots <- sl
 }
 
 // collect adds queued requests to the batch while they fit and returns the first one that did not (it starts the

@@ -371,3 +371,149 @@ func TestAnIdleEngineComputesOnTheCallersGoroutine(t *testing.T) {
 		t.Errorf("a request on the idle engine again: Direct = %d; want 2", d)
 	}
 }
+
+// sleeper is an Observer whose first Batch call sleeps, making that pass long.
+type sleeper struct {
+	d    time.Duration
+	once sync.Once
+}
+
+func (s *sleeper) Batch(int, int, time.Duration) { s.once.Do(func() { time.Sleep(s.d) }) }
+func (*sleeper) Waited(time.Duration)            {}
+func (*sleeper) Dropped()                        {}
+
+// TestADeadlineDuringADirectPassIsReported: a caller computing its own request still gets its context's error when
+// the deadline passes during the pass, as a queued caller would; a request larger than one batch queues.
+func TestADeadlineDuringADirectPassIsReported(t *testing.T) {
+	e := New(Config{Workers: 1, MaxBatch: 4, Observer: &sleeper{d: 50 * time.Millisecond}}, testNet(t, 1, "v1"))
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	if _, err := e.Predict(ctx, inputs(1, 0), 1, 16); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("deadline passed during a direct pass: error %v; want DeadlineExceeded", err)
+	}
+	if d := e.Stats().Direct; d != 1 {
+		t.Fatalf("Direct = %d; want 1", d)
+	}
+	if _, err := e.Predict(context.Background(), inputs(9, 0), 9, 16); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Stats().Direct; d != 1 {
+		t.Errorf("a request of 9 rows with MaxBatch 4 ran directly (Direct = %d); want it queued", d)
+	}
+}
+
+// panicker is an Observer whose first Batch call panics.
+type panicker struct{ once atomic.Bool }
+
+func (p *panicker) Batch(int, int, time.Duration) {
+	if p.once.CompareAndSwap(false, true) {
+		panic("observer")
+	}
+}
+func (*panicker) Waited(time.Duration) {}
+func (*panicker) Dropped()             {}
+
+// TestAPanicInADirectPassGivesTheSlotBack: net/http recovers a handler's panic, so a pass that panics on a caller's
+// goroutine must not keep its slot, or every later request would wait for it.
+func TestAPanicInADirectPassGivesTheSlotBack(t *testing.T) {
+	e := New(Config{Workers: 1, Observer: &panicker{}}, testNet(t, 1, "v1"))
+	defer e.Close()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the observer's panic did not reach the caller")
+			}
+		}()
+		e.Predict(context.Background(), inputs(1, 0), 1, 16)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.Predict(ctx, inputs(1, 0), 1, 16); err != nil {
+		t.Errorf("after a recovered panic: %v (stats %+v)", err, e.Stats())
+	}
+}
+
+// TestCloseWaitsForDirectPasses: Close returns only once the passes callers compute themselves have finished.
+func TestCloseWaitsForDirectPasses(t *testing.T) {
+	g := newGate()
+	e := New(Config{Workers: 2, Observer: g}, testNet(t, 1, "v1"))
+	go e.Predict(context.Background(), inputs(1, 0), 1, 16)
+	<-g.entered
+	closed := make(chan struct{})
+	go func() { e.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a direct pass was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(g.release)
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return after the pass finished")
+	}
+}
+
+// TestRandomLoadWithCloseAnswersEveryCall mixes worker counts, batch and queue sizes, batch delays, slow passes,
+// cancelled and short-deadline contexts and a Close in the middle: every call returns a right result or an expected
+// error, and afterwards nothing counts as queued or busy and every slot is back.
+func TestRandomLoadWithCloseAnswersEveryCall(t *testing.T) {
+	net := testNet(t, 1, "v1")
+	rounds := 100
+	if testing.Short() {
+		rounds = 25
+	}
+	for round := range rounds {
+		rng := rand.New(rand.NewPCG(uint64(round), 3))
+		cfg := Config{Workers: 1 + rng.IntN(3), MaxBatch: 1 + rng.IntN(6), QueueSize: 1 + rng.IntN(20)}
+		if rng.IntN(2) == 0 {
+			cfg.BatchDelay = time.Duration(rng.IntN(200)) * time.Microsecond
+		}
+		if rng.IntN(3) == 0 {
+			cfg.Observer = &sleeper{d: time.Duration(rng.IntN(500)) * time.Microsecond}
+		}
+		e := New(cfg, net)
+		var wg sync.WaitGroup
+		for g := range 16 {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+				for range 40 {
+					n := 1 + r.IntN(8)
+					x := inputs(n, uint64(g))
+					ctx, cancel := context.WithCancel(context.Background())
+					switch r.IntN(4) {
+					case 0:
+						ctx, cancel = context.WithTimeout(context.Background(), time.Duration(r.IntN(100))*time.Microsecond)
+					case 1:
+						cancel()
+					}
+					res, err := e.Predict(ctx, x, n, 16)
+					cancel()
+					switch {
+					case err == nil:
+						if !equal(res.Probs, direct(net, x, n)) {
+							t.Errorf("round %d: wrong result", round)
+						}
+					case errors.Is(err, ErrClosed), errors.Is(err, ErrOverloaded), errors.Is(err, context.Canceled),
+						errors.Is(err, context.DeadlineExceeded):
+					default:
+						t.Errorf("round %d: %v", round, err)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		e.Close()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: callers still waiting 10 s after Close", round)
+		}
+		if st := e.Stats(); st.QueuedRequests != 0 || st.QueuedImages != 0 || st.BusyWorkers != 0 {
+			t.Fatalf("round %d: after Close, %+v", round, st)
+		}
+	}
+}
