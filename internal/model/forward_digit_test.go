@@ -1,12 +1,13 @@
 package model
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 )
 
-// BenchmarkForwardDigit measures one-image passes of the embedded default model on real MNIST test digits, whose
+// BenchmarkForwardDigit measures passes of the embedded default model on batches of real MNIST test digits, whose
 // background zeros let the first layer skip most of its weights, next to the same passes on dense random inputs:
 //
 //	go test ./internal/model -run '^$' -bench ForwardDigit
@@ -15,7 +16,7 @@ func BenchmarkForwardDigit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const n = 100
+	const n = 96 // a multiple of every batch size
 	set := mnisttest.Test(b)
 	digits := make([]float32, n*784)
 	for i := range n {
@@ -25,14 +26,17 @@ func BenchmarkForwardDigit(b *testing.B) {
 		name string
 		x    []float32
 	}{{"input=mnist", digits}, {"input=dense", randomInputs(n, 784, 4)}} {
-		b.Run(bc.name, func(b *testing.B) {
-			ws := Workspace[float32]{Serial: true}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				net.Forward(bc.x[i*784:(i+1)*784], 1, &ws)
-				i = (i + 1) % n
-			}
-		})
+		for _, batch := range []int{1, 2, 4, 8, 12, 16, 32} {
+			b.Run(bc.name+"/batch="+strconv.Itoa(batch), func(b *testing.B) {
+				ws := Workspace[float32]{Serial: true}
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					net.Forward(bc.x[i*784:(i+batch)*784], batch, &ws)
+					i = (i + batch) % n
+				}
+				b.ReportMetric(b.Elapsed().Seconds()*1e6/float64(b.N*batch), "us/image")
+			})
+		}
 	}
 }
