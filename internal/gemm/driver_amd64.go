@@ -48,14 +48,22 @@ func multiply(parallel, transA, transB bool, m, n, k int, alpha float32, a []flo
 	if parallel && 2*m*n*k >= parallelMinFlops {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	// Whether rows go one by one is decided once for the whole product, never per chunk: a row's value then does not
+	// depend on how C was split, so results are the same on any number of cores.
+	rowwise := m == 1 || !transB && m <= rowsMaxM && sparseRows(transA, m, k, a, lda)
 	var byRows bool
 	var step, chunks int
-	if workers > 1 {
+	switch {
+	case workers > 1 && rowwise:
+		// Rows only: a row's columns are summed in an order that depends on how many of them one call covers.
+		byRows, step = true, (m+workers-1)/workers
+		chunks = (m + step - 1) / step
+	case workers > 1:
 		byRows, step, chunks = split(transB, m, n, k, workers)
 	}
 	if chunks <= 1 {
 		s := scratchPool.Get().(*scratch)
-		serial(s, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		serial(s, rowwise, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		scratchPool.Put(s)
 		return
 	}
@@ -77,7 +85,7 @@ func multiply(parallel, transA, transB bool, m, n, k int, alpha float32, a []flo
 				} else {
 					ai = a[lo*lda:]
 				}
-				serial(s, transA, transB, hi-lo, n, k, alpha, ai, lda, b, ldb, beta, c[lo*ldc:], ldc)
+				serial(s, rowwise, transA, transB, hi-lo, n, k, alpha, ai, lda, b, ldb, beta, c[lo*ldc:], ldc)
 			} else {
 				hi := min(lo+step, n)
 				var bj []float32
@@ -86,7 +94,7 @@ func multiply(parallel, transA, transB bool, m, n, k int, alpha float32, a []flo
 				} else {
 					bj = b[lo:]
 				}
-				serial(s, transA, transB, m, hi-lo, k, alpha, a, lda, bj, ldb, beta, c[lo:], ldc)
+				serial(s, rowwise, transA, transB, m, hi-lo, k, alpha, a, lda, bj, ldb, beta, c[lo:], ldc)
 			}
 		}
 		scratchPool.Put(s)
@@ -142,26 +150,22 @@ func split(transB bool, m, n, k, workers int) (byRows bool, step, chunks int) {
 	return false, colStep, colChunks
 }
 
-// serial computes the product on the calling goroutine. m, n and k are
-// positive and alpha is non-zero.
-func serial(s *scratch, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 1 {
-		vecMat(s, transA, transB, n, k, alpha, a, lda, b, ldb, beta, c)
+// serial computes the product on the calling goroutine, one row of C at a time with vecMat when rowwise is set and
+// blocked otherwise. m, n and k are positive and alpha is non-zero.
+func serial(s *scratch, rowwise, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !rowwise {
+		blocked(s, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	if !transB && m <= rowsMaxM && sparseRows(transA, m, k, a, lda) {
-		for i := range m {
-			var ai []float32 // row i of op(A)
-			if transA {
-				ai = a[i:]
-			} else {
-				ai = a[i*lda:]
-			}
-			vecMat(s, transA, false, n, k, alpha, ai, lda, b, ldb, beta, c[i*ldc:])
+	for i := range m {
+		var ai []float32 // row i of op(A)
+		if transA {
+			ai = a[i:]
+		} else {
+			ai = a[i*lda:]
 		}
-		return
+		vecMat(s, transA, transB, n, k, alpha, ai, lda, b, ldb, beta, c[i*ldc:])
 	}
-	blocked(s, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // rowsMaxM is the largest m that sparseRows considers computing row by row.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -354,6 +355,45 @@ func TestNoAllocs(t *testing.T) {
 			// costs a few allocations spread over the runs.
 			if allocs > 0.5 {
 				t.Errorf("transA=%v transB=%v m=%d: %v allocs per call", tr[0], tr[1], m, allocs)
+			}
+		}
+	}
+}
+
+// TestTheSplitDoesNotChangeTheResult checks that Sgemm gives bit for bit what SgemmSerial gives however it splits C
+// across workers: each row of C must be computed the same way in every chunk (row by row or blocked, never a mix),
+// or training would give other weights on another number of cores. Shapes include small sparse products (the row by
+// row path) and row counts that leave a one-row chunk.
+func TestTheSplitDoesNotChangeTheResult(t *testing.T) {
+	if !useAsm {
+		t.Skip("CPU lacks AVX2/FMA or not amd64")
+	}
+	setPath(t, true, true, 0)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, m := range []int{2, 5, 7, 13, 16, 17, 61} {
+		for _, sparse := range []float64{0, 0.8} {
+			for _, transA := range []bool{false, true} {
+				n, k := 128, 300
+				a := randSlice(rng, m*k)
+				for i := range a {
+					if rng.Float64() < sparse {
+						a[i] = 0
+					}
+				}
+				lda := k
+				if transA {
+					lda = m
+				}
+				b := randSlice(rng, k*n)
+				want, got := make([]float32, m*n), make([]float32, m*n)
+				SgemmSerial(transA, false, m, n, k, 1, a, lda, b, n, 0, want, n)
+				Sgemm(transA, false, m, n, k, 1, a, lda, b, n, 0, got, n)
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("m=%d sparse=%v transA=%v: C[%d] = %v split, %v serial", m, sparse, transA, i, got[i], want[i])
+					}
+				}
 			}
 		}
 	}
