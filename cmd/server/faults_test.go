@@ -19,6 +19,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 func adminCall(t *testing.T, base, token, method, path, body string) (int, map[string]any) {
@@ -96,8 +97,8 @@ func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
 		if err != nil {
 			t.Errorf("server exited with %v after SIGTERM; want 0", err)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not exit within 15s of SIGTERM")
+	case <-time.After(testwait.Timeout(t)):
+		t.Fatal("server did not exit after SIGTERM")
 	}
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
@@ -124,7 +125,7 @@ func TestKill9DuringTrainingReportsTheJobFailed(t *testing.T) {
 		t.Fatalf("POST /train: %d %v", code, job)
 	}
 	id := job["id"].(string)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := testwait.Deadline(t); ; time.Sleep(20 * time.Millisecond) {
 		_, j := adminCall(t, p.base, "k9", "GET", "/train/"+id, "")
 		if j["status"] == "running" && j["progress"].(map[string]any)["fraction"].(float64) > 0 {
 			break
@@ -180,7 +181,7 @@ func TestFullOrReadOnlyModelDirFailsTrainingNotServing(t *testing.T) {
 		}
 		id := job["id"].(string)
 		var j map[string]any
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for deadline := testwait.Deadline(t); ; time.Sleep(20 * time.Millisecond) {
 			_, j = adminCall(t, p.base, "full", "GET", "/train/"+id, "")
 			if j["status"] == "failed" || j["status"] == "succeeded" || time.Now().After(deadline) {
 				break

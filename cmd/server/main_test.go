@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 // startServer runs the whole program in-process on a free loopback port and returns its base URL and a function
@@ -50,8 +51,8 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 	case base = <-addr:
 	case err := <-done:
 		t.Fatalf("server exited before listening: %v\n%s", err, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not start listening within 30s")
+	case <-time.After(testwait.Timeout(t)):
+		t.Fatal("server did not start listening")
 	}
 	if base == "" {
 		t.Fatalf("server exited: %s", stderr.String())
@@ -63,8 +64,8 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 			cancel()
 			select {
 			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				t.Error("server did not stop within 30s")
+			case <-time.After(testwait.Timeout(t)):
+				t.Error("server did not stop")
 			}
 		})
 		return runErr

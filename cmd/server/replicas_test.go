@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 var built struct {
@@ -81,7 +83,7 @@ func startProc(t *testing.T, bin string, env ...string) *process {
 		cancel()
 		select {
 		case <-p.exited:
-		case <-time.After(30 * time.Second):
+		case <-time.After(testwait.Timeout(t)):
 			cmd.Process.Kill()
 		}
 	})
@@ -132,7 +134,7 @@ func TestReplicasConverge(t *testing.T) {
 	}
 	job := admin(bases[0], "POST", "/train", `{"hidden":[16],"epochs":1,"limit":2000,"activate":"always"}`)
 	id := job["id"].(string)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := testwait.Deadline(t)
 	var version string
 	for {
 		j := admin(bases[0], "GET", "/train/"+id, "")
@@ -151,7 +153,7 @@ func TestReplicasConverge(t *testing.T) {
 		start := time.Now()
 		for i, b := range bases {
 			for servingVersion(t, b) != want {
-				if time.Since(start) > 5*time.Second {
+				if time.Since(start) > 20*time.Second { // a few seconds idle (WATCH_INTERVAL); more on a loaded machine
 					t.Fatalf("replica %d serves %s %v after the change; want %s", i, servingVersion(t, b), time.Since(start), want)
 				}
 				time.Sleep(20 * time.Millisecond)

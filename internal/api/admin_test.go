@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 func adminDo(t *testing.T, method, url, token string, body string) (*http.Response, []byte) {
@@ -91,7 +93,7 @@ func TestTrainJobLifecycleOverHTTP(t *testing.T) {
 	if loc := resp.Header.Get("Location"); loc != "/train/"+job.ID || job.Status != "queued" {
 		t.Fatalf("Location %q, job %+v", loc, job)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := testwait.Deadline(t)
 	for job.Status != "succeeded" && job.Status != "failed" {
 		if time.Now().After(deadline) {
 			t.Fatalf("job still %s", job.Status)

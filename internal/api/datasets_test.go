@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 // twoClassZip builds a real two-class data set: n MNIST test digits of each of two classes, as PNG files in class
@@ -104,7 +105,7 @@ func TestUploadTrainAndServeATwoClassSet(t *testing.T) {
 		}
 	}
 	json.Unmarshal(body, &job)
-	for deadline := time.Now().Add(60 * time.Second); job.Status != "succeeded"; time.Sleep(20 * time.Millisecond) {
+	for deadline := testwait.Deadline(t); job.Status != "succeeded"; time.Sleep(20 * time.Millisecond) {
 		if job.Status == "failed" || time.Now().After(deadline) {
 			t.Fatalf("job %s: %s", job.Status, job.Error)
 		}

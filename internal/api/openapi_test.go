@@ -25,6 +25,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	apispec "github.com/perceptron-dev/perceptron/api"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 // The tests below hold api/openapi.yaml to the code: the document is valid OpenAPI, it lists exactly the routes
@@ -427,10 +428,10 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		h.check(t, specCase{name: "cancel", method: "DELETE", path: "/train/" + other.ID, token: testToken, status: 202})
 
 		t.Run("job until it ends", func(t *testing.T) {
-			deadline := time.Now().Add(30 * time.Second)
+			deadline := testwait.Deadline(t)
 			for job.Status != "succeeded" && job.Status != "failed" {
 				if time.Now().After(deadline) {
-					t.Fatalf("job %s still %s after 30 s", job.ID, job.Status)
+					t.Fatalf("job %s still %s", job.ID, job.Status)
 				}
 				time.Sleep(20 * time.Millisecond)
 				body := h.check(t, specCase{method: "GET", path: "/train/" + job.ID, token: testToken, status: 200})

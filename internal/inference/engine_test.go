@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 func testNet(t testing.TB, seed uint64, version string) *model.Network {
@@ -102,17 +103,6 @@ func (g *gate) Batch(requests, images int, _ time.Duration) {
 func (g *gate) Waited(time.Duration) {}
 func (g *gate) Dropped()             { g.dropped.Add(1) }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestRequestsThatArriveTogetherShareOneBatch(t *testing.T) {
 	g := newGate()
 	e := New(Config{Workers: 1, MaxBatch: 16, Observer: g}, testNet(t, 1, "v1"))
@@ -127,7 +117,7 @@ func TestRequestsThatArriveTogetherShareOneBatch(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "10 queued requests", func() bool { return e.Stats().QueuedRequests == 10 })
+	testwait.For(t, "10 queued requests", func() bool { return e.Stats().QueuedRequests == 10 })
 	close(g.release)
 	wg.Wait()
 	g.mu.Lock()
@@ -146,7 +136,7 @@ func TestFullQueueIsRefusedAtOnce(t *testing.T) {
 	for range 2 {
 		go e.Predict(context.Background(), inputs(2, 0), 2, 16)
 	}
-	waitFor(t, "a full queue", func() bool { return e.Stats().QueuedImages == 4 })
+	testwait.For(t, "a full queue", func() bool { return e.Stats().QueuedImages == 4 })
 	start := time.Now()
 	_, err := e.Predict(context.Background(), inputs(1, 0), 1, 16)
 	if !errors.Is(err, ErrOverloaded) {
@@ -170,13 +160,13 @@ func TestAbandonedRequestsAreDroppedUnrun(t *testing.T) {
 		_, err := e.Predict(ctx, inputs(1, 0), 1, 16)
 		errc <- err
 	}()
-	waitFor(t, "a queued request", func() bool { return e.Stats().QueuedRequests == 1 })
+	testwait.For(t, "a queued request", func() bool { return e.Stats().QueuedRequests == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v; want context.Canceled", err)
 	}
 	close(g.release)
-	waitFor(t, "the drop", func() bool { return g.dropped.Load() == 1 })
+	testwait.For(t, "the drop", func() bool { return g.dropped.Load() == 1 })
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.batches) != 1 {
@@ -249,7 +239,7 @@ func TestCloseAnswersEveryWaitingRequest(t *testing.T) {
 			errc <- err
 		}()
 	}
-	waitFor(t, "5 queued requests", func() bool { return e.Stats().QueuedRequests == 5 })
+	testwait.For(t, "5 queued requests", func() bool { return e.Stats().QueuedRequests == 5 })
 	go func() {
 		time.Sleep(10 * time.Millisecond)
 		close(g.release)
@@ -363,7 +353,7 @@ func TestAnIdleEngineComputesOnTheCallersGoroutine(t *testing.T) {
 		t.Errorf("requests arriving while a batch runs: Direct = %d; want them queued (1)", d)
 	}
 	close(g.release)
-	waitFor(t, "an idle engine", func() bool { return len(e.slots) == cap(e.slots) })
+	testwait.For(t, "an idle engine", func() bool { return len(e.slots) == cap(e.slots) })
 	if _, err := e.Predict(context.Background(), x, 1, 16); err != nil {
 		t.Fatal(err)
 	}

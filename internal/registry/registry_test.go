@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 func netVersion(t *testing.T, version string, created time.Time, seed uint64) *model.Network {
@@ -174,7 +175,7 @@ func TestReplicasConvergeThroughTheSharedFolder(t *testing.T) {
 		if v != "v2" {
 			t.Errorf("swapped to %s; want v2", v)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testwait.Timeout(t)):
 		t.Fatal("the other replica did not pick up the new active version")
 	}
 }

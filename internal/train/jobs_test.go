@@ -15,6 +15,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
 // mnistSource serves the real MNIST training set as "mnist".
@@ -56,7 +57,7 @@ func newJobsForTest(t *testing.T, dir string, serving *servingStub) (*Jobs, *reg
 
 func waitJob(t *testing.T, j *Jobs, id string, done func(Job) bool) Job {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := testwait.Deadline(t)
 	for {
 		job, err := j.Get(id)
 		if err != nil {
@@ -66,7 +67,7 @@ func waitJob(t *testing.T, j *Jobs, id string, done func(Job) bool) Job {
 			return job
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s still %s after 60s", id, job.Status)
+			t.Fatalf("job %s still %s", id, job.Status)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

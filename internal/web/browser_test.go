@@ -39,6 +39,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
@@ -499,7 +500,7 @@ func TestBrowser(t *testing.T) {
 			chromedp.Click(chromedp.ID("start")))
 		b.waitFor(t, "the job to start", `document.getElementById("job-status").textContent.startsWith("Job ")`, 10*time.Second)
 		status := b.waitFor(t, "the job to finish", `/succeeded|failed|cancelled/.test(document.getElementById("job-status").className) &&
-			document.getElementById("job-status").textContent`, 40*time.Second)
+			document.getElementById("job-status").textContent`, testwait.Timeout(t))
 		t.Logf("job: %s", status)
 		if !strings.Contains(status, "succeeded") {
 			t.Fatalf("the job ended: %s", status)
@@ -538,11 +539,11 @@ func TestBrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.ID("limit"), "0"),
 			chromedp.Click(chromedp.ID("start")))
 		b.waitFor(t, "two epochs", `document.getElementById("job-status").className.includes("running") &&
-			document.querySelectorAll("#loss-chart circle.dot-loss").length >= 2 && "yes"`, 40*time.Second)
+			document.querySelectorAll("#loss-chart circle.dot-loss").length >= 2 && "yes"`, testwait.Timeout(t))
 		b.screenshot(t, artifacts, "5-training")
 		b.do(t, "cancelling", chromedp.Click(chromedp.ID("cancel")))
 		status := b.waitFor(t, "the job to end", `/succeeded|failed|cancelled/.test(document.getElementById("job-status").className) &&
-			document.getElementById("job-status").textContent`, 20*time.Second)
+			document.getElementById("job-status").textContent`, testwait.Timeout(t))
 		if !strings.Contains(status, "cancelled") {
 			t.Errorf("after Cancel the job says %q; want cancelled", status)
 		}
