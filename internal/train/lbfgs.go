@@ -144,6 +144,9 @@ func (r *run) lbfgs(ctx context.Context) error {
 	}
 	// Converged before the first major iteration was recorded; report the point it stopped at.
 	l, _ := evaluate(res.X)
+	if r.opts.OnProgress != nil {
+		r.progress(1, 1, l, lastAcc)
+	}
 	r.endEpoch(Epoch{Epoch: 1, Loss: l, TrainAccuracy: lastAcc, Seconds: time.Since(epochStart).Seconds()})
 	return nil
 }

@@ -217,3 +217,27 @@ func TestTrainGivesTheSameWeightsOnAnyNumberOfCores(t *testing.T) {
 		}
 	}
 }
+
+// TestLBFGSReportsProgressWhenItConvergesAtOnce trains on two blank images with opposite labels: the gradient is zero
+// from the start, so L-BFGS converges before its first major iteration. The run must still report its one epoch to
+// both callbacks, as a job's progress shows it.
+func TestLBFGSReportsProgressWhenItConvergesAtOnce(t *testing.T) {
+	set := &dataset.Set{Name: "blank", Classes: []string{"a", "b"}, Rows: 2, Cols: 2, X: make([]byte, 8), Y: []byte{0, 1}}
+	req := DefaultRequest()
+	req.Optimizer, req.Hidden, req.Epochs, req.ValidationSplit = "lbfgs", []int{4}, 2, 0
+	var progress []Progress
+	var epochs []Epoch
+	_, err := Train(context.Background(), req, set, Options{
+		OnProgress: func(p Progress) { progress = append(progress, p) },
+		OnEpoch:    func(e Epoch) { epochs = append(epochs, e) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(epochs) != 1 || len(progress) != 1 {
+		t.Fatalf("%d epochs and %d progress reports; want 1 of each", len(epochs), len(progress))
+	}
+	if p := progress[0]; p.Epoch != 1 || p.Loss != epochs[0].Loss || p.TrainAccuracy != 0.5 {
+		t.Errorf("progress %+v; want epoch 1 with the epoch's loss %v and accuracy 0.5", p, epochs[0].Loss)
+	}
+}
