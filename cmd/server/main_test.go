@@ -234,31 +234,42 @@ func TestSeparateAdminListener(t *testing.T) {
 	}
 }
 
-// TestSlowBodiesAreCutOff sends a body one byte at a time, slower than READ_TIMEOUT allows: the server must give up
-// on it instead of holding the connection.
+// TestSlowBodiesAreCutOff sends a body one byte at a time, slower than READ_TIMEOUT allows, to each route that reads
+// one: the server must give up on it with 408 instead of holding the connection, and say so without showing the
+// connection's addresses.
 func TestSlowBodiesAreCutOff(t *testing.T) {
 	base, _ := startServer(t, map[string]string{"READ_TIMEOUT": "1s"})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	for _, route := range []struct{ path, contentType, want string }{
+		{"/predict", "image/png", "the body arrived too slowly"},
+		{"/v2/models/mnist-mlp/infer", "application/json", "the body arrived too slowly"},
+	} {
+		t.Run(route.path, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 100000\r\n\r\n", route.path, route.contentType)
+			start := time.Now()
+			for time.Since(start) < 5*time.Second {
+				if _, err := conn.Write([]byte{'['}); err != nil {
+					break // the server closed the connection
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			answer, _ := io.ReadAll(io.LimitReader(conn, 4096))
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("a slow body held the connection for %v; READ_TIMEOUT is 1s", d)
+			}
+			status, _, _ := strings.Cut(string(answer), "\r\n")
+			if !strings.HasPrefix(status, "HTTP/1.1 408") || !strings.Contains(string(answer), route.want) {
+				t.Errorf("answer %q; want 408 Request Timeout saying %q", answer, route.want)
+			}
+			if strings.Contains(string(answer), "127.0.0.1") || strings.Contains(string(answer), "tcp") {
+				t.Errorf("the answer shows the connection: %q", answer)
+			}
+			t.Logf("server answered after %v: %q", time.Since(start).Round(time.Millisecond), status)
+		})
 	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
-	start := time.Now()
-	for time.Since(start) < 5*time.Second {
-		if _, err := conn.Write([]byte{0}); err != nil {
-			break // the server closed the connection
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 512)
-	n, _ := conn.Read(buf)
-	if d := time.Since(start); d > 4*time.Second {
-		t.Errorf("a slow body held the connection for %v; READ_TIMEOUT is 1s", d)
-	}
-	if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 408") {
-		t.Errorf("answer %q; want 408 Request Timeout", strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
-	}
-	t.Logf("server answered after %v: %q", time.Since(start).Round(time.Millisecond), strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
 }

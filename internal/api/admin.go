@@ -2,13 +2,11 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/registry"
@@ -41,15 +39,14 @@ func (s *Server) handleTrainSubmit() http.HandlerFunc {
 			s.fail(w, r, bodyError(err))
 			return
 		}
-		if len(body) > 0 {
-			dec := json.NewDecoder(bytes.NewReader(body))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				s.fail(w, r, &Error{Kind: KindInvalid, Detail: "malformed JSON: " + err.Error(), Err: err})
+		if len(bytes.TrimSpace(body)) > 0 {
+			// Every field is optional: an empty body or {} is the default job. Anything but an object is refused.
+			if body = bytes.TrimSpace(body); body[0] != '{' {
+				s.fail(w, r, errorf(KindInvalid, "malformed JSON: send an object of training fields, or {} for the defaults"))
 				return
 			}
-			if dec.More() {
-				s.fail(w, r, errorf(KindInvalid, "malformed JSON: data after the object"))
+			if err := decodeJSON(bytes.NewReader(body), &req, true); err != nil {
+				s.fail(w, r, err)
 				return
 			}
 		}
@@ -81,7 +78,7 @@ func (s *Server) handleTrainList() http.HandlerFunc {
 
 func (s *Server) handleTrainGet() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		job, err := s.jobs.Get(chi.URLParam(r, "id"))
+		job, err := s.jobs.Get(urlParam(r, "id"))
 		if err != nil {
 			s.fail(w, r, jobError(err))
 			return
@@ -92,7 +89,7 @@ func (s *Server) handleTrainGet() http.HandlerFunc {
 
 func (s *Server) handleTrainCancel() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		job, err := s.jobs.Cancel(chi.URLParam(r, "id"))
+		job, err := s.jobs.Cancel(urlParam(r, "id"))
 		if err != nil {
 			s.fail(w, r, jobError(err))
 			return
@@ -129,7 +126,7 @@ func (s *Server) handleModelsList() http.HandlerFunc {
 
 func (s *Server) handleModelGet() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		e, err := s.registry.Get(chi.URLParam(r, "version"))
+		e, err := s.registry.Get(urlParam(r, "version"))
 		if err != nil {
 			s.fail(w, r, modelError(err))
 			return
@@ -140,7 +137,7 @@ func (s *Server) handleModelGet() http.HandlerFunc {
 
 func (s *Server) handleModelActivate() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		version := chi.URLParam(r, "version")
+		version := urlParam(r, "version")
 		net, err := s.registry.Activate(version)
 		if err != nil {
 			s.fail(w, r, modelError(err))

@@ -82,12 +82,16 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 		now := time.Now()
 		if blocked, wait := s.fails.blocked(ip, now); blocked {
 			s.log.Warn("admin request refused: too many failed attempts", zap.String("client", ip),
-				zap.String("method", r.Method), zap.String("path", r.URL.Path))
+				zap.String("method", methodLabel(r.Method)), zap.String("path", truncate(r.URL.Path, 256)),
+				zap.String("request_id", requestID(r.Context())))
 			s.fail(w, r, &Error{Kind: KindTooMany, Detail: "too many failed admin attempts; wait and retry",
 				RetryAfter: int(wait.Seconds()) + 1})
 			return
 		}
 		token, ok := bearerToken(r.Header.Get("Authorization"))
+		if len(r.Header.Values("Authorization")) > 1 {
+			ok = false // two credentials: which one is meant is anybody's guess
+		}
 		got := sha256.Sum256([]byte(token))
 		if !ok || s.cfg.AdminToken == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			s.fails.record(ip, now)
@@ -99,7 +103,8 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 				reason = "malformed"
 			}
 			s.log.Warn("admin request refused", zap.String("client", ip), zap.String("reason", reason+" token"),
-				zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("request_id", requestID(r.Context())))
+				zap.String("method", methodLabel(r.Method)), zap.String("path", truncate(r.URL.Path, 256)),
+				zap.String("request_id", requestID(r.Context())))
 			errType := ""
 			if ok {
 				errType = `, error="invalid_token"`
@@ -110,8 +115,8 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		s.log.Info("admin action", zap.String("client", ip), zap.String("method", r.Method),
-			zap.String("path", r.URL.Path), zap.Int("status", sw.status), zap.String("request_id", requestID(r.Context())))
+		s.log.Info("admin action", zap.String("client", ip), zap.String("method", methodLabel(r.Method)),
+			zap.String("path", truncate(r.URL.Path, 256)), zap.Int("status", sw.status), zap.String("request_id", requestID(r.Context())))
 	})
 }
 

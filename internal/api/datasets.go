@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/datastore"
@@ -158,7 +157,7 @@ func (s *Server) handleDatasetList() http.HandlerFunc {
 
 func (s *Server) handleDatasetGet() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := chi.URLParam(r, "id")
+		id := urlParam(r, "id")
 		if id == "mnist" {
 			writeJSON(w, http.StatusOK, mnistInfo)
 			return

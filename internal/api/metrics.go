@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -173,7 +174,18 @@ func (m *Metrics) Jobs(all []train.Job) {
 }
 
 func (m *Metrics) observeRequest(route, method string, code int, d time.Duration) {
-	m.requestDuration.WithLabelValues(route, method, strconv.Itoa(code)).Observe(d.Seconds())
+	m.requestDuration.WithLabelValues(route, methodLabel(method), strconv.Itoa(code)).Observe(d.Seconds())
+}
+
+// methodLabel is the method for labels, logs and messages: any method outside RFC 9110's set (clients may send any
+// token, PROPFIND or a random one per request) is "other", so it cannot grow the metric's series without bound.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // maxLabelValues bounds the label values of images_classified_total: a model with more classes counts them all

@@ -135,7 +135,7 @@ func withAccessLog(log *zap.Logger) func(http.Handler) http.Handler {
 			if ce := log.Check(zap.InfoLevel, "request"); ce != nil {
 				ce.Write(
 					zap.String("request_id", requestID(r.Context())),
-					zap.String("method", r.Method),
+					zap.String("method", methodLabel(r.Method)),
 					zap.String("route", routePattern(r)),
 					zap.Int("status", sw.status),
 					zap.Duration("duration", time.Since(start)),

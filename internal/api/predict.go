@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +63,10 @@ var inputPool = sync.Pool{New: func() any { return new([]float32) }}
 func (s *Server) handlePredict() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		if len(q["top_k"]) > 1 {
+			s.fail(w, r, errorf(KindInvalid, "top_k is given more than once"))
+			return
+		}
 		topK, err := parseTopK(q.Get("top_k"))
 		if err != nil {
 			s.fail(w, r, err)
@@ -120,6 +123,9 @@ func parseTopK(s string) (int, error) {
 		return 3, nil
 	}
 	k, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+		return math.MaxInt, nil // more than there are classes: all of them
+	}
 	if err != nil || k < 1 {
 		return 0, errorf(KindInvalid, "top_k must be a whole number of at least 1")
 	}
@@ -176,7 +182,11 @@ func bodyError(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return &Error{Kind: KindSlow, Detail: "the body arrived too slowly (READ_TIMEOUT)", Err: err}
 	}
-	return &Error{Kind: KindInvalid, Detail: "could not read the body: " + err.Error(), Err: err}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Kind: KindInvalid, Detail: "the body ended early", Err: err}
+	}
+	// Anything else is the connection failing; its message would show our addresses.
+	return &Error{Kind: KindInvalid, Detail: "could not read the body", Err: err}
 }
 
 func (s *Server) readMultipart(r *http.Request, in model.Input, b *batchInput) error {
@@ -270,23 +280,14 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 
 // predictJSON is the JSON request body: exactly one of its fields.
 type predictJSON struct {
-	Images []string    `json:"images"` // base64 image bytes, optionally as a data: URL
-	Inputs [][]float64 `json:"inputs"` // rows of width*height values in 0..1
+	Images []string   `json:"images"` // base64 image bytes, optionally as a data: URL
+	Inputs [][]number `json:"inputs"` // rows of width*height values in 0..1
 }
 
 func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error {
 	var req predictJSON
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return &Error{Kind: KindInvalid, Detail: "malformed JSON: " + err.Error(), Err: err}
-	}
-	if dec.More() {
-		return errorf(KindInvalid, "malformed JSON: data after the object")
+	if err := decodeJSON(r.Body, &req, true); err != nil {
+		return err
 	}
 	switch {
 	case req.Images != nil && req.Inputs != nil:
@@ -313,7 +314,7 @@ func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error 
 			return errorf(KindUnprocessable, fmt.Sprintf("inputs[%d] has %d values; the model takes %d (%dx%d)", i, len(row), b.size, in.Width, in.Height))
 		}
 		for j, v := range row {
-			if !(v >= 0 && v <= 1) || math.IsNaN(v) {
+			if !(v >= 0 && v <= 1) {
 				return errorf(KindUnprocessable, fmt.Sprintf("inputs[%d][%d] = %v is outside 0..1", i, j, v))
 			}
 			b.x = append(b.x, float32(v))

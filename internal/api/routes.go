@@ -2,9 +2,12 @@ package api
 
 import (
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	apispec "github.com/perceptron-dev/perceptron/api"
@@ -21,19 +24,33 @@ func (s *Server) AdminHandler() http.Handler { return s.router(false, true) }
 
 func (s *Server) router(public, admin bool) http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID, withAccessLog(s.log), s.withMetrics, withRecover(s.log), withDrainClose(s.Draining))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	r.Use(withRequestID, withAccessLog(s.log), s.withMetrics, withRecover(s.log), withDrainClose(s.Draining),
+		s.withIdentityEncoding, middleware.GetHead)
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(KindNotFound, "no such route"))
-	})
+	}
+	r.NotFound(notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		path := req.URL.RawPath
+		if path == "" {
+			path = req.URL.Path
+		}
 		var allow []string
 		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
-			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
+			if r.Match(chi.NewRouteContext(), m, path) {
 				allow = append(allow, m)
+				if m == http.MethodGet {
+					allow = append(allow, http.MethodHead) // middleware.GetHead answers HEAD from GET
+				}
 			}
 		}
+		if len(allow) == 0 {
+			// chi calls this for any method it does not know (PROPFIND, FOO), whether or not the path exists.
+			notFound(w, req)
+			return
+		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		s.fail(w, req, errorf(KindMethod, "method "+req.Method+" is not allowed here; use "+strings.Join(allow, " or ")))
+		s.fail(w, req, errorf(KindMethod, "method "+methodLabel(req.Method)+" is not allowed here; use "+strings.Join(allow, " or ")))
 	})
 
 	r.Get("/healthz", s.handleHealthz())
@@ -76,6 +93,48 @@ func (s *Server) router(public, admin bool) http.Handler {
 		return r
 	}
 	return s.withFloor(r)
+}
+
+// urlParam is the path parameter key of the matched route, percent-decoded: chi matches the escaped path, so
+// /models/v%2D1 must reach the handler as v-1 (RFC 3986 makes them the same). Undecodable escapes stay as they are
+// and match nothing.
+func urlParam(r *http.Request, key string) string {
+	v := chi.URLParam(r, key)
+	if d, err := url.PathUnescape(v); err == nil {
+		return d
+	}
+	return v
+}
+
+// withIdentityEncoding refuses bodies with a Content-Encoding (gzip, br, ...): the server reads bodies as they are,
+// and a compressed image or JSON read as plain bytes would fail later with a misleading error, or worse, a body
+// labelled compressed that is not would be accepted. RFC 9110 section 15.5.16 answers 415 with Accept-Encoding.
+func (s *Server) withIdentityEncoding(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, ce := range r.Header.Values("Content-Encoding") {
+			for _, c := range strings.Split(ce, ",") {
+				if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+					w.Header().Set("Accept-Encoding", "identity")
+					detail := "Content-Encoding " + strconv.Quote(truncate(c, 32)) + " is not supported; send the body uncompressed"
+					if strings.HasPrefix(r.URL.Path, "/v2/") {
+						v2Error(w, http.StatusUnsupportedMediaType, detail)
+						return
+					}
+					s.fail(w, r, errorf(KindUnsupported, detail))
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// truncate shortens s to at most n bytes for messages and logs, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // withFloor adds the benchmark floor route when asked for.

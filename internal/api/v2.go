@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
@@ -63,10 +61,21 @@ func v2Error(w http.ResponseWriter, status int, msg string) {
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
+// v2Fail answers err in the protocol's shape: an *Error with its status and client-safe detail, anything else is a
+// malformed request (400) with its message.
+func v2Fail(w http.ResponseWriter, err error) {
+	var e *Error
+	if errors.As(err, &e) {
+		v2Error(w, kindInfo[e.Kind].status, e.Detail)
+		return
+	}
+	v2Error(w, http.StatusBadRequest, err.Error())
+}
+
 // v2Model returns the serving model when name is its name, else answers 404.
 func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) *model.Network {
 	net := s.engine.Model()
-	if name := chi.URLParam(r, "name"); net == nil || name != net.Name {
+	if name := urlParam(r, "name"); net == nil || name != net.Name {
 		v2Error(w, http.StatusNotFound, fmt.Sprintf("model %q is not served here", name))
 		return nil
 	}
@@ -130,14 +139,8 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			return
 		}
 		var req v2InferRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-		if err := dec.Decode(&req); err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				v2Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
-				return
-			}
-			v2Error(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		if err := decodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), &req, false); err != nil {
+			v2Fail(w, err)
 			return
 		}
 		if len(req.Inputs) != 1 {
@@ -164,12 +167,7 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
 		}
 		if err != nil {
-			status := http.StatusBadRequest
-			var e *Error
-			if errors.As(err, &e) {
-				status = kindInfo[e.Kind].status
-			}
-			v2Error(w, status, err.Error())
+			v2Fail(w, err)
 			return
 		}
 		info(r.Context()).images = n
@@ -250,7 +248,8 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 	}
 	var items []string
 	if err := json.Unmarshal(t.Data, &items); err != nil {
-		// Nested [[...]] for shape [N,1].
+		// Nested [[...]] for shape [N,1]. The failed attempt may have left an empty item per row.
+		items = nil
 		var nested [][]string
 		if err2 := json.Unmarshal(t.Data, &nested); err2 != nil {
 			return nil, 0, fmt.Errorf("input %q data must be base64 strings: %v", t.Name, err)
