@@ -39,9 +39,10 @@ func (s *Server) handleTrainSubmit() http.HandlerFunc {
 			s.fail(w, r, bodyError(err))
 			return
 		}
-		if len(bytes.TrimSpace(body)) > 0 {
+		// JSON's white space only: other Unicode spaces are not JSON and must not make a body count as empty.
+		if body = bytes.Trim(body, " \t\r\n"); len(body) > 0 {
 			// Every field is optional: an empty body or {} is the default job. Anything but an object is refused.
-			if body = bytes.TrimSpace(body); body[0] != '{' {
+			if body[0] != '{' {
 				s.fail(w, r, errorf(KindInvalid, "malformed JSON: send an object of training fields, or {} for the defaults"))
 				return
 			}

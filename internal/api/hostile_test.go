@@ -129,6 +129,7 @@ func hostileRequests(t *testing.T) []hostile {
 		{"learning rate NaN", "POST", "/train", "application/json", testToken, []byte(`{"learning_rate": "NaN"}`), 400},
 		{"training on a path", "POST", "/train", "application/json", testToken, []byte(`{"dataset": "../../etc"}`), 422},
 		{"a training request of null", "POST", "/train", "application/json", testToken, []byte(`null`), 400},
+		{"a training request of a no-break space", "POST", "/train", "application/json", testToken, []byte("\u00a0"), 400},
 		{"a training request that is an array", "POST", "/train", "application/json", testToken, []byte(` [{}]`), 400},
 		{"a training request followed by another", "POST", "/train", "application/json", testToken, []byte(`{} {}`), 400},
 	}

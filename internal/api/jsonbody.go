@@ -54,7 +54,7 @@ func jsonError(err error) error {
 	}
 	// DisallowUnknownFields reports `json: unknown field "x"` with no type of its own.
 	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return &Error{Kind: KindInvalid, Detail: "malformed JSON: unknown field " + field, Err: err}
+		return &Error{Kind: KindInvalid, Detail: "malformed JSON: unknown field " + truncate(field, 64), Err: err}
 	}
 	return bodyError(err)
 }

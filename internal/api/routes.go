@@ -25,7 +25,9 @@ func (s *Server) AdminHandler() http.Handler { return s.router(false, true) }
 func (s *Server) router(public, admin bool) http.Handler {
 	r := chi.NewRouter()
 	r.Use(withRequestID, withAccessLog(s.log), s.withMetrics, withRecover(s.log), withDrainClose(s.Draining),
-		s.withIdentityEncoding, middleware.GetHead)
+		middleware.GetHead)
+	// Routes that read a body refuse encoded ones once they have matched (and, for admin routes, authenticated).
+	body := r.With(s.withIdentityEncoding)
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(KindNotFound, "no such route"))
 	}
@@ -63,13 +65,13 @@ func (s *Server) router(public, admin bool) http.Handler {
 			w.Header().Set("Content-Type", "application/yaml")
 			w.Write(apispec.YAML)
 		})
-		r.Post("/predict", s.handlePredict())
+		body.Post("/predict", s.handlePredict())
 
 		r.Get("/v2/health/live", s.handleV2Live())
 		r.Get("/v2/health/ready", s.handleV2Ready())
 		r.Get("/v2/models/{name}", s.handleV2ModelMetadata())
 		r.Get("/v2/models/{name}/ready", s.handleV2ModelReady())
-		r.Post("/v2/models/{name}/infer", s.handleV2Infer())
+		body.Post("/v2/models/{name}/infer", s.handleV2Infer())
 	}
 
 	if !admin {
@@ -77,14 +79,14 @@ func (s *Server) router(public, admin bool) http.Handler {
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(s.withAdmin)
-		r.Post("/train", s.handleTrainSubmit())
+		r.With(s.withIdentityEncoding).Post("/train", s.handleTrainSubmit())
 		r.Get("/train", s.handleTrainList())
 		r.Get("/train/{id}", s.handleTrainGet())
 		r.Delete("/train/{id}", s.handleTrainCancel())
 		r.Get("/models", s.handleModelsList())
 		r.Get("/models/{version}", s.handleModelGet())
 		r.Post("/models/{version}/activate", s.handleModelActivate())
-		r.Post("/datasets", s.handleDatasetUpload())
+		r.With(s.withIdentityEncoding).Post("/datasets", s.handleDatasetUpload())
 		r.Get("/datasets", s.handleDatasetList())
 		r.Get("/datasets/{id}", s.handleDatasetGet())
 	})
@@ -95,11 +97,16 @@ func (s *Server) router(public, admin bool) http.Handler {
 	return s.withFloor(r)
 }
 
-// urlParam is the path parameter key of the matched route, percent-decoded: chi matches the escaped path, so
-// /models/v%2D1 must reach the handler as v-1 (RFC 3986 makes them the same). Undecodable escapes stay as they are
-// and match nothing.
+// urlParam is the path parameter key of the matched route, percent-decoded once: /models/v%2D1 is /models/v-1
+// (RFC 3986 makes them the same). chi matches the escaped path (URL.RawPath) when the request had escapes that
+// decoding would lose, and then its parameters are still escaped; otherwise it matches URL.Path, already decoded,
+// and decoding again would turn a client's %252F into a slash. Undecodable escapes stay as they are and match
+// nothing.
 func urlParam(r *http.Request, key string) string {
 	v := chi.URLParam(r, key)
+	if r.URL.RawPath == "" {
+		return v
+	}
 	if d, err := url.PathUnescape(v); err == nil {
 		return d
 	}
@@ -109,14 +116,20 @@ func urlParam(r *http.Request, key string) string {
 // withIdentityEncoding refuses bodies with a Content-Encoding (gzip, br, ...): the server reads bodies as they are,
 // and a compressed image or JSON read as plain bytes would fail later with a misleading error, or worse, a body
 // labelled compressed that is not would be accepted. RFC 9110 section 15.5.16 answers 415 with Accept-Encoding.
+// A request without a body has nothing encoded, whatever its headers say.
 func (s *Server) withIdentityEncoding(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
 		for _, ce := range r.Header.Values("Content-Encoding") {
 			for _, c := range strings.Split(ce, ",") {
 				if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
 					w.Header().Set("Accept-Encoding", "identity")
 					detail := "Content-Encoding " + strconv.Quote(truncate(c, 32)) + " is not supported; send the body uncompressed"
 					if strings.HasPrefix(r.URL.Path, "/v2/") {
+						s.metrics.rejections.WithLabelValues(RejectUnsupported).Inc()
 						v2Error(w, http.StatusUnsupportedMediaType, detail)
 						return
 					}

@@ -76,7 +76,7 @@ func v2Fail(w http.ResponseWriter, err error) {
 func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) *model.Network {
 	net := s.engine.Model()
 	if name := urlParam(r, "name"); net == nil || name != net.Name {
-		v2Error(w, http.StatusNotFound, fmt.Sprintf("model %q is not served here", name))
+		v2Error(w, http.StatusNotFound, fmt.Sprintf("model %q is not served here", truncate(name, 64)))
 		return nil
 	}
 	return net
@@ -252,10 +252,16 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 		items = nil
 		var nested [][]string
 		if err2 := json.Unmarshal(t.Data, &nested); err2 != nil {
-			return nil, 0, fmt.Errorf("input %q data must be base64 strings: %v", t.Name, err)
+			return nil, 0, fmt.Errorf("input %q data must be base64 strings, flat for shape [N] or one per row for [N,1]", t.Name)
 		}
-		for _, row := range nested {
-			items = append(items, row...)
+		if len(t.Shape) != 2 {
+			return nil, 0, fmt.Errorf("input %q has shape %v but nested data; nest rows only for [N,1]", t.Name, t.Shape)
+		}
+		for i, row := range nested {
+			if len(row) != 1 {
+				return nil, 0, fmt.Errorf("input %q row %d holds %d items; shape [N,1] takes one", t.Name, i, len(row))
+			}
+			items = append(items, row[0])
 		}
 	}
 	if len(items) != t.Shape[0] {

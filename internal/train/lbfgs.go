@@ -145,7 +145,8 @@ func (r *run) lbfgs(ctx context.Context) error {
 	// Converged before the first major iteration was recorded; report the point it stopped at.
 	l, _ := evaluate(res.X)
 	if r.opts.OnProgress != nil {
-		r.progress(1, 1, l, lastAcc)
+		// The run is over after one epoch of the requested ones: all of it is done.
+		r.opts.OnProgress(Progress{Epoch: 1, Epochs: r.req.Epochs, Fraction: 1, Loss: l, TrainAccuracy: lastAcc})
 	}
 	r.endEpoch(Epoch{Epoch: 1, Loss: l, TrainAccuracy: lastAcc, Seconds: time.Since(epochStart).Seconds()})
 	return nil

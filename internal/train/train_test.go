@@ -237,7 +237,7 @@ func TestLBFGSReportsProgressWhenItConvergesAtOnce(t *testing.T) {
 	if len(epochs) != 1 || len(progress) != 1 {
 		t.Fatalf("%d epochs and %d progress reports; want 1 of each", len(epochs), len(progress))
 	}
-	if p := progress[0]; p.Epoch != 1 || p.Loss != epochs[0].Loss || p.TrainAccuracy != 0.5 {
-		t.Errorf("progress %+v; want epoch 1 with the epoch's loss %v and accuracy 0.5", p, epochs[0].Loss)
+	if p := progress[0]; p.Epoch != 1 || p.Fraction != 1 || p.Loss != epochs[0].Loss || p.TrainAccuracy != 0.5 {
+		t.Errorf("progress %+v; want epoch 1, all done, with the epoch's loss %v and accuracy 0.5", p, epochs[0].Loss)
 	}
 }
