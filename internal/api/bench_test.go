@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -47,6 +49,51 @@ func BenchmarkPredict(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
+			})
+		}
+	}
+}
+
+// BenchmarkPredictJSON measures the numeric JSON forms in-process: /predict with "inputs" rows and the Open Inference
+// Protocol's FP32 tensor, for 1 and 16 rows of 784 values as a client's float formatting writes them.
+func BenchmarkPredictJSON(b *testing.B) {
+	net, err := model.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := inference.New(inference.Config{}, net)
+	defer e.Close()
+	promReg := prometheus.NewRegistry()
+	h := NewServer(zap.NewNop(), Config{}, promReg, NewMetrics(promReg), e, nil, nil, nil)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 16} {
+		rows := make([][]float32, n)
+		for i := range rows {
+			rows[i] = make([]float32, 784)
+			for j := range rows[i] {
+				if rng.IntN(5) == 0 { // a digit is mostly background
+					rows[i][j] = rng.Float32()
+				}
+			}
+		}
+		predict, _ := json.Marshal(map[string]any{"inputs": rows})
+		v2, _ := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "input", "shape": []int{n, 784}, "datatype": "FP32", "data": rows}}})
+		for _, c := range []struct {
+			name, path string
+			body       []byte
+		}{{"predict", "/predict", predict}, {"v2", "/v2/models/mnist-mlp/infer", v2}} {
+			b.Run(c.name+"/rows="+strconv.Itoa(n), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(c.body)))
+				for b.Loop() {
+					req := httptest.NewRequest(http.MethodPost, c.path, bytes.NewReader(c.body))
+					req.Header.Set("Content-Type", "application/json")
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						b.Fatalf("status %d: %s", w.Code, w.Body)
+					}
+				}
 			})
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"strconv"
 	"strings"
 )
 
@@ -35,7 +34,6 @@ func decodeJSON(body io.Reader, v any, knownOnly bool) error {
 func jsonError(err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var num *numberError
 	switch {
 	case errors.As(err, &syn):
 		return &Error{Kind: KindInvalid, Detail: fmt.Sprintf("malformed JSON at byte %d: %s", syn.Offset, syn.Error()), Err: err}
@@ -45,8 +43,6 @@ func jsonError(err error) error {
 			where = "the body"
 		}
 		return &Error{Kind: KindInvalid, Detail: fmt.Sprintf("malformed JSON: %s: want %s, got %s", where, jsonKind(typ.Type), typ.Value), Err: err}
-	case errors.As(err, &num):
-		return &Error{Kind: KindInvalid, Detail: "malformed JSON: " + num.Error(), Err: err}
 	case errors.Is(err, io.EOF):
 		return errorf(KindInvalid, "the body is empty; send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -80,27 +76,4 @@ func jsonKind(t reflect.Type) string {
 		return jsonKind(t.Elem())
 	}
 	return "another type"
-}
-
-// number is a float64 that must be given as a JSON number: encoding/json leaves a float64 untouched on null, which
-// would turn a client's null into a silent 0.
-type number float64
-
-// numberError says which JSON value is not a usable number.
-type numberError struct{ value string }
-
-func (e *numberError) Error() string { return "want a number, got " + e.value }
-
-func (n *number) UnmarshalJSON(b []byte) error {
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		// Only null, strings, arrays, objects and booleans get here, or a number beyond float64.
-		v := string(b)
-		if len(v) > 20 {
-			v = v[:20] + "..."
-		}
-		return &numberError{value: v}
-	}
-	*n = number(f)
-	return nil
 }

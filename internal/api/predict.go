@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -280,8 +281,8 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 
 // predictJSON is the JSON request body: exactly one of its fields.
 type predictJSON struct {
-	Images []string   `json:"images"` // base64 image bytes, optionally as a data: URL
-	Inputs [][]number `json:"inputs"` // rows of width*height values in 0..1
+	Images []string        `json:"images"` // base64 image bytes, optionally as a data: URL
+	Inputs json.RawMessage `json:"inputs"` // rows of width*height values in 0..1, read by readRows
 }
 
 func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error {
@@ -289,10 +290,13 @@ func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error 
 	if err := decodeJSON(r.Body, &req, true); err != nil {
 		return err
 	}
+	if string(req.Inputs) == "null" {
+		req.Inputs = nil
+	}
 	switch {
 	case req.Images != nil && req.Inputs != nil:
 		return errorf(KindInvalid, `send either "images" or "inputs", not both`)
-	case len(req.Images) > s.cfg.MaxImages || len(req.Inputs) > s.cfg.MaxImages:
+	case len(req.Images) > s.cfg.MaxImages:
 		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
 	}
 	for i, enc := range req.Images {
@@ -309,17 +313,12 @@ func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error 
 			return err
 		}
 	}
-	for i, row := range req.Inputs {
-		if len(row) != b.size {
-			return errorf(KindUnprocessable, fmt.Sprintf("inputs[%d] has %d values; the model takes %d (%dx%d)", i, len(row), b.size, in.Width, in.Height))
+	if req.Inputs != nil {
+		x, rows, err := readRows(req.Inputs, b.size, s.cfg.MaxImages, b.x)
+		if err != nil {
+			return err
 		}
-		for j, v := range row {
-			if !(v >= 0 && v <= 1) {
-				return errorf(KindUnprocessable, fmt.Sprintf("inputs[%d][%d] = %v is outside 0..1", i, j, v))
-			}
-			b.x = append(b.x, float32(v))
-		}
-		b.n++
+		b.x, b.n = x, b.n+rows
 	}
 	return nil
 }

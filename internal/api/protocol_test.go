@@ -88,9 +88,9 @@ func TestTheEdgesOfHTTP(t *testing.T) {
 		{name: "top_k below int64", method: "POST", path: "/predict?top_k=-99999999999999999999999", header: png, body: img, status: 400},
 		// JSON errors name the place in the body, not Go's types.
 		{name: "inputs of the wrong type", method: "POST", path: "/predict", header: h("Content-Type", "application/json"), body: []byte(`{"inputs": "x"}`),
-			status: 400, want: []string{"inputs: want an array, got string"}, never: []string{"Go struct", "predictJSON"}},
+			status: 400, want: []string{"inputs: want an array of rows, got a string"}, never: []string{"Go struct", "predictJSON"}},
 		{name: "a string among the inputs", method: "POST", path: "/predict", header: h("Content-Type", "application/json"), body: []byte(`{"inputs": [["x"]]}`),
-			status: 400, want: []string{"want a number, got \\\"x\\\""}},
+			status: 400, want: []string{"inputs[0][0]: want a number, got a string"}},
 		{name: "an unknown field", method: "POST", path: "/predict", header: h("Content-Type", "application/json"), body: []byte(`{"input": []}`),
 			status: 400, want: []string{`unknown field \"input\"`}, never: []string{"json:"}},
 		{name: "a seed below zero", method: "POST", path: "/train", header: admin, body: []byte(`{"seed": -1}`),

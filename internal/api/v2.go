@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 
@@ -205,38 +204,9 @@ func v2Floats(t v2Tensor, size, maxRows int) ([]float32, int, error) {
 	if n > maxRows {
 		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d rows; at most %d per request", n, maxRows)}
 	}
-	var raw any
-	if err := json.Unmarshal(t.Data, &raw); err != nil {
-		return nil, 0, fmt.Errorf("input %q data: %v", t.Name, err)
-	}
-	x := make([]float32, 0, n*size)
-	var walk func(v any) error
-	walk = func(v any) error {
-		switch v := v.(type) {
-		case []any:
-			for _, e := range v {
-				if err := walk(e); err != nil {
-					return err
-				}
-			}
-		case float64:
-			if len(x) >= n*size {
-				return errors.New("more values than the shape says")
-			}
-			if !(v >= 0 && v <= 1) || math.IsNaN(v) {
-				return fmt.Errorf("value %v outside 0..1", v)
-			}
-			x = append(x, float32(v))
-		default:
-			return fmt.Errorf("data holds %T; want numbers", v)
-		}
-		return nil
-	}
-	if err := walk(raw); err != nil {
-		return nil, 0, fmt.Errorf("input %q: %v", t.Name, err)
-	}
-	if len(x) != n*size {
-		return nil, 0, fmt.Errorf("input %q holds %d values; shape %v needs %d", t.Name, len(x), t.Shape, n*size)
+	x, err := readTensor(t.Data, n*size, make([]float32, 0, n*size))
+	if err != nil {
+		return nil, 0, fmt.Errorf("input %q %v", t.Name, err)
 	}
 	return x, n, nil
 }
