@@ -112,7 +112,7 @@ func sniff(data []byte) (c *codec, truncated bool) {
 // Decode sniffs the format of data from its first bytes, reads the header to learn the dimensions, refuses an image
 // of more than lim.MaxPixels before any pixel memory is allocated, and only then decodes it. format is the format's
 // name ("png", "jpeg", "gif", "bmp", "tiff" or "webp"), known as soon as the bytes were recognised. A GIF yields its
-// first frame.
+// first frame. A JPEG comes back turned upright as its EXIF Orientation says.
 //
 // Every error wraps ErrUnsupported, ErrTooLarge or ErrUndecodable. Decode never panics: a panic inside a decoder is
 // recovered and reported as ErrUndecodable.
@@ -132,6 +132,9 @@ func Decode(data []byte, lim Limits) (img image.Image, format string, err error)
 	b := img.Bounds()
 	if err := checkPixels(b.Dx(), b.Dy(), lim.maxPixels()); err != nil {
 		return nil, c.name, err
+	}
+	if c.name == "jpeg" {
+		img = orient(img, jpegOrientation(data))
 	}
 	return img, c.name, nil
 }

@@ -6,6 +6,7 @@ package uploadforms
 
 import (
 	"bytes"
+	"encoding/binary"
 	"image"
 	"image/color"
 	"image/gif"
@@ -188,6 +189,11 @@ func All() []Form {
 			light := func(x, y, w, h int) float64 { return 0.55 + 0.45*float64(x+y)/float64(w+h) }
 			return EncodeJPEG(Paint{Paper: OffWhite, Ink: Pencil, Noise: 4, Light: light}.RGBA(InkMap(pix, 280), 280, 280, rng), 85)
 		}},
+		{Name: "phone photo JPEG stored sideways, EXIF Orientation 6", MaxMAD: 0.045, MinCorr: 0.92, Make: func(pix []byte, rng *rand.Rand) []byte {
+			// The sensor's pixels are the upright page turned a quarter anticlockwise; the tag says to turn them back.
+			ink := TurnAnticlockwise(InkMap(pix, 280), 280, 280)
+			return WithOrientation(EncodeJPEG(Paint{Paper: OffWhite, Ink: Pencil, Noise: 4}.RGBA(ink, 280, 280, rng), 85), 6, false)
+		}},
 		{Name: "large 2000x2000 JPEG", Large: true, MaxMAD: 0.045, MinCorr: 0.92, Make: func(pix []byte, rng *rand.Rand) []byte {
 			return EncodeJPEG(Paint{Paper: OffWhite, Ink: Pencil}.RGBA(InkMap(pix, 2000), 2000, 2000, rng), 85)
 		}},
@@ -239,4 +245,44 @@ func Canvas(ink []float64, size int, stroke color.NRGBA) *image.NRGBA {
 		m.SetNRGBA(i%size, i/size, c)
 	}
 	return m
+}
+
+// TurnAnticlockwise turns a w x h map a quarter turn anticlockwise, into h x w.
+func TurnAnticlockwise(v []float64, w, h int) []float64 {
+	out := make([]float64, len(v))
+	for y := range h {
+		for x := range w {
+			// (x, y) lands in column y of row w-1-x of the h-wide result.
+			out[(w-1-x)*h+y] = v[y*w+x]
+		}
+	}
+	return out
+}
+
+// WithOrientation inserts an EXIF block with Orientation o right after a JPEG's SOI marker, as a camera writes it,
+// in big-endian (Motorola) or little-endian (Intel) byte order.
+func WithOrientation(jpg []byte, o uint16, littleEndian bool) []byte {
+	var bo binary.ByteOrder = binary.BigEndian
+	tiff := []byte("MM\x00\x2a\x00\x00\x00\x08")
+	if littleEndian {
+		bo = binary.LittleEndian
+		tiff = []byte("II\x2a\x00\x08\x00\x00\x00")
+	}
+	// One IFD: two entries (a harmless XResolution-like tag first, then Orientation), no next IFD.
+	ifd := make([]byte, 2+2*12+4)
+	bo.PutUint16(ifd, 2)
+	bo.PutUint16(ifd[2:], 0x010e)  // ImageDescription, ASCII
+	bo.PutUint16(ifd[4:], 2)       // ASCII
+	bo.PutUint32(ifd[6:], 4)       // count
+	copy(ifd[10:], "pic\x00")      // fits in the value field
+	bo.PutUint16(ifd[14:], 0x0112) // Orientation
+	bo.PutUint16(ifd[16:], 3)      // SHORT
+	bo.PutUint32(ifd[18:], 1)      // count
+	bo.PutUint16(ifd[22:], o)      // value, left-justified
+	payload := append(append([]byte("Exif\x00\x00"), tiff...), ifd...)
+	seg := []byte{0xff, 0xe1, 0, 0}
+	binary.BigEndian.PutUint16(seg[2:], uint16(2+len(payload)))
+	out := append([]byte{}, jpg[:2]...)
+	out = append(append(out, seg...), payload...)
+	return append(out, jpg[2:]...)
 }
