@@ -22,15 +22,19 @@
 //     (white behind black strokes, black behind white ones), so alpha in effect becomes the ink.
 //  3. Polarity. Paper is light and ink dark in photos and scans, the reverse of MNIST. The background is the side of
 //     an Otsu threshold that holds most of the border and most of the area (two votes: a tight crop's strokes touch
-//     the border, and a bold digit can fill most of its crop, but rarely both at once).
+//     the border, and a bold digit can fill most of its crop, but rarely both at once). The border is read on three
+//     rings, at the edge and further in, and the middle one votes, so a frame around a scan does not become paper.
 //  4. Background removal. A smooth surface (a quadratic, when it explains the background much better than a constant)
 //     is fitted to the background pixels and subtracted, so uneven lighting and a coloured or grey paper become zero.
 //  5. Contrast and noise. Ink strength is scaled so the strokes reach 1, whatever the pen and the exposure; pixels
 //     within a few noise deviations of the background, or under 5% of the ink strength, become 0. When the ink is no
 //     stronger than the noise, or weaker than 8% of full scale, the image has no digit and the vector is all zeros:
 //     a blank page must not turn into amplified paper texture.
-//  6. Specks. Connected groups of ink much lighter than the heaviest one (dust, JPEG ringing, a stray dot) are erased,
-//     so they cannot stretch the bounding box.
+//  6. Specks and rules. Ruled lines, frames and form boxes (straight lines half the image long and ten times longer
+//     than thick; outlines half the image both ways with their ink along their box's edges) are erased when another
+//     group of ink remains, which is then the digit; a rule that touches the digit is part of it and stays. Then
+//     connected groups of ink much lighter than the heaviest one (dust, JPEG ringing, a stray dot) are erased, so
+//     they cannot stretch the bounding box.
 //     When the digit is small in a large image (a corner of a scanned page), the steps so far run once more on a crop
 //     around it, so it is analysed at up to 256 pixels rather than at the page's working size.
 //  7. Crop and fit. The ink's bounding box is scaled, keeping its aspect ratio, so its longer side is 20 pixels, with

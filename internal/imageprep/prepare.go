@@ -43,6 +43,7 @@ type Preparer struct {
 	u, ink     []float32
 	bg         []bool
 	runs       []inkRun
+	comps      []component
 	patch, tmp []float32
 	kx, ky     kernel
 	scratch    []float32
@@ -274,7 +275,9 @@ func (p *Preparer) finish(dst []float32, img image.Image, w, h int, ink []float3
 // lightBackground decides which side of the threshold t is the background: the side that covers most of the border
 // and most of the area, counted as two equal votes. The border alone is fooled by a tight crop whose strokes touch
 // it, and the area alone by a bold digit filling its crop; it takes both at once (a thick stroke cropped to its own
-// width) to fool the two together.
+// width) to fool the two together. The border's vote is the middle one of three rings, at the edge and a sixteenth
+// and an eighth of the side inside it, so a frame around a scan or a form field's box, which covers one ring
+// completely, does not turn the paper into ink.
 func lightBackground(v []float32, w, h int, t float32) bool {
 	light := 0
 	for _, x := range v {
@@ -282,26 +285,48 @@ func lightBackground(v []float32, w, h int, t float32) bool {
 			light++
 		}
 	}
-	border, borderLight := 0, 0
+	d := max(1, min(w, h)/16)
+	var rings [3]float64
+	for k := range rings {
+		rings[k] = ringLight(v, w, h, k*d, t)
+	}
+	if rings[0] > rings[1] {
+		rings[0], rings[1] = rings[1], rings[0]
+	}
+	if rings[1] > rings[2] {
+		rings[1], rings[2] = rings[2], rings[1]
+	}
+	border := max(rings[0], rings[1]) // the median of the three
+	return border+float64(light)/float64(len(v)) > 1
+}
+
+// ringLight is the fraction of the pixels on the rectangle inset k from the edges of the w x h image v that are at
+// least t; the outermost ring when the image is too small for that inset.
+func ringLight(v []float32, w, h, k int, t float32) float64 {
+	if 2*k >= min(w, h) {
+		k = 0
+	}
+	x0, y0, x1, y1 := k, k, w-1-k, h-1-k
+	n, lit := 0, 0
 	count := func(x float32) {
-		border++
+		n++
 		if x >= t {
-			borderLight++
+			lit++
 		}
 	}
-	for x := range w {
-		count(v[x])
-		if h > 1 {
-			count(v[(h-1)*w+x])
+	for x := x0; x <= x1; x++ {
+		count(v[y0*w+x])
+		if y1 > y0 {
+			count(v[y1*w+x])
 		}
 	}
-	for y := 1; y < h-1; y++ {
-		count(v[y*w])
-		if w > 1 {
-			count(v[y*w+w-1])
+	for y := y0 + 1; y < y1; y++ {
+		count(v[y*w+x0])
+		if x1 > x0 {
+			count(v[y*w+x1])
 		}
 	}
-	return float64(borderLight)/float64(border)+float64(light)/float64(len(v)) > 1
+	return float64(lit) / float64(n)
 }
 
 // subtractBackground fits a smooth surface to u over the pixels p.bg marks and writes u minus the surface into dst.
@@ -529,10 +554,19 @@ func (p *Preparer) keepComponents(ink []float32, w, h int) (x0, y0, x1, y1 int, 
 	if heaviest == 0 {
 		return 0, 0, 0, 0, false
 	}
+	// Rules (ruled lines, frames, boxes) go when something else of weight remains: then that is the digit.
+	ref := heaviest
+	if rules, rest := p.findRules(w, h); rules && rest >= minComponent*heaviest {
+		ref = rest
+	} else {
+		for i := range p.comps {
+			p.comps[i].rule = false
+		}
+	}
 	x0, y0, x1, y1 = w, h, 0, 0
 	for i := range runs {
 		r := &runs[i]
-		if runs[r.parent].total < minComponent*heaviest {
+		if c := &p.comps[runs[r.parent].comp]; c.rule || runs[r.parent].total < minComponent*ref {
 			clear(ink[int(r.y)*w+int(r.x0) : int(r.y)*w+int(r.x1)])
 			continue
 		}
@@ -545,8 +579,67 @@ func (p *Preparer) keepComponents(ink []float32, w, h int) (x0, y0, x1, y1 int, 
 type inkRun struct {
 	y, x0, x1 int32
 	parent    int32   // union-find parent; after find, the component's root
+	comp      int32   // index of the component's shape in Preparer.comps, valid at its root
 	mass      float64 // ink in this run
 	total     float64 // ink in the component, valid at its root
+}
+
+// component is the shape of a connected group of ink: its bounding box [x0, x1) x [y0, y1), its pixels, and how
+// many of them lie in a band along the box's edges.
+type component struct {
+	x0, y0, x1, y1 int32
+	pixels, edge   int32
+	mass           float64
+	rule           bool
+}
+
+// findRules measures every component of p.runs (whose parents are their roots) and marks the rules: straight lines
+// at least half the image long and ten times longer than thick (a ruled line, a form's underline), and outlines
+// covering at least half the image both ways with nine tenths of their pixels near the edges of their box (a frame
+// around a scan, a form field's box). A digit is neither: even a 1 is rarely ten times longer than thick, and a 0's
+// curve leaves its box's sides. It reports whether there are rules, and the mass of the heaviest other component.
+func (p *Preparer) findRules(w, h int) (rules bool, rest float64) {
+	runs := p.runs
+	comps := p.comps[:0]
+	for i := range runs {
+		root := &runs[runs[i].parent]
+		if runs[i].parent == int32(i) {
+			root.comp = int32(len(comps))
+			comps = append(comps, component{x0: int32(w), y0: int32(h), mass: root.total})
+		}
+	}
+	for i := range runs {
+		r := &runs[i]
+		c := &comps[runs[r.parent].comp]
+		c.x0, c.x1 = min(c.x0, r.x0), max(c.x1, r.x1)
+		c.y0, c.y1 = min(c.y0, r.y), max(c.y1, r.y+1)
+		c.pixels += r.x1 - r.x0
+	}
+	for i := range runs {
+		r := &runs[i]
+		c := &comps[runs[r.parent].comp]
+		t := max(1, min(c.x1-c.x0, c.y1-c.y0)/10)
+		if r.y < c.y0+t || r.y >= c.y1-t {
+			c.edge += r.x1 - r.x0
+			continue
+		}
+		// The parts of the run within t of the box's left and right sides.
+		c.edge += max(0, min(r.x1, c.x0+t)-r.x0) + max(0, r.x1-max(r.x0, c.x1-t, min(r.x1, c.x0+t)))
+	}
+	for i := range comps {
+		c := &comps[i]
+		bw, bh := int(c.x1-c.x0), int(c.y1-c.y0)
+		line := 2*bw >= w && bw >= 10*bh || 2*bh >= h && bh >= 10*bw
+		box := 2*bw >= w && 2*bh >= h && 10*c.edge >= 9*c.pixels
+		c.rule = line || box
+		if c.rule {
+			rules = true
+		} else {
+			rest = max(rest, c.mass)
+		}
+	}
+	p.comps = comps
+	return rules, rest
 }
 
 // find returns the root of run i's component, pointing every run on the way straight at it.

@@ -194,6 +194,18 @@ func All() []Form {
 			ink := TurnAnticlockwise(InkMap(pix, 280), 280, 280)
 			return WithOrientation(EncodeJPEG(Paint{Paper: OffWhite, Ink: Pencil, Noise: 4}.RGBA(ink, 280, 280, rng), 85), 6, false)
 		}},
+		{Name: "scan with a dark frame at its edge, 280x280 PNG", MaxMAD: 0.045, MinCorr: 0.92, Make: func(pix []byte, rng *rand.Rand) []byte {
+			return EncodePNG(ToGray(Paint{Paper: White, Ink: Black}.RGBA(Rule(InkMap(pix, 280), 280, 280, 0, 0, 280, 280, 2), 280, 280, rng)))
+		}},
+		{Name: "in a form field's box, 280x280 JPEG", MaxMAD: 0.045, MinCorr: 0.92, Make: func(pix []byte, rng *rand.Rand) []byte {
+			ink := Rule(Place(InkMap(pix, 200), 200, 280, 280, 40, 40), 280, 280, 16, 16, 264, 264, 3)
+			return EncodeJPEG(Paint{Paper: OffWhite, Ink: Pencil, Noise: 3}.RGBA(ink, 280, 280, rng), 85)
+		}},
+		{Name: "above a ruled line, 280x280 JPEG", MaxMAD: 0.045, MinCorr: 0.92, Make: func(pix []byte, rng *rand.Rand) []byte {
+			// The line is the top side of a box whose other sides are off the page.
+			ink := Rule(Place(InkMap(pix, 200), 200, 280, 280, 40, 20), 280, 280, -10, 244, 290, 300, 3)
+			return EncodeJPEG(Paint{Paper: OffWhite, Ink: Pencil, Noise: 3}.RGBA(ink, 280, 280, rng), 85)
+		}},
 		{Name: "large 2000x2000 JPEG", Large: true, MaxMAD: 0.045, MinCorr: 0.92, Make: func(pix []byte, rng *rand.Rand) []byte {
 			return EncodeJPEG(Paint{Paper: OffWhite, Ink: Pencil}.RGBA(InkMap(pix, 2000), 2000, 2000, rng), 85)
 		}},
@@ -285,4 +297,17 @@ func WithOrientation(jpg []byte, o uint16, littleEndian bool) []byte {
 	out := append([]byte{}, jpg[:2]...)
 	out = append(append(out, seg...), payload...)
 	return append(out, jpg[2:]...)
+}
+
+// Rule draws the outline of the box [x0, x1) x [y0, y1), t pixels thick, in full ink on the w x h ink map: a frame
+// around a scan, a form field's box, or (with a box reaching past the page) a ruled line.
+func Rule(ink []float64, w, h, x0, y0, x1, y1, t int) []float64 {
+	for y := max(y0, 0); y < min(y1, h); y++ {
+		for x := max(x0, 0); x < min(x1, w); x++ {
+			if x < x0+t || x >= x1-t || y < y0+t || y >= y1-t {
+				ink[y*w+x] = 1
+			}
+		}
+	}
+	return ink
 }
