@@ -22,8 +22,9 @@
 //     (white behind black strokes, black behind white ones), so alpha in effect becomes the ink.
 //  3. Polarity. Paper is light and ink dark in photos and scans, the reverse of MNIST. The background is the side of
 //     an Otsu threshold that holds most of the border and most of the area (two votes: a tight crop's strokes touch
-//     the border, and a bold digit can fill most of its crop, but rarely both at once). The border is read on three
-//     rings, at the edge and further in, and the middle one votes, so a frame around a scan does not become paper.
+//     the border, and a bold digit can fill most of its crop, but rarely both at once). When the edge is all one
+//     colour and the ring just inside it nearly all the other (a frame around a scan, a margin around a screenshot),
+//     the inner ring votes for the border.
 //  4. Background removal. A smooth surface (a quadratic, when it explains the background much better than a constant)
 //     is fitted to the background pixels and subtracted, so uneven lighting and a coloured or grey paper become zero.
 //  5. Contrast and noise. Ink strength is scaled so the strokes reach 1, whatever the pen and the exposure; pixels

@@ -275,9 +275,9 @@ func (p *Preparer) finish(dst []float32, img image.Image, w, h int, ink []float3
 // lightBackground decides which side of the threshold t is the background: the side that covers most of the border
 // and most of the area, counted as two equal votes. The border alone is fooled by a tight crop whose strokes touch
 // it, and the area alone by a bold digit filling its crop; it takes both at once (a thick stroke cropped to its own
-// width) to fool the two together. The border's vote is the middle one of three rings, at the edge and a sixteenth
-// and an eighth of the side inside it, so a frame around a scan or a form field's box, which covers one ring
-// completely, does not turn the paper into ink.
+// width) to fool the two together. A frame around a scan, or a margin around a screenshot, is a border of one
+// colour around a different one: when the edge is all one side of t and the ring a sixteenth of the side further
+// in is nearly all the other, the inner ring votes instead (twice at most).
 func lightBackground(v []float32, w, h int, t float32) bool {
 	light := 0
 	for _, x := range v {
@@ -286,17 +286,14 @@ func lightBackground(v []float32, w, h int, t float32) bool {
 		}
 	}
 	d := max(1, min(w, h)/16)
-	var rings [3]float64
-	for k := range rings {
-		rings[k] = ringLight(v, w, h, k*d, t)
+	border := ringLight(v, w, h, 0, t)
+	for k := 0; k < 2*d; k += d {
+		inner := ringLight(v, w, h, k+d, t)
+		if !(border >= 0.98 && inner <= 0.1 || border <= 0.02 && inner >= 0.9) {
+			break
+		}
+		border = inner
 	}
-	if rings[0] > rings[1] {
-		rings[0], rings[1] = rings[1], rings[0]
-	}
-	if rings[1] > rings[2] {
-		rings[1], rings[2] = rings[2], rings[1]
-	}
-	border := max(rings[0], rings[1]) // the median of the three
 	return border+float64(light)/float64(len(v)) > 1
 }
 
