@@ -408,6 +408,7 @@ func (j *Jobs) runner() {
 				// A goroutine of its own, locked to a thread whose priority we lower: the thread ends with the
 				// goroutine, so the lowered priority never leaks to other goroutines.
 				done := make(chan struct{})
+				release := addJobProc()
 				go func() {
 					defer close(done)
 					runtime.LockOSThread()
@@ -415,6 +416,7 @@ func (j *Jobs) runner() {
 					j.run(ctx, id)
 				}()
 				<-done
+				release()
 			} else {
 				j.run(ctx, id)
 			}

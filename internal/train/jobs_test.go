@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -129,10 +130,15 @@ func TestJobTrainsStoresAndActivatesABetterModel(t *testing.T) {
 
 func TestCancelARunningJob(t *testing.T) {
 	j, _ := newJobsForTest(t, t.TempDir(), &servingStub{})
+	base := runtime.GOMAXPROCS(0)
 	req := smallRequest()
 	req.Limit, req.Epochs = 0, 50
 	job, _ := j.Submit(req)
 	waitJob(t, j, job.ID, func(j Job) bool { return j.Status == StatusRunning && j.Progress.Fraction > 0 })
+	// A background job has a P of its own while it runs, so serving keeps all of its own (see addJobProc).
+	if got := runtime.GOMAXPROCS(0); got != base+1 {
+		t.Errorf("GOMAXPROCS %d while a background job runs; want %d", got, base+1)
+	}
 	start := time.Now()
 	if _, err := j.Cancel(job.ID); err != nil {
 		t.Fatal(err)
@@ -142,6 +148,7 @@ func TestCancelARunningJob(t *testing.T) {
 		t.Errorf("status %s; want cancelled", job.Status)
 	}
 	t.Logf("cancelled in %v", time.Since(start))
+	testwait.For(t, "GOMAXPROCS back to its value before the job", func() bool { return runtime.GOMAXPROCS(0) == base })
 	if _, err := j.Cancel(job.ID); !errors.Is(err, ErrJobFinished) {
 		t.Errorf("cancelling a finished job: %v; want ErrJobFinished", err)
 	}
@@ -275,4 +282,24 @@ func TestReplicasShareJobRecords(t *testing.T) {
 	if err != nil || lost.Status != StatusFailed || !strings.Contains(lost.Error, "pod-gone") {
 		t.Errorf("a job of a vanished replica reads %+v, %v; want failed, naming the replica", lost, err)
 	}
+}
+
+// TestLowerThreadPriority checks that a training thread ends at the lowest priority the system grants: SCHED_IDLE,
+// or nice 19 where that policy is refused.
+func TestLowerThreadPriority(t *testing.T) {
+	if policy, _ := threadPriority(); policy < 0 {
+		t.Skip("threads have no priority of their own on " + runtime.GOOS)
+	}
+	done := make(chan [2]int)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine, lowered
+		lowerThreadPriority()
+		policy, nice := threadPriority()
+		done <- [2]int{policy, nice}
+	}()
+	got := <-done
+	if got[0] != schedIdle && got[1] != 19 {
+		t.Errorf("policy %d, nice %d; want SCHED_IDLE (%d) or nice 19", got[0], got[1], schedIdle)
+	}
+	t.Logf("policy %d, nice %d", got[0], got[1])
 }
