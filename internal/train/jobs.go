@@ -89,8 +89,9 @@ type JobsConfig struct {
 	Data        DataSource
 	Concurrency int // jobs running at once; 0 means 1
 	QueueSize   int // jobs waiting at most; 0 means 32
-	// Background runs each job on one low-priority thread, serial, so training never takes more than one core and
-	// yields it to serving whenever serving needs it. The zero value uses every core at normal priority.
+	// Background runs each job on one thread at the lowest priority (SCHED_IDLE, else nice 19), serial, with a Go P
+	// of its own (addJobProc), so training never takes more than one core and yields it to serving whenever serving
+	// needs it. The zero value uses every core at normal priority.
 	Background bool
 	// Serving returns the network being served now, for activate=if_better.
 	Serving func() *model.Network
