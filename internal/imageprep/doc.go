@@ -38,9 +38,13 @@
 //     they cannot stretch the bounding box.
 //     When the digit is small in a large image (a corner of a scanned page), the steps so far run once more on a crop
 //     around it, so it is analysed at up to 256 pixels rather than at the page's working size.
-//  7. Crop and fit. The ink's bounding box is scaled, keeping its aspect ratio, so its longer side is 20 pixels, with
+//  7. Stroke width. MNIST's pens drew strokes about a tenth as wide as the digit is tall. Strokes far outside that
+//     range (a marker's, a hairline pen's on a large canvas), measured as twice the median depth of the strokes'
+//     ridges, are eroded or dilated into it; a network trained on MNIST reads bold strokes as an 8. Digits at
+//     MNIST's own size, too coarse to measure, are left alone.
+//  8. Crop and fit. The ink's bounding box is scaled, keeping its aspect ratio, so its longer side is 20 pixels, with
 //     area averaging (anti-aliased, as MNIST's were), and brightened so its strongest pixel is 1.
-//  8. Centre of mass. The 20x20 patch is placed in 28x28 so its centre of mass is at the centre, as MNIST did.
+//  9. Centre of mass. The 20x20 patch is placed in 28x28 so its centre of mass is at the centre, as MNIST did.
 //
 // For input sizes other than 28x28 the box is 20/28 of the field. A Preparer holds the scratch buffers, so a worker
 // that keeps one allocates nothing per image; the package-level functions take one from a pool.

@@ -49,6 +49,7 @@ type Preparer struct {
 	scratch    []float32
 	hist       [histBins]float64
 	xpow       []float64
+	dist       []float32
 	png        pngDecoder
 }
 
@@ -252,7 +253,8 @@ func flatBackground(v []float32) (float32, bool) {
 	return 0, false
 }
 
-// finish drops specks, refines on a crop when the digit is small in a large image, and fits what is left into dst.
+// finish drops specks, refines on a crop when the digit is small in a large image, brings the stroke width into
+// MNIST's range, and fits what is left into dst.
 func (p *Preparer) finish(dst []float32, img image.Image, w, h int, ink []float32, ww, wh, f int, refine bool) {
 	b := img.Bounds()
 	x0, y0, x1, y1, ok := p.keepComponents(ink, ww, wh)
@@ -269,6 +271,7 @@ func (p *Preparer) finish(dst []float32, img image.Image, w, h int, ink []float3
 			return
 		}
 	}
+	x0, y0, x1, y1 = p.normalizeStroke(ink, ww, wh, x0, y0, x1, y1)
 	p.fit(dst, w, h, ink, ww, wh, x0, y0, x1, y1)
 }
 
