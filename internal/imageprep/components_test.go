@@ -59,19 +59,35 @@ func floodComponents(ink []float32, w, h int) (x0, y0, x1, y1 int, ok bool) {
 			edge[id]++
 		}
 	}
-	rule := make([]bool, n)
-	rules, rest := false, 0.0
+	rule, line := make([]bool, n), make([]bool, n)
+	rest := 0.0
 	for id := 1; id < n; id++ {
 		bw, bh := bx1[id]-bx0[id], by1[id]-by0[id]
-		rule[id] = 2*bw >= w && bw >= 10*bh || 2*bh >= h && bh >= 10*bw || 2*bw >= w && 2*bh >= h && 10*edge[id] >= 9*pixels[id]
-		if rule[id] {
-			rules = true
-		} else {
+		box := 2*bw >= w && 2*bh >= h && 10*edge[id] >= 9*pixels[id]
+		line[id] = !box && (2*bw >= w && bw >= 10*bh || 2*bh >= h && bh >= 10*bw)
+		rule[id] = box || line[id]
+		if !rule[id] {
 			rest = max(rest, mass[id])
 		}
 	}
+	// A line is a rule only when it is a quarter longer than the rest of the ink (not rules, not specks) is wide
+	// or tall.
+	ex0, ey0, ex1, ey1 := w, h, 0, 0
+	for id := 1; id < n; id++ {
+		if !rule[id] && mass[id] >= minComponent*rest {
+			ex0, ey0, ex1, ey1 = min(ex0, bx0[id]), min(ey0, by0[id]), max(ex1, bx1[id]), max(ey1, by1[id])
+		}
+	}
+	for id := 1; id < n; id++ {
+		bw, bh := bx1[id]-bx0[id], by1[id]-by0[id]
+		if line[id] && !(bw >= 10*bh && 4*bw >= 5*max(ex1-ex0, 0) || bh >= 10*bw && 4*bh >= 5*max(ey1-ey0, 0)) {
+			rule[id] = false
+			rest = max(rest, mass[id])
+		}
+	}
+	rules := slices.Contains(rule, true)
 	ref := heaviest
-	if rules && rest >= minComponent*heaviest {
+	if rules && rest >= minDigitShare*heaviest {
 		ref = rest
 	} else {
 		clear(rule)
@@ -169,6 +185,17 @@ func TestRulesGoDigitsStay(t *testing.T) {
 			return box{45, 20, 52, 80}
 		}},
 		{"a bar alone (a 7's stroke? a minus?)", func(ink []float32) box { rect(ink, 0, 50, 100, 53); return box{0, 50, 100, 53} }},
+		{"a 1 beside a stray dot", func(ink []float32) box {
+			rect(ink, 48, 0, 51, 100)
+			rect(ink, 80, 40, 84, 44)
+			return box{48, 0, 84, 100}
+		}},
+		{"a 5 whose top bar is drawn apart, in a tight crop", func(ink []float32) box {
+			rect(ink, 0, 0, 100, 4)          // the bar
+			rect(ink, 0, 10, 6, 50)          // the stem
+			ring(ink, 50, 72, 49.5, 27, 0.2) // the belly, roughly
+			return box{0, 0, 100, 100}
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ink := make([]float32, w*h)

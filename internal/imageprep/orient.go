@@ -3,6 +3,7 @@ package imageprep
 import (
 	"encoding/binary"
 	"image"
+	"image/color"
 )
 
 // Phones store a photo's pixels as the sensor saw them and record in its EXIF Orientation tag how to turn them for
@@ -84,9 +85,9 @@ func tiffOrientation(t []byte) int {
 	return 1
 }
 
-// orient returns img turned as EXIF orientation o asks (2 to 8; anything else returns img itself). Only luminance
-// and alpha matter downstream, so a YCbCr photo comes back as its gray Y plane, which is the luminance the
-// preprocessing would read from it anyway; other types keep their colours.
+// orient returns img turned as EXIF orientation o asks (2 to 8; anything else returns img itself), as a gray image:
+// a JPEG has no alpha and only luminance matters downstream. A YCbCr photo gives its Y plane, which is the luminance
+// the preprocessing would read from it anyway; a CMYK one its converted luminance.
 func orient(img image.Image, o int) image.Image {
 	if o < 2 || o > 8 {
 		return img
@@ -138,12 +139,13 @@ func orient(img image.Image, o int) image.Image {
 			}
 		}
 		return out
-	default: // CMYK JPEGs: rare, so the generic path is fast enough
-		out := image.NewNRGBA64(r)
+	default: // CMYK JPEGs: rare; their luminance, one byte a pixel, is all the preprocessing reads
+		out := image.NewGray(r)
 		for y := range oh {
-			for x := range ow {
+			row := out.Pix[y*out.Stride:][:ow]
+			for x := range row {
 				sx, sy := from(x, y)
-				out.Set(x, y, img.At(b.Min.X+sx, b.Min.Y+sy))
+				row[x] = color.GrayModel.Convert(img.At(b.Min.X+sx, b.Min.Y+sy)).(color.Gray).Y
 			}
 		}
 		return out

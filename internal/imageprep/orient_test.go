@@ -35,7 +35,11 @@ func TestOrientTurnsAsEXIFSays(t *testing.T) {
 		copy(big.Pix[(y+1)*big.Stride+1:], gray.Pix[y*3:][:3])
 	}
 	sub := big.SubImage(image.Rect(1, 1, 4, 3))
-	for name, img := range map[string]image.Image{"gray": gray, "ycbcr": ycc, "sub-image": sub} {
+	cmyk := image.NewCMYK(image.Rect(0, 0, 3, 2)) // only black ink: gray is 255 less the K channel
+	for i, v := range gray.Pix {
+		cmyk.Pix[4*i+3] = 255 - v
+	}
+	for name, img := range map[string]image.Image{"gray": gray, "ycbcr": ycc, "sub-image": sub, "cmyk": cmyk} {
 		for o := 1; o <= 8; o++ {
 			got := orient(img, o)
 			b := got.Bounds()

@@ -25,6 +25,9 @@ const (
 	noiseFloor = 4
 	// relFloor is the fraction of the ink strength below which a pixel counts as background all the same.
 	relFloor = 0.05
+	// minDigitShare is the least mass, as a fraction of the heaviest component's, that must remain besides ruled
+	// lines, frames and boxes for them to be dropped: less than that is a stray mark, not the digit.
+	minDigitShare = 0.25
 	// minComponent drops connected specks whose ink mass is below this fraction of the heaviest component's, so that
 	// a dust speck far from the digit does not stretch its bounding box.
 	minComponent = 0.03
@@ -556,7 +559,7 @@ func (p *Preparer) keepComponents(ink []float32, w, h int) (x0, y0, x1, y1 int, 
 	}
 	// Rules (ruled lines, frames, boxes) go when something else of weight remains: then that is the digit.
 	ref := heaviest
-	if rules, rest := p.findRules(w, h); rules && rest >= minComponent*heaviest {
+	if rules, rest := p.findRules(w, h); rules && rest >= minDigitShare*heaviest {
 		ref = rest
 	} else {
 		for i := range p.comps {
@@ -590,7 +593,7 @@ type component struct {
 	x0, y0, x1, y1 int32
 	pixels, edge   int32
 	mass           float64
-	rule           bool
+	line, rule     bool
 }
 
 // findRules measures every component of p.runs (whose parents are their roots) and marks the rules: straight lines
@@ -626,17 +629,44 @@ func (p *Preparer) findRules(w, h int) (rules bool, rest float64) {
 		// The parts of the run within t of the box's left and right sides.
 		c.edge += max(0, min(r.x1, c.x0+t)-r.x0) + max(0, r.x1-max(r.x0, c.x1-t, min(r.x1, c.x0+t)))
 	}
+	// Shapes first; then a line is only a rule if it is at least a quarter longer than the rest of the ink is wide
+	// (or tall): a ruled line or an underline is; the top bar of a 5 drawn apart from its body, or a 1 next to a
+	// stray dot, is not.
+	var lines bool
 	for i := range comps {
 		c := &comps[i]
 		bw, bh := int(c.x1-c.x0), int(c.y1-c.y0)
-		line := 2*bw >= w && bw >= 10*bh || 2*bh >= h && bh >= 10*bw
 		box := 2*bw >= w && 2*bh >= h && 10*c.edge >= 9*c.pixels
-		c.rule = line || box
-		if c.rule {
-			rules = true
-		} else {
+		c.line = !box && (2*bw >= w && bw >= 10*bh || 2*bh >= h && bh >= 10*bw)
+		c.rule = box || c.line
+		lines = lines || c.line
+		if !c.rule {
 			rest = max(rest, c.mass)
 		}
+	}
+	if lines {
+		// The extent of the ink that is neither a rule nor a speck next to the heaviest such component.
+		ex0, ey0, ex1, ey1 := int32(w), int32(h), int32(0), int32(0)
+		for i := range comps {
+			if c := &comps[i]; !c.rule && c.mass >= minComponent*rest {
+				ex0, ey0, ex1, ey1 = min(ex0, c.x0), min(ey0, c.y0), max(ex1, c.x1), max(ey1, c.y1)
+			}
+		}
+		for i := range comps {
+			c := &comps[i]
+			if !c.line {
+				continue
+			}
+			long := c.x1-c.x0 >= 10*(c.y1-c.y0) && 4*(c.x1-c.x0) >= 5*max(ex1-ex0, 0) ||
+				c.y1-c.y0 >= 10*(c.x1-c.x0) && 4*(c.y1-c.y0) >= 5*max(ey1-ey0, 0)
+			if !long {
+				c.line, c.rule = false, false
+				rest = max(rest, c.mass)
+			}
+		}
+	}
+	for i := range comps {
+		rules = rules || comps[i].rule
 	}
 	p.comps = comps
 	return rules, rest

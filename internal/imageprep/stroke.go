@@ -29,12 +29,22 @@ func (p *Preparer) normalizeStroke(ink []float32, w, h, x0, y0, x1, y1 int) (int
 	case rel == 0:
 		return x0, y0, x1, y1
 	case rel > maxStroke:
-		// Erode: keep the ink deeper than r inside the strokes, and nothing of their anti-aliased edges.
+		// Erode: keep the ink deeper than r inside the strokes, and nothing of their anti-aliased edges; but keep
+		// the ridge of every stroke, so a stroke thinner than the median (the thin bars of a bold 0) stays as a line
+		// instead of vanishing.
 		r := float32((rel - boldTarget) * float64(side) / 2)
+		at := func(x, y int) float32 {
+			if x < 0 || y < 0 || x >= bw || y >= bh {
+				return 0
+			}
+			return dist[y*bw+x]
+		}
 		for y := range bh {
 			row := ink[(y0+y)*w+x0:][:bw]
 			for x := range row {
-				if dist[y*bw+x] <= r {
+				v := dist[y*bw+x]
+				ridge := v > 0 && v >= at(x-1, y) && v >= at(x+1, y) && v >= at(x, y-1) && v >= at(x, y+1)
+				if v <= r && !ridge {
 					row[x] = 0
 				}
 			}

@@ -85,3 +85,38 @@ func TestStrokeWidthLeavesSmallAndFramedInkAlone(t *testing.T) {
 		t.Error("thin ink from edge to edge was thickened")
 	}
 }
+
+// TestThinningKeepsThinStrokes: a bold 0 whose top and bottom bars are much thinner than its sides must keep its
+// bars when its strokes are thinned, not turn into two 1s.
+func TestThinningKeepsThinStrokes(t *testing.T) {
+	const w, h = 120, 160
+	ink := make([]float32, w*h)
+	fill := func(x0, y0, x1, y1 int) {
+		for y := y0; y < y1; y++ {
+			for x := x0; x < x1; x++ {
+				ink[y*w+x] = 1
+			}
+		}
+	}
+	fill(10, 10, 50, 150)  // left side, 40 wide
+	fill(70, 10, 110, 150) // right side
+	fill(10, 10, 110, 17)  // top bar, 7 tall
+	fill(10, 143, 110, 150)
+	var p Preparer
+	x0, y0, x1, y1 := p.normalizeStroke(ink, w, h, 10, 10, 110, 150)
+	if rel, _ := p.strokeWidth(ink, w, x0, y0, x1, y1); rel > maxStroke+0.01 {
+		t.Errorf("width %.3f after thinning; want at most %.3f", rel, maxStroke)
+	}
+	// Some ink remains on the bars, in the middle, between the sides.
+	for _, y := range []int{13, 146} {
+		inked := false
+		for y2 := y - 3; y2 <= y+3; y2++ {
+			for _, v := range ink[y2*w+52 : y2*w+68] {
+				inked = inked || v != 0
+			}
+		}
+		if !inked {
+			t.Errorf("the bar around row %d vanished", y)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"os"
 	"runtime"
 	"sync"
 )
@@ -17,7 +16,7 @@ var spare struct {
 }
 
 // addJobProc raises GOMAXPROCS by one for a background job; release undoes it. When the last job ends, GOMAXPROCS
-// goes back to the default (which follows the container's CPU limit) unless the environment fixed it.
+// goes back to the value it had when the first one started, whoever set it.
 func addJobProc() (release func()) {
 	spare.Lock()
 	if spare.jobs == 0 {
@@ -30,13 +29,6 @@ func addJobProc() (release func()) {
 		spare.Lock()
 		defer spare.Unlock()
 		spare.jobs--
-		switch {
-		case spare.jobs > 0:
-			runtime.GOMAXPROCS(spare.base + spare.jobs)
-		case os.Getenv("GOMAXPROCS") == "":
-			runtime.SetDefaultGOMAXPROCS()
-		default:
-			runtime.GOMAXPROCS(spare.base)
-		}
+		runtime.GOMAXPROCS(spare.base + spare.jobs)
 	}
 }
