@@ -19,14 +19,7 @@ import (
 // BenchmarkPredict measures the handler in-process (no network): multipart parsing, decoding, preprocessing,
 // queueing, inference and encoding, for 1 and 16 PNG digits per request.
 func BenchmarkPredict(b *testing.B) {
-	net, err := model.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := inference.New(inference.Config{}, net)
-	defer e.Close()
-	promReg := prometheus.NewRegistry()
-	h := NewServer(zap.NewNop(), Config{BenchFloor: true}, promReg, NewMetrics(promReg), e, nil, nil, nil)
+	h := benchHandler(b, Config{BenchFloor: true})
 	img, _ := digitPNG(b, 0)
 	for _, n := range []int{1, 16} {
 		imgs := make([][]byte, n)
@@ -57,14 +50,7 @@ func BenchmarkPredict(b *testing.B) {
 // BenchmarkPredictJSON measures the numeric JSON forms in-process: /predict with "inputs" rows and the Open Inference
 // Protocol's FP32 tensor, for 1 and 16 rows of 784 values as a client's float formatting writes them.
 func BenchmarkPredictJSON(b *testing.B) {
-	net, err := model.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := inference.New(inference.Config{}, net)
-	defer e.Close()
-	promReg := prometheus.NewRegistry()
-	h := NewServer(zap.NewNop(), Config{}, promReg, NewMetrics(promReg), e, nil, nil, nil)
+	h := benchHandler(b, Config{})
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{1, 16} {
 		rows := make([][]float32, n)
@@ -97,4 +83,17 @@ func BenchmarkPredictJSON(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchHandler is the API, without admin routes, serving the embedded default model on a default engine that the
+// benchmark's end closes.
+func benchHandler(b *testing.B, cfg Config) http.Handler {
+	net, err := model.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := inference.New(inference.Config{}, net)
+	b.Cleanup(e.Close)
+	promReg := prometheus.NewRegistry()
+	return NewServer(zap.NewNop(), cfg, promReg, NewMetrics(promReg), e, nil, nil, nil)
 }

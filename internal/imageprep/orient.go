@@ -117,37 +117,26 @@ func orient(img image.Image, o int) image.Image {
 			return w - 1 - y, x
 		}
 	}
-	r := image.Rect(0, 0, ow, oh)
+	out := image.NewGray(image.Rect(0, 0, ow, oh))
+	// plane is the source's 8-bit luminance and where each pixel of it lies, when it has one.
+	var plane []byte
+	var offset func(x, y int) int
 	switch m := img.(type) {
 	case *image.YCbCr:
-		out := image.NewGray(r)
-		for y := range oh {
-			row := out.Pix[y*out.Stride:][:ow]
-			for x := range row {
-				sx, sy := from(x, y)
-				row[x] = m.Y[m.YOffset(b.Min.X+sx, b.Min.Y+sy)]
-			}
-		}
-		return out
+		plane, offset = m.Y, m.YOffset
 	case *image.Gray:
-		out := image.NewGray(r)
-		for y := range oh {
-			row := out.Pix[y*out.Stride:][:ow]
-			for x := range row {
-				sx, sy := from(x, y)
-				row[x] = m.Pix[m.PixOffset(b.Min.X+sx, b.Min.Y+sy)]
-			}
-		}
-		return out
-	default: // CMYK JPEGs: rare; their luminance, one byte a pixel, is all the preprocessing reads
-		out := image.NewGray(r)
-		for y := range oh {
-			row := out.Pix[y*out.Stride:][:ow]
-			for x := range row {
-				sx, sy := from(x, y)
+		plane, offset = m.Pix, m.PixOffset
+	}
+	for y := range oh {
+		row := out.Pix[y*out.Stride:][:ow]
+		for x := range row {
+			sx, sy := from(x, y)
+			if plane != nil {
+				row[x] = plane[offset(b.Min.X+sx, b.Min.Y+sy)]
+			} else { // CMYK JPEGs: rare, so converting pixel by pixel is fast enough
 				row[x] = color.GrayModel.Convert(img.At(b.Min.X+sx, b.Min.Y+sy)).(color.Gray).Y
 			}
 		}
-		return out
 	}
+	return out
 }

@@ -33,18 +33,10 @@ func (p *Preparer) normalizeStroke(ink []float32, w, h, x0, y0, x1, y1 int) (int
 		// the ridge of every stroke, so a stroke thinner than the median (the thin bars of a bold 0) stays as a line
 		// instead of vanishing.
 		r := float32((rel - boldTarget) * float64(side) / 2)
-		at := func(x, y int) float32 {
-			if x < 0 || y < 0 || x >= bw || y >= bh {
-				return 0
-			}
-			return dist[y*bw+x]
-		}
 		for y := range bh {
 			row := ink[(y0+y)*w+x0:][:bw]
 			for x := range row {
-				v := dist[y*bw+x]
-				ridge := v > 0 && v >= at(x-1, y) && v >= at(x+1, y) && v >= at(x, y-1) && v >= at(x, y+1)
-				if v <= r && !ridge {
+				if dist[y*bw+x] <= r && !ridge(dist, bw, bh, x, y) {
 					row[x] = 0
 				}
 			}
@@ -78,25 +70,32 @@ func (p *Preparer) normalizeStroke(ink []float32, w, h, x0, y0, x1, y1 int) (int
 func (p *Preparer) strokeWidth(ink []float32, w, x0, y0, x1, y1 int) (rel float64, dist []float32) {
 	dist = p.distance(ink, w, x0, y0, x1, y1, true)
 	bw, bh := x1-x0, y1-y0
+	depths := p.scratch[:0]
+	for y := range bh {
+		for x := range bw {
+			if ridge(dist, bw, bh, x, y) {
+				depths = append(depths, dist[y*bw+x])
+			}
+		}
+	}
+	p.scratch = depths
+	if len(depths) == 0 {
+		return 0, dist
+	}
+	return float64(2*selectK(depths, len(depths)/2)-1) / float64(max(bw, bh)), dist
+}
+
+// ridge reports whether pixel (x, y) of the bw x bh distances d is on a stroke's ridge: ink, and no nearer the
+// paper than its four neighbours (outside the box counts as paper).
+func ridge(d []float32, bw, bh, x, y int) bool {
+	v := d[y*bw+x]
 	at := func(x, y int) float32 {
 		if x < 0 || y < 0 || x >= bw || y >= bh {
 			return 0
 		}
-		return dist[y*bw+x]
+		return d[y*bw+x]
 	}
-	ridge := p.scratch[:0]
-	for y := range bh {
-		for x := range bw {
-			if v := dist[y*bw+x]; v > 0 && v >= at(x-1, y) && v >= at(x+1, y) && v >= at(x, y-1) && v >= at(x, y+1) {
-				ridge = append(ridge, v)
-			}
-		}
-	}
-	p.scratch = ridge
-	if len(ridge) == 0 {
-		return 0, dist
-	}
-	return float64(2*selectK(ridge, len(ridge)/2)-1) / float64(max(bw, bh)), dist
+	return v > 0 && v >= at(x-1, y) && v >= at(x+1, y) && v >= at(x, y-1) && v >= at(x, y+1)
 }
 
 // distance is a two-pass chamfer distance transform over the box [x0, x1) x [y0, y1) of the w-wide image ink: with

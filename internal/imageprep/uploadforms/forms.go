@@ -340,24 +340,20 @@ func Thin(ink []float64, size, r int) []float64 {
 // Bold thickens the strokes of a size x size ink map by r pixels on every side (a square maximum filter), as a
 // marker would draw them.
 func Bold(ink []float64, size, r int) []float64 {
-	rows := make([]float64, len(ink))
-	for y := range size {
-		for x := range size {
+	return maxFilter(maxFilter(ink, size, r, 1, size), size, r, size, 1) // along rows, then along columns
+}
+
+// maxFilter takes the maximum over r pixels either side, along lines of a size x size map whose pixels are step
+// apart and whose lines start next apart.
+func maxFilter(v []float64, size, r, step, next int) []float64 {
+	out := make([]float64, len(v))
+	for line := range size {
+		for i := range size {
 			m := 0.0
-			for k := max(0, x-r); k <= min(size-1, x+r); k++ {
-				m = max(m, ink[y*size+k])
+			for k := max(0, i-r); k <= min(size-1, i+r); k++ {
+				m = max(m, v[line*next+k*step])
 			}
-			rows[y*size+x] = m
-		}
-	}
-	out := make([]float64, len(ink))
-	for y := range size {
-		for x := range size {
-			m := 0.0
-			for k := max(0, y-r); k <= min(size-1, y+r); k++ {
-				m = max(m, rows[k*size+x])
-			}
-			out[y*size+x] = m
+			out[line*next+i*step] = m
 		}
 	}
 	return out
