@@ -27,7 +27,7 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 		if v, ok := env[k]; ok {
 			return v
 		}
-		return map[string]string{"ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}[k]
+		return map[string]string{"ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}[k]
 	}
 	pr, pw := io.Pipe()
 	var stderr syncBuffer

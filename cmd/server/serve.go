@@ -173,11 +173,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	grpcSrv, err := startGRPC(cfg, log, promReg, engine, srv, metrics, stdout)
+	if err != nil {
+		for _, hs := range servers {
+			hs.Close()
+		}
+		return err
+	}
+
 	select {
 	case err := <-errc:
 		for _, hs := range servers {
 			hs.Close()
 		}
+		<-grpcSrv.Stop(canceled())
 		return err
 	case <-ctx.Done():
 	}
@@ -185,11 +194,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// flight finish, all within SHUTDOWN_TIMEOUT.
 	log.Info("shutting down: draining", zap.Duration("drain_delay", cfg.DrainDelay), zap.Duration("timeout", cfg.ShutdownTimeout))
 	srv.Drain()
+	grpcSrv.Drain()
 	if cfg.DrainDelay > 0 {
 		time.Sleep(cfg.DrainDelay)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	grpcStopped := grpcSrv.Stop(sctx)
+	defer func() { <-grpcStopped }()
 	for _, hs := range servers {
 		if err := hs.Shutdown(sctx); err != nil {
 			log.Warn("shutdown timed out; closing remaining connections", zap.Error(err))

@@ -240,18 +240,15 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 	if len(items) > maxRows {
 		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), maxRows)}
 	}
-	b := &batchInput{size: in.Width * in.Height}
+	data := make([][]byte, len(items))
 	for i, enc := range items {
 		if _, after, ok := strings.Cut(enc, ";base64,"); ok && strings.HasPrefix(enc, "data:") {
 			enc = after
 		}
-		data, err := base64.StdEncoding.DecodeString(enc)
-		if err != nil {
+		var err error
+		if data[i], err = base64.StdEncoding.DecodeString(enc); err != nil {
 			return nil, 0, fmt.Errorf("input %q item %d is not base64", t.Name, i)
 		}
-		if err := s.addImage(ctx, b, data, in, func() string { return fmt.Sprintf("item %d", i) }); err != nil {
-			return nil, 0, err
-		}
 	}
-	return b.x, b.n, nil
+	return s.PrepareImages(ctx, data, in)
 }
