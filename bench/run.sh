@@ -77,6 +77,13 @@ PY
   echo
 fi
 
+if command -v ghz >/dev/null && command -v wrk >/dev/null; then
+  echo "## One digit per call by protocol: gRPC (ghz) and REST (wrk), bench/oip.sh"
+  echo
+  bash bench/oip.sh
+  echo
+fi
+
 echo "## /predict p99 at moderate load (c=4), idle and with a training job running"
 echo
 echo "| state | connections | images/request | requests/s | images/s | p50 ms | p90 ms | p99 ms | errors |"

@@ -44,7 +44,7 @@ type kit struct {
 	net    *model.Network
 }
 
-func newKit(t *testing.T, cfg Config, ecfg inference.Config) *kit {
+func newKit(t testing.TB, cfg Config, ecfg inference.Config) *kit {
 	t.Helper()
 	net0, err := model.Default()
 	if err != nil {
