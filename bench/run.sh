@@ -77,7 +77,7 @@ PY
   echo
 fi
 
-if command -v ghz >/dev/null && command -v wrk >/dev/null; then
+if { command -v ghz >/dev/null || [[ -x $(go env GOPATH)/bin/ghz ]]; } && command -v wrk >/dev/null; then
   echo "## One digit per call by protocol: gRPC (ghz) and REST (wrk), bench/oip.sh"
   echo
   bash bench/oip.sh
