@@ -10,9 +10,12 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 // The bodies below are laid out by hand as the binary tensor data extension specifies them (Triton's
@@ -296,4 +299,18 @@ func FuzzV2Binary(f *testing.F) {
 			t.Fatalf("inputs hold %d binary bytes; the body has %d after the header", total, len(body)-int(headerLen))
 		}
 	})
+}
+
+func TestAPanicAnswersInTheShapeOfItsRoute(t *testing.T) {
+	h := withRecover(zap.NewNop())(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	for path, want := range map[string]string{
+		"/v2/models/mnist-mlp/infer": "application/json",
+		"/predict":                   "application/problem+json",
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", path, nil))
+		if w.Code != 500 || w.Header().Get("Content-Type") != want {
+			t.Errorf("%s: %d %q %s; want 500 %s", path, w.Code, w.Header().Get("Content-Type"), w.Body, want)
+		}
+	}
 }
