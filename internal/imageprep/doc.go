@@ -4,7 +4,7 @@
 // bytes, reads only the header to learn the dimensions, refuses an image of more pixels than Limits allow before a
 // byte of pixel memory is allocated (a 100-byte PNG may claim 100000x100000 pixels), and turns every failure into one
 // of three errors that map onto HTTP statuses: ErrUnsupported (415), ErrTooLarge (413), ErrUndecodable (422).
-// Prepare then makes the vector a model expects, in the way the model file records (model.Input.Preprocess):
+// Prepare then makes the vector a model expects, as a Spec says (a model file records its size and mode):
 //
 //   - "resize", for photos: luminance, and the whole image resized to the input size by area averaging (bilinear when
 //     enlarging). Nothing else, so the model sees what it was trained on.

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
-	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
 // goldenFile holds a hash of Prepare's output for a few digits of every upload form and every seed image, in both
@@ -34,12 +33,12 @@ func TestPrepareGolden(t *testing.T) {
 	}
 	specs := []struct {
 		name string
-		in   model.Input
+		in   Spec
 	}{
 		{"mnist 28x28", mnistInput},
-		{"mnist 20x32", model.Input{Width: 20, Height: 32, Preprocess: model.PreprocessMNIST}},
-		{"resize 28x28", model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessResize}},
-		{"resize 7x5", model.Input{Width: 7, Height: 5, Preprocess: model.PreprocessResize}},
+		{"mnist 20x32", Spec{Width: 20, Height: 32, Mode: ModeMNIST}},
+		{"resize 28x28", Spec{Width: 28, Height: 28, Mode: ModeResize}},
+		{"resize 7x5", Spec{Width: 7, Height: 5, Mode: ModeResize}},
 	}
 	set := mnistTest(t)
 	var got []string
@@ -95,7 +94,7 @@ func TestPrepareGolden(t *testing.T) {
 }
 
 // hashPrepared prepares every upload and returns a hash of the bits of all the vectors.
-func hashPrepared(t *testing.T, uploads [][]byte, in model.Input) string {
+func hashPrepared(t *testing.T, uploads [][]byte, in Spec) string {
 	t.Helper()
 	var p Preparer
 	dst := make([]float32, in.Width*in.Height)

@@ -4,8 +4,27 @@ import (
 	"fmt"
 	"image"
 	"sync"
+)
 
-	"github.com/perceptron-dev/perceptron/internal/model"
+// Spec says which vector Prepare makes. A model file records one for its input layer, and the caller converts it:
+// this package knows nothing of models, so preprocessing stays model-agnostic and the model never depends on image
+// decoding.
+type Spec struct {
+	// Width and Height are the vector's size in pixels, each 1 to 16384; the vector is row-major.
+	Width, Height int
+	// Mode says how an image becomes the vector.
+	Mode Mode
+}
+
+// Mode names a way of turning an image into a vector; see the package documentation.
+type Mode string
+
+const (
+	// ModeMNIST makes any digit image look like an MNIST digit: ink bright on black, fitted to 20x20 and centred by
+	// centre of mass in 28x28.
+	ModeMNIST Mode = "mnist"
+	// ModeResize converts to luminance and resizes the whole image to the vector's size, for photos.
+	ModeResize Mode = "resize"
 )
 
 // Preparer turns decoded images into input vectors. It keeps scratch buffers from one call to the next, so after the
@@ -32,55 +51,55 @@ type Preparer struct {
 var pool = sync.Pool{New: func() any { return new(Preparer) }}
 
 // Prepare is Preparer.Prepare with a Preparer from a pool.
-func Prepare(dst []float32, img image.Image, in model.Input) error {
+func Prepare(dst []float32, img image.Image, spec Spec) error {
 	p := pool.Get().(*Preparer)
 	defer pool.Put(p)
-	return p.Prepare(dst, img, in)
+	return p.Prepare(dst, img, spec)
 }
 
 // PrepareBytes is Preparer.PrepareBytes with a Preparer from a pool.
-func PrepareBytes(dst []float32, data []byte, lim Limits, in model.Input) (format string, err error) {
+func PrepareBytes(dst []float32, data []byte, lim Limits, spec Spec) (format string, err error) {
 	p := pool.Get().(*Preparer)
 	defer pool.Put(p)
-	return p.PrepareBytes(dst, data, lim, in)
+	return p.PrepareBytes(dst, data, lim, spec)
 }
 
 // PrepareBytes decodes data (see Decode) and prepares the image (see Prepare). format is the image's format once it
 // was recognised, even if decoding then failed.
-func (p *Preparer) PrepareBytes(dst []float32, data []byte, lim Limits, in model.Input) (format string, err error) {
+func (p *Preparer) PrepareBytes(dst []float32, data []byte, lim Limits, spec Spec) (format string, err error) {
 	if int64(len(data)) <= lim.maxBytes() {
 		if img, ok := p.png.decode(data, lim.maxPixels()); ok {
-			return "png", p.Prepare(dst, img, in)
+			return "png", p.Prepare(dst, img, spec)
 		}
 	}
 	img, format, err := Decode(data, lim)
 	if err != nil {
 		return format, err
 	}
-	return format, p.Prepare(dst, img, in)
+	return format, p.Prepare(dst, img, spec)
 }
 
-// Prepare writes into dst the in.Width*in.Height input vector of img, row-major with values in 0..1, made the way
-// in.Preprocess says (see the package documentation). dst must have exactly in.Width*in.Height elements. An image
+// Prepare writes into dst the spec.Width*spec.Height input vector of img, row-major with values in 0..1, made the way
+// spec.Mode says (see the package documentation). dst must have exactly spec.Width*spec.Height elements. An image
 // without a digit (a blank page) gives a vector of zeros in the mnist mode. The error is ErrUndecodable for an empty
-// image, and otherwise reports an Input that no model file may hold.
-func (p *Preparer) Prepare(dst []float32, img image.Image, in model.Input) error {
-	if in.Width <= 0 || in.Height <= 0 || in.Width > 1<<14 || in.Height > 1<<14 {
-		return fmt.Errorf("imageprep: invalid input size %dx%d", in.Width, in.Height)
+// image, and otherwise reports a Spec that no model file may hold.
+func (p *Preparer) Prepare(dst []float32, img image.Image, spec Spec) error {
+	if spec.Width <= 0 || spec.Height <= 0 || spec.Width > 1<<14 || spec.Height > 1<<14 {
+		return fmt.Errorf("imageprep: invalid input size %dx%d", spec.Width, spec.Height)
 	}
-	if len(dst) != in.Width*in.Height {
-		return fmt.Errorf("imageprep: dst has %d elements, want %dx%d", len(dst), in.Width, in.Height)
+	if len(dst) != spec.Width*spec.Height {
+		return fmt.Errorf("imageprep: dst has %d elements, want %dx%d", len(dst), spec.Width, spec.Height)
 	}
 	if img == nil || img.Bounds().Empty() {
 		return fmt.Errorf("%w: empty image", ErrUndecodable)
 	}
-	switch in.Preprocess {
-	case model.PreprocessMNIST:
-		p.mnist(dst, img, in.Width, in.Height, true)
-	case model.PreprocessResize:
-		p.resize(dst, img, in.Width, in.Height)
+	switch spec.Mode {
+	case ModeMNIST:
+		p.mnist(dst, img, spec.Width, spec.Height, true)
+	case ModeResize:
+		p.resize(dst, img, spec.Width, spec.Height)
 	default:
-		return fmt.Errorf("imageprep: unknown preprocessing %q", in.Preprocess)
+		return fmt.Errorf("imageprep: unknown preprocessing %q", spec.Mode)
 	}
 	return nil
 }
