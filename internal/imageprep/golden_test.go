@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // goldenFile holds a hash of Prepare's output for a few digits of every upload form and every seed image, in both
@@ -42,7 +42,7 @@ func TestPrepareGolden(t *testing.T) {
 	}
 	set := mnistTest(t)
 	var got []string
-	for fi, f := range uploadforms.All() {
+	for fi, f := range uploadtest.All() {
 		n := 3
 		if f.Large {
 			n = 1

@@ -3,7 +3,6 @@ package imageprep
 import (
 	"flag"
 	"fmt"
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
 	"image"
 	"image/color"
 	"math"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 var (
@@ -73,7 +73,7 @@ func TestForms(t *testing.T) {
 	net := accuracyModel(t)
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-52s %7s %8s %8s %9s\n", "form", "digits", "MAD", "corr", "accuracy")
-	for i, f := range uploadforms.All() {
+	for i, f := range uploadtest.All() {
 		t.Run(f.Name, func(t *testing.T) {
 			n := digitsPerForm(f.Large)
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
@@ -164,11 +164,11 @@ func TestBlankPages(t *testing.T) {
 		name string
 		img  image.Image
 	}{
-		{"a white page", uploadforms.ToGray(uploadforms.Paint{Paper: uploadforms.White}.RGBA(empty, 280, 280, rng))},
-		{"a black page", uploadforms.ToGray(uploadforms.Paint{Paper: uploadforms.Black}.RGBA(empty, 280, 280, rng))},
-		{"textured paper", uploadforms.Paint{Paper: uploadforms.OffWhite, Noise: 10}.RGBA(empty, 280, 280, rng)},
-		{"textured paper, unevenly lit", uploadforms.Paint{Paper: uploadforms.OffWhite, Noise: 6, Light: gradient}.RGBA(empty, 280, 280, rng)},
-		{"an empty canvas", uploadforms.Canvas(empty, 280, color.NRGBA{})},
+		{"a white page", uploadtest.ToGray(uploadtest.Paint{Paper: uploadtest.White}.RGBA(empty, 280, 280, rng))},
+		{"a black page", uploadtest.ToGray(uploadtest.Paint{Paper: uploadtest.Black}.RGBA(empty, 280, 280, rng))},
+		{"textured paper", uploadtest.Paint{Paper: uploadtest.OffWhite, Noise: 10}.RGBA(empty, 280, 280, rng)},
+		{"textured paper, unevenly lit", uploadtest.Paint{Paper: uploadtest.OffWhite, Noise: 6, Light: gradient}.RGBA(empty, 280, 280, rng)},
+		{"an empty canvas", uploadtest.Canvas(empty, 280, color.NRGBA{})},
 		{"a single pixel", image.NewGray(image.Rect(0, 0, 1, 1))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,8 +254,8 @@ func TestPrepareArguments(t *testing.T) {
 // TestImageTypes checks that every fast path agrees with the generic image.Image.At path on the same picture.
 func TestImageTypes(t *testing.T) {
 	set := mnistTest(t)
-	ink := uploadforms.InkMap(set.Image(0), 100)
-	rgba := uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: color.RGBA{20, 40, 120, 255}}.RGBA(ink, 100, 100, rand.New(rand.NewPCG(1, 2)))
+	ink := uploadtest.InkMap(set.Image(0), 100)
+	rgba := uploadtest.Paint{Paper: uploadtest.OffWhite, Ink: color.RGBA{20, 40, 120, 255}}.RGBA(ink, 100, 100, rand.New(rand.NewPCG(1, 2)))
 	want := make([]float32, 784)
 	if err := Prepare(want, atOnly{rgba}, mnistInput); err != nil {
 		t.Fatal(err)
@@ -325,7 +325,7 @@ func TestGrayFastPathIsExact(t *testing.T) {
 	for i := range noise.Pix {
 		noise.Pix[i] = uint8(rng.IntN(256))
 	}
-	for name, g := range map[string]*image.Gray{"digit": uploadforms.DigitGray(mnistTest(t).Image(7)), "noise": noise} {
+	for name, g := range map[string]*image.Gray{"digit": uploadtest.DigitGray(mnistTest(t).Image(7)), "noise": noise} {
 		rgba := image.NewRGBA(g.Bounds())
 		draw.Draw(rgba, rgba.Bounds(), g, g.Bounds().Min, draw.Src)
 		want, got := make([]float32, 784), make([]float32, 784)

@@ -1,8 +1,8 @@
-// Package uploadforms makes real MNIST digits into the forms in which digits reach the service: photos and scans of
+// Package uploadtest makes real MNIST digits into the forms in which digits reach the service: photos and scans of
 // ink on paper, canvas drawings, 16-bit and paletted images, JPEG noise, large pages, off-centre and tightly cropped
 // digits. Tests of the preprocessing and of the HTTP API use it to measure what a user would see; the service
 // itself does not import it.
-package uploadforms
+package uploadtest
 
 import (
 	"bytes"
