@@ -260,7 +260,7 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	row := b.next()
 	start := time.Now()
 	if err == nil {
-		_, err = imageprep.PrepareBytes(row, data, lim, in)
+		_, err = imageprep.PrepareBytes(row, data, lim, imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)})
 	}
 	s.metrics.preprocess.Observe(time.Since(start).Seconds())
 	switch {

@@ -59,7 +59,7 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 			files = append(files, file{name: f.name, parts: f.parts})
 			data := f.data
 			return send(job{seq: len(files) - 1, name: f.name, prepare: func(p *imageprep.Preparer, dst []float32) error {
-				format, err := p.PrepareBytes(dst, data, decodeLim, in)
+				format, err := p.PrepareBytes(dst, data, decodeLim, imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)})
 				if format == "" && errors.Is(err, imageprep.ErrUnsupported) {
 					return invalidf(f.name, "%s", describe(data))
 				}
@@ -336,7 +336,7 @@ func (s *Store) ImportIDX(ctx context.Context, images, labels []byte, opts Impor
 			img := &image.Gray{Pix: raw.Image(i), Stride: cols, Rect: image.Rect(0, 0, cols, rows)}
 			name := fmt.Sprintf("image %d", i)
 			err := send(job{seq: i, name: name, prepare: func(p *imageprep.Preparer, dst []float32) error {
-				return imageError(name, p.Prepare(dst, img, in))
+				return imageError(name, p.Prepare(dst, img, imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)}))
 			}})
 			if err != nil {
 				return err
