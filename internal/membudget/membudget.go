@@ -199,3 +199,10 @@ func (h *Hold) Release() {
 	h.b.Release(h.n)
 	h.n = 0
 }
+
+// Shrink gives back n of the bytes the Hold has reserved, when its owner let go of part of what it held.
+func (h *Hold) Shrink(n int64) {
+	n = min(n, h.n)
+	h.b.Release(n)
+	h.n -= n
+}
