@@ -129,3 +129,32 @@ func TestPredictTimeoutCoversDecoding(t *testing.T) {
 		t.Fatalf("status %d %s; want 504 about decoding", resp.StatusCode, out)
 	}
 }
+
+// A training request whose estimate is beyond the budget is refused with 422 when it is submitted, never accepted
+// with 202 to fail later; the same request with a small network is accepted.
+func TestTrainRefusesAJobThatCannotFitTheBudget(t *testing.T) {
+	srv, _ := newTestServer(t, Config{Memory: membudget.New(768 << 20)})
+	for _, c := range []struct {
+		body string
+		want int
+	}{
+		{`{"hidden":[4096,4096,4096,4096],"optimizer":"lbfgs","epochs":1}`, http.StatusUnprocessableEntity},
+		{`{"hidden":[2048,2048],"optimizer":"lbfgs","epochs":1}`, http.StatusUnprocessableEntity},
+		{`{"hidden":[4096,4096,4096],"optimizer":"adam","batch_size":8192,"epochs":1}`, http.StatusUnprocessableEntity},
+		{`{"hidden":[8],"optimizer":"lbfgs","epochs":1,"limit":100,"activate":"never"}`, http.StatusAccepted},
+	} {
+		req, _ := http.NewRequest("POST", srv.URL+"/train", strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		out.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || (c.want == 422 && !strings.Contains(out.String(), "MEMORY_LIMIT")) {
+			t.Errorf("%s: status %d %s; want %d", c.body, resp.StatusCode, out.String(), c.want)
+		}
+	}
+}
