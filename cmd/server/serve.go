@@ -114,7 +114,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log.Info("memory budget", zap.String("limit_from", plan.Source), zap.Int64("limit_bytes", plan.Limit),
 		zap.Int64("budget_bytes", plan.Budget), zap.Int64("go_soft_limit_bytes", plan.SoftLimit))
 
-	sets, err := datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.MaxPixels})
+	sets, err := datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.MaxPixels, Memory: memory})
 	if err != nil {
 		return err
 	}
