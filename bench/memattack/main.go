@@ -262,7 +262,7 @@ func stalled(s *server, n, size int) []int {
 
 func ok(codes []int) bool {
 	for _, c := range codes {
-		if !(c == 200 || c == 202 || c == -2 || (c >= 400 && c < 500) || c == 503 || c == 504) {
+		if !((c >= 200 && c < 300) || c == -2 || (c >= 400 && c < 500) || c == 503 || c == 504) {
 			return false
 		}
 	}
