@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 )
 
 // config is the server's effective configuration. Every field has a flag and an environment variable (named in
@@ -29,7 +31,7 @@ type config struct {
 	MaxBodyBytes    int64
 	MaxPixels       int
 	MaxImages       int
-	DecodeBudget    int
+	MemoryLimit     int64
 	PredictTimeout  time.Duration
 	ReadTimeout     time.Duration
 	ShutdownTimeout time.Duration
@@ -76,6 +78,16 @@ func int64Val(p *int64) flag.Value {
 		func(v int64) string { return strconv.FormatInt(v, 10) }}
 }
 
+// sizeVal reads a size in bytes with an optional unit (membudget.ParseSize); 0 prints as empty.
+func sizeVal(p *int64) flag.Value {
+	return value[int64]{p, membudget.ParseSize, func(v int64) string {
+		if v == 0 {
+			return ""
+		}
+		return strconv.FormatInt(v, 10)
+	}}
+}
+
 // boolValue lets a boolean flag be given without a value (-bench-floor).
 type boolValue struct{ value[bool] }
 
@@ -106,7 +118,7 @@ func (c *config) settings() []setting {
 		{flag: "queue-size", env: "QUEUE_SIZE", def: "0", usage: "images waiting for a worker at most, beyond which requests get 503 (0: 16 full batches per worker)", value: intVal(&c.QueueSize)},
 		{flag: "max-body-bytes", env: "MAX_BODY_BYTES", def: strconv.Itoa(32 << 20), usage: "request body size limit in bytes", value: int64Val(&c.MaxBodyBytes)},
 		{flag: "max-pixels", env: "MAX_PIXELS", def: "40000000", usage: "width x height limit per image, checked before decoding", value: intVal(&c.MaxPixels)},
-		{flag: "decode-budget", env: "DECODE_BUDGET", def: "0", usage: "pixels of large images being decoded at once, across requests (0: 2 x MAX_PIXELS)", value: intVal(&c.DecodeBudget)},
+		{flag: "memory-limit", env: "MEMORY_LIMIT", usage: "the process's memory limit, e.g. 600MiB or 1GiB; a quarter (at least 64 MiB) is headroom, the rest the budget every request, import and training job reserves from (empty: the cgroup's memory.max, else 2GiB)", value: sizeVal(&c.MemoryLimit)},
 		{flag: "max-images", env: "MAX_IMAGES", def: "256", usage: "images per request at most", value: intVal(&c.MaxImages)},
 		{flag: "predict-timeout", env: "PREDICT_TIMEOUT", def: "10s", usage: "longest a prediction may take before 504", value: durVal(&c.PredictTimeout)},
 		{flag: "read-timeout", env: "READ_TIMEOUT", def: "30s", usage: "longest a client may take to send a request, body included (slow uploads are cut off)", value: durVal(&c.ReadTimeout)},

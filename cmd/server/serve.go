@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/api"
 	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
@@ -100,7 +102,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log.Info("model loaded", zap.String("name", net0.Name), zap.String("version", net0.Version),
 		zap.String("model_dir", cfg.ModelDir))
 
-	sets, err := datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.MaxPixels})
+	// One memory budget for the process; the Go runtime's soft limit sits between it and the hard limit.
+	src := "MEMORY_LIMIT"
+	limit := cfg.MemoryLimit
+	if limit == 0 {
+		src, limit = "cgroup", membudget.CgroupLimit(os.DirFS("/sys/fs/cgroup"))
+	}
+	plan := membudget.NewPlan(limit, src)
+	debug.SetMemoryLimit(plan.SoftLimit)
+	memory := membudget.New(plan.Budget)
+	log.Info("memory budget", zap.String("limit_from", plan.Source), zap.Int64("limit_bytes", plan.Limit),
+		zap.Int64("budget_bytes", plan.Budget), zap.Int64("go_soft_limit_bytes", plan.SoftLimit))
+
+	sets, err := datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.MaxPixels, Memory: memory})
 	if err != nil {
 		return err
 	}
@@ -143,7 +157,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		func(err error) { log.Warn("model watch", zap.Error(err)) })
 
 	srv := api.NewServer(log, api.Config{
-		MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages, DecodeBudget: cfg.DecodeBudget,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages, Memory: memory,
 		PredictTimeout: cfg.PredictTimeout, BenchFloor: cfg.BenchFloor, AdminToken: cfg.AdminToken,
 		SeparateAdmin: cfg.AdminAddr != "",
 	}, promReg, metrics, engine, reg, jobs, sets)

@@ -59,6 +59,10 @@ func (s *Server) handleTrainSubmit() http.HandlerFunc {
 			s.fail(w, r, errorf(KindUnprocessable, "unknown data set "+strconv.Quote(req.Dataset)+": use mnist or the id of an uploaded data set (GET /datasets)"))
 			return
 		}
+		if err := s.checkTrainMemory(req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		job, err := s.jobs.Submit(req)
 		if err != nil {
 			s.fail(w, r, jobError(err))

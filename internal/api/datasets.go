@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/datastore"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -60,11 +61,13 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 			s.fail(w, r, errorf(KindUnsupported, "send multipart/form-data with an archive part, or an archive body (application/zip, application/gzip)"))
 			return
 		}
+		hold := s.memory.Hold() // the upload, held until it is imported
+		defer hold.Release()
 		parts := map[string][]byte{}
 		opts := datastore.ImportOptions{Name: r.URL.Query().Get("name"), Preprocess: model.Preprocessing(r.URL.Query().Get("preprocess"))}
 		switch {
 		case mt == "multipart/form-data":
-			if err := readParts(r, parts, map[string]bool{"archive": true, "images": true, "labels": true, "name": true, "preprocess": true}); err != nil {
+			if err := readParts(r, parts, hold, limit, map[string]bool{"archive": true, "images": true, "labels": true, "name": true, "preprocess": true}); err != nil {
 				s.fail(w, r, err)
 				return
 			}
@@ -75,7 +78,7 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 				opts.Preprocess = model.Preprocessing(v)
 			}
 		case archiveTypes[mt]:
-			data, err := io.ReadAll(r.Body)
+			data, err := readBody(r.Body, r.ContentLength, limit, hold)
 			if err != nil {
 				s.fail(w, r, bodyError(err))
 				return
@@ -112,7 +115,7 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 }
 
 // readParts reads the multipart parts named in allowed into parts. Unknown or repeated parts are refused.
-func readParts(r *http.Request, parts map[string][]byte, allowed map[string]bool) error {
+func readParts(r *http.Request, parts map[string][]byte, hold *membudget.Hold, limit int64, allowed map[string]bool) error {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return errorf(KindInvalid, "malformed multipart body")
@@ -136,7 +139,7 @@ func readParts(r *http.Request, parts map[string][]byte, allowed map[string]bool
 		if _, dup := parts[name]; dup {
 			return errorf(KindInvalid, fmt.Sprintf("part %q appears twice", name))
 		}
-		data, err := io.ReadAll(p)
+		data, err := readBody(p, -1, limit, hold)
 		if err != nil {
 			return bodyError(err)
 		}

@@ -1,9 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -80,15 +81,18 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		in, err := s.readInputs(r, net.Input)
+		// PREDICT_TIMEOUT covers decoding as well as inference: a request of many large images ends near it.
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
+		defer cancel()
+		hold := s.memory.Hold() // the body and what its parsing holds, until the answer is written
+		defer hold.Release()
+		in, err := s.readInputs(ctx, r, net.Input, hold)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		info(r.Context()).images = in.n
 
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
-		defer cancel()
 		res, err := s.engine.Predict(ctx, in.x, in.n, in.size)
 		switch {
 		case err == nil:
@@ -133,8 +137,9 @@ func parseTopK(s string) (int, error) {
 	return k, nil
 }
 
-// readInputs turns the body into input rows for a model that takes in, whatever form the body has.
-func (s *Server) readInputs(r *http.Request, in model.Input) (*batchInput, error) {
+// readInputs turns the body into input rows for a model that takes in, whatever form the body has. The body's bytes
+// are reserved in hold as they arrive; each image's decoding reserves its own memory while it runs.
+func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input, hold *membudget.Hold) (*batchInput, error) {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		return nil, errorf(KindUnsupported, "missing Content-Type: send multipart/form-data, an image type, or application/json")
@@ -150,14 +155,14 @@ func (s *Server) readInputs(r *http.Request, in model.Input) (*batchInput, error
 		if params["boundary"] == "" {
 			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
 		}
-		err = s.readMultipart(r, in, b)
+		err = s.readMultipart(ctx, r, in, b)
 	case rawImageTypes[mt]:
 		var data []byte
-		if data, err = io.ReadAll(r.Body); err == nil {
-			err = s.addImage(r.Context(), b, data, in, func() string { return "the body" })
+		if data, err = readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold); err == nil {
+			err = s.addImage(ctx, b, data, in, func() string { return "the body" })
 		}
 	case mt == "application/json":
-		err = s.readJSON(r, in, b)
+		err = s.readJSON(ctx, r, in, b, hold)
 	default:
 		return nil, errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data, image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp or application/json", mt))
 	}
@@ -190,7 +195,7 @@ func bodyError(err error) error {
 	return &Error{Kind: KindInvalid, Detail: "could not read the body", Err: err}
 }
 
-func (s *Server) readMultipart(r *http.Request, in model.Input, b *batchInput) error {
+func (s *Server) readMultipart(ctx context.Context, r *http.Request, in model.Input, b *batchInput) error {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return errorf(KindInvalid, "malformed multipart body")
@@ -215,12 +220,14 @@ func (s *Server) readMultipart(r *http.Request, in model.Input, b *batchInput) e
 			}
 			continue
 		}
-		data, err := io.ReadAll(part)
+		partHold := s.memory.Hold()
+		data, err := readBody(part, -1, s.cfg.MaxBodyBytes, partHold)
 		part.Close()
-		if err != nil {
-			return err
+		if err == nil {
+			err = s.addImage(ctx, b, data, in, func() string { return partName(part, b.n) })
 		}
-		if err := s.addImage(r.Context(), b, data, in, func() string { return partName(part, b.n) }); err != nil {
+		partHold.Release()
+		if err != nil {
 			return err
 		}
 	}
@@ -234,6 +241,8 @@ func partName(p *multipart.Part, i int) string {
 }
 
 // addImage decodes and prepares one encoded image, or says which one failed and why; name is called only to say so.
+// The memory the decoder and the preparation need is reserved first, by the image's real size in memory for its
+// format and colour model; small images draw from the same budget, which never makes them queue behind large ones.
 func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in model.Input, name func() string) error {
 	if b.n >= s.cfg.MaxImages {
 		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
@@ -241,30 +250,29 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	if len(data) == 0 {
 		return errorf(KindUnprocessable, name()+" is empty")
 	}
-	lim := imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}
-	// Large images are decoded only within the decode budget, so concurrent uploads cannot together hold more
-	// decoded pixels than DECODE_BUDGET, however many arrive at once. Small ones (the common case) skip the check.
-	var err error
-	if !smallPNG(data) {
-		var w, h int
-		if w, h, _, err = imageprep.DecodeConfig(data, lim); err == nil {
-			ctx, cancel := context.WithTimeout(ctx, s.cfg.PredictTimeout)
-			err = s.decodeBudget.Acquire(ctx, int64(min(w*h, s.cfg.DecodeBudget)))
-			cancel()
-			if err != nil {
-				return &Error{Kind: KindUnavailable, Detail: "busy decoding other large images; retry", RetryAfter: 1, Err: err}
-			}
-			defer s.decodeBudget.Release(int64(min(w*h, s.cfg.DecodeBudget)))
-		}
+	if ctx.Err() != nil {
+		return decodeTimeout(ctx, b.n)
 	}
+	lim := imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}
 	row := b.next()
 	start := time.Now()
+	spec := prepSpec(in)
+	cost, err := imageprep.EstimateCost(data, lim, spec)
 	if err == nil {
-		_, err = imageprep.PrepareBytes(row, data, lim, imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)})
+		what := fmt.Sprintf("%s (%dx%d %s)", name(), cost.Width, cost.Height, cost.Format)
+		if err := s.reserveDecode(ctx, cost.Total(), what); err != nil {
+			return err
+		}
+		err = s.prepare(ctx, row, data, lim, spec, cost.Total())
 	}
 	s.metrics.preprocess.Observe(time.Since(start).Seconds())
+	var e *Error
 	switch {
 	case err == nil:
+	case errors.As(err, &e):
+		return err
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return decodeTimeout(ctx, b.n)
 	case errors.Is(err, imageprep.ErrUnsupported) && strings.HasPrefix(http.DetectContentType(data), "image/"):
 		// A real image in a format we do not read (an icon, say): unsupported media type.
 		return &Error{Kind: KindUnsupported, Detail: name() + ": " + http.DetectContentType(data) + " is not supported; send PNG, JPEG, GIF, BMP, TIFF or WebP", Err: err}
@@ -279,15 +287,60 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	return nil
 }
 
+// inlineCost is the reservation below which an image is decoded on the request's goroutine: it takes milliseconds.
+const inlineCost = 8 << 20
+
+// prepare decodes and prepares data into row, and gives back the reserved bytes once the decoder is done with them.
+// A large image is decoded on a goroutine of its own so the request can answer when ctx ends, since a decoder
+// cannot be interrupted; the reservation stays until that goroutine finishes, because the memory is still in use.
+func (s *Server) prepare(ctx context.Context, row []float32, data []byte, lim imageprep.Limits, spec imageprep.Spec, reserved int64) error {
+	if reserved <= inlineCost {
+		defer s.memory.Release(reserved)
+		_, err := imageprep.PrepareBytes(row, data, lim, spec)
+		return err
+	}
+	dst := make([]float32, len(row))
+	done := make(chan error, 1)
+	go func() {
+		defer s.memory.Release(reserved)
+		_, err := imageprep.PrepareBytes(dst, data, lim, spec)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		copy(row, dst)
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// decodeTimeout is the answer when PREDICT_TIMEOUT passes while images are still being decoded.
+func decodeTimeout(ctx context.Context, decoded int) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return &Error{Kind: KindUnavailable, Detail: "the request was cancelled while its images were decoded", RetryAfter: 1, Err: ctx.Err()}
+	}
+	return &Error{Kind: KindTimeout, Detail: fmt.Sprintf("decoding the images took longer than PREDICT_TIMEOUT (%d decoded)", decoded), Err: ctx.Err()}
+}
+
 // predictJSON is the JSON request body: exactly one of its fields.
 type predictJSON struct {
 	Images []string        `json:"images"` // base64 image bytes, optionally as a data: URL
 	Inputs json.RawMessage `json:"inputs"` // rows of width*height values in 0..1, read by readRows
 }
 
-func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error {
+func (s *Server) readJSON(ctx context.Context, r *http.Request, in model.Input, b *batchInput, hold *membudget.Hold) error {
+	body, err := readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold)
+	if err != nil {
+		return err
+	}
+	// Decoding copies the body into the decoder's buffer and its strings into req; each image's bytes are decoded
+	// from base64 one at a time, at most three quarters of its string.
+	if err := hold.Grow(2 * int64(len(body))); err != nil {
+		return memoryError(err, "the JSON body")
+	}
 	var req predictJSON
-	if err := decodeJSON(r.Body, &req, true); err != nil {
+	if err := decodeJSON(bytes.NewReader(body), &req, true); err != nil {
 		return err
 	}
 	if string(req.Inputs) == "null" {
@@ -309,7 +362,7 @@ func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error 
 		if err != nil {
 			return errorf(KindInvalid, fmt.Sprintf("images[%d] is not valid base64", i))
 		}
-		if err := s.addImage(r.Context(), b, data, in, func() string { return fmt.Sprintf("images[%d]", i) }); err != nil {
+		if err := s.addImage(ctx, b, data, in, func() string { return fmt.Sprintf("images[%d]", i) }); err != nil {
 			return err
 		}
 	}
@@ -359,12 +412,7 @@ func (s *Server) handleFloor() http.HandlerFunc {
 	}
 }
 
-// smallPNG reports whether data is a PNG whose header claims at most a million pixels: decoding it costs at most 4 MB,
-// so it needs no place in the decode budget. The size sits at a fixed place in every PNG.
-func smallPNG(data []byte) bool {
-	if len(data) < 24 || string(data[:8]) != "\x89PNG\r\n\x1a\n" || string(data[12:16]) != "IHDR" {
-		return false
-	}
-	w, h := binary.BigEndian.Uint32(data[16:]), binary.BigEndian.Uint32(data[20:])
-	return w > 0 && h > 0 && uint64(w)*uint64(h) <= 1<<20
+// prepSpec is what preprocessing needs to know of a model's input.
+func prepSpec(in model.Input) imageprep.Spec {
+	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)}
 }

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/perceptron-dev/perceptron/internal/inference"
@@ -65,6 +67,9 @@ func v2Error(w http.ResponseWriter, status int, msg string) {
 func v2Fail(w http.ResponseWriter, err error) {
 	var e *Error
 	if errors.As(err, &e) {
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+		}
 		v2Error(w, kindInfo[e.Kind].status, e.Detail)
 		return
 	}
@@ -137,8 +142,21 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 		if net == nil {
 			return
 		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
+		defer cancel()
+		hold := s.memory.Hold()
+		defer hold.Release()
+		body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength, s.cfg.MaxBodyBytes, hold)
+		if err == nil {
+			// The decoder's copy of the body and the strings or numbers it becomes.
+			err = memoryError(hold.Grow(2*int64(len(body))), "the JSON body")
+		}
+		if err != nil {
+			v2Fail(w, bodyError(err))
+			return
+		}
 		var req v2InferRequest
-		if err := decodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), &req, false); err != nil {
+		if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
 			v2Fail(w, err)
 			return
 		}
@@ -156,12 +174,11 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 		size := net.MLP.Inputs()
 		var x []float32
 		var n int
-		var err error
 		switch in.Datatype {
 		case "FP32", "FP64":
 			x, n, err = v2Floats(in, size, s.cfg.MaxImages)
 		case "BYTES":
-			x, n, err = s.v2Images(r.Context(), in, net.Input, s.cfg.MaxImages)
+			x, n, err = s.v2Images(ctx, in, net.Input, s.cfg.MaxImages)
 		default:
 			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
 		}
@@ -170,8 +187,6 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			return
 		}
 		info(r.Context()).images = n
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
-		defer cancel()
 		res, err := s.engine.Predict(ctx, x, n, size)
 		switch {
 		case err == nil:
