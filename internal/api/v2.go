@@ -204,7 +204,7 @@ func v2Floats(t v2Tensor, size, maxRows int) ([]float32, int, error) {
 	if n > maxRows {
 		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d rows; at most %d per request", n, maxRows)}
 	}
-	x, err := readTensor(t.Data, n*size, make([]float32, 0, n*size))
+	x, err := readTensor(t.Data, t.Shape, make([]float32, 0, n*size))
 	if err != nil {
 		return nil, 0, fmt.Errorf("input %q %v", t.Name, err)
 	}
