@@ -76,7 +76,7 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		debug := q.Get("debug") == "true" || q.Get("debug") == "1"
 		net := s.engine.Model()
 		if net == nil {
-			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5})
+			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5, Reason: RejectNoModel})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
@@ -239,7 +239,7 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
 	}
 	if len(data) == 0 {
-		return errorf(KindUnprocessable, name()+" is empty")
+		return &Error{Kind: KindUnprocessable, Detail: name() + " is empty", Reason: RejectUndecodable}
 	}
 	lim := imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}
 	// Large images are decoded only within the decode budget, so concurrent uploads cannot together hold more
@@ -252,7 +252,7 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 			err = s.decodeBudget.Acquire(ctx, int64(min(w*h, s.cfg.DecodeBudget)))
 			cancel()
 			if err != nil {
-				return &Error{Kind: KindUnavailable, Detail: "busy decoding other large images; retry", RetryAfter: 1, Err: err}
+				return &Error{Kind: KindUnavailable, Detail: "busy decoding other large images; retry", RetryAfter: 1, Reason: RejectOverloaded, Err: err}
 			}
 			defer s.decodeBudget.Release(int64(min(w*h, s.cfg.DecodeBudget)))
 		}

@@ -129,8 +129,7 @@ func (s *Server) withIdentityEncoding(next http.Handler) http.Handler {
 					w.Header().Set("Accept-Encoding", "identity")
 					detail := "Content-Encoding " + strconv.Quote(truncate(c, 32)) + " is not supported; send the body uncompressed"
 					if strings.HasPrefix(r.URL.Path, "/v2/") {
-						s.metrics.rejections.WithLabelValues(RejectUnsupported).Inc()
-						v2Error(w, http.StatusUnsupportedMediaType, detail)
+						s.v2Fail(w, r, errorf(KindUnsupported, detail))
 						return
 					}
 					s.fail(w, r, errorf(KindUnsupported, detail))
