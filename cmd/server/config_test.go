@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -38,4 +40,25 @@ func TestTrustedProxiesAreReadAsPrefixes(t *testing.T) {
 			t.Errorf("TRUSTED_PROXIES=%q accepted; want an error", bad)
 		}
 	}
+}
+
+// FuzzTrustedProxies checks the TRUSTED_PROXIES reader: it never panics, and what it accepts prints in a form it
+// reads back to the same prefixes.
+func FuzzTrustedProxies(f *testing.F) {
+	f.Add("10.0.0.0/8, 192.0.2.7,2001:db8::/32")
+	f.Add("::ffff:10.0.0.1")
+	f.Add(",, 10.0.0.0/33")
+	f.Fuzz(func(t *testing.T, s string) {
+		var a, b []netip.Prefix
+		if prefixesVal(&a).Set(s) != nil {
+			return
+		}
+		printed := prefixesVal(&a).String()
+		if err := prefixesVal(&b).Set(printed); err != nil {
+			t.Fatalf("%q read as %q, which does not read back: %v", s, printed, err)
+		}
+		if !slices.Equal(a, b) {
+			t.Fatalf("%q read as %v, printed %q, read back as %v", s, a, printed, b)
+		}
+	})
 }
