@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/membudget"
@@ -37,6 +39,7 @@ type config struct {
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
 	BenchFloor      bool
+	TrustedProxies  []netip.Prefix
 }
 
 // setting describes one configuration field for flags, the environment and the start-up printout.
@@ -96,6 +99,35 @@ func (boolValue) IsBoolFlag() bool { return true }
 func boolVal(p *bool) flag.Value {
 	return boolValue{value[bool]{p, strconv.ParseBool, strconv.FormatBool}}
 }
+
+// prefixesVal reads a comma-separated list of CIDR prefixes; a bare address is a prefix of that one address.
+func prefixesVal(p *[]netip.Prefix) flag.Value {
+	return value[[]netip.Prefix]{p, func(s string) ([]netip.Prefix, error) {
+		var out []netip.Prefix
+		for f := range strings.SplitSeq(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			if a, err := netip.ParseAddr(f); err == nil {
+				out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+				continue
+			}
+			pfx, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", f)
+			}
+			out = append(out, pfx.Masked())
+		}
+		return out, nil
+	}, func(ps []netip.Prefix) string {
+		s := make([]string, len(ps))
+		for i, p := range ps {
+			s[i] = p.String()
+		}
+		return strings.Join(s, ",")
+	}}
+}
+
 func durVal(p *time.Duration) flag.Value {
 	return value[time.Duration]{p, time.ParseDuration, time.Duration.String}
 }
@@ -124,6 +156,7 @@ func (c *config) settings() []setting {
 		{flag: "read-timeout", env: "READ_TIMEOUT", def: "30s", usage: "longest a client may take to send a request, body included (slow uploads are cut off)", value: durVal(&c.ReadTimeout)},
 		{flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", def: "20s", usage: "how long requests in flight may take to finish after SIGTERM", value: durVal(&c.ShutdownTimeout)},
 		{flag: "bench-floor", env: "BENCH_FLOOR", def: "false", usage: "serve POST /bench/floor, the trivial handler /predict is benchmarked against", value: boolVal(&c.BenchFloor)},
+		{flag: "trusted-proxies", env: "TRUSTED_PROXIES", usage: "comma-separated CIDR prefixes of proxies (an ingress) whose X-Forwarded-For or Forwarded header names the client whose failed admin attempts are limited (empty: trust none, count the peer's address)", value: prefixesVal(&c.TrustedProxies)},
 		{flag: "drain-delay", env: "DRAIN_DELAY", def: "0s", usage: "after SIGTERM, how long to keep serving with /readyz failing before closing the listener", value: durVal(&c.DrainDelay)},
 	}
 }

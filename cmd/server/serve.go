@@ -159,7 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := api.NewServer(log, api.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages, Memory: memory,
 		PredictTimeout: cfg.PredictTimeout, BenchFloor: cfg.BenchFloor, AdminToken: cfg.AdminToken,
-		SeparateAdmin: cfg.AdminAddr != "",
+		SeparateAdmin: cfg.AdminAddr != "", TrustedProxies: cfg.TrustedProxies,
 	}, promReg, metrics, engine, reg, jobs, sets)
 
 	servers := []*http.Server{newHTTPServer(srv, cfg, log)}

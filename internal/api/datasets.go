@@ -49,12 +49,15 @@ var archiveTypes = map[string]bool{
 	"application/x-compressed-tar": true, "application/octet-stream": true,
 }
 
+// datasetBodyLimit is the largest data set upload: the archive plus multipart framing and fields.
+func (s *Server) datasetBodyLimit() int64 { return s.datasets.Limits().MaxArchiveBytes + 1<<20 }
+
 // handleDatasetUpload imports a labelled data set: multipart/form-data with an "archive" part (.zip or .tar.gz of
 // class folders) or "images" and "labels" parts (an IDX pair), plus optional "name" and "preprocess" fields; or the
 // archive as the raw body with name and preprocess in the query.
 func (s *Server) handleDatasetUpload() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		limit := s.datasets.Limits().MaxArchiveBytes + 1<<20 // the archive plus multipart framing and fields
+		limit := s.datasetBodyLimit()
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/testwait"
 	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
@@ -136,7 +138,7 @@ func hostileRequests(t *testing.T) []hostile {
 }
 
 // TestHostileRequests sends every hostile request above to a live server: each must get its 4xx problem (or v2
-// error) quickly, the heap must not grow past a bound, and the server must stay healthy throughout.
+// error) without hanging, the heap must not grow past a bound, and the server must stay healthy throughout.
 func TestHostileRequests(t *testing.T) {
 	srv, _ := newTestServer(t, Config{MaxBodyBytes: 4 << 20, MaxImages: 64, AdminFailLimit: 1000})
 	reqs := hostileRequests(t)
@@ -150,7 +152,10 @@ func TestHostileRequests(t *testing.T) {
 	var slowestName string
 	for _, h := range reqs {
 		t.Run(h.name, func(t *testing.T) {
-			req, _ := http.NewRequest(h.method, srv.URL+h.path, bytes.NewReader(h.body))
+			// A hang is caught by the test's deadline, not by a fixed time: a loaded machine may be slow.
+			ctx, cancel := context.WithDeadline(context.Background(), testwait.Deadline(t))
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, h.method, srv.URL+h.path, bytes.NewReader(h.body))
 			if h.contentType != "" {
 				req.Header.Set("Content-Type", h.contentType)
 			}
@@ -167,10 +172,7 @@ func TestHostileRequests(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			// A hang detector, not a speed test: answers take milliseconds, but a loaded machine may be slow.
-			if d := time.Since(start); d > 20*time.Second {
-				t.Errorf("took %v; want a quick answer", d)
-			} else if d > slowest {
+			if d := time.Since(start); d > slowest {
 				slowest, slowestName = d, h.name
 			}
 			if resp.StatusCode != h.status {

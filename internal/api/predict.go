@@ -30,6 +30,11 @@ var rawImageTypes = map[string]bool{
 	"image/png": true, "image/jpeg": true, "image/gif": true, "image/bmp": true, "image/tiff": true, "image/webp": true,
 }
 
+// sniffedTypes are the Content-Types of bodies that may be an image without saying so: application/octet-stream,
+// and application/x-www-form-urlencoded, which curl sends for --data-binary unless told otherwise. Such a body is
+// read as an image when its bytes are one of the formats we read, and refused with 415 otherwise.
+var sniffedTypes = map[string]bool{"application/octet-stream": true, "application/x-www-form-urlencoded": true}
+
 // maxExtraParts bounds the multipart parts that are not images, so a request cannot make us walk thousands of them.
 const maxExtraParts = 16
 
@@ -77,7 +82,7 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		debug := q.Get("debug") == "true" || q.Get("debug") == "1"
 		net := s.engine.Model()
 		if net == nil {
-			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5})
+			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5, Reason: RejectNoModel})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
@@ -156,15 +161,17 @@ func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input
 			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
 		}
 		err = s.readMultipart(ctx, r, in, b)
-	case rawImageTypes[mt]:
+	case rawImageTypes[mt] || sniffedTypes[mt]:
 		var data []byte
 		if data, err = readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold); err == nil {
-			err = s.addImage(ctx, b, data, in, func() string { return "the body" })
+			if err = notAnImage(mt, data); err == nil {
+				err = s.addImage(ctx, b, data, in, func() string { return "the body" })
+			}
 		}
 	case mt == "application/json":
 		err = s.readJSON(ctx, r, in, b, hold)
 	default:
-		return nil, errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data, image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp or application/json", mt))
+		return nil, errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data, image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp, application/octet-stream (image bytes) or application/json", mt))
 	}
 	if err != nil {
 		return nil, bodyError(err)
@@ -200,10 +207,14 @@ func (s *Server) readMultipart(ctx context.Context, r *http.Request, in model.In
 	if err != nil {
 		return errorf(KindInvalid, "malformed multipart body")
 	}
-	extra := 0
+	var others []string // names of the parts that are not images, to say what the request held
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
+			if b.n == 0 && len(others) > 0 {
+				return errorf(KindInvalid, "no part named \"image\": send each image as a file part named image "+
+					"(curl -F image=@digit.png); the request has parts named "+strings.Join(others, ", "))
+			}
 			return nil
 		}
 		if err != nil {
@@ -215,7 +226,7 @@ func (s *Server) readMultipart(ctx context.Context, r *http.Request, in model.In
 		}
 		if part.FormName() != "image" {
 			part.Close()
-			if extra++; extra > maxExtraParts {
+			if others = append(others, strconv.Quote(truncate(part.FormName(), 32))); len(others) > maxExtraParts {
 				return errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
 			}
 			continue
@@ -248,7 +259,7 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
 	}
 	if len(data) == 0 {
-		return errorf(KindUnprocessable, name()+" is empty")
+		return &Error{Kind: KindUnprocessable, Detail: name() + " is empty", Reason: RejectUndecodable}
 	}
 	if ctx.Err() != nil {
 		return decodeTimeout(ctx, b.n)
@@ -415,4 +426,17 @@ func (s *Server) handleFloor() http.HandlerFunc {
 // prepSpec is what preprocessing needs to know of a model's input.
 func prepSpec(in model.Input) imageprep.Spec {
 	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)}
+}
+
+// notAnImage refuses a body sent as one of sniffedTypes whose bytes are not an image format we read; bodies sent
+// with an image type go on to decoding, which says what is wrong with them.
+func notAnImage(mediaType string, data []byte) error {
+	if !sniffedTypes[mediaType] {
+		return nil
+	}
+	if _, _, _, err := imageprep.DecodeConfig(data, imageprep.Limits{}); errors.Is(err, imageprep.ErrUnsupported) {
+		return errorf(KindUnsupported, fmt.Sprintf("the %s body is not a PNG, JPEG, GIF, BMP, TIFF or WebP image: "+
+			"send an image (with curl: --data-binary @digit.png -H 'Content-Type: image/png'), multipart/form-data or application/json", mediaType))
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ package api
 
 import (
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,9 @@ type Config struct {
 	SeparateAdmin bool
 	// AdminFailLimit is how many failed admin attempts a client address may make per minute; 0 means 10.
 	AdminFailLimit int
+	// TrustedProxies are the proxies (an ingress, a load balancer) whose forwarding headers name the client address
+	// that failed admin attempts are counted against; nil trusts none and counts the peer's address.
+	TrustedProxies []netip.Prefix
 	// BenchFloor adds POST /bench/floor, a handler that reads the multipart images like /predict and answers a
 	// constant JSON: the floor that /predict's throughput is measured against. Off in production.
 	BenchFloor bool

@@ -16,6 +16,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
 	"github.com/perceptron-dev/perceptron/internal/model"
@@ -211,15 +213,18 @@ func assemble(files []file, pix [][]byte, in model.Input, lim Limits) (*dataset.
 			return nil, Info{}, invalidf(f.name, "is not inside a class folder; put each image in a folder named "+
 				"after its class, e.g. cat/001.jpg")
 		}
-		labels[i] = parts[0]
-		if !slices.Contains(classes, parts[0]) {
-			if err := checkLabel(parts[0]); err != nil {
+		// Folder names that differ only in their Unicode form look identical to a user ("café" composed, as most
+		// systems write it, or decomposed, as macOS does), so they are one class, stored in the composed form (NFC).
+		label := norm.NFC.String(parts[0])
+		labels[i] = label
+		if !slices.Contains(classes, label) {
+			if err := checkLabel(label); err != nil {
 				return nil, Info{}, invalidf(f.name, "the class folder name %v", err)
 			}
 			if len(classes) == lim.MaxClasses {
 				return nil, Info{}, invalidf("", "more than %d classes", lim.MaxClasses)
 			}
-			classes = append(classes, parts[0])
+			classes = append(classes, label)
 		}
 	}
 	if len(classes) < 2 {
