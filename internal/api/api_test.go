@@ -75,8 +75,19 @@ func newTestStack(t testing.TB, cfg Config) testStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	jobs.Start()
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = testToken
+	}
+	if cfg.GoLive == nil {
+		cfg.GoLive = func(v string) (*model.Network, error) {
+			n, err := reg.Activate(v)
+			if err == nil {
+				e.Swap(n)
+				m.Swapped(n)
+			}
+			return n, err
+		}
 	}
 	api := NewServer(zap.NewNop(), cfg, promReg, m, e, reg, jobs, sets)
 	srv := httptest.NewServer(api)

@@ -16,6 +16,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
+	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	// TrustedProxies are the proxies (an ingress, a load balancer) whose forwarding headers name the client address
 	// that failed admin attempts are counted against; nil trusts none and counts the peer's address.
 	TrustedProxies []netip.Prefix
+	// GoLive makes a registry version the serving model (POST /models/{version}/activate): the composition root's
+	// one way a model goes live. Nil refuses activations.
+	GoLive func(version string) (*model.Network, error)
 	// BenchFloor adds POST /bench/floor, a handler that reads the multipart images like /predict and answers a
 	// constant JSON: the floor that /predict's throughput is measured against. Off in production.
 	BenchFloor bool

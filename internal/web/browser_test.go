@@ -29,18 +29,15 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
+	"github.com/perceptron-dev/perceptron/internal/app"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
-	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
-	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
 const adminToken = "browser-test-token"
@@ -89,34 +86,24 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// newServer starts the whole API, as the binary wires it, over a temporary registry serving the embedded model.
+// newServer starts the whole service, built as the binary builds it, over a temporary registry serving the
+// embedded model.
 func newServer(t *testing.T) (*httptest.Server, *model.Network) {
 	t.Helper()
 	net, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	promReg := prometheus.NewRegistry()
-	m := api.NewMetrics(promReg)
-	e := inference.New(inference.Config{Workers: 2, Observer: m}, net)
-	m.RegisterEngine(promReg, e)
 	dir := t.TempDir()
-	reg, err := registry.Open(dir, net)
+	svc, err := app.New(zap.NewNop(), app.Config{ModelDir: dir, DataDir: dir, Embedded: net,
+		Engine: inference.Config{Workers: 2}, API: api.Config{AdminToken: adminToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets, err := datastore.Open(filepath.Join(dir, "sets"), datastore.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg,
-		Data: &datastore.Catalog{Store: sets}, Background: true, Serving: e.Model,
-		Activate: func(n *model.Network) { e.Swap(n) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.NewServer(zap.NewNop(), api.Config{AdminToken: adminToken}, promReg, m, e, reg, jobs, sets))
-	t.Cleanup(func() { srv.Close(); jobs.Close(); e.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	svc.Start(ctx)
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(func() { srv.Close(); cancel(); svc.Close() })
 	return srv, net
 }
 
