@@ -93,6 +93,11 @@ func New(info Info, rng *rand.Rand) (*Network, error) {
 	return n, nil
 }
 
+// Validate reports why info does not describe a network this package can build and serve: an architecture over the
+// limits, an unknown activation or preprocessing, labels that do not match the classes, or an input size that does
+// not match the first layer. Importers call it before building a network.
+func (info *Info) Validate() error { return info.check() }
+
 func (info *Info) check() error {
 	if err := CheckArchitecture(info.Layers); err != nil {
 		return err
