@@ -221,3 +221,15 @@ func assemble(info model.Info, g *network) (*model.Network, error) {
 	net.Version = model.NewVersion(net.Created, net.MLP.Params)
 	return net, nil
 }
+
+// SplitLabels parses the comma-separated labels of the command line and the HTTP form; empty means none given.
+func SplitLabels(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	out := strings.Split(s, ",")
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
+	return out
+}
