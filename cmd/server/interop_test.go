@@ -268,4 +268,3 @@ func (c *interopClient) predict(x []float32, n int) []float32 {
 	}
 	return out
 }
-

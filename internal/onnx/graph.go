@@ -54,12 +54,34 @@ type walker struct {
 	cur    string  // the value the next node must read
 	dims   []int64 // its shape; nil when unknown
 	stage  stage
-	act    model.Activation // the activation just applied, not yet followed by a layer
+	act    model.Activation                     // the activation just applied, not yet followed by a layer
+	params int                                  // weights and biases of the layers so far
+	values map[*onnxpb.TensorProto]tensorValues // converted constants, so a shared one is converted once
+}
+
+type tensorValues struct {
+	v    []float32
+	dims []int
+}
+
+// floats returns the values of a constant, converting each once; callers must not modify them.
+func (w *walker) floats(name string) ([]float32, []int, error) {
+	t := w.consts[name]
+	if c, ok := w.values[t]; ok {
+		return c.v, c.dims, nil
+	}
+	v, dims, err := floats(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	w.values[t] = tensorValues{v, dims}
+	return v, dims, nil
 }
 
 // readGraph recognises the multilayer perceptron g computes, or says which node it cannot import and why.
 func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
-	w := &walker{opset: opset, consts: map[string]*onnxpb.TensorProto{}, uses: map[string]int{}}
+	w := &walker{opset: opset, consts: map[string]*onnxpb.TensorProto{}, uses: map[string]int{},
+		values: map[*onnxpb.TensorProto]tensorValues{}}
 	defined := map[string]bool{}
 	for _, t := range g.GetInitializer() {
 		if defined[t.GetName()] {
@@ -426,7 +448,7 @@ func (w *walker) linear(n *onnxpb.NodeProto, id, op string) error {
 	case w.dims != nil && len(w.dims) != 2:
 		return fail(ErrUnsupported, "its input has shape %s; add Flatten before the first layer", shapeString(w.dims))
 	}
-	b, bdims, err := floats(w.consts[in[1]])
+	b, bdims, err := w.floats(in[1])
 	if err != nil {
 		return withNode(err, id, op)
 	}
@@ -447,15 +469,23 @@ func (w *walker) linear(n *onnxpb.NodeProto, id, op string) error {
 	if len(w.net.layers) >= model.MaxLayers {
 		return fail(ErrUnsupported, "more than %d layers", model.MaxLayers)
 	}
+	// Counted before the layer is allocated: layers may share one initializer, so the file's size alone does not
+	// bound what they take.
+	if w.params += k*m + m; w.params > model.MaxParams {
+		return fail(ErrTooLarge, "the layers so far hold %d weights and biases, more than the %d a network may hold", w.params, model.MaxParams)
+	}
 	alpha := floatAttr(attrs, "alpha", 1)
-	l := layer{in: k, out: m, w: make([]float32, k*m), b: make([]float32, m)}
-	for i := range k {
-		for j := range m {
-			v := b[i*m+j]
-			if transB {
-				v = b[j*k+i]
+	l := layer{in: k, out: m, w: b, b: make([]float32, m)}
+	if transB || alpha != 1 { // else the weights are already in perceptron's layout, and only read from here on
+		l.w = make([]float32, k*m)
+		for i := range k {
+			for j := range m {
+				v := b[i*m+j]
+				if transB {
+					v = b[j*k+i]
+				}
+				l.w[i*m+j] = alpha * v
 			}
-			l.w[i*m+j] = alpha * v
 		}
 	}
 	if len(in) == 3 && in[2] != "" {
@@ -482,7 +512,7 @@ func (w *walker) linear(n *onnxpb.NodeProto, id, op string) error {
 
 // bias returns a constant added to every row of an [N, m] layer output: m values, or one for all.
 func (w *walker) bias(n *onnxpb.NodeProto, id, op, name string, m int) ([]float32, error) {
-	c, dims, err := floats(w.consts[name])
+	c, dims, err := w.floats(name)
 	if err != nil {
 		return nil, withNode(err, id, op)
 	}

@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -134,5 +135,29 @@ func TestImportRefusesAFileOverTheLimitBeforeDecoding(t *testing.T) {
 	}
 	if _, err := Import(strings.NewReader(string(file)), Options{MaxBytes: int64(len(file))}); err != nil {
 		t.Errorf("a file exactly at the limit: %v", err)
+	}
+}
+
+// TestImportCountsSharedInitializersAgainstTheLimit: layers may all read one initializer, so a file well under the
+// size limit could describe far more weights than it holds; the importer counts the layers' weights before
+// building each one. The file holds a 4096x4096 matrix (64 MiB), which is slow to build under the race detector.
+func TestImportCountsSharedInitializersAgainstTheLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 64 MiB file")
+	}
+	const n = 4096
+	m := onnxtest.New(17, "x", -1, n).Init(&onnxpb.TensorProto{Name: proto.String("w"), Dims: []int64{n, n},
+		DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), FloatData: make([]float32, n*n)})
+	x := "x"
+	for i := range 5 {
+		y := fmt.Sprint("y", i)
+		m.Node(fmt.Sprint("gemm", i), "Gemm", []string{x, "w"}, []string{y}).Node(fmt.Sprint("relu", i), "Relu", []string{y}, []string{y + "r"})
+		x = y + "r"
+	}
+	file := m.Node("last", "Gemm", []string{x, "w"}, []string{"out"}).Output("out").Bytes()
+	_, err := ImportBytes(file, Options{})
+	// Three layers of 4096x4096 plus biases fit in model.MaxParams (2^26); the fourth does not.
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), `node "gemm3" (Gemm)`) {
+		t.Errorf("error = %v; want ErrTooLarge at gemm3", err)
 	}
 }
