@@ -87,6 +87,8 @@ func (s *Server) router(public, admin bool) http.Handler {
 		r.Delete("/train/{id}", s.handleTrainCancel())
 		r.Get("/models", s.handleModelsList())
 		r.Get("/models/{version}", s.handleModelGet())
+		r.With(s.withIdentityEncoding).Post("/models", s.handleModelImport())
+		r.Get("/models/{version}/onnx", s.handleModelExport())
 		r.Post("/models/{version}/activate", s.handleModelActivate())
 		r.With(s.withDeclaredLength(s.datasetBodyLimit), s.withIdentityEncoding).Post("/datasets", s.handleDatasetUpload())
 		r.Get("/datasets", s.handleDatasetList())
