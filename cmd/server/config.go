@@ -4,9 +4,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 )
 
 // config is the server's effective configuration. Every field has a flag and an environment variable (named in
@@ -30,12 +34,13 @@ type config struct {
 	MaxBodyBytes    int64
 	MaxPixels       int
 	MaxImages       int
-	DecodeBudget    int
+	MemoryLimit     int64
 	PredictTimeout  time.Duration
 	ReadTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
 	BenchFloor      bool
+	TrustedProxies  []netip.Prefix
 }
 
 // setting describes one configuration field for flags, the environment and the start-up printout.
@@ -77,6 +82,16 @@ func int64Val(p *int64) flag.Value {
 		func(v int64) string { return strconv.FormatInt(v, 10) }}
 }
 
+// sizeVal reads a size in bytes with an optional unit (membudget.ParseSize); 0 prints as empty.
+func sizeVal(p *int64) flag.Value {
+	return value[int64]{p, membudget.ParseSize, func(v int64) string {
+		if v == 0 {
+			return ""
+		}
+		return strconv.FormatInt(v, 10)
+	}}
+}
+
 // boolValue lets a boolean flag be given without a value (-bench-floor).
 type boolValue struct{ value[bool] }
 
@@ -85,6 +100,35 @@ func (boolValue) IsBoolFlag() bool { return true }
 func boolVal(p *bool) flag.Value {
 	return boolValue{value[bool]{p, strconv.ParseBool, strconv.FormatBool}}
 }
+
+// prefixesVal reads a comma-separated list of CIDR prefixes; a bare address is a prefix of that one address.
+func prefixesVal(p *[]netip.Prefix) flag.Value {
+	return value[[]netip.Prefix]{p, func(s string) ([]netip.Prefix, error) {
+		var out []netip.Prefix
+		for f := range strings.SplitSeq(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			if a, err := netip.ParseAddr(f); err == nil {
+				out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+				continue
+			}
+			pfx, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", f)
+			}
+			out = append(out, pfx.Masked())
+		}
+		return out, nil
+	}, func(ps []netip.Prefix) string {
+		s := make([]string, len(ps))
+		for i, p := range ps {
+			s[i] = p.String()
+		}
+		return strings.Join(s, ",")
+	}}
+}
+
 func durVal(p *time.Duration) flag.Value {
 	return value[time.Duration]{p, time.ParseDuration, time.Duration.String}
 }
@@ -108,12 +152,13 @@ func (c *config) settings() []setting {
 		{flag: "queue-size", env: "QUEUE_SIZE", def: "0", usage: "images waiting for a worker at most, beyond which requests get 503 (0: 16 full batches per worker)", value: intVal(&c.QueueSize)},
 		{flag: "max-body-bytes", env: "MAX_BODY_BYTES", def: strconv.Itoa(32 << 20), usage: "request body size limit in bytes", value: int64Val(&c.MaxBodyBytes)},
 		{flag: "max-pixels", env: "MAX_PIXELS", def: "40000000", usage: "width x height limit per image, checked before decoding", value: intVal(&c.MaxPixels)},
-		{flag: "decode-budget", env: "DECODE_BUDGET", def: "0", usage: "pixels of large images being decoded at once, across requests (0: 2 x MAX_PIXELS)", value: intVal(&c.DecodeBudget)},
+		{flag: "memory-limit", env: "MEMORY_LIMIT", usage: "the process's memory limit, e.g. 600MiB or 1GiB; a quarter (at least 64 MiB) is headroom, the rest the budget every request, import and training job reserves from (empty: the cgroup's memory.max, else 2GiB)", value: sizeVal(&c.MemoryLimit)},
 		{flag: "max-images", env: "MAX_IMAGES", def: "256", usage: "images per request at most", value: intVal(&c.MaxImages)},
 		{flag: "predict-timeout", env: "PREDICT_TIMEOUT", def: "10s", usage: "longest a prediction may take before 504", value: durVal(&c.PredictTimeout)},
 		{flag: "read-timeout", env: "READ_TIMEOUT", def: "30s", usage: "longest a client may take to send a request, body included (slow uploads are cut off)", value: durVal(&c.ReadTimeout)},
 		{flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", def: "20s", usage: "how long requests in flight may take to finish after SIGTERM", value: durVal(&c.ShutdownTimeout)},
 		{flag: "bench-floor", env: "BENCH_FLOOR", def: "false", usage: "serve POST /bench/floor, the trivial handler /predict is benchmarked against", value: boolVal(&c.BenchFloor)},
+		{flag: "trusted-proxies", env: "TRUSTED_PROXIES", usage: "comma-separated CIDR prefixes of proxies (an ingress) whose X-Forwarded-For or Forwarded header names the client whose failed admin attempts are limited (empty: trust none, count the peer's address)", value: prefixesVal(&c.TrustedProxies)},
 		{flag: "drain-delay", env: "DRAIN_DELAY", def: "0s", usage: "after SIGTERM, how long to keep serving with /readyz failing before closing the listener", value: durVal(&c.DrainDelay)},
 	}
 }

@@ -10,21 +10,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
+	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
+	"github.com/perceptron-dev/perceptron/internal/app"
+	"github.com/perceptron-dev/perceptron/internal/grpcapi"
 	"github.com/perceptron-dev/perceptron/internal/inference"
-	"github.com/perceptron-dev/perceptron/internal/model"
-	"github.com/perceptron-dev/perceptron/internal/registry"
-	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 )
 
 // newLogger returns a JSON logger at the given level, or a human-readable console logger for debug. Info and below
@@ -77,81 +74,39 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Warn("ADMIN_TOKEN is not set; generated one for this run", zap.String("admin_token", cfg.AdminToken))
 	}
 
-	embedded, err := model.Default()
-	if err != nil {
-		return err
+	// One memory budget for the process; the Go runtime's soft limit sits between it and the hard limit.
+	src := "MEMORY_LIMIT"
+	limit := cfg.MemoryLimit
+	if limit == 0 {
+		src, limit = "cgroup", membudget.CgroupLimit(os.DirFS("/sys/fs/cgroup"))
 	}
-	reg, err := registry.Open(cfg.ModelDir, embedded)
-	if err != nil {
-		return err
-	}
-	if bad, _ := reg.Problems(); len(bad) > 0 {
-		for v, err := range bad {
-			log.Warn("model version does not load; ignored", zap.String("version", v), zap.Error(err))
-		}
-	}
-	net0, fellBack, err := reg.LoadActive()
-	if err != nil {
-		return err
-	}
-	if fellBack != "" {
-		log.Warn("active model unusable; fell back", zap.String("why", fellBack), zap.String("version", net0.Version))
-	}
-	log.Info("model loaded", zap.String("name", net0.Name), zap.String("version", net0.Version),
-		zap.String("model_dir", cfg.ModelDir))
+	plan := membudget.NewPlan(limit, src)
+	debug.SetMemoryLimit(plan.SoftLimit)
+	log.Info("memory budget", zap.String("limit_from", plan.Source), zap.Int64("limit_bytes", plan.Limit),
+		zap.Int64("budget_bytes", plan.Budget), zap.Int64("go_soft_limit_bytes", plan.SoftLimit))
 
-	sets, err := datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.MaxPixels})
-	if err != nil {
-		return err
-	}
-	promReg := prometheus.NewRegistry()
-	metrics := api.NewMetrics(promReg)
-	engine := inference.New(inference.Config{
-		Workers: cfg.Workers, MaxBatch: cfg.MaxBatch, BatchDelay: cfg.BatchDelay, QueueSize: cfg.QueueSize,
-		Observer: metrics,
-	}, net0)
-	defer engine.Close()
-	metrics.RegisterEngine(promReg, engine)
-	// The jobs' observer may fire before NewJobs returns (a job queued before a restart starts at once).
-	var jobsRef atomic.Pointer[train.Jobs]
-	swap := func(n *model.Network) {
-		prev := engine.Swap(n)
-		metrics.Swapped(n)
-		log.Info("model swapped", zap.String("version", n.Version), zap.String("previous", prev.Version))
-	}
-	jobs, err := train.NewJobs(train.JobsConfig{
-		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: reg, Data: &datastore.Catalog{Store: sets, DataDir: cfg.DataDir},
-		Concurrency: cfg.TrainJobs, Background: true, Serving: engine.Model, Activate: swap,
-		Observe: func(j train.Job) {
-			if j := jobsRef.Load(); j != nil {
-				metrics.Jobs(j.List())
-			}
-			if j.Finished() {
-				log.Info("training job finished", zap.String("job", j.ID), zap.String("status", j.Status),
-					zap.String("model_version", j.ModelVersion), zap.Bool("activated", j.Activated),
-					zap.String("decision", j.Decision), zap.String("error", j.Error))
-			}
+	svc, err := app.New(log, app.Config{
+		ModelDir: cfg.ModelDir, DataDir: cfg.DataDir, ReplicaID: cfg.ReplicaID, TrainJobs: cfg.TrainJobs,
+		WatchInterval: cfg.WatchInterval, Memory: membudget.New(plan.Budget),
+		Engine: inference.Config{Workers: cfg.Workers, MaxBatch: cfg.MaxBatch, BatchDelay: cfg.BatchDelay, QueueSize: cfg.QueueSize},
+		API: api.Config{
+			MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages,
+			PredictTimeout: cfg.PredictTimeout, BenchFloor: cfg.BenchFloor, AdminToken: cfg.AdminToken,
+			SeparateAdmin: cfg.AdminAddr != "", TrustedProxies: cfg.TrustedProxies, Version: version,
 		},
+		GRPC: grpcapi.Config{Version: version, MaxRecvMsgSize: int(min(cfg.MaxBodyBytes, 1<<31-1)), MaxImages: cfg.MaxImages,
+			PredictTimeout: cfg.PredictTimeout},
 	})
 	if err != nil {
 		return err
 	}
-	jobsRef.Store(jobs)
-	defer jobs.Close()
-	// Replicas sharing MODEL_DIR follow the active pointer, whoever moved it.
-	go reg.Watch(ctx, cfg.WatchInterval, func() string { return engine.Model().Version }, swap,
-		func(err error) { log.Warn("model watch", zap.Error(err)) })
-
-	srv := api.NewServer(log, api.Config{
-		MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages, DecodeBudget: cfg.DecodeBudget,
-		PredictTimeout: cfg.PredictTimeout, BenchFloor: cfg.BenchFloor, AdminToken: cfg.AdminToken,
-		SeparateAdmin: cfg.AdminAddr != "", Version: version,
-	}, promReg, metrics, engine, reg, jobs, sets)
-
-	servers := []*http.Server{newHTTPServer(srv, cfg, log)}
+	defer svc.Close()
+	svc.Start(ctx)
+	log.Info("serving", zap.Stringer("model", svc))
+	servers := []*http.Server{newHTTPServer(svc.Handler(), cfg, log)}
 	addrs := []string{cfg.Addr}
 	if cfg.AdminAddr != "" {
-		servers = append(servers, newHTTPServer(srv.AdminHandler(), cfg, log))
+		servers = append(servers, newHTTPServer(svc.AdminHandler(), cfg, log))
 		addrs = append(addrs, cfg.AdminAddr)
 	}
 	errc := make(chan error, len(servers))
@@ -173,7 +128,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
-	grpcSrv, err := startGRPC(cfg, log, promReg, engine, srv, metrics, stdout)
+	grpcSrv, err := startGRPC(cfg, log, svc.GRPC, stdout)
 	if err != nil {
 		for _, hs := range servers {
 			hs.Close()
@@ -193,8 +148,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Drain: readiness fails and responses carry Connection: close, then the listeners close and requests in
 	// flight finish, all within SHUTDOWN_TIMEOUT.
 	log.Info("shutting down: draining", zap.Duration("drain_delay", cfg.DrainDelay), zap.Duration("timeout", cfg.ShutdownTimeout))
-	srv.Drain()
-	grpcSrv.Drain()
+	svc.Drain()
 	if cfg.DrainDelay > 0 {
 		time.Sleep(cfg.DrainDelay)
 	}

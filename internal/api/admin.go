@@ -59,6 +59,10 @@ func (s *Server) handleTrainSubmit() http.HandlerFunc {
 			s.fail(w, r, errorf(KindUnprocessable, "unknown data set "+strconv.Quote(req.Dataset)+": use mnist or the id of an uploaded data set (GET /datasets)"))
 			return
 		}
+		if err := s.checkTrainMemory(req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		job, err := s.jobs.Submit(req)
 		if err != nil {
 			s.fail(w, r, jobError(err))
@@ -139,18 +143,14 @@ func (s *Server) handleModelGet() http.HandlerFunc {
 func (s *Server) handleModelActivate() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		version := urlParam(r, "version")
-		net, err := s.registry.Activate(version)
-		if err != nil {
+		if s.cfg.GoLive == nil {
+			s.fail(w, r, errorf(KindUnavailable, "this server cannot activate models"))
+			return
+		}
+		if _, err := s.cfg.GoLive(version); err != nil {
 			s.fail(w, r, modelError(err))
 			return
 		}
-		prev := s.engine.Swap(net)
-		s.metrics.Swapped(net)
-		previous := ""
-		if prev != nil {
-			previous = prev.Version
-		}
-		s.log.Info("model activated", zap.String("version", net.Version), zap.String("previous", previous))
 		e, err := s.registry.Get(version)
 		if err != nil {
 			s.fail(w, r, modelError(err))

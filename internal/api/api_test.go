@@ -39,6 +39,20 @@ const testToken = "test-admin-token"
 // newTestServer starts the whole API over a temporary registry, serving the embedded default model.
 func newTestServer(t testing.TB, cfg Config) (*httptest.Server, *inference.Engine) {
 	t.Helper()
+	ts := newTestStack(t, cfg)
+	return ts.srv, ts.engine
+}
+
+// testStack is the whole API with the parts a test may look into.
+type testStack struct {
+	srv     *httptest.Server
+	engine  *inference.Engine
+	server  *Server
+	metrics *Metrics
+}
+
+func newTestStack(t testing.TB, cfg Config) testStack {
+	t.Helper()
 	net, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -61,12 +75,24 @@ func newTestServer(t testing.TB, cfg Config) (*httptest.Server, *inference.Engin
 	if err != nil {
 		t.Fatal(err)
 	}
+	jobs.Start()
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = testToken
 	}
-	srv := httptest.NewServer(NewServer(zap.NewNop(), cfg, promReg, m, e, reg, jobs, sets))
+	if cfg.GoLive == nil {
+		cfg.GoLive = func(v string) (*model.Network, error) {
+			n, err := reg.Activate(v)
+			if err == nil {
+				e.Swap(n)
+				m.Swapped(n)
+			}
+			return n, err
+		}
+	}
+	api := NewServer(zap.NewNop(), cfg, promReg, m, e, reg, jobs, sets)
+	srv := httptest.NewServer(api)
 	t.Cleanup(func() { srv.Close(); jobs.Close(); e.Close() })
-	return srv, e
+	return testStack{srv: srv, engine: e, server: api, metrics: m}
 }
 
 type prediction struct {

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/datastore"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -48,23 +49,28 @@ var archiveTypes = map[string]bool{
 	"application/x-compressed-tar": true, "application/octet-stream": true,
 }
 
+// datasetBodyLimit is the largest data set upload: the archive plus multipart framing and fields.
+func (s *Server) datasetBodyLimit() int64 { return s.datasets.Limits().MaxArchiveBytes + 1<<20 }
+
 // handleDatasetUpload imports a labelled data set: multipart/form-data with an "archive" part (.zip or .tar.gz of
 // class folders) or "images" and "labels" parts (an IDX pair), plus optional "name" and "preprocess" fields; or the
 // archive as the raw body with name and preprocess in the query.
 func (s *Server) handleDatasetUpload() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		limit := s.datasets.Limits().MaxArchiveBytes + 1<<20 // the archive plus multipart framing and fields
+		limit := s.datasetBodyLimit()
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil {
 			s.fail(w, r, errorf(KindUnsupported, "send multipart/form-data with an archive part, or an archive body (application/zip, application/gzip)"))
 			return
 		}
+		hold := s.memory.Hold() // the upload, held until it is imported
+		defer hold.Release()
 		parts := map[string][]byte{}
 		opts := datastore.ImportOptions{Name: r.URL.Query().Get("name"), Preprocess: model.Preprocessing(r.URL.Query().Get("preprocess"))}
 		switch {
 		case mt == "multipart/form-data":
-			if err := readParts(r, parts, map[string]bool{"archive": true, "images": true, "labels": true, "name": true, "preprocess": true}); err != nil {
+			if err := readParts(r, parts, hold, limit, map[string]bool{"archive": true, "images": true, "labels": true, "name": true, "preprocess": true}); err != nil {
 				s.fail(w, r, err)
 				return
 			}
@@ -75,7 +81,7 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 				opts.Preprocess = model.Preprocessing(v)
 			}
 		case archiveTypes[mt]:
-			data, err := io.ReadAll(r.Body)
+			data, err := readBody(r.Body, r.ContentLength, limit, hold)
 			if err != nil {
 				s.fail(w, r, bodyError(err))
 				return
@@ -112,7 +118,7 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 }
 
 // readParts reads the multipart parts named in allowed into parts. Unknown or repeated parts are refused.
-func readParts(r *http.Request, parts map[string][]byte, allowed map[string]bool) error {
+func readParts(r *http.Request, parts map[string][]byte, hold *membudget.Hold, limit int64, allowed map[string]bool) error {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return errorf(KindInvalid, "malformed multipart body")
@@ -136,7 +142,7 @@ func readParts(r *http.Request, parts map[string][]byte, allowed map[string]bool
 		if _, dup := parts[name]; dup {
 			return errorf(KindInvalid, fmt.Sprintf("part %q appears twice", name))
 		}
-		data, err := io.ReadAll(p)
+		data, err := readBody(p, -1, limit, hold)
 		if err != nil {
 			return bodyError(err)
 		}

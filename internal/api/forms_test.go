@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // TestUploadFormsThroughPredict sends real MNIST test digits to /predict in every form a user's upload may take
@@ -29,7 +29,7 @@ func TestUploadFormsThroughPredict(t *testing.T) {
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-52s %7s %9s\n", "form", "digits", "accuracy")
 	var rawAcc float64
-	for fi, f := range uploadforms.All() {
+	for fi, f := range uploadtest.All() {
 		count := n
 		if f.Large {
 			count = max(2, n/10)

@@ -9,14 +9,15 @@ func (s *Server) handleHealthz() http.HandlerFunc {
 	}
 }
 
-// handleReadyz answers 200 when a model is loaded and the server is not draining: readiness.
+// handleReadyz answers 200 when a model is loaded and the server is not draining: readiness. A 503 here answers a
+// probe; no request was refused, so it is not counted in rejections_total.
 func (s *Server) handleReadyz() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case s.Draining():
-			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "draining: shutting down"})
+			writeError(w, r, s.log, &Error{Kind: KindUnavailable, Detail: "draining: shutting down"})
 		case s.engine.Model() == nil:
-			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded"})
+			writeError(w, r, s.log, &Error{Kind: KindUnavailable, Detail: "no model loaded"})
 		default:
 			m := s.engine.Model()
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "model": m.Name, "version": m.Version})

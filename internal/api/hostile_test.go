@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
+	"github.com/perceptron-dev/perceptron/internal/testwait"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // hostile is one request built to break the service.
@@ -68,20 +70,20 @@ func hostileRequests(t *testing.T) []hostile {
 
 	return []hostile{
 		// Decompression bombs and lying headers in every supported format.
-		{"PNG claiming 100000x100000", "POST", "/predict", "image/png", "", uploadforms.PNGHeader(100000, 100000), 413},
-		{"PNG claiming 2^31-1 squared", "POST", "/predict", "image/png", "", uploadforms.PNGHeader(1<<31-1, 1<<31-1), 413},
+		{"PNG claiming 100000x100000", "POST", "/predict", "image/png", "", uploadtest.PNGHeader(100000, 100000), 413},
+		{"PNG claiming 2^31-1 squared", "POST", "/predict", "image/png", "", uploadtest.PNGHeader(1<<31-1, 1<<31-1), 413},
 		{"PNG bomb of 64 million real zero pixels", "POST", "/predict", "image/png", "", zeros.Bytes(), 413},
 		{"PNG bomb as base64 JSON", "POST", "/predict", "application/json", "", b64(zeros.Bytes()), 413},
-		{"PNG with a header and no pixels", "POST", "/predict", "image/png", "", uploadforms.PNGHeader(10, 10), 422},
-		{"PNG claiming 0x0", "POST", "/predict", "image/png", "", uploadforms.PNGHeader(0, 0), 422},
-		{"GIF with a 65535x65535 screen", "POST", "/predict", "image/gif", "", uploadforms.GIFScreen(65535, 65535), 413},
-		{"TIFF claiming 1000000x1000000", "POST", "/predict", "image/tiff", "", uploadforms.TIFFHeader(1000000, 1000000, 1), 413},
-		{"TIFF whose strip claims 4 GB", "POST", "/predict", "image/tiff", "", uploadforms.TIFFHeader(16, 16, 1<<32-1), 422},
-		{"BMP claiming 100000x100000", "POST", "/predict", "image/bmp", "", uploadforms.BMPHeader(100000, 100000), 413},
-		{"BMP claiming a top-down 100000x100000", "POST", "/predict", "image/bmp", "", uploadforms.BMPHeader(100000, -100000), 413},
-		{"JPEG claiming 65535x65535", "POST", "/predict", "image/jpeg", "", uploadforms.JPEGHeader(65535, 65535), 413},
-		{"JPEG of 5000 empty scans", "POST", "/predict", "image/jpeg", "", uploadforms.ManyScans(), 422},
-		{"WebP claiming a 16384x16384 canvas", "POST", "/predict", "image/webp", "", uploadforms.WebPCanvas(16384, 16384), 413},
+		{"PNG with a header and no pixels", "POST", "/predict", "image/png", "", uploadtest.PNGHeader(10, 10), 422},
+		{"PNG claiming 0x0", "POST", "/predict", "image/png", "", uploadtest.PNGHeader(0, 0), 422},
+		{"GIF with a 65535x65535 screen", "POST", "/predict", "image/gif", "", uploadtest.GIFScreen(65535, 65535), 413},
+		{"TIFF claiming 1000000x1000000", "POST", "/predict", "image/tiff", "", uploadtest.TIFFHeader(1000000, 1000000, 1), 413},
+		{"TIFF whose strip claims 4 GB", "POST", "/predict", "image/tiff", "", uploadtest.TIFFHeader(16, 16, 1<<32-1), 422},
+		{"BMP claiming 100000x100000", "POST", "/predict", "image/bmp", "", uploadtest.BMPHeader(100000, 100000), 413},
+		{"BMP claiming a top-down 100000x100000", "POST", "/predict", "image/bmp", "", uploadtest.BMPHeader(100000, -100000), 413},
+		{"JPEG claiming 65535x65535", "POST", "/predict", "image/jpeg", "", uploadtest.JPEGHeader(65535, 65535), 413},
+		{"JPEG of 5000 empty scans", "POST", "/predict", "image/jpeg", "", uploadtest.ManyScans(), 422},
+		{"WebP claiming a 16384x16384 canvas", "POST", "/predict", "image/webp", "", uploadtest.WebPCanvas(16384, 16384), 413},
 		// Truncated and wrong bodies.
 		{"truncated PNG", "POST", "/predict", "image/png", "", img[:len(img)/3], 422},
 		{"PNG cut before its last chunk", "POST", "/predict", "image/png", "", img[:len(img)-12], 422},
@@ -136,7 +138,7 @@ func hostileRequests(t *testing.T) []hostile {
 }
 
 // TestHostileRequests sends every hostile request above to a live server: each must get its 4xx problem (or v2
-// error) quickly, the heap must not grow past a bound, and the server must stay healthy throughout.
+// error) without hanging, the heap must not grow past a bound, and the server must stay healthy throughout.
 func TestHostileRequests(t *testing.T) {
 	srv, _ := newTestServer(t, Config{MaxBodyBytes: 4 << 20, MaxImages: 64, AdminFailLimit: 1000})
 	reqs := hostileRequests(t)
@@ -150,7 +152,10 @@ func TestHostileRequests(t *testing.T) {
 	var slowestName string
 	for _, h := range reqs {
 		t.Run(h.name, func(t *testing.T) {
-			req, _ := http.NewRequest(h.method, srv.URL+h.path, bytes.NewReader(h.body))
+			// A hang is caught by the test's deadline, not by a fixed time: a loaded machine may be slow.
+			ctx, cancel := context.WithDeadline(context.Background(), testwait.Deadline(t))
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, h.method, srv.URL+h.path, bytes.NewReader(h.body))
 			if h.contentType != "" {
 				req.Header.Set("Content-Type", h.contentType)
 			}
@@ -167,10 +172,7 @@ func TestHostileRequests(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			// A hang detector, not a speed test: answers take milliseconds, but a loaded machine may be slow.
-			if d := time.Since(start); d > 20*time.Second {
-				t.Errorf("took %v; want a quick answer", d)
-			} else if d > slowest {
+			if d := time.Since(start); d > slowest {
 				slowest, slowestName = d, h.name
 			}
 			if resp.StatusCode != h.status {

@@ -45,21 +45,41 @@ type Metrics struct {
 	jobProgress     prometheus.Gauge
 	jobLoss         prometheus.Gauge
 	jobAccuracy     *prometheus.GaugeVec
+	imports         *prometheus.CounterVec // ONNX imports by result (onnx.go)
 
 	mu           sync.Mutex
 	servingLabel [2]string // name and version currently exported by modelInfo
 }
 
-// Rejection reasons, a fixed set so the label stays bounded.
+// Rejection reasons, a fixed set so the label stays bounded. Each names what happened, so an alert on one (say
+// overloaded) fires for that and nothing else.
 const (
-	RejectTooLarge     = "too_large"
-	RejectUnsupported  = "unsupported"
-	RejectUndecodable  = "undecodable"
-	RejectInvalid      = "invalid"
-	RejectOverloaded   = "overloaded"
-	RejectTimeout      = "timeout"
-	RejectUnauthorized = "unauthorized"
+	RejectTooLarge          = "too_large"           // 413: body, part, image count or pixels over a limit
+	RejectUnsupported       = "unsupported"         // 415: a media type or content encoding the server does not read
+	RejectUndecodable       = "undecodable"         // 422: bytes that do not decode as an image
+	RejectInvalid           = "invalid_request"     // 400 or 422: malformed or unusable request fields
+	RejectMethod            = "method_not_allowed"  // 405
+	RejectSlow              = "too_slow"            // 408: the client sent the request too slowly
+	RejectOverloaded        = "overloaded"          // 503: the inference queue is full
+	RejectMemory            = "memory_busy"         // 503: the memory budget has no room for the request now
+	RejectShuttingDown      = "shutting_down"       // 503: the server is draining
+	RejectNoModel           = "no_model"            // 503: no model is loaded
+	RejectModelChanged      = "model_changed"       // 503: the model changed while the request was prepared
+	RejectTrainingQueueFull = "training_queue_full" // 503: too many training jobs waiting
+	RejectCancelled         = "cancelled"           // the client went away before the answer
+	RejectUnavailable       = "unavailable"         // 503 for any other reason
+	RejectTimeout           = "timeout"             // 504
+	RejectUnauthorized      = "unauthorized"        // 401: missing, malformed or wrong admin token
+	RejectAuthLimited       = "auth_limited"        // 429: too many failed admin attempts from one client
+	RejectRateLimited       = "rate_limited"        // 429 for any other limit
 )
+
+// rejectReasons lists every reason, to export them at zero from the start.
+var rejectReasons = []string{
+	RejectTooLarge, RejectUnsupported, RejectUndecodable, RejectInvalid, RejectMethod, RejectSlow, RejectOverloaded,
+	RejectShuttingDown, RejectNoModel, RejectModelChanged, RejectTrainingQueueFull, RejectCancelled, RejectUnavailable,
+	RejectTimeout, RejectUnauthorized, RejectAuthLimited, RejectRateLimited, RejectMemory,
+}
 
 // NewMetrics creates the metrics and registers them, with the Go runtime and process collectors, on reg. Pass the
 // result as the engine's Observer, then call RegisterEngine for the queue and worker gauges.
@@ -96,7 +116,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		jobAccuracy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "perceptron", Name: "training_accuracy_ratio",
 			Help: "Latest accuracy of the running job, on the training examples seen this epoch or the validation split."}, []string{"split"}),
 	}
-	for _, r := range []string{RejectTooLarge, RejectUnsupported, RejectUndecodable, RejectInvalid, RejectOverloaded, RejectTimeout, RejectUnauthorized} {
+	for _, r := range rejectReasons {
 		m.rejections.WithLabelValues(r) // export zeros, so rate() works from the first scrape
 	}
 	for _, s := range []string{train.StatusQueued, train.StatusRunning, train.StatusSucceeded, train.StatusFailed, train.StatusCancelled} {
@@ -105,6 +125,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.requestDuration, m.inFlight, m.preprocess, m.queueWait, m.compute, m.batchSize, m.dropped,
 		m.classified, m.rejections, m.modelInfo, m.swaps, m.jobs, m.jobProgress, m.jobLoss, m.jobAccuracy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.imports = registerImports(reg)
 	return m
 }
 

@@ -2,7 +2,10 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/perceptron-dev/perceptron/internal/imageprep"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
@@ -161,5 +166,152 @@ func TestDashboardQueriesNameRealMetrics(t *testing.T) {
 	}
 	if used < 10 {
 		t.Errorf("only %d metric references found in the dashboard", used)
+	}
+}
+
+// rejectionCounts reads rejections_total by reason.
+func rejectionCounts(t *testing.T, m *Metrics) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, r := range rejectReasons {
+		out[r] = testutil.ToFloat64(m.rejections.WithLabelValues(r))
+	}
+	if n := testutil.CollectAndCount(m.rejections); n != len(rejectReasons) {
+		t.Errorf("rejections_total has %d series; want one per reason, %d", n, len(rejectReasons))
+	}
+	return out
+}
+
+// TestRejectionReasonsSayWhatHappened sends requests that are refused for different reasons and checks that each
+// is counted once, under the reason that names what happened and under no other.
+func TestRejectionReasonsSayWhatHappened(t *testing.T) {
+	ts := newTestStack(t, Config{AdminFailLimit: 1, MaxBodyBytes: 16 << 10})
+	url := ts.srv.URL
+	infer := "/v2/models/" + ts.engine.Model().Name + "/infer"
+	ragged := `{"inputs":[{"name":"input","shape":[2,784],"datatype":"FP32","data":[[` +
+		strings.Repeat("0.5,", 699) + `0.5],[` + strings.Repeat("0.5,", 867) + `0.5]]}]}`
+	type request struct {
+		method, path, contentType, token, body string
+		header                                 map[string]string
+	}
+	for _, tt := range []struct {
+		name   string
+		req    request
+		status int
+		reason string // "" means not counted at all
+	}{
+		{"a wrong admin token is unauthorized", request{"GET", "/models", "", "guess", "", nil}, 401, RejectUnauthorized},
+		{"a wrong token past the failure limit is auth_limited, not overloaded", request{"GET", "/models", "", "guess", "", nil}, 429, RejectAuthLimited},
+		{`{"hidden":[-1]} is an invalid request, not undecodable`, request{"POST", "/train", "application/json", testToken, `{"hidden":[-1]}`, nil}, 422, RejectInvalid},
+		{"malformed JSON is an invalid request", request{"POST", "/predict", "application/json", "", `{"inputs": [`, nil}, 400, RejectInvalid},
+		{"inputs out of range are an invalid request", request{"POST", "/predict", "application/json", "", `{"inputs": [[2]]}`, nil}, 422, RejectInvalid},
+		{"bytes that are no image are undecodable", request{"POST", "/predict", "image/png", "", "hello", nil}, 422, RejectUndecodable},
+		{"an unknown media type is unsupported", request{"POST", "/predict", "text/plain", "", "hello", nil}, 415, RejectUnsupported},
+		{"a compressed body is unsupported", request{"POST", "/predict", "image/png", "", "hello", map[string]string{"Content-Encoding": "gzip"}}, 415, RejectUnsupported},
+		{"a body over the limit is too large", request{"POST", "/predict", "image/png", "", strings.Repeat("x", 20<<10), nil}, 413, RejectTooLarge},
+		{"a method the route lacks is method_not_allowed", request{"PUT", "/predict", "", "", "", nil}, 405, RejectMethod},
+		{"a ragged /v2 tensor is an invalid request", request{"POST", infer, "application/json", "", ragged, nil}, 400, RejectInvalid},
+		{"a compressed /v2 body is unsupported", request{"POST", infer, "application/json", "", "{}", map[string]string{"Content-Encoding": "br"}}, 415, RejectUnsupported},
+		{"an unknown route is not a rejection", request{"GET", "/nope", "", "", "", nil}, 404, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := rejectionCounts(t, ts.metrics)
+			req, _ := http.NewRequest(tt.req.method, url+tt.req.path, strings.NewReader(tt.req.body))
+			if tt.req.contentType != "" {
+				req.Header.Set("Content-Type", tt.req.contentType)
+			}
+			if tt.req.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.req.token)
+			}
+			for k, v := range tt.req.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d; want %d", resp.StatusCode, tt.status)
+			}
+			after := rejectionCounts(t, ts.metrics)
+			for _, r := range rejectReasons {
+				want := before[r]
+				if r == tt.reason {
+					want++
+				}
+				if after[r] != want {
+					t.Errorf("rejections_total{reason=%q} went from %v to %v; want %v", r, before[r], after[r], want)
+				}
+			}
+		})
+	}
+
+	t.Run("a readiness probe while draining is not a rejection", func(t *testing.T) {
+		ts := newTestStack(t, Config{})
+		ts.server.Drain()
+		before := rejectionCounts(t, ts.metrics)
+		req, _ := http.NewRequest("GET", ts.srv.URL+"/readyz", nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("/readyz while draining: %d; want 503", r.StatusCode)
+		}
+		after := rejectionCounts(t, ts.metrics)
+		for _, reason := range rejectReasons {
+			if after[reason] != before[reason] {
+				t.Errorf("rejections_total{reason=%q} went from %v to %v; want no change", reason, before[reason], after[reason])
+			}
+		}
+	})
+
+	t.Run("a prediction after the engine has closed is shutting_down, not overloaded", func(t *testing.T) {
+		ts := newTestStack(t, Config{})
+		ts.engine.Close()
+		before := rejectionCounts(t, ts.metrics)
+		img, _ := digitPNG(t, 0)
+		resp, body := post(t, ts.srv.URL+"/predict", "image/png", img)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%d %s; want 503", resp.StatusCode, body)
+		}
+		if got := rejectionCounts(t, ts.metrics)[RejectShuttingDown] - before[RejectShuttingDown]; got != 1 {
+			t.Errorf("rejections_total{reason=shutting_down} rose by %v; want 1", got)
+		}
+		if got := rejectionCounts(t, ts.metrics)[RejectOverloaded] - before[RejectOverloaded]; got != 0 {
+			t.Errorf("rejections_total{reason=overloaded} rose by %v; want 0", got)
+		}
+	})
+}
+
+// TestRejectionReasonOfEachError names the reason of errors as the handlers build them, for the refusals a test
+// cannot provoke on demand (a full queue, a model swapped mid-request, a client that went away).
+func TestRejectionReasonOfEachError(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a full inference queue is overloaded", &Error{Kind: KindUnavailable, Err: inference.ErrOverloaded}, RejectOverloaded},
+		{"a closed engine is shutting down", &Error{Kind: KindUnavailable, Err: inference.ErrClosed}, RejectShuttingDown},
+		{"a model swapped mid-request", &Error{Kind: KindUnavailable, Err: inference.ErrInput}, RejectModelChanged},
+		{"a full training queue", jobError(train.ErrQueueFull), RejectTrainingQueueFull},
+		{"an invalid training request", jobError(fmt.Errorf("%w: hidden", train.ErrInvalid)), RejectInvalid},
+		{"a client that went away", context.Canceled, RejectCancelled},
+		{"a deadline", context.DeadlineExceeded, RejectTimeout},
+		{"a busy memory budget", &Error{Kind: KindUnavailable, Err: membudget.ErrBusy}, RejectMemory},
+		{"an image that is not one", &Error{Kind: KindUnprocessable, Err: fmt.Errorf("x: %w", imageprep.ErrUndecodable)}, RejectUndecodable},
+		{"an image format not read is unsupported, not undecodable", &Error{Kind: KindUnsupported, Err: imageprep.ErrUnsupported}, RejectUnsupported},
+		{"another 503", &Error{Kind: KindUnavailable}, RejectUnavailable},
+		{"a 404 is not counted", &Error{Kind: KindNotFound}, ""},
+		{"an internal error is not counted", errors.New("boom"), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := rejectionReason(asError(tt.err)); got != tt.want {
+				t.Errorf("got %q; want %q", got, tt.want)
+			}
+		})
 	}
 }

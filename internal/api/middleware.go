@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -176,5 +177,41 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 			sw.status = http.StatusOK
 		}
 		s.metrics.observeRequest(routePattern(r), r.Method, sw.status, time.Since(start))
+	})
+}
+
+// withDeclaredLength answers 413 at once when a request's Content-Length is over limit(), before anything reads the
+// body. Besides saving the upload, this is what makes "Expect: 100-continue" work: Go's server sends "100 Continue"
+// only when a handler first reads the body, so a client that waits for it learns of the limit without sending a
+// byte. Bodies without a length (chunked) are still cut off by the handler's http.MaxBytesReader.
+func (s *Server) withDeclaredLength(limit func() int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if max := limit(); r.ContentLength > max {
+				err := errorf(KindTooLarge, fmt.Sprintf("the body is larger than %d bytes", max))
+				if strings.HasPrefix(r.URL.Path, "/v2/") {
+					s.v2Fail(w, r, err)
+				} else {
+					s.fail(w, r, err)
+				}
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// withChunkedClose closes the connection after answering a request with a chunked body. RFC 9112 section 6.3 asks a
+// server to close the connection after a request that came with both Transfer-Encoding and Content-Length, since a
+// proxy in front may have framed it by the other header and would send the rest as another request. Go's server
+// reads such a request by Transfer-Encoding but deletes both headers before the handler runs, so a handler cannot
+// tell those requests from other chunked ones; closing after every chunked request covers them, at the cost of one
+// new connection for clients that stream an upload.
+func withChunkedClose(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
 	})
 }

@@ -147,16 +147,19 @@ func readRows(raw []byte, width, maxRows int, dst []float32) ([]float32, int, er
 	return dst, rows, err
 }
 
-// readTensor reads the data of a v2 tensor: count numbers in 0..1, flat or nested in arrays to any depth (row-major,
-// as the protocol allows), appended to dst. Errors are plain: the protocol answers them all with 400.
-func readTensor(raw []byte, count int, dst []float32) ([]float32, error) {
+// readTensor reads the data of a v2 tensor of the given shape: numbers in 0..1, appended to dst, either flat (one
+// array of every value, row-major) or nested exactly as the shape says, every array at every level of the length the
+// shape gives for it. Rows of other lengths that happen to add up to the right count are refused, not re-split: a
+// ragged row means the client's rows are not the images it thinks they are. Errors are plain: the protocol answers
+// them all with 400.
+func readTensor(raw []byte, shape []int, dst []float32) ([]float32, error) {
 	s := numbers{b: raw}
+	count := 1
+	for _, d := range shape {
+		count *= d
+	}
 	n := 0
-	var value func(int) error
-	value = func(int) error {
-		if s.isArray() {
-			return s.elements(value)
-		}
+	leaf := func() error {
 		v, err := s.number()
 		switch {
 		case errors.Is(err, errNotNumber):
@@ -175,11 +178,58 @@ func readTensor(raw []byte, count int, dst []float32) ([]float32, error) {
 	if !s.isArray() {
 		return dst, fmt.Errorf("data holds %s; want an array of numbers", s.describe())
 	}
-	if err := value(0); err != nil {
-		return dst, err
+	// The first element decides the layout: a number makes the data flat, an array nested.
+	probe := numbers{b: raw, i: s.i + 1}
+	if !probe.isArray() {
+		err := s.elements(func(int) error {
+			if s.isArray() {
+				return fmt.Errorf("data mixes numbers and arrays; send it flat or nested as the shape %s", shapeString(shape))
+			}
+			return leaf()
+		})
+		if err != nil {
+			return dst, err
+		}
+		if n != count {
+			return dst, fmt.Errorf("holds %d values; the shape needs %d", n, count)
+		}
+		return dst, nil
 	}
-	if n != count {
-		return dst, fmt.Errorf("holds %d values; the shape needs %d", n, count)
+	var level func(depth int, where string) error
+	level = func(depth int, where string) error {
+		k := 0
+		err := s.elements(func(i int) error {
+			if i >= shape[depth] {
+				return fmt.Errorf("data%s holds more than %d values; the shape %s needs %d there", where, shape[depth], shapeString(shape), shape[depth])
+			}
+			k++
+			inner := where + "[" + strconv.Itoa(i) + "]"
+			switch {
+			case depth+1 < len(shape) && !s.isArray():
+				return fmt.Errorf("data%s holds %s; the shape %s wants an array of %d there", inner, s.describe(), shapeString(shape), shape[depth+1])
+			case depth+1 < len(shape):
+				return level(depth+1, inner)
+			case s.isArray():
+				return fmt.Errorf("data%s is nested deeper than the shape %s", inner, shapeString(shape))
+			}
+			return leaf()
+		})
+		if err == nil && k != shape[depth] {
+			err = fmt.Errorf("data%s holds %d values; the shape %s needs %d there", where, k, shapeString(shape), shape[depth])
+		}
+		return err
 	}
-	return dst, nil
+	return dst, level(0, "")
+}
+
+// shapeString writes a tensor shape as the protocol does: [2,784].
+func shapeString(shape []int) string {
+	b := []byte{'['}
+	for i, d := range shape {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(d), 10)
+	}
+	return string(append(b, ']'))
 }

@@ -52,22 +52,31 @@ func TestReadRows(t *testing.T) {
 func TestReadTensor(t *testing.T) {
 	for _, c := range []struct {
 		name, raw string
-		count     int
+		shape     []int
 		want      []float32
 		err       string
 	}{
-		{"flat", `[0, 0.25, 1, 0.5]`, 4, []float32{0, 0.25, 1, 0.5}, ""},
-		{"nested by row", `[[0, 0.25], [1, 0.5]]`, 4, []float32{0, 0.25, 1, 0.5}, ""},
-		{"nested deeper", `[[[0], [0.25]], [[1], [0.5]]]`, 4, []float32{0, 0.25, 1, 0.5}, ""},
-		{"too few", `[0, 1]`, 3, nil, "holds 2 values; the shape needs 3"},
-		{"too many", `[[0, 1], [1, 0]]`, 3, nil, "more values than the shape says"},
-		{"null", `[0, null]`, 2, nil, "data holds null"},
-		{"a string", `["0.5"]`, 1, nil, "data holds a string"},
-		{"not an array", `0.5`, 1, nil, "want an array of numbers"},
-		{"out of range", `[1.5]`, 1, nil, "value 1.5 outside 0..1"},
+		{"flat", `[0, 0.25, 1, 0.5]`, []int{2, 2}, []float32{0, 0.25, 1, 0.5}, ""},
+		{"nested by row", `[[0, 0.25], [1, 0.5]]`, []int{2, 2}, []float32{0, 0.25, 1, 0.5}, ""},
+		{"nested three deep as the shape says", `[[[0], [0.25]], [[1], [0.5]]]`, []int{2, 2, 1}, []float32{0, 0.25, 1, 0.5}, ""},
+		{"nested deeper than the shape", `[[[0], [0.25]], [[1], [0.5]]]`, []int{2, 2}, nil, "data[0][0] is nested deeper than the shape [2,2]"},
+		{"ragged rows that add up to the count", `[[0, 0.25, 1], [0.5]]`, []int{2, 2}, nil, "data[0] holds more than 2 values; the shape [2,2] needs 2"},
+		{"a short row first", `[[0], [0.25, 1, 0.5]]`, []int{2, 2}, nil, "data[0] holds 1 values; the shape [2,2] needs 2"},
+		{"too few rows", `[[0, 0.25]]`, []int{2, 2}, nil, "data holds 1 values; the shape [2,2] needs 2"},
+		{"too many rows", `[[0, 0.25], [1, 0], [1, 1]]`, []int{2, 2}, nil, "data holds more than 2 values"},
+		{"a number where a row belongs", `[[0, 0.25], 1, 0.5]`, []int{2, 2}, nil, "data[1] holds something else; the shape [2,2] wants an array of 2"},
+		{"flat then nested", `[0, 0.25, [1, 0.5]]`, []int{2, 2}, nil, "data mixes numbers and arrays"},
+		{"empty", `[]`, []int{1, 1}, nil, "holds 0 values; the shape needs 1"},
+		{"too few", `[0, 1]`, []int{1, 3}, nil, "holds 2 values; the shape needs 3"},
+		{"too many", `[0, 1, 1, 0]`, []int{1, 3}, nil, "more values than the shape says"},
+		{"null", `[0, null]`, []int{1, 2}, nil, "data holds null"},
+		{"null in a row", `[[0, null]]`, []int{1, 2}, nil, "data holds null"},
+		{"a string", `["0.5"]`, []int{1, 1}, nil, "data holds a string"},
+		{"not an array", `0.5`, []int{1, 1}, nil, "want an array of numbers"},
+		{"out of range", `[1.5]`, []int{1, 1}, nil, "value 1.5 outside 0..1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := readTensor([]byte(c.raw), c.count, nil)
+			got, err := readTensor([]byte(c.raw), c.shape, nil)
 			switch {
 			case c.err == "" && err != nil:
 				t.Fatalf("error %v", err)
@@ -80,6 +89,54 @@ func TestReadTensor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzReadTensor checks readTensor against encoding/json for the shape [2,3]: data that encoding/json reads as six
+// numbers in a flat array, or as two rows of three, with every value in 0..1, must read to the same values; anything
+// else (ragged rows, other depths, null, strings, values out of range) must be refused, without panicking.
+func FuzzReadTensor(f *testing.F) {
+	f.Add([]byte(`[0, 0.5, 1, 1e-3, 2.5E-1, 0]`))
+	f.Add([]byte(`[[0, 0.5, 1], [1e-3, 2.5E-1, 0]]`))
+	f.Add([]byte(`[[0, 0.5, 1, 1e-3], [2.5E-1, 0]]`))
+	f.Add([]byte(`[[[0], [0.5], [1]], [[0], [0], [0]]]`))
+	f.Add([]byte(`[[0, null, 1], [0, 0, 0]]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) {
+			return // readTensor only ever sees what the decoder has checked
+		}
+		shape := []int{2, 3}
+		got, err := readTensor(raw, shape, nil)
+		var want []float32
+		ok := false
+		var flat []float64
+		var rows [][]float64
+		if bytes.Contains(raw, []byte("null")) {
+			// encoding/json reads null as "leave the zero": not comparable, and always a refusal here.
+		} else if json.Unmarshal(raw, &flat) == nil {
+			ok = len(flat) == 6
+			for _, v := range flat {
+				ok = ok && v >= 0 && v <= 1
+				want = append(want, float32(v))
+			}
+		} else if json.Unmarshal(raw, &rows) == nil {
+			ok = len(rows) == 2
+			for _, row := range rows {
+				ok = ok && len(row) == 3
+				for _, v := range row {
+					ok = ok && v >= 0 && v <= 1
+					want = append(want, float32(v))
+				}
+			}
+		}
+		switch {
+		case ok && err != nil:
+			t.Fatalf("readTensor(%q): %v; encoding/json reads %v", raw, err, want)
+		case ok && !equalFloats(got, want):
+			t.Fatalf("readTensor(%q) = %v; encoding/json reads %v", raw, got, want)
+		case !ok && err == nil:
+			t.Fatalf("readTensor(%q) accepted %v; want a refusal", raw, got)
+		}
+	})
 }
 
 func equalFloats(a, b []float32) bool {

@@ -357,6 +357,9 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			{name: "JSON inputs", method: "POST", path: "/predict?top_k=10", contentType: "application/json; charset=utf-8", body: jsonInputs, status: 200},
 			{name: "debug", method: "POST", path: "/predict?debug=true", contentType: "image/png", body: imgs[0], status: 200},
 			{name: "415 plain text", method: "POST", path: "/predict", contentType: "text/plain", body: []byte("seven"), status: 415, specRefuses: true},
+			{name: "PNG as application/octet-stream", method: "POST", path: "/predict", contentType: "application/octet-stream", body: imgs[0], status: 200},
+			{name: "PNG as curl's default form type", method: "POST", path: "/predict", contentType: "application/x-www-form-urlencoded", body: imgs[0], status: 200},
+			{name: "415 a real form", method: "POST", path: "/predict", contentType: "application/x-www-form-urlencoded", body: []byte("digit=7&image=none"), status: 415},
 			{name: "415 an icon", method: "POST", path: "/predict", contentType: "image/png", body: icon, status: 415},
 			{name: "400 top_k zero", method: "POST", path: "/predict?top_k=0", contentType: "image/png", body: imgs[0], status: 400, specRefuses: true},
 			{name: "400 malformed JSON", method: "POST", path: "/predict", contentType: "application/json", body: []byte(`{"images": [`), status: 400, specRefuses: true},
@@ -547,5 +550,6 @@ func TestRateLimitedAdminAnswerMatchesOpenAPI(t *testing.T) {
 	for range 2 {
 		h.check(t, specCase{method: "GET", path: "/models", token: "guess", status: 401})
 	}
-	h.check(t, specCase{method: "GET", path: "/models", token: testToken, status: 429})
+	h.check(t, specCase{method: "GET", path: "/models", token: "guess", status: 429})
+	h.check(t, specCase{method: "GET", path: "/models", token: testToken, status: 200})
 }

@@ -1,9 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -28,6 +29,11 @@ import (
 var rawImageTypes = map[string]bool{
 	"image/png": true, "image/jpeg": true, "image/gif": true, "image/bmp": true, "image/tiff": true, "image/webp": true,
 }
+
+// sniffedTypes are the Content-Types of bodies that may be an image without saying so: application/octet-stream,
+// and application/x-www-form-urlencoded, which curl sends for --data-binary unless told otherwise. Such a body is
+// read as an image when its bytes are one of the formats we read, and refused with 415 otherwise.
+var sniffedTypes = map[string]bool{"application/octet-stream": true, "application/x-www-form-urlencoded": true}
 
 // maxExtraParts bounds the multipart parts that are not images, so a request cannot make us walk thousands of them.
 const maxExtraParts = 16
@@ -76,19 +82,22 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		debug := q.Get("debug") == "true" || q.Get("debug") == "1"
 		net := s.engine.Model()
 		if net == nil {
-			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5})
+			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5, Reason: RejectNoModel})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		in, err := s.readInputs(r, net.Input)
+		// PREDICT_TIMEOUT covers decoding as well as inference: a request of many large images ends near it.
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
+		defer cancel()
+		hold := s.memory.Hold() // the body and what its parsing holds, until the answer is written
+		defer hold.Release()
+		in, err := s.readInputs(ctx, r, net.Input, hold)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		info(r.Context()).images = in.n
 
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
-		defer cancel()
 		res, err := s.engine.Predict(ctx, in.x, in.n, in.size)
 		switch {
 		case err == nil:
@@ -133,8 +142,9 @@ func parseTopK(s string) (int, error) {
 	return k, nil
 }
 
-// readInputs turns the body into input rows for a model that takes in, whatever form the body has.
-func (s *Server) readInputs(r *http.Request, in model.Input) (*batchInput, error) {
+// readInputs turns the body into input rows for a model that takes in, whatever form the body has. The body's bytes
+// are reserved in hold as they arrive; each image's decoding reserves its own memory while it runs.
+func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input, hold *membudget.Hold) (*batchInput, error) {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		return nil, errorf(KindUnsupported, "missing Content-Type: send multipart/form-data, an image type, or application/json")
@@ -150,16 +160,18 @@ func (s *Server) readInputs(r *http.Request, in model.Input) (*batchInput, error
 		if params["boundary"] == "" {
 			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
 		}
-		err = s.readMultipart(r, in, b)
-	case rawImageTypes[mt]:
+		err = s.readMultipart(ctx, r, in, b)
+	case rawImageTypes[mt] || sniffedTypes[mt]:
 		var data []byte
-		if data, err = io.ReadAll(r.Body); err == nil {
-			err = s.addImage(r.Context(), b, data, in, func() string { return "the body" })
+		if data, err = readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold); err == nil {
+			if err = notAnImage(mt, data); err == nil {
+				err = s.addImage(ctx, b, data, in, func() string { return "the body" })
+			}
 		}
 	case mt == "application/json":
-		err = s.readJSON(r, in, b)
+		err = s.readJSON(ctx, r, in, b, hold)
 	default:
-		return nil, errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data, image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp or application/json", mt))
+		return nil, errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data, image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp, application/octet-stream (image bytes) or application/json", mt))
 	}
 	if err != nil {
 		return nil, bodyError(err)
@@ -190,15 +202,19 @@ func bodyError(err error) error {
 	return &Error{Kind: KindInvalid, Detail: "could not read the body", Err: err}
 }
 
-func (s *Server) readMultipart(r *http.Request, in model.Input, b *batchInput) error {
+func (s *Server) readMultipart(ctx context.Context, r *http.Request, in model.Input, b *batchInput) error {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return errorf(KindInvalid, "malformed multipart body")
 	}
-	extra := 0
+	var others []string // names of the parts that are not images, to say what the request held
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
+			if b.n == 0 && len(others) > 0 {
+				return errorf(KindInvalid, "no part named \"image\": send each image as a file part named image "+
+					"(curl -F image=@digit.png); the request has parts named "+strings.Join(others, ", "))
+			}
 			return nil
 		}
 		if err != nil {
@@ -210,17 +226,19 @@ func (s *Server) readMultipart(r *http.Request, in model.Input, b *batchInput) e
 		}
 		if part.FormName() != "image" {
 			part.Close()
-			if extra++; extra > maxExtraParts {
+			if others = append(others, strconv.Quote(truncate(part.FormName(), 32))); len(others) > maxExtraParts {
 				return errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
 			}
 			continue
 		}
-		data, err := io.ReadAll(part)
+		partHold := s.memory.Hold()
+		data, err := readBody(part, -1, s.cfg.MaxBodyBytes, partHold)
 		part.Close()
-		if err != nil {
-			return err
+		if err == nil {
+			err = s.addImage(ctx, b, data, in, func() string { return partName(part, b.n) })
 		}
-		if err := s.addImage(r.Context(), b, data, in, func() string { return partName(part, b.n) }); err != nil {
+		partHold.Release()
+		if err != nil {
 			return err
 		}
 	}
@@ -234,37 +252,38 @@ func partName(p *multipart.Part, i int) string {
 }
 
 // addImage decodes and prepares one encoded image, or says which one failed and why; name is called only to say so.
+// The memory the decoder and the preparation need is reserved first, by the image's real size in memory for its
+// format and colour model; small images draw from the same budget, which never makes them queue behind large ones.
 func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in model.Input, name func() string) error {
 	if b.n >= s.cfg.MaxImages {
 		return errorf(KindTooLarge, fmt.Sprintf("more than %d images in one request", s.cfg.MaxImages))
 	}
 	if len(data) == 0 {
-		return errorf(KindUnprocessable, name()+" is empty")
+		return &Error{Kind: KindUnprocessable, Detail: name() + " is empty", Reason: RejectUndecodable}
+	}
+	if ctx.Err() != nil {
+		return decodeTimeout(ctx, b.n)
 	}
 	lim := imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}
-	// Large images are decoded only within the decode budget, so concurrent uploads cannot together hold more
-	// decoded pixels than DECODE_BUDGET, however many arrive at once. Small ones (the common case) skip the check.
-	var err error
-	if !smallPNG(data) {
-		var w, h int
-		if w, h, _, err = imageprep.DecodeConfig(data, lim); err == nil {
-			ctx, cancel := context.WithTimeout(ctx, s.cfg.PredictTimeout)
-			err = s.decodeBudget.Acquire(ctx, int64(min(w*h, s.cfg.DecodeBudget)))
-			cancel()
-			if err != nil {
-				return &Error{Kind: KindUnavailable, Detail: "busy decoding other large images; retry", RetryAfter: 1, Err: err}
-			}
-			defer s.decodeBudget.Release(int64(min(w*h, s.cfg.DecodeBudget)))
-		}
-	}
 	row := b.next()
 	start := time.Now()
+	spec := prepSpec(in)
+	cost, err := imageprep.EstimateCost(data, lim, spec)
 	if err == nil {
-		_, err = imageprep.PrepareBytes(row, data, lim, in)
+		what := fmt.Sprintf("%s (%dx%d %s)", name(), cost.Width, cost.Height, cost.Format)
+		if err := s.reserveDecode(ctx, cost.Total(), what); err != nil {
+			return err
+		}
+		err = s.prepare(ctx, row, data, lim, spec, cost.Total())
 	}
 	s.metrics.preprocess.Observe(time.Since(start).Seconds())
+	var e *Error
 	switch {
 	case err == nil:
+	case errors.As(err, &e):
+		return err
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return decodeTimeout(ctx, b.n)
 	case errors.Is(err, imageprep.ErrUnsupported) && strings.HasPrefix(http.DetectContentType(data), "image/"):
 		// A real image in a format we do not read (an icon, say): unsupported media type.
 		return &Error{Kind: KindUnsupported, Detail: name() + ": " + http.DetectContentType(data) + " is not supported; send PNG, JPEG, GIF, BMP, TIFF or WebP", Err: err}
@@ -279,15 +298,60 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	return nil
 }
 
+// inlineCost is the reservation below which an image is decoded on the request's goroutine: it takes milliseconds.
+const inlineCost = 8 << 20
+
+// prepare decodes and prepares data into row, and gives back the reserved bytes once the decoder is done with them.
+// A large image is decoded on a goroutine of its own so the request can answer when ctx ends, since a decoder
+// cannot be interrupted; the reservation stays until that goroutine finishes, because the memory is still in use.
+func (s *Server) prepare(ctx context.Context, row []float32, data []byte, lim imageprep.Limits, spec imageprep.Spec, reserved int64) error {
+	if reserved <= inlineCost {
+		defer s.memory.Release(reserved)
+		_, err := imageprep.PrepareBytes(row, data, lim, spec)
+		return err
+	}
+	dst := make([]float32, len(row))
+	done := make(chan error, 1)
+	go func() {
+		defer s.memory.Release(reserved)
+		_, err := imageprep.PrepareBytes(dst, data, lim, spec)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		copy(row, dst)
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// decodeTimeout is the answer when PREDICT_TIMEOUT passes while images are still being decoded.
+func decodeTimeout(ctx context.Context, decoded int) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return &Error{Kind: KindUnavailable, Detail: "the request was cancelled while its images were decoded", RetryAfter: 1, Err: ctx.Err()}
+	}
+	return &Error{Kind: KindTimeout, Detail: fmt.Sprintf("decoding the images took longer than PREDICT_TIMEOUT (%d decoded)", decoded), Err: ctx.Err()}
+}
+
 // predictJSON is the JSON request body: exactly one of its fields.
 type predictJSON struct {
 	Images []string        `json:"images"` // base64 image bytes, optionally as a data: URL
 	Inputs json.RawMessage `json:"inputs"` // rows of width*height values in 0..1, read by readRows
 }
 
-func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error {
+func (s *Server) readJSON(ctx context.Context, r *http.Request, in model.Input, b *batchInput, hold *membudget.Hold) error {
+	body, err := readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold)
+	if err != nil {
+		return err
+	}
+	// Decoding copies the body into the decoder's buffer and its strings into req; each image's bytes are decoded
+	// from base64 one at a time, at most three quarters of its string.
+	if err := hold.Grow(2 * int64(len(body))); err != nil {
+		return memoryError(err, "the JSON body")
+	}
 	var req predictJSON
-	if err := decodeJSON(r.Body, &req, true); err != nil {
+	if err := decodeJSON(bytes.NewReader(body), &req, true); err != nil {
 		return err
 	}
 	if string(req.Inputs) == "null" {
@@ -309,7 +373,7 @@ func (s *Server) readJSON(r *http.Request, in model.Input, b *batchInput) error 
 		if err != nil {
 			return errorf(KindInvalid, fmt.Sprintf("images[%d] is not valid base64", i))
 		}
-		if err := s.addImage(r.Context(), b, data, in, func() string { return fmt.Sprintf("images[%d]", i) }); err != nil {
+		if err := s.addImage(ctx, b, data, in, func() string { return fmt.Sprintf("images[%d]", i) }); err != nil {
 			return err
 		}
 	}
@@ -359,12 +423,20 @@ func (s *Server) handleFloor() http.HandlerFunc {
 	}
 }
 
-// smallPNG reports whether data is a PNG whose header claims at most a million pixels: decoding it costs at most 4 MB,
-// so it needs no place in the decode budget. The size sits at a fixed place in every PNG.
-func smallPNG(data []byte) bool {
-	if len(data) < 24 || string(data[:8]) != "\x89PNG\r\n\x1a\n" || string(data[12:16]) != "IHDR" {
-		return false
+// prepSpec is what preprocessing needs to know of a model's input.
+func prepSpec(in model.Input) imageprep.Spec {
+	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)}
+}
+
+// notAnImage refuses a body sent as one of sniffedTypes whose bytes are not an image format we read; bodies sent
+// with an image type go on to decoding, which says what is wrong with them.
+func notAnImage(mediaType string, data []byte) error {
+	if !sniffedTypes[mediaType] {
+		return nil
 	}
-	w, h := binary.BigEndian.Uint32(data[16:]), binary.BigEndian.Uint32(data[20:])
-	return w > 0 && h > 0 && uint64(w)*uint64(h) <= 1<<20
+	if _, _, _, err := imageprep.DecodeConfig(data, imageprep.Limits{}); errors.Is(err, imageprep.ErrUnsupported) {
+		return errorf(KindUnsupported, fmt.Sprintf("the %s body is not a PNG, JPEG, GIF, BMP, TIFF or WebP image: "+
+			"send an image (with curl: --data-binary @digit.png -H 'Content-Type: image/png'), multipart/form-data or application/json", mediaType))
+	}
+	return nil
 }

@@ -8,6 +8,11 @@ import (
 	"strconv"
 
 	"go.uber.org/zap"
+
+	"github.com/perceptron-dev/perceptron/internal/imageprep"
+	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
+	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
 // Kind classifies an error for HTTP: it decides the status code and the problem type. Only KindInternal is logged as
@@ -56,7 +61,10 @@ type Error struct {
 	Detail string
 	// RetryAfter, in seconds, is sent as the Retry-After header when positive.
 	RetryAfter int
-	Err        error // the cause, for logs; never shown to clients of internal errors
+	// Reason is the rejections_total reason when the kind and the cause do not say what happened; "" lets
+	// rejectionReason work it out.
+	Reason string
+	Err    error // the cause, for logs; never shown to clients of internal errors
 }
 
 func (e *Error) Error() string {
@@ -86,25 +94,59 @@ const problemTypeBase = "https://perceptron.dev/problems/"
 // fail answers with the problem+json body for err, counts the rejection and logs internal errors.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := asError(err)
-	if reason := rejectionReason(e.Kind); reason != "" && s.metrics != nil {
-		s.metrics.rejections.WithLabelValues(reason).Inc()
-	}
+	s.countRejection(e)
 	writeError(w, r, s.log, e)
 }
 
-// rejectionReason names the rejection metric's reason for a kind; "" means not counted as a rejection.
-func rejectionReason(k Kind) string {
-	switch k {
+// countRejection counts e in rejections_total under the reason that says what happened.
+func (s *Server) countRejection(e *Error) {
+	if reason := rejectionReason(e); reason != "" && s.metrics != nil {
+		s.metrics.rejections.WithLabelValues(reason).Inc()
+	}
+}
+
+// causeReasons name the rejection reason of errors by their cause, where the kind alone does not say what happened.
+var causeReasons = []struct {
+	kind   Kind
+	cause  error
+	reason string
+}{
+	{KindUnavailable, inference.ErrOverloaded, RejectOverloaded},
+	{KindUnavailable, membudget.ErrBusy, RejectMemory},
+	{KindUnavailable, inference.ErrClosed, RejectShuttingDown},
+	{KindUnavailable, inference.ErrInput, RejectModelChanged},
+	{KindUnavailable, train.ErrQueueFull, RejectTrainingQueueFull},
+	{KindUnavailable, context.Canceled, RejectCancelled},
+	{KindUnprocessable, imageprep.ErrUndecodable, RejectUndecodable},
+	{KindUnprocessable, imageprep.ErrUnsupported, RejectUndecodable},
+}
+
+// rejectionReason names the rejection metric's reason for e: its own Reason when set, else the one its cause or
+// its kind implies; "" means not counted as a rejection (not found, conflict, internal errors).
+func rejectionReason(e *Error) string {
+	if e.Reason != "" {
+		return e.Reason
+	}
+	for _, c := range causeReasons {
+		if e.Kind == c.kind && errors.Is(e.Err, c.cause) {
+			return c.reason
+		}
+	}
+	switch e.Kind {
 	case KindTooLarge:
 		return RejectTooLarge
 	case KindUnsupported:
 		return RejectUnsupported
-	case KindUnprocessable:
-		return RejectUndecodable
-	case KindInvalid, KindMethod, KindSlow:
+	case KindInvalid, KindUnprocessable:
 		return RejectInvalid
-	case KindUnavailable, KindTooMany:
-		return RejectOverloaded
+	case KindMethod:
+		return RejectMethod
+	case KindSlow:
+		return RejectSlow
+	case KindUnavailable:
+		return RejectUnavailable
+	case KindTooMany:
+		return RejectRateLimited
 	case KindTimeout:
 		return RejectTimeout
 	case KindUnauthorized:

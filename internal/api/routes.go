@@ -25,9 +25,11 @@ func (s *Server) AdminHandler() http.Handler { return s.router(false, true) }
 func (s *Server) router(public, admin bool) http.Handler {
 	r := chi.NewRouter()
 	r.Use(withRequestID, withAccessLog(s.log), s.withMetrics, withRecover(s.log), withDrainClose(s.Draining),
-		middleware.GetHead)
-	// Routes that read a body refuse encoded ones once they have matched (and, for admin routes, authenticated).
-	body := r.With(s.withIdentityEncoding)
+		withChunkedClose, middleware.GetHead)
+	// Routes that read a body refuse one declared over their limit, and encoded ones, once they have matched (and,
+	// for admin routes, authenticated).
+	maxBody := func() int64 { return s.cfg.MaxBodyBytes }
+	body := r.With(s.withDeclaredLength(maxBody), s.withIdentityEncoding)
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		if isV2(r) {
 			v2Error(w, http.StatusNotFound, "no such route")
@@ -92,14 +94,16 @@ func (s *Server) router(public, admin bool) http.Handler {
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(s.withAdmin)
-		r.With(s.withIdentityEncoding).Post("/train", s.handleTrainSubmit())
+		r.With(s.withDeclaredLength(func() int64 { return maxTrainBody }), s.withIdentityEncoding).Post("/train", s.handleTrainSubmit())
 		r.Get("/train", s.handleTrainList())
 		r.Get("/train/{id}", s.handleTrainGet())
 		r.Delete("/train/{id}", s.handleTrainCancel())
 		r.Get("/models", s.handleModelsList())
 		r.Get("/models/{version}", s.handleModelGet())
+		r.With(s.withIdentityEncoding).Post("/models", s.handleModelImport())
+		r.Get("/models/{version}/onnx", s.handleModelExport())
 		r.Post("/models/{version}/activate", s.handleModelActivate())
-		r.With(s.withIdentityEncoding).Post("/datasets", s.handleDatasetUpload())
+		r.With(s.withDeclaredLength(s.datasetBodyLimit), s.withIdentityEncoding).Post("/datasets", s.handleDatasetUpload())
 		r.Get("/datasets", s.handleDatasetList())
 		r.Get("/datasets/{id}", s.handleDatasetGet())
 	})
@@ -142,8 +146,7 @@ func (s *Server) withIdentityEncoding(next http.Handler) http.Handler {
 					w.Header().Set("Accept-Encoding", "identity")
 					detail := "Content-Encoding " + strconv.Quote(truncate(c, 32)) + " is not supported; send the body uncompressed"
 					if strings.HasPrefix(r.URL.Path, "/v2/") {
-						s.metrics.rejections.WithLabelValues(RejectUnsupported).Inc()
-						v2Error(w, http.StatusUnsupportedMediaType, detail)
+						s.v2Fail(w, r, errorf(KindUnsupported, detail))
 						return
 					}
 					s.fail(w, r, errorf(KindUnsupported, detail))

@@ -6,15 +6,17 @@ package api
 
 import (
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
+	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
@@ -24,9 +26,9 @@ type Config struct {
 	MaxBodyBytes int64 // bytes per request body; 0 means 32 MiB
 	MaxPixels    int   // width x height per image, checked before decoding; 0 means 40 million
 	MaxImages    int   // images per request; 0 means 256
-	// DecodeBudget caps the pixels of large images being decoded at once, across all requests; a request waits for
-	// room (up to PredictTimeout) and then gets 503. 0 means 2 x MaxPixels.
-	DecodeBudget   int
+	// Memory is the process's memory budget: request bodies, decoded images and their preprocessing reserve from it
+	// before they allocate, and a request that does not fit gets 503 (413 if it never could). Nil means unlimited.
+	Memory         *membudget.Budget
 	PredictTimeout time.Duration // longest a prediction may take, queueing included, before 504; 0 means 10s
 	// AdminToken is the bearer token of the admin routes; with none set they refuse every request.
 	AdminToken string
@@ -34,6 +36,12 @@ type Config struct {
 	SeparateAdmin bool
 	// AdminFailLimit is how many failed admin attempts a client address may make per minute; 0 means 10.
 	AdminFailLimit int
+	// TrustedProxies are the proxies (an ingress, a load balancer) whose forwarding headers name the client address
+	// that failed admin attempts are counted against; nil trusts none and counts the peer's address.
+	TrustedProxies []netip.Prefix
+	// GoLive makes a registry version the serving model (POST /models/{version}/activate): the composition root's
+	// one way a model goes live. Nil refuses activations.
+	GoLive func(version string) (*model.Network, error)
 	// BenchFloor adds POST /bench/floor, a handler that reads the multipart images like /predict and answers a
 	// constant JSON: the floor that /predict's throughput is measured against. Off in production.
 	BenchFloor bool
@@ -47,9 +55,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPixels <= 0 {
 		c.MaxPixels = 40_000_000
-	}
-	if c.DecodeBudget <= 0 {
-		c.DecodeBudget = 2 * c.MaxPixels
 	}
 	if c.MaxImages <= 0 {
 		c.MaxImages = 256
@@ -80,8 +85,7 @@ type Server struct {
 	draining atomic.Bool
 	handler  http.Handler
 	labels   labelCache
-
-	decodeBudget *semaphore.Weighted
+	memory   *membudget.Budget
 }
 
 // NewServer wires the routes. The engine serves predictions with its active model; the registry, the jobs and the
@@ -90,7 +94,7 @@ type Server struct {
 func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs, sets *datastore.Store) *Server {
 	s := &Server{log: log, cfg: cfg.withDefaults(), gatherer: gatherer, metrics: m, engine: engine, registry: reg, jobs: jobs, datasets: sets}
 	s.fails.limit = s.cfg.AdminFailLimit
-	s.decodeBudget = semaphore.NewWeighted(int64(s.cfg.DecodeBudget))
+	s.memory = s.cfg.Memory
 	s.handler = s.routes()
 	return s
 }

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
@@ -57,15 +60,24 @@ func v2Error(w http.ResponseWriter, status int, msg string) {
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
-// v2Fail answers err in the protocol's shape: an *Error with its status and client-safe detail, anything else is a
-// malformed request (400) with its message.
-func v2Fail(w http.ResponseWriter, err error) {
+// v2Fail answers err in the protocol's shape and counts the rejection as fail does: an *Error with its status and
+// client-safe detail, anything else a malformed request (400) with its message. Internal errors are logged and
+// answered without their detail.
+func (s *Server) v2Fail(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if errors.As(err, &e) {
-		v2Error(w, kindInfo[e.Kind].status, e.Detail)
-		return
+	if !errors.As(err, &e) {
+		e = &Error{Kind: KindInvalid, Detail: err.Error(), Err: err}
 	}
-	v2Error(w, http.StatusBadRequest, err.Error())
+	s.countRejection(e)
+	detail := e.Detail
+	if e.Kind == KindInternal {
+		s.log.Error("internal error", zap.Error(e), zap.String("request_id", requestID(r.Context())))
+		detail = "internal error"
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	v2Error(w, kindInfo[e.Kind].status, detail)
 }
 
 // v2Model returns the serving model when name (and version, on the version routes) name it, else answers 404.
@@ -132,24 +144,37 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 		if net == nil {
 			return
 		}
-		req, err := s.readV2Infer(w, r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
+		defer cancel()
+		hold := s.memory.Hold()
+		defer hold.Release()
+		body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength, s.cfg.MaxBodyBytes, hold)
+		if err == nil {
+			// The decoder's copy of the body and the strings or numbers it becomes.
+			err = memoryError(hold.Grow(2*int64(len(body))), "the JSON body")
+		}
 		if err != nil {
-			v2Fail(w, err)
+			s.v2Fail(w, r, bodyError(err))
+			return
+		}
+		req, err := parseV2Infer(body, r.Header.Values(binaryHeader))
+		if err != nil {
+			s.v2Fail(w, r, err)
 			return
 		}
 		if len(req.Inputs) != 1 {
-			v2Error(w, http.StatusBadRequest, fmt.Sprintf("expected exactly one input tensor, got %d", len(req.Inputs)))
+			s.v2Fail(w, r, fmt.Errorf("expected exactly one input tensor, got %d", len(req.Inputs)))
 			return
 		}
 		for _, o := range req.Outputs {
 			if o.Name != "probabilities" {
-				v2Error(w, http.StatusBadRequest, fmt.Sprintf("unknown output %q; this model has \"probabilities\"", o.Name))
+				s.v2Fail(w, r, fmt.Errorf("unknown output %q; this model has \"probabilities\"", o.Name))
 				return
 			}
 		}
 		in := req.Inputs[0]
 		if in.Name != oip.InputName && !(in.Name == oip.ImageName && in.Datatype == "BYTES") {
-			v2Error(w, http.StatusBadRequest, fmt.Sprintf("unknown input %q; this model takes %q (BYTES also as %q)", truncate(in.Name, 64), oip.InputName, oip.ImageName))
+			s.v2Fail(w, r, fmt.Errorf("unknown input %q; this model takes %q (BYTES also as %q)", truncate(in.Name, 64), oip.InputName, oip.ImageName))
 			return
 		}
 		size := net.MLP.Inputs()
@@ -164,32 +189,30 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			x, n, err = v2Floats(in, size, s.cfg.MaxImages)
 		case "BYTES":
 			if in.binary != nil {
-				x, n, err = s.v2BinaryImages(r.Context(), in, net.Input, s.cfg.MaxImages)
+				x, n, err = s.v2BinaryImages(ctx, in, net.Input, s.cfg.MaxImages)
 				break
 			}
-			x, n, err = s.v2Images(r.Context(), in, net.Input, s.cfg.MaxImages)
+			x, n, err = s.v2Images(ctx, in, net.Input, s.cfg.MaxImages)
 		default:
 			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
 		}
 		if err != nil {
-			v2Fail(w, err)
+			s.v2Fail(w, r, err)
 			return
 		}
 		info(r.Context()).images = n
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
-		defer cancel()
 		res, err := s.engine.Predict(ctx, x, n, size)
 		switch {
 		case err == nil:
 		case errors.Is(err, inference.ErrOverloaded), errors.Is(err, inference.ErrClosed), errors.Is(err, inference.ErrInput):
-			w.Header().Set("Retry-After", "1")
-			v2Error(w, http.StatusServiceUnavailable, err.Error())
-			return
+			err = &Error{Kind: KindUnavailable, Detail: err.Error(), RetryAfter: 1, Err: err}
 		case errors.Is(err, context.DeadlineExceeded):
-			v2Error(w, http.StatusGatewayTimeout, "the inference took too long")
-			return
+			err = &Error{Kind: KindTimeout, Detail: "the inference took too long", Err: err}
 		default:
-			v2Error(w, http.StatusInternalServerError, "internal error")
+			err = &Error{Kind: KindInternal, Detail: "internal error", Err: err}
+		}
+		if err != nil {
+			s.v2Fail(w, r, err)
 			return
 		}
 		s.metrics.countLabels(res)
@@ -210,7 +233,7 @@ func v2Floats(t v2Tensor, size, maxRows int) ([]float32, int, error) {
 	if n > maxRows {
 		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d rows; at most %d per request", n, maxRows)}
 	}
-	x, err := readTensor(t.Data, n*size, make([]float32, 0, n*size))
+	x, err := readTensor(t.Data, t.Shape, make([]float32, 0, n*size))
 	if err != nil {
 		return nil, 0, fmt.Errorf("input %q %v", t.Name, err)
 	}

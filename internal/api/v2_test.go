@@ -129,6 +129,8 @@ func TestV2InferErrors(t *testing.T) {
 		{"no inputs", `{"inputs": []}`, 400},
 		{"wrong shape", `{"inputs":[{"name":"input","shape":[1,10],"datatype":"FP32","data":[0,0,0,0,0,0,0,0,0,0]}]}`, 400},
 		{"too few values", `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[0.5]}]}`, 400},
+		{"ragged rows of 700 and 868 values for [2,784]", `{"inputs":[{"name":"input","shape":[2,784],"datatype":"FP32","data":[[` +
+			strings.Repeat("0.5,", 699) + `0.5],[` + strings.Repeat("0.5,", 867) + `0.5]]}]}`, 400},
 		{"out of range", `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[` + strings.Repeat("7,", 783) + `7]}]}`, 400},
 		{"strings as FP32", `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":["a"]}]}`, 400},
 		{"unsupported datatype", `{"inputs":[{"name":"input","shape":[1,784],"datatype":"INT8","data":[]}]}`, 400},

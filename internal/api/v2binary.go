@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -24,23 +23,18 @@ import (
 // binaryHeader names the length of the JSON header in a body with binary tensor data, in requests and responses.
 const binaryHeader = "Inference-Header-Content-Length"
 
-// readV2Infer reads an inference request, plain JSON or JSON followed by binary tensor data. Each input with a
-// binary_data_size gets its bytes in binary.
-func (s *Server) readV2Infer(w http.ResponseWriter, r *http.Request) (v2InferRequest, error) {
+// parseV2Infer reads an inference request from its body: plain JSON, or, when the request has the
+// Inference-Header-Content-Length header (its values are headerLen), JSON followed by binary tensor data. Each input
+// with a binary_data_size gets its bytes in binary.
+func parseV2Infer(body []byte, headerLen []string) (v2InferRequest, error) {
+	if len(headerLen) > 0 {
+		return parseBinaryBody(body, headerLen)
+	}
 	var req v2InferRequest
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	hl := r.Header.Values(binaryHeader)
-	if len(hl) == 0 {
-		if err := decodeJSON(body, &req, false); err != nil {
-			return req, err
-		}
-		return req, attachBinary(&req, nil, false)
+	if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
+		return req, err
 	}
-	data, err := io.ReadAll(body)
-	if err != nil {
-		return req, bodyError(err)
-	}
-	return parseBinaryBody(data, hl)
+	return req, attachBinary(&req, nil, false)
 }
 
 // parseBinaryBody splits a body with binary tensor data by its header length values (one, a decimal count of

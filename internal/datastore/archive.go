@@ -82,6 +82,7 @@ func walkZip(archive []byte, lim Limits, visit func(file) error) error {
 		}
 	}
 	budget := lim.MaxUncompressedBytes
+	at := make(map[int64]string) // where each file's data starts, to refuse entries that share it
 	for _, f := range zr.File {
 		parts, err := cleanPath(f.Name)
 		if err != nil {
@@ -104,6 +105,14 @@ func walkZip(archive []byte, lim Limits, visit func(file) error) error {
 		case f.UncompressedSize64 > uint64(lim.MaxFileBytes):
 			return tooLargef(f.Name, "expands to %d bytes, more than the limit of %d per file", f.UncompressedSize64,
 				lim.MaxFileBytes)
+		}
+		// Entries whose directory records point at the same data would each be decoded again: an archive of a few
+		// hundred kilobytes could name one large image thousands of times.
+		if off, err := f.DataOffset(); err == nil {
+			if other, dup := at[off]; dup {
+				return invalidf(f.Name, "points at the same data as %q", other)
+			}
+			at[off] = f.Name
 		}
 		rc, err := f.Open()
 		if err != nil {

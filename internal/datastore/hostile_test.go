@@ -114,12 +114,10 @@ func TestBombsAreRefusedCheaply(t *testing.T) {
 			}
 			t.Logf("%v after %v, %d KiB allocated", err, elapsed.Round(time.Millisecond),
 				(after.TotalAlloc-before.TotalAlloc)>>10)
-			// Reading up to a 4 MiB limit costs twice that as the buffer grows, and more under the race detector.
+			// Cheap is measured in bytes, not seconds, which a loaded machine stretches. Reading up to a 4 MiB limit
+			// costs twice that as the buffer grows, and more under the race detector.
 			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 24<<20 {
 				t.Errorf("got %d MiB allocated; want at most 24 MiB for a %d MiB bomb", alloc>>20, bombSize>>20)
-			}
-			if elapsed > 5*time.Second {
-				t.Errorf("got refusal after %v; want within 5s", elapsed)
 			}
 			assertEmpty(t, s, dir)
 		})

@@ -16,6 +16,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
 	"github.com/perceptron-dev/perceptron/internal/model"
@@ -46,6 +48,7 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 	var files []file // names only: the bytes go to the workers and are dropped once decoded
 	seen := make(map[string]bool)
 	decodeLim := imageprep.Limits{MaxPixels: lim.MaxPixels, MaxBytes: lim.MaxFileBytes}
+	var decoded int64 // pixels of the images sent so far
 	pix, err := prepareAll(ctx, in, func(send func(job) error) error {
 		return walk(func(f file) error {
 			if seen[f.name] {
@@ -58,8 +61,24 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 			}
 			files = append(files, file{name: f.name, parts: f.parts})
 			data := f.data
+			cost, err := imageprep.EstimateCost(data, decodeLim, prepSpec(in))
+			if err == nil {
+				if decoded += int64(cost.Width) * int64(cost.Height); decoded > lim.MaxDecodedPixels {
+					return tooLargef(f.name, "the images decode to more than %d pixels in all, the limit of one import", lim.MaxDecodedPixels)
+				}
+				if err := lim.Memory.Fits(cost.Total()); err != nil {
+					return tooLargef(f.name, "%dx%d %s: %v (MEMORY_LIMIT)", cost.Width, cost.Height, cost.Format, err)
+				}
+			}
 			return send(job{seq: len(files) - 1, name: f.name, prepare: func(p *imageprep.Preparer, dst []float32) error {
-				format, err := p.PrepareBytes(dst, data, decodeLim, in)
+				if cost.Total() > 0 {
+					// Waits while predictions or other imports hold the memory; the request's context bounds it.
+					if err := lim.Memory.Reserve(ctx, cost.Total()); err != nil {
+						return err
+					}
+					defer lim.Memory.Release(cost.Total())
+				}
+				format, err := p.PrepareBytes(dst, data, decodeLim, prepSpec(in))
 				if format == "" && errors.Is(err, imageprep.ErrUnsupported) {
 					return invalidf(f.name, "%s", describe(data))
 				}
@@ -194,15 +213,18 @@ func assemble(files []file, pix [][]byte, in model.Input, lim Limits) (*dataset.
 			return nil, Info{}, invalidf(f.name, "is not inside a class folder; put each image in a folder named "+
 				"after its class, e.g. cat/001.jpg")
 		}
-		labels[i] = parts[0]
-		if !slices.Contains(classes, parts[0]) {
-			if err := checkLabel(parts[0]); err != nil {
+		// Folder names that differ only in their Unicode form look identical to a user ("café" composed, as most
+		// systems write it, or decomposed, as macOS does), so they are one class, stored in the composed form (NFC).
+		label := norm.NFC.String(parts[0])
+		labels[i] = label
+		if !slices.Contains(classes, label) {
+			if err := checkLabel(label); err != nil {
 				return nil, Info{}, invalidf(f.name, "the class folder name %v", err)
 			}
 			if len(classes) == lim.MaxClasses {
 				return nil, Info{}, invalidf("", "more than %d classes", lim.MaxClasses)
 			}
-			classes = append(classes, parts[0])
+			classes = append(classes, label)
 		}
 	}
 	if len(classes) < 2 {
@@ -315,6 +337,15 @@ func (s *Store) ImportIDX(ctx context.Context, images, labels []byte, opts Impor
 		return Info{}, tooLargef("", "%d images at %dx%d, more than the limit of %d stored bytes", n, in.Width,
 			in.Height, lim.MaxSetBytes)
 	}
+	// The pixels are held twice: as read, and as the set they become. Reserve them before inflating anything.
+	need := 2 * int64(n) * int64(rows) * int64(cols)
+	if err := lim.Memory.Fits(need); err != nil {
+		return Info{}, tooLargef("", "%d images of %dx%d: %v (MEMORY_LIMIT)", n, cols, rows, err)
+	}
+	if err := lim.Memory.Reserve(ctx, need); err != nil {
+		return Info{}, err
+	}
+	defer lim.Memory.Release(need)
 	imgIDX, err := dataset.ReadIDX(bytes.NewReader(images), lim.MaxUncompressedBytes)
 	if err != nil {
 		return Info{}, invalidf("", "image file: %v", err)
@@ -336,7 +367,7 @@ func (s *Store) ImportIDX(ctx context.Context, images, labels []byte, opts Impor
 			img := &image.Gray{Pix: raw.Image(i), Stride: cols, Rect: image.Rect(0, 0, cols, rows)}
 			name := fmt.Sprintf("image %d", i)
 			err := send(job{seq: i, name: name, prepare: func(p *imageprep.Preparer, dst []float32) error {
-				return imageError(name, p.Prepare(dst, img, in))
+				return imageError(name, p.Prepare(dst, img, prepSpec(in)))
 			}})
 			if err != nil {
 				return err
@@ -386,4 +417,9 @@ func idxClasses(raw *dataset.Set, names []string, lim Limits) ([]string, error) 
 		}
 	}
 	return slices.Clone(names), nil
+}
+
+// prepSpec is what preprocessing needs to know of the input the data set is built for.
+func prepSpec(in model.Input) imageprep.Spec {
+	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)}
 }

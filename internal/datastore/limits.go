@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -61,6 +62,7 @@ const (
 	DefaultMaxClasses           = 100
 	DefaultMaxPixels            = imageprep.DefaultMaxPixels
 	DefaultMaxSetBytes          = 512 << 20
+	DefaultMaxDecodedPixels     = 4_000_000_000
 )
 
 // maxClasses is the hard cap on classes: a label is stored in one byte.
@@ -87,6 +89,13 @@ type Limits struct {
 	// MaxSetBytes caps the stored pixels, examples*width*height, which is also the memory Load needs. Zero means
 	// DefaultMaxSetBytes (512 MiB).
 	MaxSetBytes int64
+	// MaxDecodedPixels caps the pixels decoded in one import, all images together: it bounds the work of an archive
+	// whose entries are few bytes each but large images, or whose directory points many entries at the same one.
+	// Zero means DefaultMaxDecodedPixels (4 billion, several minutes of decoding).
+	MaxDecodedPixels int64
+	// Memory is the process's memory budget: each image reserves what decoding it costs, and an IDX file what its
+	// pixels take, before allocating. Nil means unlimited.
+	Memory *membudget.Budget
 }
 
 // withDefaults returns l with every unset field at its default.
@@ -104,6 +113,7 @@ func (l Limits) withDefaults() Limits {
 	l.MaxClasses = min(int(def(int64(l.MaxClasses), DefaultMaxClasses)), maxClasses)
 	l.MaxPixels = int(def(int64(l.MaxPixels), DefaultMaxPixels))
 	l.MaxSetBytes = def(l.MaxSetBytes, DefaultMaxSetBytes)
+	l.MaxDecodedPixels = def(l.MaxDecodedPixels, DefaultMaxDecodedPixels)
 	return l
 }
 

@@ -1,10 +1,11 @@
 package imageprep
 
 import (
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
 	"image/color"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // BenchmarkPrepareBytes measures Decode and Prepare together, with a Preparer kept across images as a worker keeps
@@ -59,8 +60,8 @@ func benchInputs(b *testing.B) []benchInput {
 	pix := mnistTest(b).Image(0)
 	rng := rand.New(rand.NewPCG(1, 1))
 	return []benchInput{
-		{"png-gray=28x28", uploadforms.EncodePNG(uploadforms.DigitGray(pix))},
-		{"png-nrgba=280x280", uploadforms.EncodePNG(uploadforms.Canvas(uploadforms.InkMap(pix, 280), 280, color.NRGBA{}))},
-		{"jpeg-ycbcr=1000x1000", uploadforms.EncodeJPEG(uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: uploadforms.Pencil, Noise: 4}.RGBA(uploadforms.InkMap(pix, 1000), 1000, 1000, rng), 85)},
+		{"png-gray=28x28", uploadtest.EncodePNG(uploadtest.DigitGray(pix))},
+		{"png-nrgba=280x280", uploadtest.EncodePNG(uploadtest.Canvas(uploadtest.InkMap(pix, 280), 280, color.NRGBA{}))},
+		{"jpeg-ycbcr=1000x1000", uploadtest.EncodeJPEG(uploadtest.Paint{Paper: uploadtest.OffWhite, Ink: uploadtest.Pencil, Noise: 4}.RGBA(uploadtest.InkMap(pix, 1000), 1000, 1000, rng), 85)},
 	}
 }

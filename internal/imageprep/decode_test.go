@@ -2,7 +2,6 @@ package imageprep
 
 import (
 	"errors"
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
 	"image"
 	"image/color"
 	"math/rand/v2"
@@ -11,6 +10,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // TestDecodeHostile feeds Decode inputs that are wrong, lying or built to exhaust a server, and checks that each
@@ -33,20 +34,20 @@ func TestDecodeHostile(t *testing.T) {
 		{"random bytes are unsupported", random, Limits{}, ErrUnsupported},
 		{"text is unsupported", []byte("<svg xmlns='http://www.w3.org/2000/svg'/>"), Limits{}, ErrUnsupported},
 		{"data beyond MaxBytes is too large", random, Limits{MaxBytes: 1000}, ErrTooLarge},
-		{"a PNG claiming 100000x100000 is too large", uploadforms.PNGHeader(100000, 100000), Limits{}, ErrTooLarge},
-		{"a PNG claiming 2^31-1 squared is too large", uploadforms.PNGHeader(1<<31-1, 1<<31-1), Limits{}, ErrTooLarge},
-		{"a PNG just over MaxPixels is too large", uploadforms.PNGHeader(101, 100), Limits{MaxPixels: 10000}, ErrTooLarge},
-		{"a PNG claiming 0x0 is undecodable", uploadforms.PNGHeader(0, 0), Limits{}, ErrUndecodable},
-		{"a PNG with a header but no pixels is undecodable", uploadforms.PNGHeader(10, 10), Limits{}, ErrUndecodable},
-		{"a GIF with a 65535x65535 screen is too large", uploadforms.GIFScreen(65535, 65535), Limits{}, ErrTooLarge},
-		{"a TIFF claiming 1000000x1000000 is too large", uploadforms.TIFFHeader(1000000, 1000000, 1), Limits{}, ErrTooLarge},
-		{"a TIFF whose strip claims 4 GB is undecodable", uploadforms.TIFFHeader(16, 16, 1<<32-1), Limits{}, ErrUndecodable},
-		{"a BMP claiming 100000x100000 is too large", uploadforms.BMPHeader(100000, 100000), Limits{}, ErrTooLarge},
-		{"a BMP claiming 100000x-100000 (top-down) is too large", uploadforms.BMPHeader(100000, -100000), Limits{}, ErrTooLarge},
-		{"a JPEG claiming 65535x65535 is too large", uploadforms.JPEGHeader(65535, 65535), Limits{}, ErrTooLarge},
-		{"a JPEG of 5000 empty scans is undecodable", uploadforms.ManyScans(), Limits{}, ErrUndecodable},
-		{"a WebP claiming a 16384x16384 canvas is too large", uploadforms.WebPCanvas(16384, 16384), Limits{}, ErrTooLarge},
-		{"the first frame of a GIF of 2000 frames decodes", uploadforms.ManyFrames(2000), Limits{}, nil},
+		{"a PNG claiming 100000x100000 is too large", uploadtest.PNGHeader(100000, 100000), Limits{}, ErrTooLarge},
+		{"a PNG claiming 2^31-1 squared is too large", uploadtest.PNGHeader(1<<31-1, 1<<31-1), Limits{}, ErrTooLarge},
+		{"a PNG just over MaxPixels is too large", uploadtest.PNGHeader(101, 100), Limits{MaxPixels: 10000}, ErrTooLarge},
+		{"a PNG claiming 0x0 is undecodable", uploadtest.PNGHeader(0, 0), Limits{}, ErrUndecodable},
+		{"a PNG with a header but no pixels is undecodable", uploadtest.PNGHeader(10, 10), Limits{}, ErrUndecodable},
+		{"a GIF with a 65535x65535 screen is too large", uploadtest.GIFScreen(65535, 65535), Limits{}, ErrTooLarge},
+		{"a TIFF claiming 1000000x1000000 is too large", uploadtest.TIFFHeader(1000000, 1000000, 1), Limits{}, ErrTooLarge},
+		{"a TIFF whose strip claims 4 GB is undecodable", uploadtest.TIFFHeader(16, 16, 1<<32-1), Limits{}, ErrUndecodable},
+		{"a BMP claiming 100000x100000 is too large", uploadtest.BMPHeader(100000, 100000), Limits{}, ErrTooLarge},
+		{"a BMP claiming 100000x-100000 (top-down) is too large", uploadtest.BMPHeader(100000, -100000), Limits{}, ErrTooLarge},
+		{"a JPEG claiming 65535x65535 is too large", uploadtest.JPEGHeader(65535, 65535), Limits{}, ErrTooLarge},
+		{"a JPEG of 5000 empty scans is undecodable", uploadtest.ManyScans(), Limits{}, ErrUndecodable},
+		{"a WebP claiming a 16384x16384 canvas is too large", uploadtest.WebPCanvas(16384, 16384), Limits{}, ErrTooLarge},
+		{"the first frame of a GIF of 2000 frames decodes", uploadtest.ManyFrames(2000), Limits{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var before, after runtime.MemStats

@@ -9,7 +9,6 @@ import (
 	"image/png"
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
-	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
 // A photo of a dark stroke on light paper, off-centre in a wider picture, becomes an MNIST-style input: a bright
@@ -29,10 +28,10 @@ func Example() {
 		panic(err)
 	}
 
-	var p imageprep.Preparer // one per worker: it reuses its buffers
-	in := model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST}
-	x := make([]float32, in.Width*in.Height)
-	format, err := p.PrepareBytes(x, file.Bytes(), imageprep.Limits{MaxPixels: 1 << 20}, in)
+	var p imageprep.Preparer                                                 // one per worker: it reuses its buffers
+	spec := imageprep.Spec{Width: 28, Height: 28, Mode: imageprep.ModeMNIST} // as the model file records it
+	x := make([]float32, spec.Width*spec.Height)
+	format, err := p.PrepareBytes(x, file.Bytes(), imageprep.Limits{MaxPixels: 1 << 20}, spec)
 	if err != nil {
 		panic(err)
 	}

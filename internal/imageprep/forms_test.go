@@ -8,5 +8,5 @@ import (
 )
 
 // mnistTest returns MNIST's real test set; the test images are made from its digits in each of the ways a digit
-// reaches the service (package uploadforms).
+// reaches the service (package uploadtest).
 func mnistTest(t testing.TB) *dataset.Set { return mnisttest.Test(t) }

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
 // FuzzDecodePrepare checks that no input makes PrepareBytes panic, return an error outside the three kinds, or write
@@ -24,7 +22,7 @@ func FuzzDecodePrepare(f *testing.F) {
 		f.Add(data)
 	}
 	lim := Limits{MaxPixels: 1 << 16, MaxBytes: 1 << 16}
-	inputs := []model.Input{mnistInput, {Width: 8, Height: 6, Preprocess: model.PreprocessResize}}
+	inputs := []Spec{mnistInput, {Width: 8, Height: 6, Mode: ModeResize}}
 	var p Preparer
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, in := range inputs {

@@ -5,6 +5,16 @@ import (
 	"image/color"
 )
 
+// workSide is the longest side of the working image of the mnist mode. A larger image is first area-averaged by an
+// integer factor down to at most this size: every later step then costs the same whatever the upload's size, and a
+// digit that fills a tenth of a 2000x2000 page is still 25 pixels tall, more than the 20 it ends up as.
+const workSide = 256
+
+// workFactor is the least integer factor that brings an image of bounds b down to workSide pixels a side.
+func workFactor(b image.Rectangle) int {
+	return (max(b.Dx(), b.Dy()) + workSide - 1) / workSide
+}
+
 // Luminance weights of ITU-R BT.601 in 16.16 fixed point, as image/color's GrayModel uses, so a gray image's values
 // come through unchanged.
 const (
@@ -195,6 +205,23 @@ func (p *Preparer) reduce(img image.Image, f int) reduction {
 		r.meanInk = totY / totA
 	}
 	return r
+}
+
+// luminance returns the luminance of the working image that reduce made, compositing a transparent background over
+// the colour that contrasts with the strokes (white behind dark strokes, black behind light ones): a canvas drawing
+// in black or in white then comes out as strokes on a plain background, and alpha in effect becomes the ink.
+func (p *Preparer) luminance(r reduction) []float32 {
+	v := p.lum[:r.ww*r.wh]
+	if !r.opaque {
+		back := float32(0)
+		if r.meanInk < 0.5 {
+			back = 1
+		}
+		for i := range v {
+			v[i] += back * (1 - p.alpha[i])
+		}
+	}
+	return v
 }
 
 // paletteTables fills p.palY and p.palA with the premultiplied 16-bit luminance and alpha of each palette index.

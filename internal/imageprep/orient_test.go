@@ -6,7 +6,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // TestOrientTurnsAsEXIFSays checks every orientation on a 3x2 image whose pixels are all different, against the
@@ -65,7 +65,7 @@ func TestOrientTurnsAsEXIFSays(t *testing.T) {
 // TestDecodeTurnsJPEGsUpright stores an MNIST digit turned each way with the orientation that undoes the turn, in
 // both byte orders, and checks that Decode gives back the upright digit.
 func TestDecodeTurnsJPEGsUpright(t *testing.T) {
-	upright := uploadforms.DigitGray(mnistDigit(t, 0))
+	upright := uploadtest.DigitGray(mnistDigit(t, 0))
 	undo := map[int]int{6: 8, 8: 6} // 2, 3, 4, 5 and 7 are their own inverses
 	for o := 1; o <= 8; o++ {
 		for _, little := range []bool{false, true} {
@@ -75,7 +75,7 @@ func TestDecodeTurnsJPEGsUpright(t *testing.T) {
 			} else if o > 1 {
 				stored = orient(upright, o).(*image.Gray)
 			}
-			data := uploadforms.WithOrientation(uploadforms.EncodeJPEG(stored, 100), uint16(o), little)
+			data := uploadtest.WithOrientation(uploadtest.EncodeJPEG(stored, 100), uint16(o), little)
 			if got := jpegOrientation(data); got != o {
 				t.Fatalf("orientation %d (little-endian %v) read as %d", o, little, got)
 			}
@@ -103,7 +103,7 @@ func TestDecodeTurnsJPEGsUpright(t *testing.T) {
 // TestJPEGOrientationIgnoresWhatItCannotRead cuts a tagged JPEG's header everywhere and spoils its fields one by
 // one: no cut or spoilt header may panic, and none may give an orientation outside 1..8.
 func TestJPEGOrientationIgnoresWhatItCannotRead(t *testing.T) {
-	data := uploadforms.WithOrientation(uploadforms.EncodeJPEG(uploadforms.DigitGray(mnistDigit(t, 0)), 90), 6, false)
+	data := uploadtest.WithOrientation(uploadtest.EncodeJPEG(uploadtest.DigitGray(mnistDigit(t, 0)), 90), 6, false)
 	for n := range 80 {
 		if o := jpegOrientation(data[:n]); o < 1 || o > 8 {
 			t.Fatalf("%d bytes: orientation %d", n, o)
@@ -118,7 +118,7 @@ func TestJPEGOrientationIgnoresWhatItCannotRead(t *testing.T) {
 			}
 		}
 	}
-	if o := jpegOrientation(uploadforms.WithOrientation(uploadforms.EncodeJPEG(uploadforms.DigitGray(mnistDigit(t, 0)), 90), 9, true)); o != 1 {
+	if o := jpegOrientation(uploadtest.WithOrientation(uploadtest.EncodeJPEG(uploadtest.DigitGray(mnistDigit(t, 0)), 90), 9, true)); o != 1 {
 		t.Errorf("orientation 9 read as %d; want 1", o)
 	}
 }

@@ -3,7 +3,6 @@ package imageprep
 import (
 	"flag"
 	"fmt"
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
 	"image"
 	"image/color"
 	"math"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 var (
@@ -23,7 +23,7 @@ var (
 	modelFlag    = flag.String("model", "", "model file for -accuracy (default: the embedded model)")
 )
 
-var mnistInput = model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST}
+var mnistInput = Spec{Width: 28, Height: 28, Mode: ModeMNIST}
 
 // digitsPerForm is how many test digits TestForms tries per form: enough for stable figures in a normal run, few
 // under -short or the race detector, whose slowdown is forty-fold.
@@ -73,7 +73,7 @@ func TestForms(t *testing.T) {
 	net := accuracyModel(t)
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-52s %7s %8s %8s %9s\n", "form", "digits", "MAD", "corr", "accuracy")
-	for i, f := range uploadforms.All() {
+	for i, f := range uploadtest.All() {
 		t.Run(f.Name, func(t *testing.T) {
 			n := digitsPerForm(f.Large)
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
@@ -117,6 +117,22 @@ func TestForms(t *testing.T) {
 	t.Log(table.String())
 }
 
+// TestModelPreprocessingIsAMode checks that each preprocessing a model file may record names the Mode of the same
+// name, since the callers convert a model's input with Mode(in.Preprocess).
+func TestModelPreprocessingIsAMode(t *testing.T) {
+	for _, tc := range []struct {
+		recorded model.Preprocessing
+		want     Mode
+	}{
+		{model.PreprocessMNIST, ModeMNIST},
+		{model.PreprocessResize, ModeResize},
+	} {
+		if got := Mode(tc.recorded); got != tc.want {
+			t.Errorf("model preprocessing %q converts to mode %q; want %q", tc.recorded, got, tc.want)
+		}
+	}
+}
+
 // accuracyModel returns the classifier for -accuracy, or nil: the embedded default model, or the file -model names.
 func accuracyModel(t *testing.T) *model.Network {
 	if !*accuracyFlag {
@@ -132,7 +148,7 @@ func accuracyModel(t *testing.T) *model.Network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if net.Input != mnistInput {
+	if in := net.Input; (Spec{Width: in.Width, Height: in.Height, Mode: Mode(in.Preprocess)}) != mnistInput {
 		t.Fatalf("model input %+v; want %+v", net.Input, mnistInput)
 	}
 	return net
@@ -148,11 +164,11 @@ func TestBlankPages(t *testing.T) {
 		name string
 		img  image.Image
 	}{
-		{"a white page", uploadforms.ToGray(uploadforms.Paint{Paper: uploadforms.White}.RGBA(empty, 280, 280, rng))},
-		{"a black page", uploadforms.ToGray(uploadforms.Paint{Paper: uploadforms.Black}.RGBA(empty, 280, 280, rng))},
-		{"textured paper", uploadforms.Paint{Paper: uploadforms.OffWhite, Noise: 10}.RGBA(empty, 280, 280, rng)},
-		{"textured paper, unevenly lit", uploadforms.Paint{Paper: uploadforms.OffWhite, Noise: 6, Light: gradient}.RGBA(empty, 280, 280, rng)},
-		{"an empty canvas", uploadforms.Canvas(empty, 280, color.NRGBA{})},
+		{"a white page", uploadtest.ToGray(uploadtest.Paint{Paper: uploadtest.White}.RGBA(empty, 280, 280, rng))},
+		{"a black page", uploadtest.ToGray(uploadtest.Paint{Paper: uploadtest.Black}.RGBA(empty, 280, 280, rng))},
+		{"textured paper", uploadtest.Paint{Paper: uploadtest.OffWhite, Noise: 10}.RGBA(empty, 280, 280, rng)},
+		{"textured paper, unevenly lit", uploadtest.Paint{Paper: uploadtest.OffWhite, Noise: 6, Light: gradient}.RGBA(empty, 280, 280, rng)},
+		{"an empty canvas", uploadtest.Canvas(empty, 280, color.NRGBA{})},
 		{"a single pixel", image.NewGray(image.Rect(0, 0, 1, 1))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,7 +189,7 @@ func TestBlankPages(t *testing.T) {
 
 // TestResize checks the resize mode: no inversion, the whole image, area averaging.
 func TestResize(t *testing.T) {
-	in := model.Input{Width: 2, Height: 2, Preprocess: model.PreprocessResize}
+	in := Spec{Width: 2, Height: 2, Mode: ModeResize}
 	img := image.NewGray(image.Rect(0, 0, 4, 4))
 	for y := range 4 {
 		for x := range 4 {
@@ -195,7 +211,7 @@ func TestResize(t *testing.T) {
 	}
 
 	// Enlarging interpolates and keeps the corners.
-	in = model.Input{Width: 7, Height: 5, Preprocess: model.PreprocessResize}
+	in = Spec{Width: 7, Height: 5, Mode: ModeResize}
 	dst = make([]float32, 35)
 	if err := Prepare(dst, img, in); err != nil {
 		t.Fatal(err)
@@ -217,12 +233,12 @@ func TestPrepareArguments(t *testing.T) {
 		name string
 		dst  []float32
 		img  image.Image
-		in   model.Input
+		in   Spec
 		want string
 	}{
 		{"a short dst is refused", make([]float32, 10), img, mnistInput, "dst has 10 elements"},
-		{"a zero size is refused", nil, img, model.Input{Preprocess: model.PreprocessMNIST}, "invalid input size"},
-		{"an unknown mode is refused", make([]float32, 784), img, model.Input{Width: 28, Height: 28, Preprocess: "magic"}, "unknown preprocessing"},
+		{"a zero size is refused", nil, img, Spec{Mode: ModeMNIST}, "invalid input size"},
+		{"an unknown mode is refused", make([]float32, 784), img, Spec{Width: 28, Height: 28, Mode: "magic"}, "unknown preprocessing"},
 		{"an empty image is undecodable", make([]float32, 784), image.NewGray(image.Rect(0, 0, 0, 5)), mnistInput, "cannot be decoded"},
 		{"a nil image is undecodable", make([]float32, 784), nil, mnistInput, "cannot be decoded"},
 	} {
@@ -238,8 +254,8 @@ func TestPrepareArguments(t *testing.T) {
 // TestImageTypes checks that every fast path agrees with the generic image.Image.At path on the same picture.
 func TestImageTypes(t *testing.T) {
 	set := mnistTest(t)
-	ink := uploadforms.InkMap(set.Image(0), 100)
-	rgba := uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: color.RGBA{20, 40, 120, 255}}.RGBA(ink, 100, 100, rand.New(rand.NewPCG(1, 2)))
+	ink := uploadtest.InkMap(set.Image(0), 100)
+	rgba := uploadtest.Paint{Paper: uploadtest.OffWhite, Ink: color.RGBA{20, 40, 120, 255}}.RGBA(ink, 100, 100, rand.New(rand.NewPCG(1, 2)))
 	want := make([]float32, 784)
 	if err := Prepare(want, atOnly{rgba}, mnistInput); err != nil {
 		t.Fatal(err)
@@ -309,7 +325,7 @@ func TestGrayFastPathIsExact(t *testing.T) {
 	for i := range noise.Pix {
 		noise.Pix[i] = uint8(rng.IntN(256))
 	}
-	for name, g := range map[string]*image.Gray{"digit": uploadforms.DigitGray(mnistTest(t).Image(7)), "noise": noise} {
+	for name, g := range map[string]*image.Gray{"digit": uploadtest.DigitGray(mnistTest(t).Image(7)), "noise": noise} {
 		rgba := image.NewRGBA(g.Bounds())
 		draw.Draw(rgba, rgba.Bounds(), g, g.Bounds().Min, draw.Src)
 		want, got := make([]float32, 784), make([]float32, 784)

@@ -2,9 +2,8 @@ package imageprep
 
 // MNIST's pens drew strokes about a tenth as wide as the digit is tall (the middle of MNIST's test digits prepared
 // from 280-pixel copies: 0.106; 99 in 100 between 0.067 and 0.21). A network trained on them reads a marker's bold
-// strokes as an 8 and a hairline pen's as noise, however well the digit is otherwise prepared: an outside probe with
-// font digits found 43% right for strokes a third of the height wide, and 85% for 1 to 3-pixel pens on large
-// canvases, while MNIST-like widths were 98%. normalizeStroke brings widths outside MNIST's range back into it.
+// strokes as an 8 and a hairline pen's as noise, however well the digit is otherwise prepared, so normalizeStroke
+// brings widths outside MNIST's range back into it.
 const (
 	// Stroke widths relative to the digit's longer side: beyond maxStroke strokes are thinned to boldTarget,
 	// below minStroke thickened to thinTarget. Widths MNIST has are left alone.

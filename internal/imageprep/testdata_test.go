@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"github.com/perceptron-dev/perceptron/internal/imageprep/uploadforms"
 	"image"
 	"image/color"
 	"image/gif"
@@ -17,6 +16,8 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
+
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the files in testdata/")
@@ -50,14 +51,14 @@ func writeTestdata(t *testing.T) {
 	pix := set.Image(0)
 	rng := rand.New(rand.NewPCG(3, 3))
 	files := map[string][]byte{}
-	files["digit.png"] = uploadforms.EncodePNG(uploadforms.DigitGray(pix))
-	files["canvas.png"] = uploadforms.EncodePNG(uploadforms.Canvas(uploadforms.InkMap(pix, 56), 56, color.NRGBA{}))
+	files["digit.png"] = uploadtest.EncodePNG(uploadtest.DigitGray(pix))
+	files["canvas.png"] = uploadtest.EncodePNG(uploadtest.Canvas(uploadtest.InkMap(pix, 56), 56, color.NRGBA{}))
 	g16 := image.NewGray16(image.Rect(0, 0, 28, 28))
 	for i, v := range pix {
 		g16.Pix[2*i], g16.Pix[2*i+1] = 255-v, 0x80
 	}
-	files["gray16.png"] = uploadforms.EncodePNG(g16)
-	page := uploadforms.Paint{Paper: uploadforms.OffWhite, Ink: uploadforms.Pencil, Noise: 6}.RGBA(uploadforms.InkMap(pix, 56), 56, 56, rng)
+	files["gray16.png"] = uploadtest.EncodePNG(g16)
+	page := uploadtest.Paint{Paper: uploadtest.OffWhite, Ink: uploadtest.Pencil, Noise: 6}.RGBA(uploadtest.InkMap(pix, 56), 56, 56, rng)
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, page, &jpeg.Options{Quality: 60}); err != nil {
 		t.Fatal(err)
@@ -69,12 +70,12 @@ func writeTestdata(t *testing.T) {
 	}
 	files["digit.gif"] = bytes.Clone(b.Bytes())
 	b.Reset()
-	if err := bmp.Encode(&b, uploadforms.DigitGray(pix)); err != nil {
+	if err := bmp.Encode(&b, uploadtest.DigitGray(pix)); err != nil {
 		t.Fatal(err)
 	}
 	files["digit.bmp"] = bytes.Clone(b.Bytes())
 	b.Reset()
-	if err := tiff.Encode(&b, uploadforms.DigitGray(pix), &tiff.Options{Compression: tiff.Deflate}); err != nil {
+	if err := tiff.Encode(&b, uploadtest.DigitGray(pix), &tiff.Options{Compression: tiff.Deflate}); err != nil {
 		t.Fatal(err)
 	}
 	files["digit.tiff"] = bytes.Clone(b.Bytes())

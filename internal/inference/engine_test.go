@@ -137,13 +137,11 @@ func TestFullQueueIsRefusedAtOnce(t *testing.T) {
 		go e.Predict(context.Background(), inputs(2, 0), 2, 16)
 	}
 	testwait.For(t, "a full queue", func() bool { return e.Stats().QueuedImages == 4 })
-	start := time.Now()
+	// The gate holds the only worker until release, so a Predict that waited for room would never return before
+	// it: getting ErrOverloaded here shows the refusal came at once, without timing it.
 	_, err := e.Predict(context.Background(), inputs(1, 0), 1, 16)
 	if !errors.Is(err, ErrOverloaded) {
 		t.Errorf("error %v; want ErrOverloaded", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("refusal took %v; want it at once", d)
 	}
 	close(g.release)
 }
@@ -195,13 +193,16 @@ func TestSwapUnderLoadLosesNothingAndNeverMixesVersions(t *testing.T) {
 			time.Sleep(50 * time.Microsecond)
 		}
 	})
+	// Each caller predicts until both versions have answered someone (and it has made 100 requests), however
+	// rarely the swapper gets a turn on a loaded machine; the test's deadline bounds the wait.
+	deadline := testwait.Deadline(t)
 	var wg sync.WaitGroup
 	var seen [2]atomic.Int64
 	for g := range 16 {
 		wg.Go(func() {
 			x := inputs(3, uint64(g))
 			wantA, wantB := direct(a, x, 3), direct(b, x, 3)
-			for range 100 {
+			for i := 0; i < 100 || (seen[0].Load() == 0 || seen[1].Load() == 0) && time.Now().Before(deadline); i++ {
 				res, err := e.Predict(context.Background(), x, 3, 16)
 				if err != nil {
 					t.Error(err)
@@ -417,7 +418,7 @@ func TestAPanicInADirectPassGivesTheSlotBack(t *testing.T) {
 		}()
 		e.Predict(context.Background(), inputs(1, 0), 1, 16)
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), testwait.Deadline(t))
 	defer cancel()
 	if _, err := e.Predict(ctx, inputs(1, 0), 1, 16); err != nil {
 		t.Errorf("after a recovered panic: %v (stats %+v)", err, e.Stats())
@@ -440,7 +441,7 @@ func TestCloseWaitsForDirectPasses(t *testing.T) {
 	close(g.release)
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testwait.Timeout(t)):
 		t.Fatal("Close did not return after the pass finished")
 	}
 }
@@ -499,8 +500,8 @@ func TestRandomLoadWithCloseAnswersEveryCall(t *testing.T) {
 		go func() { wg.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: callers still waiting 10 s after Close", round)
+		case <-time.After(testwait.Timeout(t)):
+			t.Fatalf("round %d: callers still waiting until the test's deadline after Close", round)
 		}
 		if st := e.Stats(); st.QueuedRequests != 0 || st.QueuedImages != 0 || st.BusyWorkers != 0 {
 			t.Fatalf("round %d: after Close, %+v", round, st)

@@ -119,8 +119,8 @@ type jobState struct {
 
 var validJobID = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
-// NewJobs loads the persisted job records and starts the runners. A job that was running when the previous process
-// stopped is marked failed, saying so; jobs still queued are queued again.
+// NewJobs loads the persisted job records: a job that was running when the previous process stopped is marked
+// failed, saying so; jobs still queued are queued again, to run once Start starts the runners.
 func NewJobs(cfg JobsConfig) (*Jobs, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 1
@@ -169,11 +169,16 @@ func NewJobs(cfg JobsConfig) (*Jobs, error) {
 	for _, job := range requeue {
 		j.queue <- job.ID
 	}
-	for range cfg.Concurrency {
+	return j, nil
+}
+
+// Start starts the runners and the heartbeat. It is separate from NewJobs so that whatever JobsConfig's callbacks
+// reach is fully built before the first job, queued before a restart, can call them.
+func (j *Jobs) Start() {
+	for range j.cfg.Concurrency {
 		j.wg.Go(j.runner)
 	}
 	j.wg.Go(j.heartbeat)
-	return j, nil
 }
 
 var validReplica = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$`)

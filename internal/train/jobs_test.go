@@ -52,6 +52,7 @@ func newJobsForTest(t *testing.T, dir string, serving *servingStub) (*Jobs, *reg
 	if err != nil {
 		t.Fatal(err)
 	}
+	j.Start()
 	t.Cleanup(j.Close)
 	return j, reg
 }
@@ -199,6 +200,7 @@ func TestSubmitRefusesInvalidRequestsAndAFullQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	j.Start()
 	defer j.Close()
 	bad := smallRequest()
 	bad.Epochs = 0
@@ -238,6 +240,7 @@ func TestReplicasShareJobRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		j.Start()
 		t.Cleanup(j.Close)
 		return j
 	}

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"mime/multipart"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -29,18 +31,16 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
+	"github.com/perceptron-dev/perceptron/internal/app"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
-	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/onnx/onnxtest"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
-	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
 const adminToken = "browser-test-token"
@@ -89,34 +89,24 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// newServer starts the whole API, as the binary wires it, over a temporary registry serving the embedded model.
+// newServer starts the whole service, built as the binary builds it, over a temporary registry serving the
+// embedded model.
 func newServer(t *testing.T) (*httptest.Server, *model.Network) {
 	t.Helper()
 	net, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	promReg := prometheus.NewRegistry()
-	m := api.NewMetrics(promReg)
-	e := inference.New(inference.Config{Workers: 2, Observer: m}, net)
-	m.RegisterEngine(promReg, e)
 	dir := t.TempDir()
-	reg, err := registry.Open(dir, net)
+	svc, err := app.New(zap.NewNop(), app.Config{ModelDir: dir, DataDir: dir, Embedded: net,
+		Engine: inference.Config{Workers: 2}, API: api.Config{AdminToken: adminToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets, err := datastore.Open(filepath.Join(dir, "sets"), datastore.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg,
-		Data: &datastore.Catalog{Store: sets}, Background: true, Serving: e.Model,
-		Activate: func(n *model.Network) { e.Swap(n) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.NewServer(zap.NewNop(), api.Config{AdminToken: adminToken}, promReg, m, e, reg, jobs, sets))
-	t.Cleanup(func() { srv.Close(); jobs.Close(); e.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	svc.Start(ctx)
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(func() { srv.Close(); cancel(); svc.Close() })
 	return srv, net
 }
 
@@ -529,6 +519,35 @@ func TestBrowser(t *testing.T) {
 		b.screenshot(t, artifacts, "4-rolled-back")
 		if got := eval[string](t, b, `sessionStorage.getItem("perceptron.adminToken") + "|" + localStorage.length + "|" + document.cookie`); got != adminToken+"|0|" {
 			t.Errorf("token storage: %q; want it in sessionStorage only", got)
+		}
+	})
+
+	t.Run("the version list says where each version came from", func(t *testing.T) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		fw, _ := mw.CreateFormFile("model", "torch.onnx")
+		fw.Write(onnxtest.MLP(1, 784, 8, 10))
+		mw.Close()
+		req, _ := http.NewRequest("POST", srv.URL+"/models", &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var imported struct{ Version string }
+		json.NewDecoder(resp.Body).Decode(&imported)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /models: %d", resp.StatusCode)
+		}
+		b.do(t, "refreshing the versions", chromedp.Click(chromedp.ID("refresh-models")))
+		got := b.waitFor(t, "the imported version", `(() => {
+			const row = document.querySelector('#models tr[data-version="`+imported.Version+`"]');
+			return row && [row.querySelector(".origin").textContent,
+				document.querySelector('#models tr[data-version="`+def.Version+`"] .origin').textContent].join("|"); })()`, 10*time.Second)
+		if want := "imported from ONNX (onnxtest, opset 17)|built in"; got != want {
+			t.Errorf("origins of the imported and the default version: %q; want %q", got, want)
 		}
 	})
 

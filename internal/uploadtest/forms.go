@@ -1,8 +1,8 @@
-// Package uploadforms makes real MNIST digits into the forms in which digits reach the service: photos and scans of
+// Package uploadtest makes real MNIST digits into the forms in which digits reach the service: photos and scans of
 // ink on paper, canvas drawings, 16-bit and paletted images, JPEG noise, large pages, off-centre and tightly cropped
 // digits. Tests of the preprocessing and of the HTTP API use it to measure what a user would see; the service
 // itself does not import it.
-package uploadforms
+package uploadtest
 
 import (
 	"bytes"
@@ -117,10 +117,11 @@ type Form struct {
 	// Make encodes MNIST digit pix (784 bytes, 0 background) as the file bytes of this form.
 	Make func(pix []byte, rng *rand.Rand) []byte
 	// Bounds on the mean over digits of the absolute difference and of the correlation between the prepared 28x28
-	// and the original MNIST digit (which is MNIST-normalised already). They leave a margin over the figures measured
-	// on 1000 digits (raw: 0.002 and 0.998; every other form: 0.029-0.034 and 0.941-0.958). The gap between raw and the rest is the generator's doing more than the pipeline's: enlarging a 28x28
-	// digit blurs it and widens it by a pixel's fringe, and a centre of mass that moves by a fraction of a pixel can
-	// round to a whole-pixel shift, which alone costs about 0.015 of correlation on thin strokes.
+	// and the original MNIST digit (which is MNIST-normalised already). They leave a margin over the figures of 1000
+	// digits (raw: 0.002 and 0.998; every other form: 0.029-0.034 and 0.941-0.958). The gap between raw and the rest
+	// is the generator's doing more than the pipeline's: enlarging a 28x28 digit blurs it and widens it by a pixel's
+	// fringe, and a centre of mass that moves by a fraction of a pixel can round to a whole-pixel shift, which alone
+	// costs about 0.015 of correlation on thin strokes.
 	MaxMAD, MinCorr float64
 }
 

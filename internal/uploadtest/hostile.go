@@ -1,4 +1,4 @@
-package uploadforms
+package uploadtest
 
 import (
 	"bytes"

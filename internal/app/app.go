@@ -1,0 +1,227 @@
+// Package app is perceptron's composition root: New builds the whole service, once, from a Config — the model
+// registry, the inference engine, the data set store, the training jobs, the metrics and the HTTP handlers — and
+// Start sets its background work going (training runners, the replica watch). The gRPC service is built here too;
+// the binary decides whether it listens. The binary (cmd/server) and every test that runs a whole service build it
+// here, so a test cannot drift from what ships.
+//
+// GoLive is the one way a model version starts serving, whoever asks: an operator's activation, a finished
+// training job, a replica following the registry, or the start of the process.
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/perceptron-dev/perceptron/internal/api"
+	"github.com/perceptron-dev/perceptron/internal/datastore"
+	"github.com/perceptron-dev/perceptron/internal/grpcapi"
+	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
+	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/train"
+)
+
+// Config is everything the service is built from. Zero values pick the defaults noted on each field.
+type Config struct {
+	// ModelDir holds the registry (versions, the active pointer) and the job records; required.
+	ModelDir string
+	// DataDir holds uploaded data sets (DataDir/sets); required.
+	DataDir string
+	// Embedded is the model served when none has been activated; nil means the built-in default model.
+	Embedded *model.Network
+	// ReplicaID names this process among the replicas sharing ModelDir; empty means the host name.
+	ReplicaID string
+	// TrainJobs is how many training jobs run at once; 0 means 1.
+	TrainJobs int
+	// Foreground runs training jobs at normal priority on every core (tests and the command line); the server
+	// runs them in the background, one low-priority thread each.
+	Foreground bool
+	// WatchInterval is how often the registry's active pointer is checked for a change made by another replica;
+	// 0 means no watch.
+	WatchInterval time.Duration
+	// Engine sizes the worker pool and its queue (its own zero values are documented there).
+	Engine inference.Config
+	// Memory is the process's memory budget; nil means an unlimited one (tests).
+	Memory *membudget.Budget
+	// API holds the HTTP limits and the admin token; its Memory is set from Memory.
+	API api.Config
+	// GRPC holds the gRPC service's limits (its own zero values are documented there).
+	GRPC grpcapi.Config
+}
+
+// Service is the built service. Its fields are the parts a test or the binary may need to reach directly.
+type Service struct {
+	Log        *zap.Logger
+	Prometheus *prometheus.Registry
+	Metrics    *api.Metrics
+	Registry   *registry.Registry
+	Engine     *inference.Engine
+	Sets       *datastore.Store
+	Jobs       *train.Jobs
+	HTTP       *api.Server
+	GRPC       *grpcapi.Server // the Open Inference Protocol over gRPC, through the same engine; the caller serves it
+
+	cfg     Config
+	started bool
+}
+
+// New builds the service from cfg: the registry is opened and its active version chosen, the engine serves it,
+// and the handlers are ready. Nothing runs in the background until Start.
+func New(log *zap.Logger, cfg Config) (*Service, error) {
+	if cfg.Embedded == nil {
+		embedded, err := model.Default()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Embedded = embedded
+	}
+	if cfg.Memory == nil {
+		cfg.Memory = membudget.New(1 << 62)
+	}
+	s := &Service{Log: log, cfg: cfg, Prometheus: prometheus.NewRegistry()}
+	var err error
+	if s.Registry, err = registry.Open(cfg.ModelDir, cfg.Embedded); err != nil {
+		return nil, err
+	}
+	if bad, _ := s.Registry.Problems(); len(bad) > 0 {
+		for v, err := range bad {
+			log.Warn("model version does not load; ignored", zap.String("version", v), zap.Error(err))
+		}
+	}
+	if s.Sets, err = datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.API.MaxPixels, Memory: cfg.Memory}); err != nil {
+		return nil, err
+	}
+	s.Metrics = api.NewMetrics(s.Prometheus)
+	engineCfg := cfg.Engine
+	engineCfg.Observer = s.Metrics
+	s.Engine = inference.New(engineCfg, nil)
+	s.Metrics.RegisterEngine(s.Prometheus, s.Engine)
+
+	// The model to serve at start goes live like any other.
+	first, fellBack, err := s.Registry.LoadActive()
+	if err != nil {
+		s.Engine.Close()
+		return nil, err
+	}
+	if fellBack != "" {
+		log.Warn("active model unusable; fell back", zap.String("why", fellBack), zap.String("version", first.Version))
+	}
+	s.swapIn(first, SourceStart)
+
+	s.Jobs, err = train.NewJobs(train.JobsConfig{
+		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
+		Data:        &datastore.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
+		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model,
+		Activate: func(net *model.Network) { s.swapIn(net, SourceJob) },
+		Observe:  s.jobChanged,
+	})
+	if err != nil {
+		s.Engine.Close()
+		return nil, err
+	}
+	apiCfg := cfg.API
+	apiCfg.Memory = cfg.Memory
+	apiCfg.GoLive = s.GoLive
+	s.HTTP = api.NewServer(log, apiCfg, s.Prometheus, s.Metrics, s.Engine, s.Registry, s.Jobs, s.Sets)
+	s.GRPC = grpcapi.New(log.Named("grpc"), cfg.GRPC, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
+	return s, nil
+}
+
+// Start sets the background work going: the training runners (jobs queued before a restart start now) and, with
+// a WatchInterval, the watch that makes this replica follow the active version another one chose. The watch stops
+// with ctx; the runners with Close.
+func (s *Service) Start(ctx context.Context) {
+	if s.started {
+		panic("app: Start called twice")
+	}
+	s.started = true
+	s.Jobs.Start()
+	if s.cfg.WatchInterval > 0 {
+		go s.Registry.Watch(ctx, s.cfg.WatchInterval, func() string { return s.Engine.Model().Version },
+			func(net *model.Network) { s.swapIn(net, SourceReplica) },
+			func(err error) { s.Log.Warn("model watch", zap.Error(err)) })
+	}
+}
+
+// Handler serves every route (or, with a separate admin address, every route but the admin ones).
+func (s *Service) Handler() http.Handler { return s.HTTP }
+
+// AdminHandler serves the admin routes alone, for API.SeparateAdmin.
+func (s *Service) AdminHandler() http.Handler { return s.HTTP.AdminHandler() }
+
+// Drain makes readiness fail (HTTP, gRPC and its health service) and asks HTTP clients to close their connections,
+// ahead of a shutdown.
+func (s *Service) Drain() {
+	s.HTTP.Drain()
+	s.GRPC.Drain()
+}
+
+// Close stops the training runners (a running job is recorded as interrupted) and the engine.
+func (s *Service) Close() {
+	s.Jobs.Close()
+	s.Engine.Close()
+}
+
+// Source says who asked for a model to go live, for the log and the metrics.
+type Source string
+
+// The ways a model version comes to serve.
+const (
+	SourceStart    Source = "start"    // the active version (or a fallback) when the process starts
+	SourceOperator Source = "operator" // POST /models/{version}/activate
+	SourceJob      Source = "job"      // a training job whose model was activated
+	SourceReplica  Source = "replica"  // another replica moved the registry's active pointer
+)
+
+// GoLive makes version the model that serves, for every replica: it is loaded and checked, published as the
+// registry's active version, swapped into the engine between batches (no request fails, no batch mixes versions),
+// counted in the metrics and logged. It is the operator's activation; training jobs and the replica watch reach
+// the same swap through swapIn once the registry already names their version.
+func (s *Service) GoLive(version string) (*model.Network, error) {
+	net, err := s.Registry.Activate(version)
+	if err != nil {
+		return nil, err
+	}
+	s.swapIn(net, SourceOperator)
+	return net, nil
+}
+
+// swapIn is the last step of every way a model goes live: the engine serves net from its next batch on, and the
+// metrics and the log say so.
+func (s *Service) swapIn(net *model.Network, from Source) {
+	prev := s.Engine.Swap(net)
+	previous := ""
+	if prev != nil {
+		previous = prev.Version
+		s.Metrics.Swapped(net)
+	} else {
+		s.Metrics.SetModel(net)
+	}
+	s.Log.Info("model live", zap.String("source", string(from)), zap.String("name", net.Name),
+		zap.String("version", net.Version), zap.String("previous", previous))
+}
+
+// jobChanged exports a job's change in the metrics and logs how a finished one ended.
+func (s *Service) jobChanged(j train.Job) {
+	if s.Jobs != nil {
+		s.Metrics.Jobs(s.Jobs.List())
+	}
+	if j.Finished() {
+		s.Log.Info("training job finished", zap.String("job", j.ID), zap.String("status", j.Status),
+			zap.String("model_version", j.ModelVersion), zap.Bool("activated", j.Activated),
+			zap.String("decision", j.Decision), zap.String("error", j.Error))
+	}
+}
+
+// String describes the service for the start-up log.
+func (s *Service) String() string {
+	m := s.Engine.Model()
+	return fmt.Sprintf("%s %s from %s", m.Name, m.Version, s.cfg.ModelDir)
+}

@@ -1,0 +1,104 @@
+package imageprep
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"runtime"
+	"testing"
+
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
+)
+
+// allocated returns the bytes f allocates, garbage included: an upper bound on what it holds at its peak.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+func encodeJPEG(t *testing.T, m image.Image) []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// The estimate is at least what the decoder really allocates, for the formats and colour models that cost the most
+// per pixel, and not wildly more (which would refuse images that fit).
+func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
+	gray := image.NewGray(image.Rect(0, 0, 700, 500))
+	for i := range gray.Pix {
+		gray.Pix[i] = byte(i)
+	}
+	rgba := image.NewRGBA(image.Rect(0, 0, 700, 500))
+	for i := range rgba.Pix {
+		rgba.Pix[i] = byte(i * 7)
+	}
+	in := Spec{Width: 28, Height: 28, Mode: ModeMNIST}
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"progressive CMYK JPEG", uploadtest.ProgressiveJPEG(1000, 700, 4)},
+		{"progressive YCbCr JPEG", uploadtest.ProgressiveJPEG(1000, 700, 3)},
+		{"progressive gray JPEG", uploadtest.ProgressiveJPEG(1000, 700, 1)},
+		{"baseline JPEG", encodeJPEG(t, rgba)},
+		{"16-bit RGBA PNG", uploadtest.PNG16(600, 500)},
+		{"8-bit gray PNG", encodePNG(t, gray)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cost, err := EstimateCost(c.data, Limits{}, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var img image.Image
+			got := allocated(func() { img, _, err = Decode(c.data, Limits{}) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got > uint64(cost.Decode) {
+				t.Fatalf("decoding a %T allocated %d bytes; the estimate is %d", img, got, cost.Decode)
+			}
+			if px := int64(cost.Width * cost.Height); cost.Decode > 40*px+1<<20 {
+				t.Fatalf("estimate %d bytes for %d pixels; want at most 40 a pixel", cost.Decode, px)
+			}
+			dst := make([]float32, 28*28)
+			if got := allocated(func() { err = (&Preparer{}).Prepare(dst, img, in) }); err != nil || got > uint64(cost.Prepare) {
+				// A CMYK image is read through At, one small allocation a pixel of garbage; it is not held.
+				if _, cmyk := img.(*image.CMYK); !cmyk {
+					t.Fatalf("preparing allocated %d bytes (%v); the estimate is %d", got, err, cost.Prepare)
+				}
+			}
+		})
+	}
+}
+
+// The 313 KB, 6324x6324 progressive CMYK JPEG is valid and costs about 24 bytes a pixel, about 0.9 GiB:
+// the estimate knows that from the header alone.
+func TestEstimateCostOfAFortyMegapixelCMYKJPEG(t *testing.T) {
+	data := uploadtest.ProgressiveJPEG(6324, 6324, 4)
+	if len(data) > 320<<10 {
+		t.Fatalf("the file is %d bytes; want about 313 KB", len(data))
+	}
+	cost, err := EstimateCost(data, Limits{MaxPixels: 40_000_000}, Spec{Width: 28, Height: 28, Mode: ModeMNIST})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost.Decode < 24*6324*6324 {
+		t.Fatalf("estimate %d bytes; want at least 24 a pixel (%d)", cost.Decode, 24*6324*6324)
+	}
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+	if err != nil || cfg.ColorModel != color.CMYKModel {
+		t.Fatalf("DecodeConfig: %v, %v; want a CMYK image", cfg.ColorModel, err)
+	}
+}
+
+func encodePNG(t *testing.T, m image.Image) []byte {
+	return uploadtest.EncodePNG(m)
+}

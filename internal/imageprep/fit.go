@@ -1,0 +1,45 @@
+package imageprep
+
+import "math"
+
+// digitBox is MNIST's 20-pixel box in a 28-pixel field, as a fraction of the field.
+const digitBox = 20.0 / 28.0
+
+// fit scales the ink in the box [x0, x1) x [y0, y1) of the w x h working image to fit MNIST's 20x20 box (scaled
+// for other input sizes) keeping its aspect ratio, brightens it so its strongest pixel is 1, and places it in dst so
+// that its centre of mass lands on the centre of the field, as MNIST's digits were made.
+func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x1, y1 int) {
+	bw, bh := float64(x1-x0), float64(y1-y0)
+	boxW, boxH := max(1, math.Round(digitBox*float64(dw))), max(1, math.Round(digitBox*float64(dh)))
+	s := min(boxW/bw, boxH/bh)
+	pw, ph := clamp(int(math.Round(bw*s)), 1, dw), clamp(int(math.Round(bh*s)), 1, dh)
+	// Map a source interval of exactly pw/s around the box's centre, so rounding pw does not distort the aspect.
+	cx, cy := float64(x0+x1)/2, float64(y0+y1)/2
+	p.kx.set(pw, cx-float64(pw)/(2*s), float64(pw)/s, w, true)
+	p.ky.set(ph, cy-float64(ph)/(2*s), float64(ph)/s, h, true)
+	p.patch = grow(p.patch, pw*ph)
+	patch := p.patch
+	p.tmp = resample(patch, pw, ph, ink, w, &p.kx, &p.ky, p.tmp)
+
+	var peak, mass, mx, my float64
+	for i, v := range patch {
+		peak = max(peak, float64(v))
+		mass += float64(v)
+		mx += float64(v) * float64(i%pw)
+		my += float64(v) * float64(i/pw)
+	}
+	if mass == 0 {
+		return
+	}
+	gain := float32(1 / peak)
+	// MNIST's centres of mass sit at pixel index 14 (the mean over its test set is 14.0, 14.0), that is, the centre of
+	// the field measured in pixel indexes rather than pixel centres.
+	ox := clamp(int(math.Round(float64(dw)/2-mx/mass)), 0, dw-pw)
+	oy := clamp(int(math.Round(float64(dh)/2-my/mass)), 0, dh-ph)
+	for y := range ph {
+		out := dst[(oy+y)*dw+ox:][:pw]
+		for x, v := range patch[y*pw:][:pw] {
+			out[x] = min(v*gain, 1)
+		}
+	}
+}
