@@ -224,3 +224,9 @@ func (m *Metrics) countLabels(res inference.Result) {
 		m.classified.WithLabelValues(label).Inc()
 	}
 }
+
+// LatencyOpts are the options of every latency histogram of the service, for the other transports' metrics.
+func LatencyOpts(name, help string) prometheus.HistogramOpts { return latencyOpts(name, help) }
+
+// Classified counts the predicted labels of res, as every transport does for the images it classified.
+func (m *Metrics) Classified(res inference.Result) { m.countLabels(res) }

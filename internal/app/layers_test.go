@@ -22,8 +22,11 @@ var layers = map[string][]string{
 	"internal/inference": {"net/http", "internal/train", "internal/api", "internal/registry", "internal/app"},
 	"internal/registry":  {"net/http", "internal/train", "internal/api", "internal/inference", "internal/app"},
 	"internal/train":     {"net/http", "internal/api", "internal/inference", "internal/app"},
-	"internal/api":       {"internal/app"},
-	"internal/web":       {"internal/"},
+	"internal/api":       {"internal/app", "internal/grpcapi"},
+	// The protocol's shared facts know neither transport; the gRPC service is a transport beside the HTTP one.
+	"internal/oip":     {"net/http", "internal/api", "internal/grpcapi", "internal/inference", "internal/train", "internal/app"},
+	"internal/grpcapi": {"internal/app"},
+	"internal/web":     {"internal/"},
 }
 
 // TestPackagesImportOnlyWhatTheirLayerAllows fails when a package reaches, directly or transitively, one its row of
