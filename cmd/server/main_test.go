@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,13 @@ import (
 // that stops it (as SIGTERM would) and returns run's error.
 func startServer(t *testing.T, env map[string]string, args ...string) (base string, stop func() error) {
 	t.Helper()
+	base, stop, _ = startServerLog(t, env, args...)
+	return base, stop
+}
+
+// startServerLog is startServer that also returns what the server wrote to stderr (its log).
+func startServerLog(t *testing.T, env map[string]string, args ...string) (base string, stop func() error, stderr *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
@@ -30,10 +38,10 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 		return map[string]string{"ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}[k]
 	}
 	pr, pw := io.Pipe()
-	var stderr syncBuffer
+	stderr = &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"server"}, args...), getenv, strings.NewReader(""), pw, &stderr)
+		err := run(ctx, append([]string{"server"}, args...), getenv, strings.NewReader(""), pw, stderr)
 		pw.Close()
 		done <- err
 	}()
@@ -71,7 +79,7 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 		return runErr
 	}
 	t.Cleanup(func() { stop() })
-	return base, stop
+	return base, stop, stderr
 }
 
 type syncBuffer struct {
@@ -157,6 +165,27 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("run returned %v; want nil", err)
+	}
+}
+
+// TestStartupLogShowsEffectiveValues checks that settings left at 0 ("pick for me") are logged as what was picked.
+func TestStartupLogShowsEffectiveValues(t *testing.T) {
+	_, stop, stderr := startServerLog(t, map[string]string{"LOG_LEVEL": "info", "WORKERS": "2", "MAX_BATCH": "8"})
+	stop()
+	var logged struct{ Config map[string]string }
+	for line := range strings.Lines(stderr.String()) {
+		if strings.Contains(line, `"msg":"configuration"`) {
+			if err := json.Unmarshal([]byte(line), &logged); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The engine's default queue is 16 batches per worker; the memory limit's is the cgroup's, else a fixed size.
+	if got := logged.Config["QUEUE_SIZE"]; got != "256" {
+		t.Errorf("logged QUEUE_SIZE %q; want the effective 256", got)
+	}
+	if got, err := strconv.ParseInt(logged.Config["MEMORY_LIMIT"], 10, 64); err != nil || got <= 0 {
+		t.Errorf("logged MEMORY_LIMIT %q; want the effective limit in bytes", logged.Config["MEMORY_LIMIT"])
 	}
 }
 

@@ -55,7 +55,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer log.Sync()
-	log.Info("configuration", zap.String("version", version), zap.Any("config", cfg.printable()))
 	if cfg.AdminToken == "" && cfg.AdminTokenFile != "" {
 		b, err := os.ReadFile(cfg.AdminTokenFile)
 		if err != nil {
@@ -98,6 +97,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer svc.Close()
+	// Logged once the engine and the memory plan have resolved their defaults, so a 0 or an empty value ("pick for
+	// me") shows what was picked.
+	cfg.QueueSize, cfg.MemoryLimit = svc.Engine.Config().QueueSize, plan.Limit
+	log.Info("configuration", zap.String("version", version), zap.Any("config", cfg.printable()))
 	svc.Start(ctx)
 	log.Info("serving", zap.Stringer("model", svc))
 	servers := []*http.Server{newHTTPServer(svc.Handler(), cfg, log)}
