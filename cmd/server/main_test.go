@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
+	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
@@ -208,14 +211,30 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 func TestTrainCommandStoresIntoTheRegistry(t *testing.T) {
 	dir := t.TempDir()
 	getenv := func(k string) string { return map[string]string{"MODEL_DIR": dir, "DATA_DIR": t.TempDir()}[k] }
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"server", "train", "-hidden", "16", "-epochs", "1", "-limit", "2000",
-		"-activate", "always", "-quiet"}, getenv, nil, &out, io.Discard)
+	train := func(extra ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		args := append([]string{"server", "train", "-hidden", "16", "-epochs", "1", "-limit", "2000", "-quiet"}, extra...)
+		if err := run(context.Background(), args, getenv, nil, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	// Unless asked, the command stores the model and leaves what servers on that folder serve alone.
+	if out := train(); !strings.Contains(out, "stored version") || !strings.Contains(out, "activated: false (activate=never)") {
+		t.Fatalf("output without -activate %q; want the version stored, not activated", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "ACTIVE")); err == nil {
+		t.Fatalf("without -activate the active pointer names %q; want none", b)
+	}
+	embedded, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "activated: true") {
-		t.Fatalf("output %q; want the new version stored and activated", out.String())
+	var out strings.Builder
+	out.WriteString(train("-activate", "always"))
+	if !strings.Contains(out.String(), "activated: true") || !strings.Contains(out.String(), "instead of "+embedded.Version) {
+		t.Fatalf("output %q; want the new version stored and activated, naming the model it replaced", out.String())
 	}
 	// A server started on that registry serves the new version.
 	base, _ := startServer(t, map[string]string{"MODEL_DIR": dir})
