@@ -27,6 +27,8 @@ func jobError(err error) error {
 		return &Error{Kind: KindUnavailable, Detail: "too many training jobs waiting; retry later", RetryAfter: 30, Err: err}
 	case errors.Is(err, train.ErrJobFinished):
 		return &Error{Kind: KindConflict, Detail: "the job has already finished", Err: err}
+	case errors.Is(err, train.ErrTooLate):
+		return &Error{Kind: KindConflict, Detail: "too late to cancel: the job's model is already stored and the job is finishing as requested (activating it, if its activate policy said so)", Err: err}
 	}
 	return err
 }

@@ -75,6 +75,9 @@ var (
 	ErrJobNotFound = errors.New("no such training job")
 	ErrQueueFull   = errors.New("too many training jobs waiting")
 	ErrJobFinished = errors.New("the job has already finished")
+	// ErrTooLate means the job had passed the point of no return (its model stored and being activated, or
+	// the job finishing without activating) when the cancel came: it will end as if never cancelled.
+	ErrTooLate = errors.New("too late to cancel: the job's model is already stored and the job is finishing")
 )
 
 // JobsConfig sets up the job runner. Zero values pick the defaults noted on each field.
@@ -110,11 +113,16 @@ type Jobs struct {
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
+	// committing, when set (by tests), is called just after a job passes its point of no return.
+	committing func(id string)
 }
 
 type jobState struct {
 	job    Job
 	cancel context.CancelFunc // set while running
+	// committed is set once the job has passed the last cancellation check: from then on it ends as it would
+	// have without a cancel, so Cancel answers ErrTooLate instead of promising what will not happen.
+	committed bool
 }
 
 var validJobID = regexp.MustCompile(`^[0-9a-f]{16}$`)
@@ -357,6 +365,8 @@ func (j *Jobs) Cancel(id string) (Job, error) {
 	switch {
 	case s.job.Finished():
 		return cloneJob(&s.job), ErrJobFinished
+	case s.committed:
+		return cloneJob(&s.job), ErrTooLate
 	case s.cancel != nil:
 		s.cancel() // the runner records the cancellation when Train returns
 	default:
@@ -467,12 +477,22 @@ func (j *Jobs) run(ctx context.Context, id string) {
 			})
 		},
 	})
-	if errors.Is(err, context.Canceled) {
+	// A cancel that arrives during the last mini-batches lets Train return its result; it is honoured here, before
+	// anything is stored, and once more after storing, before activating.
+	cancelled := func(stored string) {
 		if j.ctx.Err() != nil {
 			fail(StatusFailed, errors.New("interrupted: the server shut down while the job was running"))
-		} else {
-			fail(StatusCancelled, errors.New("cancelled"))
+			return
 		}
+		msg := "cancelled"
+		if stored != "" {
+			msg = fmt.Sprintf("cancelled after its model was stored as version %s, which was not activated", stored)
+		}
+		j.update(id, true, func(job *Job) { job.ModelVersion = stored })
+		fail(StatusCancelled, errors.New(msg))
+	}
+	if errors.Is(err, context.Canceled) || (err == nil && ctx.Err() != nil) {
+		cancelled("")
 		return
 	}
 	if err != nil {
@@ -486,7 +506,27 @@ func (j *Jobs) run(ctx context.Context, id string) {
 			net.Metrics.TestAccuracy = ev.Accuracy
 		}
 	}
-	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(), j.cfg.Background)
+	if ctx.Err() != nil {
+		cancelled("")
+		return
+	}
+	commit := func() error {
+		j.mu.Lock()
+		err := ctx.Err()
+		if err == nil {
+			j.jobs[id].committed = true
+		}
+		j.mu.Unlock()
+		if err == nil && j.committing != nil {
+			j.committing(id)
+		}
+		return err
+	}
+	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(), j.cfg.Background, commit)
+	if errors.Is(err, context.Canceled) {
+		cancelled(net.Version)
+		return
+	}
 	if err != nil {
 		fail(StatusFailed, err)
 		return
@@ -506,8 +546,10 @@ func (j *Jobs) run(ctx context.Context, id string) {
 // Publish stores a freshly trained network in the registry as a new version (its parent is the serving one) and
 // applies the activate policy: "always", "never", or "if_better", which compares the new model with the serving one
 // on the new model's validation split, so both are judged on the same examples, none of which the new one trained
-// on. It returns whether the registry's active pointer now names the new version, and why.
-func Publish(reg *registry.Registry, net *model.Network, val *dataset.Set, policy string, serving *model.Network, serial bool) (activated bool, decision string, err error) {
+// on. It returns whether the registry's active pointer now names the new version, and why. commit, when not nil, is
+// called after the model is stored and before it is activated: an error from it (a cancellation) stops there, the
+// version stored but not activated, and is returned.
+func Publish(reg *registry.Registry, net *model.Network, val *dataset.Set, policy string, serving *model.Network, serial bool, commit func() error) (activated bool, decision string, err error) {
 	if serving != nil {
 		net.Parent = serving.Version
 	}
@@ -516,6 +558,11 @@ func Publish(reg *registry.Registry, net *model.Network, val *dataset.Set, polic
 		return false, "", fmt.Errorf("storing the model: %w", err)
 	}
 	activate, decision := decide(policy, net, val, serving, serial)
+	if commit != nil {
+		if err := commit(); err != nil {
+			return false, decision, err
+		}
+	}
 	if activate {
 		if _, err := reg.Activate(net.Version); err != nil {
 			return false, fmt.Sprintf("activation failed: %v", err), nil

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,4 +306,82 @@ func TestLowerThreadPriority(t *testing.T) {
 		t.Errorf("policy %d, nice %d; want SCHED_IDLE (%d) or nice 19", got[0], got[1], schedIdle)
 	}
 	t.Logf("policy %d, nice %d", got[0], got[1])
+}
+
+// TestCancelDuringTheLastEpochNeverActivates cancels a job from inside its last epoch's report, when Train has no
+// mini-batch left to notice the cancel in: the job must end cancelled, with nothing stored or activated.
+func TestCancelDuringTheLastEpochNeverActivates(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	serving := &servingStub{}
+	var jobs atomic.Pointer[Jobs]
+	var cancelErr error
+	j, err := NewJobs(JobsConfig{
+		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
+		Serving: serving.get, Activate: serving.set,
+		Observe: func(job Job) {
+			if len(job.History) == job.Request.Epochs && job.Status == StatusRunning && cancelErr == nil {
+				_, cancelErr = jobs.Load().Cancel(job.ID)
+				if cancelErr == nil {
+					cancelErr = errors.New("") // cancelled once; the runner's later updates must not cancel again
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs.Store(j)
+	t.Cleanup(j.Close)
+	j.Start()
+	req := smallRequest()
+	req.Epochs, req.Activate = 1, "always"
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if cancelErr == nil || cancelErr.Error() != "" {
+		t.Fatalf("cancel during the last epoch: %v; want it accepted", cancelErr)
+	}
+	if job.Status != StatusCancelled || job.Activated {
+		t.Errorf("job ended %s, activated %v (%s); want cancelled, not activated", job.Status, job.Activated, job.Error)
+	}
+	if got := serving.get(); got != nil {
+		t.Errorf("serving %s after a cancelled job; want nothing swapped in", got.Version)
+	}
+	if active, _ := reg.Active(); active != "" {
+		t.Errorf("registry active %q after a cancelled job; want none", active)
+	}
+	if list, _ := reg.List(); len(list) != 0 {
+		t.Errorf("registry holds %d versions after a job cancelled before storing; want none", len(list))
+	}
+}
+
+// TestCancelPastThePointOfNoReturnSaysTooLate cancels a job after it stored its model and committed to
+// activating it: Cancel must say it is too late, and the job must end as promised, succeeded and activated.
+func TestCancelPastThePointOfNoReturnSaysTooLate(t *testing.T) {
+	serving := &servingStub{}
+	j, reg := newJobsForTest(t, t.TempDir(), serving)
+	lateErr := make(chan error, 1)
+	j.committing = func(id string) {
+		_, err := j.Cancel(id)
+		lateErr <- err
+	}
+	req := smallRequest()
+	req.Epochs, req.Activate = 1, "always"
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if err := <-lateErr; !errors.Is(err, ErrTooLate) {
+		t.Errorf("cancel past the point of no return: %v; want ErrTooLate", err)
+	}
+	if job.Status != StatusSucceeded || !job.Activated {
+		t.Errorf("job ended %s, activated %v (%s); want succeeded and activated", job.Status, job.Activated, job.Error)
+	}
+	if active, _ := reg.Active(); active != job.ModelVersion || serving.get() == nil {
+		t.Errorf("registry active %q; want the job's %s serving", active, job.ModelVersion)
+	}
 }
