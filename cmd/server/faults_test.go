@@ -191,6 +191,9 @@ func TestFullOrReadOnlyModelDirFailsTrainingNotServing(t *testing.T) {
 			t.Errorf("%s: job %v (%v); want failed with an error about storing the model", what, j["status"], j["error"])
 		} else {
 			t.Logf("%s: job failed: %s", what, j["error"])
+			if strings.Contains(j["error"].(string), dir) {
+				t.Errorf("%s: the job's error names MODEL_DIR's absolute path %s", what, dir)
+			}
 		}
 		resp, err := http.Post(p.base+"/predict", "image/png", bytes.NewReader(img))
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,10 @@ type JobsConfig struct {
 	Activate func(*model.Network)
 	// Observe, when set, is called after every change of a job (for metrics and logs).
 	Observe func(Job)
+	// SaveFailed, when set, is told when a job's record cannot be written (a full or read-only MODEL_DIR): the
+	// job goes on in memory, but its latest state would not survive a restart. It is called with the jobs' lock
+	// held, so it must not call back into Jobs.
+	SaveFailed func(Job, error)
 }
 
 // Jobs queues and runs training jobs, persisting each job's record so it survives a restart.
@@ -393,12 +398,32 @@ func (j *Jobs) update(id string, persist bool, f func(*Job)) {
 	}
 }
 
-// save writes the job record atomically. A failure to persist is not fatal to the job; it is kept in memory.
+// save writes the job record atomically. A failure to persist is not fatal to the job: it is kept in memory, a
+// finished job's error says its record is not saved, and SaveFailed is told.
 func (j *Jobs) save(job *Job) {
 	data, err := json.MarshalIndent(job, "", "  ")
 	if err == nil {
-		model.WriteFileAtomic(filepath.Join(j.own(), job.ID+".json"), data)
+		err = model.WriteFileAtomic(filepath.Join(j.own(), job.ID+".json"), data)
 	}
+	if err == nil {
+		return
+	}
+	err = j.relative(err)
+	if job.Finished() && !strings.Contains(job.Error, recordNotSaved) {
+		job.Error = strings.TrimPrefix(job.Error+"; "+recordNotSaved+" ("+err.Error()+")", "; ")
+	}
+	if j.cfg.SaveFailed != nil {
+		j.cfg.SaveFailed(cloneJob(job), err)
+	}
+}
+
+// recordNotSaved is added to the error of a finished job whose record could not be written.
+const recordNotSaved = "the job's record could not be saved, so this state is lost at the next restart"
+
+// relative rewrites the folder holding the jobs folder (MODEL_DIR) out of an error's message: job errors reach API
+// clients, which have no business knowing the server's file layout.
+func (j *Jobs) relative(err error) error {
+	return errors.New(strings.ReplaceAll(err.Error(), filepath.Dir(j.cfg.Dir)+string(filepath.Separator), ""))
 }
 
 func (j *Jobs) runner() {
@@ -452,7 +477,7 @@ func (j *Jobs) run(ctx context.Context, id string) {
 	fail := func(status string, err error) {
 		j.update(id, true, func(job *Job) {
 			now := time.Now().UTC()
-			job.Status, job.FinishedAt, job.Error = status, &now, err.Error()
+			job.Status, job.FinishedAt, job.Error = status, &now, j.relative(err).Error()
 		})
 	}
 

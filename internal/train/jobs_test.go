@@ -385,3 +385,55 @@ func TestCancelPastThePointOfNoReturnSaysTooLate(t *testing.T) {
 		t.Errorf("registry active %q; want the job's %s serving", active, job.ModelVersion)
 	}
 }
+
+// TestAnUnwritableModelDirFailsTheJobClearly makes MODEL_DIR refuse every write (its folders replaced by files,
+// which refuses root too): the job fails saying it could not store the model and that its record is not saved,
+// the failure to save is reported, and no message names the server's absolute paths.
+func TestAnUnwritableModelDirFailsTheJobClearly(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	var mu sync.Mutex
+	var saveErrs []error
+	j, err := NewJobs(JobsConfig{
+		Dir: filepath.Join(dir, "jobs"), Replica: "pod-a", Registry: reg, Data: mnistSource{t}, Background: true,
+		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {},
+		SaveFailed: func(_ Job, err error) { mu.Lock(); saveErrs = append(saveErrs, err); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j.Close)
+	j.Start()
+	for _, sub := range []string{"versions", filepath.Join("jobs", "pod-a")} {
+		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, sub), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := smallRequest()
+	req.Epochs = 1
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if job.Status != StatusFailed || !strings.Contains(job.Error, "storing the model") || !strings.Contains(job.Error, recordNotSaved) {
+		t.Errorf("job ended %s: %q; want failed, saying the model was not stored and the record not saved", job.Status, job.Error)
+	}
+	t.Logf("job error: %s", job.Error)
+	if strings.Contains(job.Error, dir) {
+		t.Errorf("the job's error names the server's folder %s: %q", dir, job.Error)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(saveErrs) == 0 {
+		t.Fatal("the failure to save the job's record was not reported")
+	}
+	for _, err := range saveErrs {
+		if strings.Contains(err.Error(), dir) {
+			t.Errorf("a save error names the server's folder: %v", err)
+		}
+	}
+}
