@@ -245,7 +245,7 @@ func TestReplicasShareJobRecords(t *testing.T) {
 		t.Cleanup(j.Close)
 		return j
 	}
-	a, b := newRunner("pod-a"), newRunner("pod-b")
+	a := newRunner("pod-a")
 	req := smallRequest()
 	req.Limit, req.Epochs = 0, 100
 	job, err := a.Submit(req)
@@ -253,6 +253,8 @@ func TestReplicasShareJobRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJob(t, a, job.ID, func(j Job) bool { return j.Status == StatusRunning })
+	// b starts once a runs the job: queued jobs go to whichever replica claims them first.
+	b := newRunner("pod-b")
 
 	// A restart of b (a new runner on its folder) must leave a's running job alone.
 	b.Close()
@@ -404,7 +406,7 @@ func TestAnUnwritableModelDirFailsTheJobClearly(t *testing.T) {
 	}
 	t.Cleanup(j.Close)
 	j.Start()
-	for _, sub := range []string{"versions", filepath.Join("jobs", "pod-a")} {
+	for _, sub := range []string{"versions", "jobs"} {
 		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
 			t.Fatal(err)
 		}
@@ -436,4 +438,116 @@ func TestAnUnwritableModelDirFailsTheJobClearly(t *testing.T) {
 			t.Errorf("a save error names the server's folder: %v", err)
 		}
 	}
+}
+
+// TestQueuedJobsSurviveAReplacedReplica replaces a replica the way a Deployment's rollout does: the old pod stops
+// with a job running and one queued, and a pod of another name starts on the same folder. The queued job must run
+// on the new pod, as must one a dead pod had claimed but not started; the running one is reported interrupted.
+func TestQueuedJobsSurviveAReplacedReplica(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	block := make(chan struct{})
+	defer close(block)
+	old, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-old", Registry: reg, Data: blockingSource(block),
+		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Start()
+	running, _ := old.Submit(smallRequest())
+	waitJob(t, old, running.ID, func(j Job) bool { return j.Status == StatusRunning })
+	req := smallRequest()
+	req.Epochs, req.Limit = 1, 500
+	queued, err := old.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	// A pod that died between claiming a job and starting it leaves it queued in its folder, untouched.
+	ghost := filepath.Join(dir, "jobs", "pod-ghost")
+	os.MkdirAll(ghost, 0o755)
+	other := req
+	other.Seed++ // a model of its own, so its version differs from the other job's
+	orphan := Job{ID: "dddddddddddddddd", Status: StatusQueued, Request: other, CreatedAt: time.Now().UTC()}
+	data, _ := json.Marshal(orphan)
+	path := filepath.Join(ghost, orphan.ID+".json")
+	os.WriteFile(path, data, 0o644)
+	stale := time.Now().Add(-2 * staleAfter)
+	os.Chtimes(path, stale, stale)
+
+	fresh, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-new", Registry: reg, Data: mnistSource{t},
+		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fresh.Close)
+	fresh.Start()
+	done := waitJob(t, fresh, queued.ID, func(j Job) bool { return j.Finished() })
+	if done.Status != StatusSucceeded || done.Replica != "pod-new" {
+		t.Errorf("the job queued on the replaced pod ended %s on %q (%s); want succeeded on pod-new", done.Status, done.Replica, done.Error)
+	}
+	if done := waitJob(t, fresh, orphan.ID, func(j Job) bool { return j.Finished() }); done.Status != StatusSucceeded {
+		t.Errorf("the job left queued by a dead pod ended %s (%s); want succeeded", done.Status, done.Error)
+	}
+	if r, _ := fresh.Get(running.ID); r.Status != StatusFailed || !strings.Contains(r.Error, "interrupted") {
+		t.Errorf("the job running on the replaced pod reads %s %q; want failed, interrupted", r.Status, r.Error)
+	}
+}
+
+// countingSource fails every load at once, counting the loads: each is one start of a job.
+type countingSource struct{ n *atomic.Int64 }
+
+func (c countingSource) Load(context.Context, string) (*dataset.Set, *dataset.Set, model.Input, error) {
+	c.n.Add(1)
+	return nil, nil, model.Input{}, errors.New("no data here")
+}
+
+// TestTwoReplicasNeverRunAJobTwice has two replicas with two runners each take jobs from one queue, while some
+// jobs are cancelled through either: every job ends exactly once, and no job is started twice.
+func TestTwoReplicasNeverRunAJobTwice(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	var starts atomic.Int64
+	var replicas []*Jobs
+	for _, name := range []string{"pod-a", "pod-b"} {
+		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: countingSource{&starts},
+			Concurrency: 2, QueueSize: 64, Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(j.Close)
+		j.Start()
+		replicas = append(replicas, j)
+	}
+	var ids []string
+	cancelled := 0
+	for i := range 40 {
+		job, err := replicas[i%2].Submit(smallRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, job.ID)
+		if i%5 == 0 {
+			if _, err := replicas[(i+1)%2].Cancel(job.ID); err == nil {
+				cancelled++
+			}
+		}
+	}
+	ran := 0
+	for _, id := range ids {
+		job := waitJob(t, replicas[0], id, func(j Job) bool { return j.Finished() })
+		if job.Status != StatusFailed && job.Status != StatusCancelled {
+			t.Errorf("job %s ended %s (%s); want failed (no data) or cancelled", id, job.Status, job.Error)
+		}
+		if job.StartedAt != nil {
+			ran++
+		}
+	}
+	if got := starts.Load(); got != int64(ran) {
+		t.Errorf("%d starts for %d jobs that started; want one each", got, ran)
+	}
+	if list := replicas[1].List(); len(list) != len(ids) {
+		t.Errorf("pod-b lists %d jobs; want %d", len(list), len(ids))
+	}
+	t.Logf("%d jobs: %d started, %d cancelled through the other replica", len(ids), ran, cancelled)
 }
