@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
 // TestActivatingADamagedVersionIsRefusedAndChangesNothing activates a version whose file was truncated after it
@@ -71,5 +73,13 @@ func TestActivatingADamagedVersionIsRefusedAndChangesNothing(t *testing.T) {
 	json.Unmarshal(body, &list)
 	if resp.StatusCode != 200 || list.Serving != embedded.Version || len(list.Models) != 1 || !list.Models[0].Active {
 		t.Errorf("GET /models after the refused activation: %d %s; want the default serving, listed and active", resp.StatusCode, body)
+	}
+}
+
+// TestCancelTooLateIsAConflict: a cancel that comes after the job's point of no return is a 409 that says so.
+func TestCancelTooLateIsAConflict(t *testing.T) {
+	var e *Error
+	if err := jobError(train.ErrTooLate); !errors.As(err, &e) || e.Kind != KindConflict || !strings.Contains(e.Detail, "too late") {
+		t.Errorf("jobError(ErrTooLate) = %v; want a conflict saying it is too late", err)
 	}
 }
