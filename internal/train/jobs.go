@@ -463,13 +463,14 @@ func (j *Jobs) List() []Job {
 		out = append(out, cloneJob(&s.job))
 	}
 	j.mu.Unlock()
-	// A job claimed since the queue was read is listed once, as claimed.
+	out = append(out, j.foreign("")...)
+	// The queue is read first so that no job is missed; one claimed since then (here or by another replica) is
+	// listed once, as claimed.
 	for _, q := range queued {
 		if !slices.ContainsFunc(out, func(o Job) bool { return o.ID == q.ID }) {
 			out = append(out, q)
 		}
 	}
-	out = append(out, j.foreign("")...)
 	slices.SortFunc(out, func(a, b Job) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out
 }
