@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -147,7 +148,11 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		serving, _, err := reg.LoadActive()
+		// if_better compares with the active version of the model's own name; a name with none has nothing to beat.
+		serving, _, err := reg.LoadActiveOf(net.Name)
+		if errors.Is(err, registry.ErrNoActive) {
+			serving, err = nil, nil
+		}
 		if err != nil {
 			return err
 		}
@@ -157,8 +162,12 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintf(stdout, "stored version %s in %s; activated: %v (%s)\n", net.Version, *modelDir, activated, decision)
 		if activated {
-			fmt.Fprintf(stdout, "the active model of %s is now %s instead of %s: servers sharing that folder switch to it within their WATCH_INTERVAL\n",
-				*modelDir, net.Version, serving.Version)
+			previous := "none"
+			if serving != nil {
+				previous = serving.Version
+			}
+			fmt.Fprintf(stdout, "the active version of model %s in %s is now %s instead of %s: servers sharing that folder switch to it within their WATCH_INTERVAL\n",
+				net.Name, *modelDir, net.Version, previous)
 		}
 	}
 	if *out != "" {

@@ -71,7 +71,7 @@ func newTestStack(t testing.TB, cfg Config) testStack {
 		t.Fatal(err)
 	}
 	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: &datastore.Catalog{Store: sets},
-		Background: true, Serving: e.Model, Activate: func(n *model.Network) { e.Swap(n) }})
+		Background: true, Serving: func(string) *model.Network { return e.Model() }, Activate: func(n *model.Network) { e.Swap(n) }})
 	if err != nil {
 		t.Fatal(err)
 	}

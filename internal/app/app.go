@@ -36,6 +36,10 @@ type Config struct {
 	DataDir string
 	// Embedded is the model served when none has been activated; nil means the built-in default model.
 	Embedded *model.Network
+	// DefaultModel names the model this process serves: its active version goes live at start and follows every
+	// activation of that name. Versions of other names are stored and activated under their own names without
+	// replacing it. Empty means the embedded model's name.
+	DefaultModel string
 	// ReplicaID names this process among the replicas sharing ModelDir; empty means the host name.
 	ReplicaID string
 	// TrainJobs is how many training jobs run at once; 0 means 1.
@@ -85,6 +89,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	if cfg.Memory == nil {
 		cfg.Memory = membudget.New(1 << 62)
 	}
+	if cfg.DefaultModel == "" {
+		cfg.DefaultModel = cfg.Embedded.Name
+	}
 	s := &Service{Log: log, cfg: cfg, Prometheus: prometheus.NewRegistry()}
 	var err error
 	if s.Registry, err = registry.Open(cfg.ModelDir, cfg.Embedded); err != nil {
@@ -105,10 +112,10 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	s.Metrics.RegisterEngine(s.Prometheus, s.Engine)
 
 	// The model to serve at start goes live like any other.
-	first, fellBack, err := s.Registry.LoadActive()
+	first, fellBack, err := s.Registry.LoadActiveOf(cfg.DefaultModel)
 	if err != nil {
 		s.Engine.Close()
-		return nil, err
+		return nil, fmt.Errorf("DEFAULT_MODEL %s: %w", cfg.DefaultModel, err)
 	}
 	if fellBack != "" {
 		log.Warn("active model unusable; fell back", zap.String("why", fellBack), zap.String("version", first.Version))
@@ -118,7 +125,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
 		Data:        &datastore.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
-		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model,
+		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.activeOf,
 		Activate:   func(net *model.Network) { s.swapIn(net, SourceJob) },
 		Observe:    s.jobChanged,
 		SaveFailed: s.jobNotSaved,
@@ -145,7 +152,7 @@ func (s *Service) Start(ctx context.Context) {
 	s.started = true
 	s.Jobs.Start()
 	if s.cfg.WatchInterval > 0 {
-		go s.Registry.Watch(ctx, s.cfg.WatchInterval, func() string { return s.Engine.Model().Version },
+		go s.Registry.Watch(ctx, s.cfg.DefaultModel, s.cfg.WatchInterval, func() string { return s.Engine.Model().Version },
 			func(net *model.Network) { s.swapIn(net, SourceReplica) },
 			func(err error) { s.Log.Warn("model watch", zap.Error(err)) })
 	}
@@ -181,9 +188,10 @@ const (
 	SourceReplica  Source = "replica"  // another replica moved the registry's active pointer
 )
 
-// GoLive makes version the model that serves, for every replica: it is loaded and checked, published as the
-// registry's active version, swapped into the engine between batches (no request fails, no batch mixes versions),
-// counted in the metrics and logged. It is the operator's activation; training jobs and the replica watch reach
+// GoLive makes version the active version of its model (the name its header gives), for every replica: it is
+// loaded and checked, published as that model's active version and, when the model is the one this process serves,
+// swapped into the engine between batches (no request fails, no batch mixes versions), counted in the metrics and
+// logged. It is the operator's activation; training jobs and the replica watch reach
 // the same swap through swapIn once the registry already names their version.
 func (s *Service) GoLive(version string) (*model.Network, error) {
 	net, err := s.Registry.Activate(version)
@@ -195,8 +203,14 @@ func (s *Service) GoLive(version string) (*model.Network, error) {
 }
 
 // swapIn is the last step of every way a model goes live: the engine serves net from its next batch on, and the
-// metrics and the log say so.
+// metrics and the log say so. A version of another model than DefaultModel only has its activation logged: its
+// pointer is already written and the engine keeps serving DefaultModel.
 func (s *Service) swapIn(net *model.Network, from Source) {
+	if net.Name != s.cfg.DefaultModel {
+		s.Log.Info("model activated", zap.String("source", string(from)), zap.String("name", net.Name),
+			zap.String("version", net.Version), zap.String("served", s.cfg.DefaultModel))
+		return
+	}
 	prev := s.Engine.Swap(net)
 	previous := ""
 	if prev != nil {
@@ -207,6 +221,19 @@ func (s *Service) swapIn(net *model.Network, from Source) {
 	}
 	s.Log.Info("model live", zap.String("source", string(from)), zap.String("name", net.Name),
 		zap.String("version", net.Version), zap.String("previous", previous))
+}
+
+// activeOf returns the active network of model name for a training job's comparison: the one serving when it is
+// the served model, else the registry's active version of that name; nil when the name has none.
+func (s *Service) activeOf(name string) *model.Network {
+	if name == s.cfg.DefaultModel {
+		return s.Engine.Model()
+	}
+	net, _, err := s.Registry.LoadActiveOf(name)
+	if err != nil {
+		return nil
+	}
+	return net
 }
 
 // jobChanged exports a job's change in the metrics and logs how a finished one ended.

@@ -100,8 +100,9 @@ type JobsConfig struct {
 	// of its own (addJobProc), so training never takes more than one core and yields it to serving whenever serving
 	// needs it. The zero value uses every core at normal priority.
 	Background bool
-	// Serving returns the network being served now, for activate=if_better.
-	Serving func() *model.Network
+	// Serving returns the active network of model name (nil when it has none), for activate=if_better, which
+	// compares a new model only with the active version of its own name.
+	Serving func(name string) *model.Network
 	// Activate makes a newly activated network serve (the registry pointer is already written).
 	Activate func(*model.Network)
 	// Observe, when set, is called after every change of a job (for metrics and logs).
@@ -714,7 +715,7 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		}
 		return err
 	}
-	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(), j.cfg.Background, commit)
+	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(net.Name), j.cfg.Background, commit)
 	if errors.Is(err, context.Canceled) {
 		cancelled(net.Version)
 		return

@@ -37,8 +37,8 @@ type servingStub struct {
 	net *model.Network
 }
 
-func (s *servingStub) get() *model.Network  { s.mu.Lock(); defer s.mu.Unlock(); return s.net }
-func (s *servingStub) set(n *model.Network) { s.mu.Lock(); s.net = n; s.mu.Unlock() }
+func (s *servingStub) get(string) *model.Network { s.mu.Lock(); defer s.mu.Unlock(); return s.net }
+func (s *servingStub) set(n *model.Network)      { s.mu.Lock(); s.net = n; s.mu.Unlock() }
 
 func newJobsForTest(t *testing.T, dir string, serving *servingStub) (*Jobs, *registry.Registry) {
 	t.Helper()
@@ -107,13 +107,13 @@ func TestJobTrainsStoresAndActivatesABetterModel(t *testing.T) {
 	if !strings.Contains(job.Decision, "beats") {
 		t.Errorf("decision %q; want it to say the new model beats the serving one", job.Decision)
 	}
-	if got := serving.get(); got.Version != job.ModelVersion || got.Parent != "untrained-1" {
+	if got := serving.get(""); got.Version != job.ModelVersion || got.Parent != "untrained-1" {
 		t.Errorf("serving %s (parent %s); want the new %s with parent untrained-1", got.Version, got.Parent, job.ModelVersion)
 	}
-	if active, _ := reg.Active(); active != job.ModelVersion {
+	if active, _ := reg.ActiveOf("mnist-mlp"); active != job.ModelVersion {
 		t.Errorf("registry active %q; want %q", active, job.ModelVersion)
 	}
-	if acc := serving.get().Metrics.TestAccuracy; acc < 0.8 {
+	if acc := serving.get("").Metrics.TestAccuracy; acc < 0.8 {
 		t.Errorf("the job's model records test accuracy %.3f; want it measured on the MNIST test set", acc)
 	}
 
@@ -197,7 +197,7 @@ func TestSubmitRefusesInvalidRequestsAndAFullQueue(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	j, err := NewJobs(JobsConfig{Dir: t.TempDir(), Registry: reg, QueueSize: 2, Data: blockingSource(block),
-		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+		Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestReplicasShareJobRecords(t *testing.T) {
 	reg, _ := registry.Open(dir, nil)
 	newRunner := func(name string) *Jobs {
 		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: mnistSource{t},
-			Background: true, Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+			Background: true, Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -349,10 +349,10 @@ func TestCancelDuringTheLastEpochNeverActivates(t *testing.T) {
 	if job.Status != StatusCancelled || job.Activated {
 		t.Errorf("job ended %s, activated %v (%s); want cancelled, not activated", job.Status, job.Activated, job.Error)
 	}
-	if got := serving.get(); got != nil {
+	if got := serving.get(""); got != nil {
 		t.Errorf("serving %s after a cancelled job; want nothing swapped in", got.Version)
 	}
-	if active, _ := reg.Active(); active != "" {
+	if active, _ := reg.ActiveOf("mnist-mlp"); active != "" {
 		t.Errorf("registry active %q after a cancelled job; want none", active)
 	}
 	if list, _ := reg.List(); len(list) != 0 {
@@ -383,7 +383,7 @@ func TestCancelPastThePointOfNoReturnSaysTooLate(t *testing.T) {
 	if job.Status != StatusSucceeded || !job.Activated {
 		t.Errorf("job ended %s, activated %v (%s); want succeeded and activated", job.Status, job.Activated, job.Error)
 	}
-	if active, _ := reg.Active(); active != job.ModelVersion || serving.get() == nil {
+	if active, _ := reg.ActiveOf("mnist-mlp"); active != job.ModelVersion || serving.get("") == nil {
 		t.Errorf("registry active %q; want the job's %s serving", active, job.ModelVersion)
 	}
 }
@@ -398,7 +398,7 @@ func TestAnUnwritableModelDirFailsTheJobClearly(t *testing.T) {
 	var saveErrs []error
 	j, err := NewJobs(JobsConfig{
 		Dir: filepath.Join(dir, "jobs"), Replica: "pod-a", Registry: reg, Data: mnistSource{t}, Background: true,
-		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {},
+		Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {},
 		SaveFailed: func(_ Job, err error) { mu.Lock(); saveErrs = append(saveErrs, err); mu.Unlock() },
 	})
 	if err != nil {
@@ -449,7 +449,7 @@ func TestQueuedJobsSurviveAReplacedReplica(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	old, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-old", Registry: reg, Data: blockingSource(block),
-		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+		Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +476,7 @@ func TestQueuedJobsSurviveAReplacedReplica(t *testing.T) {
 	os.Chtimes(path, stale, stale)
 
 	fresh, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-new", Registry: reg, Data: mnistSource{t},
-		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+		Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +511,7 @@ func TestTwoReplicasNeverRunAJobTwice(t *testing.T) {
 	var replicas []*Jobs
 	for _, name := range []string{"pod-a", "pod-b"} {
 		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: countingSource{&starts},
-			Concurrency: 2, QueueSize: 64, Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+			Concurrency: 2, QueueSize: 64, Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
 		if err != nil {
 			t.Fatal(err)
 		}
