@@ -13,12 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // Config holds the API's limits. Zero values pick the defaults noted on each field.
@@ -75,7 +75,7 @@ type Server struct {
 	engine   *inference.Engine
 	registry *registry.Registry
 	jobs     *train.Jobs
-	datasets *datastore.Store
+	datasets *uploads.Store
 	fails    failures
 	draining atomic.Bool
 	handler  http.Handler
@@ -86,7 +86,7 @@ type Server struct {
 // NewServer wires the routes. The engine serves predictions with its active model; the registry, the jobs and the
 // data set store serve the admin routes; metrics are recorded in m and /metrics serves what gatherer collects (the registry m was
 // registered on).
-func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs, sets *datastore.Store) *Server {
+func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs, sets *uploads.Store) *Server {
 	s := &Server{log: log, cfg: cfg.withDefaults(), gatherer: gatherer, metrics: m, engine: engine, registry: reg, jobs: jobs, datasets: sets}
 	s.fails.limit = s.cfg.AdminFailLimit
 	s.memory = s.cfg.Memory

@@ -18,12 +18,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // Config is everything the service is built from. Zero values pick the defaults noted on each field.
@@ -59,7 +59,7 @@ type Service struct {
 	Metrics    *api.Metrics
 	Registry   *registry.Registry
 	Engine     *inference.Engine
-	Sets       *datastore.Store
+	Sets       *uploads.Store
 	Jobs       *train.Jobs
 	HTTP       *api.Server
 
@@ -90,7 +90,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 			log.Warn("model version does not load; ignored", zap.String("version", v), zap.Error(err))
 		}
 	}
-	if s.Sets, err = datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.API.MaxPixels, Memory: cfg.Memory}); err != nil {
+	if s.Sets, err = uploads.Open(filepath.Join(cfg.DataDir, "sets"), uploads.Limits{MaxPixels: cfg.API.MaxPixels, Memory: cfg.Memory}); err != nil {
 		return nil, err
 	}
 	s.Metrics = api.NewMetrics(s.Prometheus)
@@ -112,7 +112,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
-		Data:        &datastore.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
+		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
 		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model,
 		Activate: func(net *model.Network) { s.swapIn(net, SourceJob) },
 		Observe:  s.jobChanged,

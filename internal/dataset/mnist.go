@@ -138,11 +138,11 @@ const (
 
 // LoadMNIST reads one part of MNIST from a folder returned by FindMNIST.
 func LoadMNIST(dir string, split Split) (*Set, error) {
-	images, err := readIDXFile(filepath.Join(dir, string(split)+"-images-idx3-ubyte.gz"))
+	images, err := ReadIDXFile(filepath.Join(dir, string(split)+"-images-idx3-ubyte.gz"), mnistMaxBytes)
 	if err != nil {
 		return nil, err
 	}
-	labels, err := readIDXFile(filepath.Join(dir, string(split)+"-labels-idx1-ubyte.gz"))
+	labels, err := ReadIDXFile(filepath.Join(dir, string(split)+"-labels-idx1-ubyte.gz"), mnistMaxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -152,17 +152,4 @@ func LoadMNIST(dir string, split Split) (*Set, error) {
 	}
 	s.Name = "mnist"
 	return s, nil
-}
-
-func readIDXFile(path string) (*IDX, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	idx, err := ReadIDX(f, mnistMaxBytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return idx, nil
 }

@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"errors"
@@ -40,7 +40,7 @@ func (e *Error) Detail() string {
 	return e.Msg
 }
 
-func (e *Error) Error() string { return "datastore: " + e.Kind.Error() + ": " + e.Detail() }
+func (e *Error) Error() string { return "uploads: " + e.Kind.Error() + ": " + e.Detail() }
 
 // Unwrap returns the kind, so errors.Is(err, ErrInvalid) works.
 func (e *Error) Unwrap() error { return e.Kind }

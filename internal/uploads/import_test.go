@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"archive/tar"
@@ -245,13 +245,13 @@ func TestImportPhotosWithResize(t *testing.T) {
 func idxBytes(t testing.TB, dims []int, data []byte, compress bool) []byte {
 	var buf bytes.Buffer
 	if !compress {
-		if err := writeIDX(&buf, dims, data); err != nil {
+		if err := dataset.WriteIDX(&buf, dims, data); err != nil {
 			t.Fatal(err)
 		}
 		return buf.Bytes()
 	}
 	zw := gzip.NewWriter(&buf)
-	if err := writeIDX(zw, dims, data); err != nil {
+	if err := dataset.WriteIDX(zw, dims, data); err != nil {
 		t.Fatal(err)
 	}
 	if err := zw.Close(); err != nil {
