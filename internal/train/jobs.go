@@ -2,8 +2,6 @@ package train
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/randid"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 )
 
@@ -267,9 +267,7 @@ func (j *Jobs) Close() {
 }
 
 func newJobID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return randid.Hex(8)
 }
 
 // Submit validates and queues a request.
@@ -387,7 +385,7 @@ func (j *Jobs) update(id string, persist bool, f func(*Job)) {
 func (j *Jobs) save(job *Job) {
 	data, err := json.MarshalIndent(job, "", "  ")
 	if err == nil {
-		model.WriteFileAtomic(filepath.Join(j.own(), job.ID+".json"), data)
+		atomicfile.Write(filepath.Join(j.own(), job.ID+".json"), data)
 	}
 }
 

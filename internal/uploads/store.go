@@ -3,8 +3,6 @@ package uploads
 import (
 	"bufio"
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/randid"
 )
 
 // Info describes a stored data set.
@@ -193,7 +193,7 @@ func (s *Store) Delete(id string) error {
 	if _, err := s.Get(id); err != nil && errors.Is(err, ErrNotFound) {
 		return err
 	}
-	tmp := filepath.Join(s.dir, deletePrefix+id+"-"+randomHex(4))
+	tmp := filepath.Join(s.dir, deletePrefix+id+"-"+randid.Hex(4))
 	if err := os.Rename(filepath.Join(s.dir, id), tmp); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("no data set %q", id)}
@@ -225,7 +225,7 @@ func (s *Store) save(set *dataset.Set, info Info) (Info, error) {
 		return Info{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		info.ID = "ds-" + randomHex(8)
+		info.ID = "ds-" + randid.Hex(8)
 		final := filepath.Join(s.dir, info.ID)
 		if _, err := os.Lstat(final); err == nil && attempt < 3 {
 			continue // 2^64 ids make this all but impossible, but a rename onto an empty folder would replace it
@@ -243,44 +243,15 @@ func (s *Store) save(set *dataset.Set, info Info) (Info, error) {
 		if err := os.Rename(tmp, final); err != nil {
 			return Info{}, fmt.Errorf("uploads: %w", err)
 		}
-		syncDir(s.dir)
+		atomicfile.SyncDir(s.dir)
 		return info, nil
 	}
 }
 
-// writeFile creates path, lets write fill it, and flushes it to disk.
+// writeFile writes one file of a set being saved, naming it in the error.
 func writeFile(path string, write func(*bufio.Writer) error) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("uploads: %w", err)
-	}
-	w := bufio.NewWriterSize(f, 1<<16)
-	err = write(w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := atomicfile.WriteFunc(path, write); err != nil {
 		return fmt.Errorf("uploads: writing %s: %w", filepath.Base(path), err)
 	}
 	return nil
-}
-
-// syncDir makes a rename in dir durable. Best effort: some file systems cannot sync a folder.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand since Go 1.24)
-	return hex.EncodeToString(b)
 }
