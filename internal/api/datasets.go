@@ -6,24 +6,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
-
-// mnistInfo describes the built-in data set in the same shape as uploaded ones.
-// Its counts are those of the 60,000 training images (TestMNISTInfoMatchesTheFiles checks them), and its created
-// time that of the GoMNIST module version the files come from.
-var mnistInfo = uploads.Info{
-	ID: "mnist", Name: "MNIST handwritten digits (built in)", Classes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
-	Counts:   []int{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949},
-	Examples: 60000, Width: 28, Height: 28, Preprocess: model.PreprocessMNIST, Source: "builtin",
-	Created: time.Date(2015, 3, 20, 21, 22, 26, 0, time.UTC),
-}
 
 // datasetError maps the data set store's errors to kinds, with the store's client-safe message.
 func datasetError(err error) error {
@@ -157,15 +147,15 @@ func (s *Server) handleDatasetList() http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"datasets": append([]uploads.Info{mnistInfo}, list...)})
+		writeJSON(w, http.StatusOK, map[string]any{"datasets": append([]uploads.Info{uploads.MNISTInfo()}, list...)})
 	}
 }
 
 func (s *Server) handleDatasetGet() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := urlParam(r, "id")
-		if id == "mnist" {
-			writeJSON(w, http.StatusOK, mnistInfo)
+		if id == dataset.MNISTName {
+			writeJSON(w, http.StatusOK, uploads.MNISTInfo())
 			return
 		}
 		info, err := s.datasets.Get(id)

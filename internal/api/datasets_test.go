@@ -16,6 +16,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // twoClassZip builds a real two-class data set: n MNIST test digits of each of two classes, as PNG files in class
@@ -198,6 +199,7 @@ func TestMNISTInfoMatchesTheFiles(t *testing.T) {
 	for _, y := range train.Y {
 		counts[y]++
 	}
+	mnistInfo := uploads.MNISTInfo()
 	if fmt.Sprint(counts) != fmt.Sprint(mnistInfo.Counts) || train.Len() != mnistInfo.Examples {
 		t.Errorf("MNIST has %d examples counted %v; mnistInfo says %d, %v", train.Len(), counts, mnistInfo.Examples, mnistInfo.Counts)
 	}

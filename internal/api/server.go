@@ -21,15 +21,23 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
+// Defaults for the zero fields of Config; the server's command line and environment default to them too.
+const (
+	DefaultMaxBodyBytes   = 32 << 20
+	DefaultMaxPixels      = 40_000_000 // a 40-megapixel camera photo; the memory budget bounds what decoding costs
+	DefaultMaxImages      = 256
+	DefaultPredictTimeout = 10 * time.Second
+)
+
 // Config holds the API's limits. Zero values pick the defaults noted on each field.
 type Config struct {
-	MaxBodyBytes int64 // bytes per request body; 0 means 32 MiB
-	MaxPixels    int   // width x height per image, checked before decoding; 0 means 40 million
-	MaxImages    int   // images per request; 0 means 256
+	MaxBodyBytes int64 // bytes per request body; 0 means DefaultMaxBodyBytes (32 MiB)
+	MaxPixels    int   // width x height per image, checked before decoding; 0 means DefaultMaxPixels (40 million)
+	MaxImages    int   // images per request; 0 means DefaultMaxImages (256)
 	// Memory is the process's memory budget: request bodies, decoded images and their preprocessing reserve from it
 	// before they allocate, and a request that does not fit gets 503 (413 if it never could). Nil means unlimited.
 	Memory         *membudget.Budget
-	PredictTimeout time.Duration // longest a prediction may take, queueing included, before 504; 0 means 10s
+	PredictTimeout time.Duration // longest a prediction may take, queueing included, before 504; 0 means 10s (DefaultPredictTimeout)
 	// AdminToken is the bearer token of the admin routes; with none set they refuse every request.
 	AdminToken string
 	// SeparateAdmin leaves the admin routes out of the main handler; AdminHandler serves them (ADMIN_ADDR).
@@ -49,19 +57,19 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 32 << 20
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.MaxPixels <= 0 {
-		c.MaxPixels = 40_000_000
+		c.MaxPixels = DefaultMaxPixels
 	}
 	if c.MaxImages <= 0 {
-		c.MaxImages = 256
+		c.MaxImages = DefaultMaxImages
 	}
 	if c.AdminFailLimit <= 0 {
 		c.AdminFailLimit = 10
 	}
 	if c.PredictTimeout <= 0 {
-		c.PredictTimeout = 10 * time.Second
+		c.PredictTimeout = DefaultPredictTimeout
 	}
 	return c
 }

@@ -80,6 +80,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	if cfg.Memory == nil {
 		cfg.Memory = membudget.New(1 << 62)
 	}
+	if cfg.API.MaxPixels <= 0 {
+		cfg.API.MaxPixels = api.DefaultMaxPixels // data set imports take the same limit as predictions
+	}
 	s := &Service{Log: log, cfg: cfg, Prometheus: prometheus.NewRegistry()}
 	var err error
 	if s.Registry, err = registry.Open(cfg.ModelDir, cfg.Embedded); err != nil {
