@@ -29,7 +29,7 @@
 // checked against that pattern on every lookup, so an id can never name a path outside the store. Other folders in
 // the store's folder are left alone.
 //
-// What does not live here: MNIST itself and the IDX reader (package dataset), the image decoding and preprocessing
-// (package imageprep), and the HTTP endpoints (package api), which map ErrInvalid, ErrTooLarge and ErrNotFound to
-// responses.
+// What does not live here: the in-memory Set, the IDX file format (read and written) and MNIST itself (package
+// dataset), the image decoding and preprocessing (package imageprep), and the HTTP endpoints (package api), which map
+// ErrInvalid, ErrTooLarge and ErrNotFound to responses.
 package uploads
