@@ -1,6 +1,8 @@
-// Command memattack starts the built server under a memory limit, fires the memory attacks of issue 13 at it one
-// case at a time (a fresh process each) and then all at once, and prints each case's peak resident set (VmHWM),
-// the answers it got (-2: still stalled when the client hung up), and whether a normal /predict is served afterwards. Linux only; it talks to 127.0.0.1 only.
+// Command memattack starts the built server under a memory limit, fires requests built to exhaust its memory
+// (huge progressive and 16-bit images, stalled bodies, oversized training jobs, zip and IDX bombs: see attacks) at it
+// one case at a time (a fresh process each) and then all at once, and prints each case's peak resident set (VmHWM),
+// the answers it got (-2: still stalled when the client hung up), and whether a normal /predict is served
+// afterwards. Linux only; it talks to 127.0.0.1 only.
 //
 //	go build -o /tmp/server ./cmd/server && go run ./bench/memattack -server /tmp/server -limit 600MiB
 package main

@@ -16,7 +16,8 @@ import (
 )
 
 // config is the server's effective configuration. Every field has a flag and an environment variable (named in
-// DESIGN.md); a flag given on the command line wins over the environment, which wins over the default.
+// settings, and in the README's configuration table); a flag given on the command line wins over the environment,
+// which wins over the default.
 type config struct {
 	Addr            string
 	AdminToken      string

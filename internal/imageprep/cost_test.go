@@ -79,8 +79,8 @@ func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
 	}
 }
 
-// The 313 KB, 6324x6324 progressive CMYK JPEG is valid and costs about 24 bytes a pixel, about 0.9 GiB:
-// the estimate knows that from the header alone.
+// A 313 KB, 6324x6324 progressive CMYK JPEG is valid and costs about 24 bytes a pixel to decode, about 0.9 GiB: a
+// small upload that would exhaust a small pod. The estimate knows that from the header alone.
 func TestEstimateCostOfAFortyMegapixelCMYKJPEG(t *testing.T) {
 	data := uploadtest.ProgressiveJPEG(6324, 6324, 4)
 	if len(data) > 320<<10 {

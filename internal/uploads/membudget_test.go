@@ -42,7 +42,7 @@ func sharedDataZip(t *testing.T, img []byte, names ...string) []byte {
 	return append(out, end...)
 }
 
-// The archive: four directory entries pointing at one 40-megapixel JPEG. It is refused without decoding the
+// An archive whose four directory entries point at one 40-megapixel JPEG is refused without decoding the
 // image four times.
 func TestImportRefusesEntriesThatShareData(t *testing.T) {
 	s, err := Open(t.TempDir(), Limits{MaxPixels: 40_000_000, Memory: membudget.New(2 << 30)})
