@@ -8,7 +8,6 @@
 package main
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -129,29 +128,6 @@ func multipartOf(files map[string][]byte) ([]byte, string) {
 	return b.Bytes(), mw.FormDataContentType()
 }
 
-// sharedZip names one stored file under every name (of equal length) in its central directory.
-func sharedZip(data []byte, names ...string) []byte {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, _ := zw.CreateHeader(&zip.FileHeader{Name: names[0], Method: zip.Store})
-	w.Write(data)
-	zw.Close()
-	b := buf.Bytes()
-	eocd := bytes.LastIndex(b, []byte("PK\x05\x06"))
-	cdOff := int(binary.LittleEndian.Uint32(b[eocd+16:]))
-	var cd []byte
-	for _, n := range names {
-		r := bytes.Clone(b[cdOff:eocd])
-		copy(r[46:], n)
-		cd = append(cd, r...)
-	}
-	end := bytes.Clone(b[eocd:])
-	binary.LittleEndian.PutUint16(end[8:], uint16(len(names)))
-	binary.LittleEndian.PutUint16(end[10:], uint16(len(names)))
-	binary.LittleEndian.PutUint32(end[12:], uint32(len(cd)))
-	return append(append(bytes.Clone(b[:cdOff]), cd...), end...)
-}
-
 func gzipIDX(header []uint32, size int) []byte {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
@@ -200,7 +176,7 @@ func attacks() []attack {
 		}
 		return s
 	}()})
-	zipped := sharedZip(cmyk, "0/a.jpg", "0/b.jpg", "1/a.jpg", "1/b.jpg")
+	zipped := uploadtest.SharedDataZip(cmyk, "0/a.jpg", "0/b.jpg", "1/a.jpg", "1/b.jpg")
 	idxImages := gzipIDX([]uint32{0x0803, 8192, 256, 256}, 8192*256*256)
 	labels := binary.BigEndian.AppendUint32(nil, 0x0801)
 	labels = binary.BigEndian.AppendUint32(labels, 8192)

@@ -18,6 +18,8 @@ var layers = map[string][]string{
 	// Small helpers that everything may use, and that therefore use nothing of the service.
 	"internal/atomicfile": {"internal/"},
 	"internal/randid":     {"internal/"},
+	// Test kits speak to the service from outside, over HTTP.
+	"internal/apitest": {"internal/"},
 	// Preprocessing is model-agnostic: it turns bytes into a vector for a spec it is given.
 	"internal/imageprep": {"net/http", "internal/model", "internal/train", "internal/api", "internal/inference",
 		"internal/registry", "internal/app"},

@@ -21,14 +21,6 @@ func allocated(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-func encodeJPEG(t *testing.T, m image.Image) []byte {
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // The estimate is at least what the decoder really allocates, for the formats and colour models that cost the most
 // per pixel, and not wildly more (which would refuse images that fit).
 func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
@@ -48,9 +40,9 @@ func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
 		{"progressive CMYK JPEG", uploadtest.ProgressiveJPEG(1000, 700, 4)},
 		{"progressive YCbCr JPEG", uploadtest.ProgressiveJPEG(1000, 700, 3)},
 		{"progressive gray JPEG", uploadtest.ProgressiveJPEG(1000, 700, 1)},
-		{"baseline JPEG", encodeJPEG(t, rgba)},
+		{"baseline JPEG", uploadtest.EncodeJPEG(rgba, 90)},
 		{"16-bit RGBA PNG", uploadtest.PNG16(600, 500)},
-		{"8-bit gray PNG", encodePNG(t, gray)},
+		{"8-bit gray PNG", uploadtest.EncodePNG(gray)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cost, err := EstimateCost(c.data, Limits{}, in)
@@ -97,8 +89,4 @@ func TestEstimateCostOfAFortyMegapixelCMYKJPEG(t *testing.T) {
 	if err != nil || cfg.ColorModel != color.CMYKModel {
 		t.Fatalf("DecodeConfig: %v, %v; want a CMYK image", cfg.ColorModel, err)
 	}
-}
-
-func encodePNG(t *testing.T, m image.Image) []byte {
-	return uploadtest.EncodePNG(m)
 }
