@@ -69,6 +69,6 @@ COPY --from=build /out/server /usr/local/bin/server
 
 ENV ADDR=:8080 MODEL_DIR=/models DATA_DIR=/data
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 8080 8081
 VOLUME ["/models", "/data/sets"]
 ENTRYPOINT ["/usr/local/bin/server"]

@@ -24,7 +24,7 @@ echo
 go build -o "$work/server" ./cmd/server
 go build -o "$work/loadgen" ./cmd/loadgen
 port=$((20000 + RANDOM % 20000))
-ADDR=127.0.0.1:$port LOG_LEVEL=warn MODEL_DIR="$work/models" DATA_DIR="$work/data" ADMIN_TOKEN=bench BENCH_FLOOR=1 \
+ADDR=127.0.0.1:$port GRPC_ADDR=127.0.0.1:0 LOG_LEVEL=warn MODEL_DIR="$work/models" DATA_DIR="$work/data" ADMIN_TOKEN=bench BENCH_FLOOR=1 \
   "$work/server" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -74,6 +74,13 @@ print(f"| {t} | {n} | {rf:,.0f} | {rp:,.0f} | {rp / rf:.2f} | {pf:.2f} | {pp:.2f
 PY
     done
   done
+  echo
+fi
+
+if { command -v ghz >/dev/null || [[ -x $(go env GOPATH)/bin/ghz ]]; } && command -v wrk >/dev/null; then
+  echo "## One digit per call by protocol: gRPC (ghz) and REST (wrk), bench/oip.sh"
+  echo
+  bash bench/oip.sh
   echo
 fi
 

@@ -17,7 +17,7 @@ go build -o "$work/server" ./cmd/server
 go build -o "$work/loadgen" ./cmd/loadgen
 start_server() {
   port=$((20000 + RANDOM % 20000))
-  env ADDR=127.0.0.1:$port LOG_LEVEL=warn MODEL_DIR="$work/models" DATA_DIR="$work/data" "$@" "$work/server" >"$work/server.log" 2>&1 &
+  env ADDR=127.0.0.1:$port GRPC_ADDR=127.0.0.1:0 LOG_LEVEL=warn MODEL_DIR="$work/models" DATA_DIR="$work/data" "$@" "$work/server" >"$work/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   base=http://127.0.0.1:$port

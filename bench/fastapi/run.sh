@@ -163,7 +163,7 @@ done
 if [[ -n "$GO_SERVER" ]]; then
 	port=$(free_port)
 	echo "== Go server $GO_SERVER, 127.0.0.1:$port" >&2
-	(cd "$SCRATCH" && ADDR=127.0.0.1:$port LOG_LEVEL=warn BENCH_FLOOR=true ADMIN_TOKEN=bench-$$ \
+	(cd "$SCRATCH" && ADDR=127.0.0.1:$port GRPC_ADDR=127.0.0.1:0 LOG_LEVEL=warn BENCH_FLOOR=true ADMIN_TOKEN=bench-$$ \
 		MODEL_DIR=$SCRATCH/models DATA_DIR=$SCRATCH/data exec "$GO_SERVER") >"$OUT/server.log" 2>&1 &
 	SERVER_PID=$!
 	bench go "http://127.0.0.1:$port" /predict /bench/floor

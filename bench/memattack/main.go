@@ -45,7 +45,7 @@ func start(bin, limit string) (*server, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "ADDR=127.0.0.1:0", "ADMIN_TOKEN="+token, "MODEL_DIR="+dir+"/models",
+	cmd.Env = append(os.Environ(), "ADDR=127.0.0.1:0", "GRPC_ADDR=off", "ADMIN_TOKEN="+token, "MODEL_DIR="+dir+"/models",
 		"DATA_DIR="+dir+"/data", "MEMORY_LIMIT="+limit, "LOG_LEVEL=error", "TRAIN_JOBS=1")
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard

@@ -22,6 +22,7 @@ type config struct {
 	Addr            string
 	AdminToken      string
 	AdminAddr       string
+	GRPCAddr        string
 	AdminTokenFile  string
 	TrainJobs       int
 	ReplicaID       string
@@ -139,6 +140,7 @@ func (c *config) settings() []setting {
 	return []setting{
 		{flag: "addr", env: "ADDR", def: ":8080", usage: "listen address", value: strVal(&c.Addr)},
 		{flag: "admin-addr", env: "ADMIN_ADDR", usage: "serve the admin routes (training, models, data sets) on this separate address only, e.g. 127.0.0.1:9090 (empty: on ADDR)", value: strVal(&c.AdminAddr)},
+		{flag: "grpc-addr", env: "GRPC_ADDR", def: ":8081", usage: "Open Inference Protocol gRPC listen address (off or an empty -grpc-addr=: no gRPC)", value: strVal(&c.GRPCAddr)},
 		{flag: "admin-token", env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the admin routes (unset: a random one is generated and logged once)", value: strVal(&c.AdminToken)},
 		{flag: "admin-token-file", env: "ADMIN_TOKEN_FILE", usage: "file holding the admin token (a mounted Secret), used when ADMIN_TOKEN is unset", value: strVal(&c.AdminTokenFile)},
 		{flag: "train-jobs", env: "TRAIN_JOBS", def: "1", usage: "training jobs running at once; each runs on one low-priority thread", value: intVal(&c.TrainJobs)},

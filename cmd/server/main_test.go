@@ -22,12 +22,19 @@ import (
 // that stops it (as SIGTERM would) and returns run's error.
 func startServer(t *testing.T, env map[string]string, args ...string) (base string, stop func() error) {
 	t.Helper()
+	base, _, stop = startServerGRPC(t, env, args...)
+	return base, stop
+}
+
+// startServerGRPC is startServer that also returns the gRPC listener's address ("" when GRPC_ADDR is off).
+func startServerGRPC(t *testing.T, env map[string]string, args ...string) (base, grpcAddr string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
 			return v
 		}
-		return map[string]string{"ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}[k]
+		return map[string]string{"ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}[k]
 	}
 	pr, pw := io.Pipe()
 	var stderr syncBuffer
@@ -38,14 +45,18 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 		done <- err
 	}()
 	lines := bufio.NewScanner(pr)
-	addr := make(chan string, 1)
+	addr, grpcLine := make(chan string, 1), make(chan string, 1)
 	go func() {
 		for lines.Scan() {
 			if a, ok := strings.CutPrefix(lines.Text(), "perceptron listening on "); ok {
 				addr <- a
 			}
+			if a, ok := strings.CutPrefix(lines.Text(), "perceptron gRPC listening on "); ok {
+				grpcLine <- a
+			}
 		}
 		close(addr)
+		close(grpcLine)
 	}()
 	select {
 	case base = <-addr:
@@ -56,6 +67,14 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 	}
 	if base == "" {
 		t.Fatalf("server exited: %s", stderr.String())
+	}
+	// The gRPC listener starts after the HTTP ones, and prints its line before serve waits for a signal.
+	if a := getenv("GRPC_ADDR"); a != "" && a != "off" {
+		select {
+		case grpcAddr = <-grpcLine:
+		case <-time.After(testwait.Timeout(t)):
+			t.Fatal("gRPC did not start listening")
+		}
 	}
 	var once sync.Once
 	var runErr error
@@ -71,7 +90,7 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 		return runErr
 	}
 	t.Cleanup(func() { stop() })
-	return base, stop
+	return base, grpcAddr, stop
 }
 
 type syncBuffer struct {

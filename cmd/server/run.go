@@ -16,6 +16,8 @@ Usage:
   server [flags]          serve HTTP (see server -h)
   server train [flags]    train a model from a data set and write it (see server train -h)
   server eval [flags]     print a model's test accuracy and confusion matrix (see server eval -h)
+  server import [flags]   store an ONNX model in the registry as a new version (see server import -h)
+  server export [flags]   write a version or model file as ONNX (see server export -h)
 `
 
 // run is the whole program: main only supplies the process's arguments, environment and streams, so tests can run
@@ -36,6 +38,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = trainCmd(ctx, rest, getenv, stdout, stderr)
 	case "eval":
 		err = evalCmd(ctx, rest, getenv, stdout, stderr)
+	case "import":
+		err = importCmd(ctx, rest, getenv, stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, rest, getenv, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 	default:

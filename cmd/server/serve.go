@@ -17,6 +17,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/api"
 	"github.com/perceptron-dev/perceptron/internal/app"
+	"github.com/perceptron-dev/perceptron/internal/grpcapi"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/randid"
@@ -88,8 +89,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		API: api.Config{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages,
 			PredictTimeout: cfg.PredictTimeout, BenchFloor: cfg.BenchFloor, AdminToken: cfg.AdminToken,
-			SeparateAdmin: cfg.AdminAddr != "", TrustedProxies: cfg.TrustedProxies,
+			SeparateAdmin: cfg.AdminAddr != "", TrustedProxies: cfg.TrustedProxies, Version: version,
 		},
+		GRPC: grpcapi.Config{Version: version, MaxRecvMsgSize: int(min(cfg.MaxBodyBytes, 1<<31-1)), MaxImages: cfg.MaxImages,
+			PredictTimeout: cfg.PredictTimeout},
 	})
 	if err != nil {
 		return err
@@ -122,11 +125,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	grpcSrv, err := startGRPC(cfg, log, svc.GRPC, stdout)
+	if err != nil {
+		for _, hs := range servers {
+			hs.Close()
+		}
+		return err
+	}
+
 	select {
 	case err := <-errc:
 		for _, hs := range servers {
 			hs.Close()
 		}
+		<-grpcSrv.Stop(canceled())
 		return err
 	case <-ctx.Done():
 	}
@@ -139,6 +151,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	grpcStopped := grpcSrv.Stop(sctx)
+	defer func() { <-grpcStopped }()
 	for _, hs := range servers {
 		if err := hs.Shutdown(sctx); err != nil {
 			log.Warn("shutdown timed out; closing remaining connections", zap.Error(err))

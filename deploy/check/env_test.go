@@ -249,17 +249,27 @@ func checkEnvironment(t *testing.T, s server, monitoring, exampleSecret bool, r,
 		}
 	})
 
-	t.Run("the container port is ADDR's port and the image's EXPOSE", func(t *testing.T) {
-		_, port, err := splitHostPort(env["ADDR"])
-		if err != nil {
-			t.Fatalf("ADDR=%q: %v", env["ADDR"], err)
-		}
-		cp, ok := containerPort(server, intstr.FromInt32(port))
-		if !ok {
-			t.Errorf("ADDR=%q: no container port %d", env["ADDR"], port)
-		}
-		if !s.exposed[cp.ContainerPort] {
-			t.Errorf("container port %d is not exposed by the Dockerfile (%v)", cp.ContainerPort, s.exposed)
+	t.Run("the container ports are ADDR's and GRPC_ADDR's ports, the image's EXPOSE and the Service's", func(t *testing.T) {
+		svc := only[corev1.Service](t, r, "Service")
+		for _, name := range []string{"ADDR", "GRPC_ADDR"} {
+			_, port, err := splitHostPort(env[name])
+			if err != nil {
+				t.Errorf("%s=%q: %v", name, env[name], err)
+				continue
+			}
+			cp, ok := containerPort(server, intstr.FromInt32(port))
+			if !ok {
+				t.Errorf("%s=%q: no container port %d", name, env[name], port)
+			}
+			if !s.exposed[cp.ContainerPort] {
+				t.Errorf("container port %d is not exposed by the Dockerfile (%v)", cp.ContainerPort, s.exposed)
+			}
+			if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool {
+				target, ok := containerPort(server, p.TargetPort)
+				return ok && target.ContainerPort == port
+			}) {
+				t.Errorf("%s=%q: no Service port targets container port %d", name, env[name], port)
+			}
 		}
 	})
 

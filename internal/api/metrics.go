@@ -45,6 +45,7 @@ type Metrics struct {
 	jobProgress     prometheus.Gauge
 	jobLoss         prometheus.Gauge
 	jobAccuracy     *prometheus.GaugeVec
+	imports         *prometheus.CounterVec // ONNX imports by result (onnx.go)
 
 	mu           sync.Mutex
 	servingLabel [2]string // name and version currently exported by modelInfo
@@ -124,6 +125,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.requestDuration, m.inFlight, m.preprocess, m.queueWait, m.compute, m.batchSize, m.dropped,
 		m.classified, m.rejections, m.modelInfo, m.swaps, m.jobs, m.jobProgress, m.jobLoss, m.jobAccuracy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.imports = registerImports(reg)
 	return m
 }
 
@@ -222,3 +224,9 @@ func (m *Metrics) countLabels(res inference.Result) {
 		m.classified.WithLabelValues(label).Inc()
 	}
 }
+
+// LatencyOpts are the options of every latency histogram of the service, for the other transports' metrics.
+func LatencyOpts(name, help string) prometheus.HistogramOpts { return latencyOpts(name, help) }
+
+// Classified counts the predicted labels of res, as every transport does for the images it classified.
+func (m *Metrics) Classified(res inference.Result) { m.countLabels(res) }

@@ -112,6 +112,10 @@ func withRecover(log *zap.Logger) func(http.Handler) http.Handler {
 					}
 					log.Error("panic", zap.Any("value", v), zap.ByteString("stack", debug.Stack()),
 						zap.String("request_id", requestID(r.Context())))
+					if isV2(r) {
+						v2Error(w, http.StatusInternalServerError, "internal error")
+						return
+					}
 					writeError(w, r, log, fmt.Errorf("panic: %v", v))
 				}
 			}()

@@ -5,14 +5,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -340,6 +343,11 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	notImage, _ := json.Marshal(map[string]any{"inputs": []any{map[string]any{
 		"name": "image", "shape": []int{1}, "datatype": "BYTES", "data": []string{base64.StdEncoding.EncodeToString([]byte("hello"))}}}})
 	v2 := "/v2/models/" + name
+	binHeader := `{"parameters":{"binary_data_output":true},"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","parameters":{"binary_data_size":3136}}]}`
+	binBody := []byte(binHeader)
+	for _, v := range row {
+		binBody = binary.LittleEndian.AppendUint32(binBody, math.Float32bits(float32(v)))
+	}
 
 	t.Run("predict", func(t *testing.T) {
 		h.run(t, []specCase{
@@ -397,6 +405,19 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			{name: "422 not an image", method: "POST", path: v2 + "/infer", contentType: "application/json", body: notImage, status: 422},
 			{name: "404 unknown model", method: "GET", path: "/v2/models/resnet", status: 404},
 			{name: "404 infer on an unknown model", method: "POST", path: "/v2/models/resnet/infer", contentType: "application/json", body: fp32, status: 404},
+			{name: "server metadata", method: "GET", path: "/v2", status: 200},
+			{name: "version metadata", method: "GET", path: v2 + "/versions/" + defaultVersion, status: 200},
+			{name: "version ready", method: "GET", path: v2 + "/versions/" + defaultVersion + "/ready", status: 200},
+			{name: "version infer", method: "POST", path: v2 + "/versions/" + defaultVersion + "/infer", contentType: "application/json", body: fp32, status: 200},
+			{name: "404 another version", method: "POST", path: v2 + "/versions/v0/infer", contentType: "application/json", body: fp32, status: 404},
+			{name: "binary FP32 in and out", method: "POST", path: v2 + "/infer", contentType: "application/octet-stream",
+				header: http.Header{"Inference-Header-Content-Length": {strconv.Itoa(len(binHeader))}}, body: binBody, status: 200},
+			{name: "binary FP32 in and out, version route", method: "POST", path: v2 + "/versions/" + defaultVersion + "/infer", contentType: "application/octet-stream",
+				header: http.Header{"Inference-Header-Content-Length": {strconv.Itoa(len(binHeader))}}, body: binBody, status: 200},
+			{name: "400 binary sizes that do not add up", method: "POST", path: v2 + "/infer", contentType: "application/octet-stream",
+				header: http.Header{"Inference-Header-Content-Length": {strconv.Itoa(len(binHeader))}}, body: binBody[:len(binBody)-4], status: 400},
+			{name: "404 unknown v2 path", method: "GET", path: "/v2/nope", status: 404},
+			{name: "405 v2 method", method: "GET", path: v2 + "/infer", status: 405},
 		})
 	})
 

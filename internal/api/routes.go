@@ -31,6 +31,10 @@ func (s *Server) router(public, admin bool) http.Handler {
 	maxBody := func() int64 { return s.cfg.MaxBodyBytes }
 	body := r.With(s.withDeclaredLength(maxBody), s.withIdentityEncoding)
 	notFound := func(w http.ResponseWriter, r *http.Request) {
+		if isV2(r) {
+			v2Error(w, http.StatusNotFound, "no such route")
+			return
+		}
 		s.fail(w, r, errorf(KindNotFound, "no such route"))
 	}
 	r.NotFound(notFound)
@@ -54,7 +58,12 @@ func (s *Server) router(public, admin bool) http.Handler {
 			return
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		s.fail(w, req, errorf(KindMethod, "method "+methodLabel(req.Method)+" is not allowed here; use "+strings.Join(allow, " or ")))
+		detail := "method " + methodLabel(req.Method) + " is not allowed here; use " + strings.Join(allow, " or ")
+		if isV2(req) {
+			v2Error(w, http.StatusMethodNotAllowed, detail)
+			return
+		}
+		s.fail(w, req, errorf(KindMethod, detail))
 	})
 
 	r.Get("/healthz", s.handleHealthz())
@@ -69,11 +78,15 @@ func (s *Server) router(public, admin bool) http.Handler {
 		})
 		body.Post("/predict", s.handlePredict())
 
+		r.Get("/v2", s.handleV2ServerMetadata())
 		r.Get("/v2/health/live", s.handleV2Live())
 		r.Get("/v2/health/ready", s.handleV2Ready())
 		r.Get("/v2/models/{name}", s.handleV2ModelMetadata())
 		r.Get("/v2/models/{name}/ready", s.handleV2ModelReady())
 		body.Post("/v2/models/{name}/infer", s.handleV2Infer())
+		r.Get("/v2/models/{name}/versions/{version}", s.handleV2ModelMetadata())
+		r.Get("/v2/models/{name}/versions/{version}/ready", s.handleV2ModelReady())
+		body.Post("/v2/models/{name}/versions/{version}/infer", s.handleV2Infer())
 	}
 
 	if !admin {
@@ -87,6 +100,8 @@ func (s *Server) router(public, admin bool) http.Handler {
 		r.Delete("/train/{id}", s.handleTrainCancel())
 		r.Get("/models", s.handleModelsList())
 		r.Get("/models/{version}", s.handleModelGet())
+		r.With(s.withIdentityEncoding).Post("/models", s.handleModelImport())
+		r.Get("/models/{version}/onnx", s.handleModelExport())
 		r.Post("/models/{version}/activate", s.handleModelActivate())
 		r.With(s.withDeclaredLength(s.datasetBodyLimit), s.withIdentityEncoding).Post("/datasets", s.handleDatasetUpload())
 		r.Get("/datasets", s.handleDatasetList())
@@ -142,6 +157,9 @@ func (s *Server) withIdentityEncoding(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// isV2 reports whether r is on the Open Inference Protocol's routes, whose errors are {"error": "..."}.
+func isV2(r *http.Request) bool { return r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") }
 
 // truncate shortens s to at most n bytes for messages and logs, marking the cut.
 func truncate(s string, n int) string {

@@ -53,6 +53,8 @@ type Config struct {
 	// BenchFloor adds POST /bench/floor, a handler that reads the multipart images like /predict and answers a
 	// constant JSON: the floor that /predict's throughput is measured against. Off in production.
 	BenchFloor bool
+	// Version is the server version GET /v2 reports; "" reports "dev".
+	Version string
 }
 
 func (c Config) withDefaults() Config {
@@ -67,6 +69,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AdminFailLimit <= 0 {
 		c.AdminFailLimit = 10
+	}
+	if c.Version == "" {
+		c.Version = "dev"
 	}
 	if c.PredictTimeout <= 0 {
 		c.PredictTimeout = DefaultPredictTimeout

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/oip"
 )
 
 // The Open Inference Protocol (KServe v2) REST surface, so standard inference clients can talk to the service.
@@ -26,6 +26,7 @@ type v2Tensor struct {
 	Datatype   string          `json:"datatype"`
 	Parameters map[string]any  `json:"parameters,omitempty"`
 	Data       json.RawMessage `json:"data"`
+	binary     []byte          // the tensor's bytes from binary tensor data (v2binary.go), when it gave binary_data_size
 }
 
 type v2InferRequest struct {
@@ -39,10 +40,11 @@ type v2InferRequest struct {
 }
 
 type v2OutputTensor struct {
-	Name     string    `json:"name"`
-	Shape    []int     `json:"shape"`
-	Datatype string    `json:"datatype"`
-	Data     []float32 `json:"data"`
+	Name       string         `json:"name"`
+	Shape      []int          `json:"shape"`
+	Datatype   string         `json:"datatype"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	Data       []float32      `json:"data,omitempty"` // absent when the output goes as binary data
 }
 
 type v2InferResponse struct {
@@ -50,12 +52,6 @@ type v2InferResponse struct {
 	ModelVersion string           `json:"model_version"`
 	ID           string           `json:"id,omitempty"`
 	Outputs      []v2OutputTensor `json:"outputs"`
-}
-
-type v2TensorMeta struct {
-	Name     string `json:"name"`
-	Datatype string `json:"datatype"`
-	Shape    []int  `json:"shape"`
 }
 
 func v2Error(w http.ResponseWriter, status int, msg string) {
@@ -84,11 +80,17 @@ func (s *Server) v2Fail(w http.ResponseWriter, r *http.Request, err error) {
 	v2Error(w, kindInfo[e.Kind].status, detail)
 }
 
-// v2Model returns the serving model when name is its name, else answers 404.
+// v2Model returns the serving model when name (and version, on the version routes) name it, else answers 404.
+// Only the active version is loaded; the registry's other versions are not served on these routes.
 func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) *model.Network {
 	net := s.engine.Model()
 	if name := urlParam(r, "name"); net == nil || name != net.Name {
 		v2Error(w, http.StatusNotFound, fmt.Sprintf("model %q is not served here", truncate(name, 64)))
+		return nil
+	}
+	if v := urlParam(r, "version"); v != "" && v != net.Version {
+		v2Error(w, http.StatusNotFound, fmt.Sprintf("version %q of model %q is not loaded; only the active version %q is served",
+			truncate(v, 64), net.Name, net.Version))
 		return nil
 	}
 	return net
@@ -129,21 +131,13 @@ func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
 		if net == nil {
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"name":     net.Name,
-			"versions": []string{net.Version},
-			"platform": "perceptron_mlp",
-			"inputs": []v2TensorMeta{
-				{Name: "input", Datatype: "FP32", Shape: []int{-1, net.MLP.Inputs()}},
-				{Name: "image", Datatype: "BYTES", Shape: []int{-1}},
-			},
-			"outputs": []v2TensorMeta{{Name: "probabilities", Datatype: "FP32", Shape: []int{-1, net.MLP.Classes()}}},
-		})
+		writeJSON(w, http.StatusOK, oip.Metadata(net))
 	}
 }
 
 // handleV2Infer accepts one input tensor: FP32 of shape [N, inputs] with values in 0..1, or BYTES of shape [N]
-// (or [N,1]) holding base64-encoded images, and answers the FP32 [N, classes] probabilities.
+// (or [N,1]) holding encoded images (base64 in JSON, raw in binary tensor data), and answers the FP32 [N, classes]
+// probabilities, as JSON or binary tensor data (v2binary.go).
 func (s *Server) handleV2Infer() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		net := s.v2Model(w, r)
@@ -163,8 +157,8 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			s.v2Fail(w, r, bodyError(err))
 			return
 		}
-		var req v2InferRequest
-		if err := decodeJSON(bytes.NewReader(body), &req, false); err != nil {
+		req, err := parseV2Infer(body, r.Header.Values(binaryHeader))
+		if err != nil {
 			s.v2Fail(w, r, err)
 			return
 		}
@@ -179,13 +173,25 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			}
 		}
 		in := req.Inputs[0]
+		if in.Name != oip.InputName && !(in.Name == oip.ImageName && in.Datatype == "BYTES") {
+			s.v2Fail(w, r, fmt.Errorf("unknown input %q; this model takes %q (BYTES also as %q)", truncate(in.Name, 64), oip.InputName, oip.ImageName))
+			return
+		}
 		size := net.MLP.Inputs()
 		var x []float32
 		var n int
 		switch in.Datatype {
 		case "FP32", "FP64":
+			if in.binary != nil {
+				x, n, err = v2BinaryFloats(in, size, s.cfg.MaxImages)
+				break
+			}
 			x, n, err = v2Floats(in, size, s.cfg.MaxImages)
 		case "BYTES":
+			if in.binary != nil {
+				x, n, err = s.v2BinaryImages(ctx, in, net.Input, s.cfg.MaxImages)
+				break
+			}
 			x, n, err = s.v2Images(ctx, in, net.Input, s.cfg.MaxImages)
 		default:
 			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
@@ -211,7 +217,7 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 		}
 		s.metrics.countLabels(res)
 		classes := res.Model.MLP.Classes()
-		writeJSON(w, http.StatusOK, v2InferResponse{
+		writeV2Infer(w, &req, v2InferResponse{
 			ModelName: res.Model.Name, ModelVersion: res.Model.Version, ID: req.ID,
 			Outputs: []v2OutputTensor{{Name: "probabilities", Shape: []int{n, classes}, Datatype: "FP32", Data: res.Probs}},
 		})
@@ -263,18 +269,15 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 	if len(items) > maxRows {
 		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), maxRows)}
 	}
-	b := &batchInput{size: in.Width * in.Height}
+	data := make([][]byte, len(items))
 	for i, enc := range items {
 		if _, after, ok := strings.Cut(enc, ";base64,"); ok && strings.HasPrefix(enc, "data:") {
 			enc = after
 		}
-		data, err := base64.StdEncoding.DecodeString(enc)
-		if err != nil {
+		var err error
+		if data[i], err = base64.StdEncoding.DecodeString(enc); err != nil {
 			return nil, 0, fmt.Errorf("input %q item %d is not base64", t.Name, i)
 		}
-		if err := s.addImage(ctx, b, data, in, func() string { return fmt.Sprintf("item %d", i) }); err != nil {
-			return nil, 0, err
-		}
 	}
-	return b.x, b.n, nil
+	return s.PrepareImages(ctx, data, in)
 }

@@ -1,7 +1,8 @@
 // Package app is perceptron's composition root: New builds the whole service, once, from a Config — the model
 // registry, the inference engine, the data set store, the training jobs, the metrics and the HTTP handlers — and
-// Start sets its background work going (training runners, the replica watch). The binary (cmd/server) and every
-// test that runs a whole service build it here, so a test cannot drift from what ships.
+// Start sets its background work going (training runners, the replica watch). The gRPC service is built here too;
+// the binary decides whether it listens. The binary (cmd/server) and every test that runs a whole service build it
+// here, so a test cannot drift from what ships.
 //
 // GoLive is the one way a model version starts serving, whoever asks: an operator's activation, a finished
 // training job, a replica following the registry, or the start of the process.
@@ -18,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
+	"github.com/perceptron-dev/perceptron/internal/grpcapi"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
@@ -50,6 +52,8 @@ type Config struct {
 	Memory *membudget.Budget
 	// API holds the HTTP limits and the admin token; its Memory is set from Memory.
 	API api.Config
+	// GRPC holds the gRPC service's limits (its own zero values are documented there).
+	GRPC grpcapi.Config
 }
 
 // Service is the built service. Its fields are the parts a test or the binary may need to reach directly.
@@ -62,6 +66,7 @@ type Service struct {
 	Sets       *uploads.Store
 	Jobs       *train.Jobs
 	HTTP       *api.Server
+	GRPC       *grpcapi.Server // the Open Inference Protocol over gRPC, through the same engine; the caller serves it
 
 	cfg     Config
 	started bool
@@ -128,6 +133,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	apiCfg.Memory = cfg.Memory
 	apiCfg.GoLive = s.GoLive
 	s.HTTP = api.NewServer(log, apiCfg, s.Prometheus, s.Metrics, s.Engine, s.Registry, s.Jobs, s.Sets)
+	s.GRPC = grpcapi.New(log.Named("grpc"), cfg.GRPC, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
 	return s, nil
 }
 
@@ -153,8 +159,12 @@ func (s *Service) Handler() http.Handler { return s.HTTP }
 // AdminHandler serves the admin routes alone, for API.SeparateAdmin.
 func (s *Service) AdminHandler() http.Handler { return s.HTTP.AdminHandler() }
 
-// Drain makes readiness fail and asks clients to close their connections, ahead of a shutdown.
-func (s *Service) Drain() { s.HTTP.Drain() }
+// Drain makes readiness fail (HTTP, gRPC and its health service) and asks HTTP clients to close their connections,
+// ahead of a shutdown.
+func (s *Service) Drain() {
+	s.HTTP.Drain()
+	s.GRPC.Drain()
+}
 
 // Close stops the training runners (a running job is recorded as interrupted) and the engine.
 func (s *Service) Close() {

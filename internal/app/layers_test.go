@@ -27,7 +27,10 @@ var layers = map[string][]string{
 	"internal/inference": {"net/http", "internal/train", "internal/api", "internal/registry", "internal/app"},
 	"internal/registry":  {"net/http", "internal/train", "internal/api", "internal/inference", "internal/app"},
 	"internal/train":     {"net/http", "internal/api", "internal/inference", "internal/app"},
-	"internal/api":       {"internal/app"},
+	"internal/api":       {"internal/app", "internal/grpcapi"},
+	// The protocol's shared facts know neither transport; the gRPC service is a transport beside the HTTP one.
+	"internal/oip":     {"net/http", "internal/api", "internal/grpcapi", "internal/inference", "internal/train", "internal/app"},
+	"internal/grpcapi": {"internal/app"},
 	// Data sets: the in-memory set and its file format know nothing of networks, uploads or serving; uploads turn
 	// archives into sets and never reach into HTTP, training or serving.
 	"internal/dataset": {"net/http", "internal/model", "internal/uploads", "internal/imageprep", "internal/train",

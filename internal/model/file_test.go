@@ -187,3 +187,43 @@ func FuzzUnmarshal(f *testing.F) {
 		m.Forward(make([]float32, m.MLP.Inputs()), 1, &ws)
 	})
 }
+
+func TestOriginRoundTripsAndOldFilesAreUnchanged(t *testing.T) {
+	t.Run("the embedded default model, which has no origin, re-encodes to the same bytes", func(t *testing.T) {
+		n, err := Default()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Origin != nil {
+			t.Fatalf("default model origin = %+v; want none", n.Origin)
+		}
+		data, err := Marshal(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, defaultModel) {
+			t.Errorf("re-encoded default model differs from the embedded file (%d vs %d bytes)", len(data), len(defaultModel))
+		}
+		if v := NewVersion(n.Created, n.MLP.Params); v != n.Version {
+			t.Errorf("version recomputed from the weights = %s; want %s", v, n.Version)
+		}
+	})
+	t.Run("an imported model keeps its origin through the file", func(t *testing.T) {
+		n := testNetwork(t)
+		n.Origin = &Origin{Format: "onnx", Producer: "pytorch", ProducerVersion: "1.13.1", Opset: 17, SHA256: "ab12"}
+		data, err := Marshal(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Unmarshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Origin == nil || *got.Origin != *n.Origin {
+			t.Errorf("origin after round trip = %+v; want %+v", got.Origin, n.Origin)
+		}
+		if c := got.Clone(); c.Origin == got.Origin || *c.Origin != *got.Origin {
+			t.Errorf("Clone shares or changes the origin: %p %p", c.Origin, got.Origin)
+		}
+	})
+}

@@ -55,6 +55,25 @@ type Info struct {
 	Metrics    Metrics    `json:"metrics"`
 	// Hyperparameters is the training request that produced the model, as the trainer wrote it.
 	Hyperparameters json.RawMessage `json:"hyperparameters,omitempty"`
+	// Origin says where a model made elsewhere came from; nil means it was trained here. Files written before the
+	// field existed have none, and a nil Origin is left out of the header, so their bytes and versions are unchanged.
+	Origin *Origin `json:"origin,omitempty"`
+}
+
+// Origin is the provenance of an imported model.
+type Origin struct {
+	// Format is the file format it was imported from: "onnx".
+	Format string `json:"format"`
+	// Producer and ProducerVersion are the tool that wrote the file, as the file says (ONNX producer_name and
+	// producer_version, e.g. "pytorch" "2.1.0").
+	Producer        string `json:"producer,omitempty"`
+	ProducerVersion string `json:"producer_version,omitempty"`
+	// Opset is the version of the ONNX operator set the graph was written for.
+	Opset int64 `json:"opset,omitempty"`
+	// SHA256 is the hex digest of the imported file, so the file can be matched to its version.
+	SHA256 string `json:"sha256,omitempty"`
+	// Version is the perceptron version the file was exported from, when it was one of ours.
+	Version string `json:"version,omitempty"`
 }
 
 // Network is a trained classifier: float32 weights plus the Info that describes them. Once published it is only
@@ -73,6 +92,11 @@ func New(info Info, rng *rand.Rand) (*Network, error) {
 	n.MLP.Init(rng)
 	return n, nil
 }
+
+// Validate reports why info does not describe a network this package can build and serve: an architecture over the
+// limits, an unknown activation or preprocessing, labels that do not match the classes, or an input size that does
+// not match the first layer. Importers call it before building a network.
+func (info *Info) Validate() error { return info.check() }
 
 func (info *Info) check() error {
 	if err := CheckArchitecture(info.Layers); err != nil {
@@ -107,6 +131,10 @@ func (n *Network) Clone() *Network {
 	c.Layers = slices.Clone(n.Layers)
 	c.Labels = slices.Clone(n.Labels)
 	c.Hyperparameters = slices.Clone(n.Hyperparameters)
+	if n.Origin != nil {
+		o := *n.Origin
+		c.Origin = &o
+	}
 	return c
 }
 

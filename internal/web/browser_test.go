@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"mime/multipart"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -37,6 +39,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/onnx/onnxtest"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
@@ -516,6 +519,35 @@ func TestBrowser(t *testing.T) {
 		b.screenshot(t, artifacts, "4-rolled-back")
 		if got := eval[string](t, b, `sessionStorage.getItem("perceptron.adminToken") + "|" + localStorage.length + "|" + document.cookie`); got != adminToken+"|0|" {
 			t.Errorf("token storage: %q; want it in sessionStorage only", got)
+		}
+	})
+
+	t.Run("the version list says where each version came from", func(t *testing.T) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		fw, _ := mw.CreateFormFile("model", "torch.onnx")
+		fw.Write(onnxtest.MLP(1, 784, 8, 10))
+		mw.Close()
+		req, _ := http.NewRequest("POST", srv.URL+"/models", &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var imported struct{ Version string }
+		json.NewDecoder(resp.Body).Decode(&imported)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /models: %d", resp.StatusCode)
+		}
+		b.do(t, "refreshing the versions", chromedp.Click(chromedp.ID("refresh-models")))
+		got := b.waitFor(t, "the imported version", `(() => {
+			const row = document.querySelector('#models tr[data-version="`+imported.Version+`"]');
+			return row && [row.querySelector(".origin").textContent,
+				document.querySelector('#models tr[data-version="`+def.Version+`"] .origin').textContent].join("|"); })()`, 10*time.Second)
+		if want := "imported from ONNX (onnxtest, opset 17)|built in"; got != want {
+			t.Errorf("origins of the imported and the default version: %q; want %q", got, want)
 		}
 	})
 

@@ -745,11 +745,20 @@
         el("td", {}, m.activation || "–"),
         el("td", {}, metrics.test_accuracy ? pct(metrics.test_accuracy) : "–"),
         el("td", {}, metrics.validation_accuracy ? pct(metrics.validation_accuracy) : "–"),
-        el("td", {}, m.source || "–"),
+        el("td", { class: "origin" }, origin(m)),
         el("td", {}, action));
     });
     if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No model versions.")));
     $("models").tBodies[0].replaceChildren(...rows);
+  }
+
+  // origin says where a version came from: built into the binary, trained here, or imported with its producer.
+  function origin(m) {
+    if (m.origin) {
+      const producer = [m.origin.producer, m.origin.producer_version].filter(Boolean).join(" ") || "an unnamed tool";
+      return `imported from ${String(m.origin.format).toUpperCase()} (${producer}${m.origin.opset ? `, opset ${m.origin.opset}` : ""})`;
+    }
+    return m.source === "embedded" ? "built in" : "trained here";
   }
 
   async function activate(version, button) {

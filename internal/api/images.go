@@ -1,0 +1,24 @@
+package api
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/perceptron-dev/perceptron/internal/model"
+)
+
+// PrepareImages turns encoded images (PNG, JPEG, ...) into the rows of model input in, through the same decoding,
+// limits and decode budget as POST /predict. It serves the protocol's BYTES tensors on every transport: the v2 REST
+// routes and the gRPC service. Its errors are *Error; their Kind says whose fault they are.
+func (s *Server) PrepareImages(ctx context.Context, items [][]byte, in model.Input) ([]float32, int, error) {
+	if len(items) > s.cfg.MaxImages {
+		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), s.cfg.MaxImages)}
+	}
+	b := &batchInput{size: in.Width * in.Height}
+	for i, data := range items {
+		if err := s.addImage(ctx, b, data, in, func() string { return fmt.Sprintf("item %d", i) }); err != nil {
+			return nil, 0, err
+		}
+	}
+	return b.x, b.n, nil
+}

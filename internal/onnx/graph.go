@@ -1,0 +1,671 @@
+package onnx
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/onnx/onnxpb"
+)
+
+// layer is one fully connected layer as the graph computes it, in perceptron's layout: out = x·W + B with W
+// In x Out row-major.
+type layer struct {
+	in, out int
+	w, b    []float32
+}
+
+// Output transforms readGraph recognises on the last layer. perceptron always serves softmax probabilities, which
+// have the same argmax as the logits and the log-probabilities.
+const (
+	outputLogits     = "logits"
+	outputSoftmax    = "Softmax"
+	outputLogSoftmax = "LogSoftmax"
+)
+
+// network is the multilayer perceptron a graph computes.
+type network struct {
+	input      string  // name of the graph's input
+	inputDims  []int64 // its declared shape, -1 for a symbolic or unknown dimension; nil when not declared
+	layers     []layer
+	activation model.Activation // of the hidden layers; 0 when there are none
+	output     string           // outputLogits, outputSoftmax or outputLogSoftmax
+}
+
+// stage is where the walk is along the chain: what the previous node was decides what may come next.
+type stage int
+
+const (
+	atInput         stage = iota // only reshaping so far
+	afterLinear                  // after a layer (Gemm, MatMul, or an Add to its bias)
+	afterActivation              // after a hidden activation
+	afterSoftmax                 // after the final Softmax or LogSoftmax
+)
+
+// supportedOps is said in refusals, so a user knows what to export instead.
+const supportedOps = "Gemm, MatMul, Add, Relu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape, Identity, Dropout and Constant"
+
+// walker follows the chain of nodes from the graph's input to its output.
+type walker struct {
+	opset  int64
+	consts map[string]*onnxpb.TensorProto // initializers and Constant outputs
+	uses   map[string]int                 // how many node inputs read each value
+	net    network
+	cur    string  // the value the next node must read
+	dims   []int64 // its shape; nil when unknown
+	stage  stage
+	act    model.Activation                     // the activation just applied, not yet followed by a layer
+	params int                                  // weights and biases of the layers so far
+	values map[*onnxpb.TensorProto]tensorValues // converted constants, so a shared one is converted once
+}
+
+type tensorValues struct {
+	v    []float32
+	dims []int
+}
+
+// floats returns the values of a constant, converting each once; callers must not modify them.
+func (w *walker) floats(name string) ([]float32, []int, error) {
+	t := w.consts[name]
+	if c, ok := w.values[t]; ok {
+		return c.v, c.dims, nil
+	}
+	v, dims, err := floats(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	w.values[t] = tensorValues{v, dims}
+	return v, dims, nil
+}
+
+// readGraph recognises the multilayer perceptron g computes, or says which node it cannot import and why.
+func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
+	w := &walker{opset: opset, consts: map[string]*onnxpb.TensorProto{}, uses: map[string]int{},
+		values: map[*onnxpb.TensorProto]tensorValues{}}
+	defined := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		if defined[t.GetName()] {
+			return nil, malformed("two initializers are called %s", quote(t.GetName()))
+		}
+		defined[t.GetName()] = true
+		w.consts[t.GetName()] = t
+	}
+	var inputs []*onnxpb.ValueInfoProto
+	for _, in := range g.GetInput() {
+		if w.consts[in.GetName()] == nil { // before IR version 4, initializers were listed as inputs too
+			inputs = append(inputs, in)
+		}
+	}
+	if len(inputs) != 1 {
+		names := make([]string, len(inputs))
+		for i, in := range inputs {
+			names[i] = quote(in.GetName())
+		}
+		return nil, unsupported("the graph has %d inputs (%s); perceptron imports models with one input, the image",
+			len(inputs), strings.Join(names, ", "))
+	}
+	if n := len(g.GetOutput()); n != 1 {
+		return nil, unsupported("the graph has %d outputs; perceptron imports models with one output, the class scores", n)
+	}
+	in := inputs[0]
+	if err := w.readInput(in); err != nil {
+		return nil, err
+	}
+	defined[in.GetName()] = true
+	for _, n := range g.GetNode() {
+		for _, name := range n.GetInput() {
+			w.uses[name]++
+		}
+	}
+
+	for i, n := range g.GetNode() {
+		id := quote(n.GetName())
+		if n.GetName() == "" {
+			id = fmt.Sprintf("#%d", i)
+		}
+		op := opLabel(n.GetOpType())
+		for _, out := range n.GetOutput() {
+			if out != "" && defined[out] {
+				return nil, nodeErr(ErrMalformed, id, op, "output %s is defined twice", quote(out))
+			}
+			defined[out] = true
+		}
+		if err := w.step(n, id, op); err != nil {
+			return nil, err
+		}
+	}
+
+	out := g.GetOutput()[0].GetName()
+	switch {
+	case w.cur != out:
+		return nil, unsupported("the graph's output %s is not the end of the chain of layers from its input (which ends at %s)",
+			quote(out), quote(w.cur))
+	case w.uses[out] > 0:
+		return nil, unsupported("the graph's output %s is also read by %d nodes; perceptron imports a single chain of layers",
+			quote(out), w.uses[out])
+	case len(w.net.layers) == 0:
+		return nil, unsupported("the graph has no Gemm or MatMul layer")
+	case w.stage == afterActivation:
+		return nil, unsupported("the graph ends with %s; the output must be the last layer's scores, or their Softmax or LogSoftmax", w.act)
+	case w.stage == afterLinear:
+		w.net.output = outputLogits
+	}
+	return &w.net, nil
+}
+
+// readInput checks the graph's input: float32, of a shape an image or a vector of pixels can have.
+func (w *walker) readInput(in *onnxpb.ValueInfoProto) error {
+	w.net.input, w.cur = in.GetName(), in.GetName()
+	tt := in.GetType().GetTensorType()
+	if in.GetType() != nil && tt == nil {
+		return unsupported("the input %s is not a tensor", quote(in.GetName()))
+	}
+	if et := onnxpb.TensorProto_DataType(tt.GetElemType()); et != onnxpb.TensorProto_FLOAT && et != onnxpb.TensorProto_UNDEFINED {
+		return unsupported("the input %s holds %s values; perceptron feeds float32 pixels", quote(in.GetName()), et)
+	}
+	if tt.GetShape() == nil {
+		return nil
+	}
+	dims := make([]int64, len(tt.GetShape().GetDim()))
+	for i, d := range tt.GetShape().GetDim() {
+		dims[i] = -1
+		if _, ok := d.GetValue().(*onnxpb.TensorShapeProto_Dimension_DimValue); ok && d.GetDimValue() > 0 {
+			dims[i] = d.GetDimValue()
+		}
+	}
+	switch {
+	case len(dims) < 2 || len(dims) > 4:
+		return unsupported("the input %s has shape %s; perceptron imports [N,features], [N,H,W] or [N,1,H,W]",
+			quote(in.GetName()), shapeString(dims))
+	case len(dims) == 4 && dims[1] != 1 && dims[1] != -1:
+		return unsupported("the input %s has shape %s with %d channels; perceptron imports one channel, gray",
+			quote(in.GetName()), shapeString(dims), dims[1])
+	}
+	w.net.inputDims = dims
+	w.dims = dims
+	return nil
+}
+
+// step applies one node to the walk.
+func (w *walker) step(n *onnxpb.NodeProto, id, op string) error {
+	fail := func(format string, args ...any) error { return nodeErr(ErrUnsupported, id, op, format, args...) }
+	if d := n.GetDomain(); d != "" && d != "ai.onnx" {
+		return fail("operator domain %s is not supported; perceptron imports the default ONNX operators (%s)", quote(d), supportedOps)
+	}
+	switch op {
+	case "Constant":
+		return w.constant(n, id, op)
+	case "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Identity", "Dropout":
+	default:
+		return fail("operator %s is not supported; perceptron imports multilayer perceptrons made of %s", op, supportedOps)
+	}
+	var data []string
+	for _, name := range n.GetInput() {
+		if name != "" && w.consts[name] == nil {
+			data = append(data, name)
+		}
+	}
+	switch {
+	case len(data) == 0:
+		return fail("computes on constants only; fold constants before exporting (onnxsim, or do_constant_folding=True)")
+	case len(data) > 1:
+		return fail("reads %d non-constant values (%s); perceptron imports a single chain of layers whose weights are initializers",
+			len(data), quoteAll(data))
+	case data[0] != w.cur:
+		return fail("reads %s, which is not the output of the node before it; perceptron imports a single chain of layers", quote(data[0]))
+	case w.uses[w.cur] > 1:
+		return fail("%s is read by %d nodes; perceptron imports a single chain of layers without branches", quote(w.cur), w.uses[w.cur])
+	case len(n.GetOutput()) == 0 || n.GetOutput()[0] == "":
+		return fail("has no output")
+	}
+	for _, extra := range n.GetOutput()[1:] {
+		if extra != "" && (op != "Dropout" || w.uses[extra] > 0) {
+			return fail("its output %s is used; perceptron imports a single chain of layers", quote(extra))
+		}
+	}
+	if w.stage == afterSoftmax && op != "Identity" {
+		return fail("comes after the output's %s; only Identity may follow it", w.net.output)
+	}
+
+	var err error
+	switch op {
+	case "Identity":
+		_, err = w.attrs(n, id, op, nil)
+	case "Dropout":
+		err = w.dropout(n, id, op)
+	case "Flatten":
+		err = w.flatten(n, id, op)
+	case "Reshape":
+		err = w.reshape(n, id, op)
+	case "Gemm", "MatMul":
+		err = w.linear(n, id, op)
+	case "Add":
+		err = w.add(n, id, op)
+	case "Relu", "Sigmoid", "Tanh":
+		err = w.activation(n, id, op)
+	case "Softmax", "LogSoftmax":
+		err = w.softmax(n, id, op)
+	}
+	if err != nil {
+		return err
+	}
+	w.cur = n.GetOutput()[0]
+	return nil
+}
+
+// attrs returns a node's attributes by name, refusing any not in allowed, which maps the names a node may have to
+// their type.
+func (w *walker) attrs(n *onnxpb.NodeProto, id, op string, allowed map[string]onnxpb.AttributeProto_AttributeType) (map[string]*onnxpb.AttributeProto, error) {
+	out := map[string]*onnxpb.AttributeProto{}
+	for _, a := range n.GetAttribute() {
+		typ, ok := allowed[a.GetName()]
+		switch {
+		case !ok:
+			return nil, nodeErr(ErrUnsupported, id, op, "attribute %s is not supported", quote(a.GetName()))
+		case a.GetRefAttrName() != "":
+			return nil, nodeErr(ErrUnsupported, id, op, "attribute %s refers to a function's attribute", quote(a.GetName()))
+		case a.GetType() != typ && a.GetType() != onnxpb.AttributeProto_UNDEFINED:
+			return nil, nodeErr(ErrMalformed, id, op, "attribute %s is a %s; want %s", quote(a.GetName()), a.GetType(), typ)
+		case out[a.GetName()] != nil:
+			return nil, nodeErr(ErrMalformed, id, op, "attribute %s is given twice", quote(a.GetName()))
+		}
+		out[a.GetName()] = a
+	}
+	return out, nil
+}
+
+func intAttr(attrs map[string]*onnxpb.AttributeProto, name string, def int64) int64 {
+	if a := attrs[name]; a != nil {
+		return a.GetI()
+	}
+	return def
+}
+
+func floatAttr(attrs map[string]*onnxpb.AttributeProto, name string, def float32) float32 {
+	if a := attrs[name]; a != nil {
+		return a.GetF()
+	}
+	return def
+}
+
+const (
+	attrInt   = onnxpb.AttributeProto_INT
+	attrFloat = onnxpb.AttributeProto_FLOAT
+)
+
+// constant records a Constant node's value.
+func (w *walker) constant(n *onnxpb.NodeProto, id, op string) error {
+	attrs, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{
+		"value": onnxpb.AttributeProto_TENSOR, "value_float": attrFloat, "value_floats": onnxpb.AttributeProto_FLOATS,
+		"value_int": attrInt, "value_ints": onnxpb.AttributeProto_INTS,
+	})
+	if err != nil {
+		return err
+	}
+	if len(attrs) != 1 || len(n.GetOutput()) != 1 || len(n.GetInput()) != 0 {
+		return nodeErr(ErrMalformed, id, op, "want one value attribute, no input and one output")
+	}
+	var t *onnxpb.TensorProto
+	for name, a := range attrs {
+		switch name {
+		case "value":
+			t = a.GetT()
+		case "value_float":
+			t = &onnxpb.TensorProto{DataType: ptr(int32(onnxpb.TensorProto_FLOAT)), FloatData: []float32{a.GetF()}}
+		case "value_floats":
+			t = &onnxpb.TensorProto{DataType: ptr(int32(onnxpb.TensorProto_FLOAT)), Dims: []int64{int64(len(a.GetFloats()))}, FloatData: a.GetFloats()}
+		case "value_int":
+			t = &onnxpb.TensorProto{DataType: ptr(int32(onnxpb.TensorProto_INT64)), Int64Data: []int64{a.GetI()}}
+		case "value_ints":
+			t = &onnxpb.TensorProto{DataType: ptr(int32(onnxpb.TensorProto_INT64)), Dims: []int64{int64(len(a.GetInts()))}, Int64Data: a.GetInts()}
+		}
+	}
+	if t == nil {
+		return nodeErr(ErrMalformed, id, op, "attribute \"value\" holds no tensor")
+	}
+	w.consts[n.GetOutput()[0]] = t
+	return nil
+}
+
+func (w *walker) dropout(n *onnxpb.NodeProto, id, op string) error {
+	if _, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{"ratio": attrFloat, "seed": attrInt}); err != nil {
+		return err
+	}
+	if in := n.GetInput(); len(in) > 2 && in[2] != "" {
+		training, err := boolean(w.consts[in[2]])
+		if err != nil {
+			return nodeErr(ErrUnsupported, id, op, "training_mode: %v", err)
+		}
+		if training {
+			return nodeErr(ErrUnsupported, id, op, "training_mode is true; export the model in inference mode (model.eval())")
+		}
+	}
+	return nil
+}
+
+func (w *walker) flatten(n *onnxpb.NodeProto, id, op string) error {
+	attrs, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{"axis": attrInt})
+	if err != nil {
+		return err
+	}
+	axis := intAttr(attrs, "axis", 1)
+	if axis < 0 && w.dims != nil {
+		axis += int64(len(w.dims))
+	}
+	if axis != 1 {
+		return nodeErr(ErrUnsupported, id, op, "attribute axis=%d: perceptron flattens each example, axis=1", intAttr(attrs, "axis", 1))
+	}
+	w.dims = flattened(w.dims)
+	return nil
+}
+
+// flattened is the shape [N, product of the rest] of a batch of examples; nil stays unknown.
+func flattened(dims []int64) []int64 {
+	if dims == nil {
+		return nil
+	}
+	features := int64(1)
+	for _, d := range dims[1:] {
+		if d < 0 {
+			features = -1
+			break
+		}
+		features *= d
+	}
+	return []int64{dims[0], features}
+}
+
+func (w *walker) reshape(n *onnxpb.NodeProto, id, op string) error {
+	attrs, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{"allowzero": attrInt})
+	if err != nil {
+		return err
+	}
+	in := n.GetInput()
+	if len(in) != 2 || w.consts[in[1]] == nil {
+		return nodeErr(ErrUnsupported, id, op, "the target shape must be a constant")
+	}
+	target, err := ints(w.consts[in[1]])
+	if err != nil {
+		return nodeErr(ErrUnsupported, id, op, "target shape: %v", err)
+	}
+	fail := func() error {
+		return nodeErr(ErrUnsupported, id, op, "reshapes %s to %v; perceptron's layers take [N, features]: reshape to [-1, features] or use Flatten",
+			shapeString(w.dims), target)
+	}
+	if len(target) != 2 || intAttr(attrs, "allowzero", 0) != 0 && (target[0] == 0 || target[1] == 0) {
+		return fail()
+	}
+	flat := flattened(w.dims)
+	batch, features := int64(-1), int64(-1)
+	if flat != nil {
+		batch, features = flat[0], flat[1]
+	}
+	switch {
+	case target[0] == 0 || target[0] == -1 || target[0] > 0 && target[0] == batch:
+	default:
+		return fail()
+	}
+	switch {
+	case target[1] > 0 && (features < 0 || features == target[1]):
+		features = target[1]
+	case target[1] == -1 && target[0] != -1:
+	case target[1] == 0 && w.dims != nil && len(w.dims) == 2:
+	default:
+		return fail()
+	}
+	w.dims = []int64{batch, features}
+	return nil
+}
+
+// linear adds the layer of a Gemm (y = alpha·A'·B' + beta·C) or a MatMul (y = A·B), with the data as A and
+// constant weights: the layer's W is alpha·B' and its bias beta·C.
+func (w *walker) linear(n *onnxpb.NodeProto, id, op string) error {
+	fail := func(kind error, format string, args ...any) error { return nodeErr(kind, id, op, format, args...) }
+	var attrs map[string]*onnxpb.AttributeProto
+	var err error
+	if op == "Gemm" {
+		attrs, err = w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{
+			"alpha": attrFloat, "beta": attrFloat, "transA": attrInt, "transB": attrInt})
+	} else {
+		attrs, err = w.attrs(n, id, op, nil)
+	}
+	if err != nil {
+		return err
+	}
+	switch w.stage {
+	case afterLinear:
+		return fail(ErrUnsupported, "follows a layer without an activation between them; perceptron's hidden layers each have one")
+	}
+	in := n.GetInput()
+	switch {
+	case len(in) < 2 || op == "MatMul" && len(in) != 2 || len(in) > 3:
+		return fail(ErrMalformed, "has %d inputs", len(in))
+	case in[0] != w.cur:
+		return fail(ErrUnsupported, "the data is its second input; perceptron imports %s(x, W%s) with the data first", op,
+			map[bool]string{true: ", b", false: ""}[op == "Gemm"])
+	case intAttr(attrs, "transA", 0) != 0:
+		return fail(ErrUnsupported, "attribute transA=%d would transpose the batch of inputs; only transA=0 is supported", intAttr(attrs, "transA", 0))
+	case w.dims != nil && len(w.dims) != 2:
+		return fail(ErrUnsupported, "its input has shape %s; add Flatten before the first layer", shapeString(w.dims))
+	}
+	b, bdims, err := w.floats(in[1])
+	if err != nil {
+		return withNode(err, id, op)
+	}
+	if len(bdims) != 2 {
+		return fail(ErrUnsupported, "the weights %s have shape %v; want a matrix", quote(in[1]), bdims)
+	}
+	k, m := bdims[0], bdims[1]
+	transB := intAttr(attrs, "transB", 0) != 0
+	if transB {
+		k, m = m, k
+	}
+	if w.dims != nil && w.dims[1] > 0 && int64(k) != w.dims[1] {
+		return fail(ErrUnsupported, "the weights %s take %d values but the layer's input has %d", quote(in[1]), k, w.dims[1])
+	}
+	if k < 1 || m < 1 || k > model.MaxWidth || m > model.MaxWidth {
+		return fail(ErrUnsupported, "the weights %s have shape %v; each side must be 1 to %d", quote(in[1]), bdims, model.MaxWidth)
+	}
+	if len(w.net.layers) >= model.MaxLayers {
+		return fail(ErrUnsupported, "more than %d layers", model.MaxLayers)
+	}
+	// Counted before the layer is allocated: layers may share one initializer, so the file's size alone does not
+	// bound what they take.
+	if w.params += k*m + m; w.params > model.MaxParams {
+		return fail(ErrTooLarge, "the layers so far hold %d weights and biases, more than the %d a network may hold", w.params, model.MaxParams)
+	}
+	alpha := floatAttr(attrs, "alpha", 1)
+	l := layer{in: k, out: m, w: b, b: make([]float32, m)}
+	if transB || alpha != 1 { // else the weights are already in perceptron's layout, and only read from here on
+		l.w = make([]float32, k*m)
+		for i := range k {
+			for j := range m {
+				v := b[i*m+j]
+				if transB {
+					v = b[j*k+i]
+				}
+				l.w[i*m+j] = alpha * v
+			}
+		}
+	}
+	if len(in) == 3 && in[2] != "" {
+		c, err := w.bias(n, id, op, in[2], m)
+		if err != nil {
+			return err
+		}
+		beta := floatAttr(attrs, "beta", 1)
+		for j := range l.b {
+			l.b[j] = beta * c[j%len(c)]
+		}
+	}
+	if err := checkFinite(l, id, op); err != nil {
+		return err
+	}
+	if w.stage == afterActivation {
+		w.net.activation = w.act
+	}
+	w.net.layers = append(w.net.layers, l)
+	w.dims = []int64{batchDim(w.dims), int64(m)}
+	w.stage = afterLinear
+	return nil
+}
+
+// bias returns a constant added to every row of an [N, m] layer output: m values, or one for all.
+func (w *walker) bias(n *onnxpb.NodeProto, id, op, name string, m int) ([]float32, error) {
+	c, dims, err := w.floats(name)
+	if err != nil {
+		return nil, withNode(err, id, op)
+	}
+	ok := len(c) == m || len(c) == 1
+	for i, d := range dims {
+		if len(dims) > 2 || d != 1 && (d != m || i != len(dims)-1) {
+			ok = false
+		}
+	}
+	if !ok {
+		return nil, nodeErr(ErrUnsupported, id, op, "the bias %s has shape %v; want [%d], [1,%d] or one value", quote(name), dims, m, m)
+	}
+	return c, nil
+}
+
+func (w *walker) add(n *onnxpb.NodeProto, id, op string) error {
+	if _, err := w.attrs(n, id, op, nil); err != nil {
+		return err
+	}
+	if w.stage != afterLinear {
+		return nodeErr(ErrUnsupported, id, op, "Add is supported only as the bias of a Gemm or MatMul, right after it")
+	}
+	in := n.GetInput()
+	if len(in) != 2 {
+		return nodeErr(ErrMalformed, id, op, "has %d inputs", len(in))
+	}
+	name := in[1]
+	if in[1] == w.cur {
+		name = in[0]
+	}
+	l := &w.net.layers[len(w.net.layers)-1]
+	c, err := w.bias(n, id, op, name, l.out)
+	if err != nil {
+		return err
+	}
+	for j := range l.b {
+		l.b[j] += c[j%len(c)]
+	}
+	return checkFinite(*l, id, op)
+}
+
+func (w *walker) activation(n *onnxpb.NodeProto, id, op string) error {
+	if _, err := w.attrs(n, id, op, nil); err != nil {
+		return err
+	}
+	act := map[string]model.Activation{"Relu": model.ReLU, "Sigmoid": model.Sigmoid, "Tanh": model.Tanh}[op]
+	switch {
+	case w.stage != afterLinear:
+		return nodeErr(ErrUnsupported, id, op, "an activation must follow a Gemm or MatMul layer")
+	case w.net.activation != 0 && w.net.activation != act:
+		return nodeErr(ErrUnsupported, id, op, "%s after %s hidden layers; perceptron's networks use one activation for every hidden layer",
+			op, opName(w.net.activation))
+	}
+	w.act = act
+	w.stage = afterActivation
+	return nil
+}
+
+func (w *walker) softmax(n *onnxpb.NodeProto, id, op string) error {
+	attrs, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{"axis": attrInt})
+	if err != nil {
+		return err
+	}
+	if w.stage != afterLinear {
+		return nodeErr(ErrUnsupported, id, op, "%s must follow the last Gemm or MatMul layer directly", op)
+	}
+	def := int64(-1)
+	if w.opset < 13 {
+		def = 1
+	}
+	if axis := intAttr(attrs, "axis", def); axis != 1 && axis != -1 {
+		return nodeErr(ErrUnsupported, id, op, "attribute axis=%d: perceptron applies %s over the classes, axis=1 or -1", axis, op)
+	}
+	w.net.output = op
+	w.stage = afterSoftmax
+	return nil
+}
+
+func checkFinite(l layer, id, op string) error {
+	for _, v := range l.w {
+		if v-v != 0 { // NaN or infinity, including after alpha scaled a finite weight
+			return nodeErr(ErrMalformed, id, op, "a weight times alpha is not finite")
+		}
+	}
+	for _, v := range l.b {
+		if v-v != 0 {
+			return nodeErr(ErrMalformed, id, op, "a bias times beta is not finite")
+		}
+	}
+	return nil
+}
+
+func batchDim(dims []int64) int64 {
+	if dims == nil {
+		return -1
+	}
+	return dims[0]
+}
+
+// opName is the ONNX operator of an activation.
+func opName(a model.Activation) string {
+	return map[model.Activation]string{model.ReLU: "Relu", model.Sigmoid: "Sigmoid", model.Tanh: "Tanh"}[a]
+}
+
+// nodeErr is an *Error about one node.
+func nodeErr(kind error, id, op, format string, args ...any) *Error {
+	return &Error{Kind: kind, Node: id, Op: op, Detail: fmt.Sprintf(format, args...)}
+}
+
+// withNode names the node in an error about one of its tensors.
+func withNode(err error, id, op string) error {
+	if e, ok := err.(*Error); ok && e.Op == "" {
+		c := *e
+		c.Node, c.Op = id, op
+		return &c
+	}
+	return err
+}
+
+// shapeString shows a shape with N for an unknown dimension.
+func shapeString(dims []int64) string {
+	if dims == nil {
+		return "(unknown)"
+	}
+	s := make([]string, len(dims))
+	for i, d := range dims {
+		s[i] = fmt.Sprint(d)
+		if d < 0 {
+			s[i] = "N"
+		}
+	}
+	return "[" + strings.Join(s, ",") + "]"
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, s := range names {
+		q[i] = quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// opLabel shows an operator name from the file: as it is when it looks like one, quoted otherwise.
+func opLabel(s string) string {
+	if s == "" || len(s) > 64 {
+		return quote(s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return quote(s)
+		}
+	}
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
