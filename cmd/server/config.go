@@ -144,7 +144,7 @@ func (c *config) settings() []setting {
 		{flag: "admin-token", env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the admin routes (unset: a random one is generated and logged once)", value: strVal(&c.AdminToken)},
 		{flag: "admin-token-file", env: "ADMIN_TOKEN_FILE", usage: "file holding the admin token (a mounted Secret), used when ADMIN_TOKEN is unset", value: strVal(&c.AdminTokenFile)},
 		{flag: "train-jobs", env: "TRAIN_JOBS", def: "1", usage: "training jobs running at once; each runs on one low-priority thread", value: intVal(&c.TrainJobs)},
-		{flag: "replica-id", env: "REPLICA_ID", usage: "this replica's name among those sharing MODEL_DIR, for its training job records; keep it across restarts (default: the host name, a pod's name)", value: strVal(&c.ReplicaID)},
+		{flag: "replica-id", env: "REPLICA_ID", usage: "this replica's name among those sharing MODEL_DIR, naming the folder of the training jobs it runs; queued jobs belong to MODEL_DIR and run on any replica (default: the host name, a pod's name)", value: strVal(&c.ReplicaID)},
 		{flag: "watch-interval", env: "WATCH_INTERVAL", def: "1s", usage: "how often to check MODEL_DIR for a newly activated version (replicas converge within it)", value: durVal(&c.WatchInterval)},
 		{flag: "model-dir", env: "MODEL_DIR", def: "./models", usage: "model registry folder", value: strVal(&c.ModelDir)},
 		{flag: "data-dir", env: "DATA_DIR", def: "./data", usage: "data set folder", value: strVal(&c.DataDir)},

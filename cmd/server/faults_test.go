@@ -175,6 +175,9 @@ func TestFullOrReadOnlyModelDirFailsTrainingNotServing(t *testing.T) {
 			t.Errorf("%s: job %v (%v); want failed with an error about storing the model", what, j["status"], j["error"])
 		} else {
 			t.Logf("%s: job failed: %s", what, j["error"])
+			if strings.Contains(j["error"].(string), dir) {
+				t.Errorf("%s: the job's error names MODEL_DIR's absolute path %s", what, dir)
+			}
 		}
 		resp, err := http.Post(p.base+"/predict", "image/png", bytes.NewReader(img))
 		if err != nil {
@@ -196,7 +199,7 @@ func TestFullOrReadOnlyModelDirFailsTrainingNotServing(t *testing.T) {
 }
 
 // TestCorruptedActiveModelAtStartFallsBack corrupts the active version's file while the server is down: the next
-// start serves the last good version, says so in its log, and lists the bad file nowhere.
+// start serves the version active before it, says so in its log, and lists the bad file nowhere.
 func TestCorruptedActiveModelAtStartFallsBack(t *testing.T) {
 	bin := buildServer(t)
 	dir := t.TempDir()
@@ -214,8 +217,10 @@ func TestCorruptedActiveModelAtStartFallsBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := reg.Activate("bad-2"); err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"good-1", "bad-2"} {
+		if _, err := reg.Activate(v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	path := filepath.Join(dir, "versions", "bad-2.pcpt")
 	data, _ := os.ReadFile(path)

@@ -9,12 +9,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
+	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
@@ -22,12 +26,26 @@ import (
 // that stops it (as SIGTERM would) and returns run's error.
 func startServer(t *testing.T, env map[string]string, args ...string) (base string, stop func() error) {
 	t.Helper()
-	base, _, stop = startServerGRPC(t, env, args...)
+	base, _, stop, _ = startServerFull(t, env, args...)
 	return base, stop
 }
 
 // startServerGRPC is startServer that also returns the gRPC listener's address ("" when GRPC_ADDR is off).
 func startServerGRPC(t *testing.T, env map[string]string, args ...string) (base, grpcAddr string, stop func() error) {
+	t.Helper()
+	base, grpcAddr, stop, _ = startServerFull(t, env, args...)
+	return base, grpcAddr, stop
+}
+
+// startServerLog is startServer that also returns what the server wrote to stderr (its log).
+func startServerLog(t *testing.T, env map[string]string, args ...string) (base string, stop func() error, stderr *syncBuffer) {
+	t.Helper()
+	base, _, stop, stderr = startServerFull(t, env, args...)
+	return base, stop, stderr
+}
+
+// startServerFull is startServer with everything it knows: the gRPC address and the server's log.
+func startServerFull(t *testing.T, env map[string]string, args ...string) (base, grpcAddr string, stop func() error, stderr *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	getenv := func(k string) string {
@@ -37,10 +55,10 @@ func startServerGRPC(t *testing.T, env map[string]string, args ...string) (base,
 		return map[string]string{"ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}[k]
 	}
 	pr, pw := io.Pipe()
-	var stderr syncBuffer
+	stderr = &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"server"}, args...), getenv, strings.NewReader(""), pw, &stderr)
+		err := run(ctx, append([]string{"server"}, args...), getenv, strings.NewReader(""), pw, stderr)
 		pw.Close()
 		done <- err
 	}()
@@ -90,7 +108,7 @@ func startServerGRPC(t *testing.T, env map[string]string, args ...string) (base,
 		return runErr
 	}
 	t.Cleanup(func() { stop() })
-	return base, grpcAddr, stop
+	return base, grpcAddr, stop, stderr
 }
 
 type syncBuffer struct {
@@ -179,6 +197,27 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	}
 }
 
+// TestStartupLogShowsEffectiveValues checks that settings left at 0 ("pick for me") are logged as what was picked.
+func TestStartupLogShowsEffectiveValues(t *testing.T) {
+	_, stop, stderr := startServerLog(t, map[string]string{"LOG_LEVEL": "info", "WORKERS": "2", "MAX_BATCH": "8"})
+	stop()
+	var logged struct{ Config map[string]string }
+	for line := range strings.Lines(stderr.String()) {
+		if strings.Contains(line, `"msg":"configuration"`) {
+			if err := json.Unmarshal([]byte(line), &logged); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The engine's default queue is 16 batches per worker; the memory limit's is the cgroup's, else a fixed size.
+	if got := logged.Config["QUEUE_SIZE"]; got != "256" {
+		t.Errorf("logged QUEUE_SIZE %q; want the effective 256", got)
+	}
+	if got, err := strconv.ParseInt(logged.Config["MEMORY_LIMIT"], 10, 64); err != nil || got <= 0 {
+		t.Errorf("logged MEMORY_LIMIT %q; want the effective limit in bytes", logged.Config["MEMORY_LIMIT"])
+	}
+}
+
 func TestBadConfigurationIsRefused(t *testing.T) {
 	for _, env := range []map[string]string{
 		{"WORKERS": "zero"},
@@ -198,14 +237,30 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 func TestTrainCommandStoresIntoTheRegistry(t *testing.T) {
 	dir := t.TempDir()
 	getenv := func(k string) string { return map[string]string{"MODEL_DIR": dir, "DATA_DIR": t.TempDir()}[k] }
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"server", "train", "-hidden", "16", "-epochs", "1", "-limit", "2000",
-		"-activate", "always", "-quiet"}, getenv, nil, &out, io.Discard)
+	train := func(extra ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		args := append([]string{"server", "train", "-hidden", "16", "-epochs", "1", "-limit", "2000", "-quiet"}, extra...)
+		if err := run(context.Background(), args, getenv, nil, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	// Unless asked, the command stores the model and leaves what servers on that folder serve alone.
+	if out := train(); !strings.Contains(out, "stored version") || !strings.Contains(out, "activated: false (activate=never)") {
+		t.Fatalf("output without -activate %q; want the version stored, not activated", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "ACTIVE")); err == nil {
+		t.Fatalf("without -activate the active pointer names %q; want none", b)
+	}
+	embedded, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "activated: true") {
-		t.Fatalf("output %q; want the new version stored and activated", out.String())
+	var out strings.Builder
+	out.WriteString(train("-activate", "always"))
+	if !strings.Contains(out.String(), "activated: true") || !strings.Contains(out.String(), "instead of "+embedded.Version) {
+		t.Fatalf("output %q; want the new version stored and activated, naming the model it replaced", out.String())
 	}
 	// A server started on that registry serves the new version.
 	base, _ := startServer(t, map[string]string{"MODEL_DIR": dir})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,7 +56,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer log.Sync()
-	log.Info("configuration", zap.String("version", version), zap.Any("config", cfg.printable()))
 	if cfg.AdminToken == "" && cfg.AdminTokenFile != "" {
 		b, err := os.ReadFile(cfg.AdminTokenFile)
 		if err != nil {
@@ -98,23 +98,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer svc.Close()
+	// Logged once the engine and the memory plan have resolved their defaults, so a 0 or an empty value ("pick for
+	// me") shows what was picked.
+	cfg.QueueSize, cfg.MemoryLimit = svc.Engine.Config().QueueSize, plan.Limit
+	log.Info("configuration", zap.String("version", version), zap.Any("config", cfg.printable()))
 	svc.Start(ctx)
 	log.Info("serving", zap.Stringer("model", svc))
-	servers := []*http.Server{newHTTPServer(svc.Handler(), cfg, log)}
+	conns := []*connTracker{newConnTracker(), newConnTracker()}
+	servers := []*http.Server{newHTTPServer(svc.Handler(), cfg, log, conns[0])}
 	addrs := []string{cfg.Addr}
 	if cfg.AdminAddr != "" {
-		servers = append(servers, newHTTPServer(svc.AdminHandler(), cfg, log))
+		servers = append(servers, newHTTPServer(svc.AdminHandler(), cfg, log, conns[1]))
 		addrs = append(addrs, cfg.AdminAddr)
 	}
 	errc := make(chan error, len(servers))
+	var listeners []*onceCloseListener
 	for i, hs := range servers {
-		ln, err := net.Listen("tcp", addrs[i])
+		l, err := net.Listen("tcp", addrs[i])
 		if err != nil {
 			for _, started := range servers[:i] {
 				started.Close()
 			}
 			return err
 		}
+		ln := &onceCloseListener{Listener: l}
+		listeners = append(listeners, ln)
 		go func() { errc <- hs.Serve(ln) }()
 		if i == 0 {
 			log.Info("listening", zap.String("addr", ln.Addr().String()))
@@ -142,8 +150,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	case <-ctx.Done():
 	}
-	// Drain: readiness fails and responses carry Connection: close, then the listeners close and requests in
-	// flight finish, all within SHUTDOWN_TIMEOUT.
+	// Drain: readiness fails and every response carries Connection: close (for DRAIN_DELAY the listeners stay open
+	// while load balancers notice). Then the listeners close, and each open connection is left to get its answer
+	// (and close after it) or to sit idle past drainIdle: closing a kept-alive connection the moment it is idle
+	// would cut off a request the client is sending on it just then. Only then does Shutdown close what is left
+	// and wait for requests in flight, all within SHUTDOWN_TIMEOUT.
 	log.Info("shutting down: draining", zap.Duration("drain_delay", cfg.DrainDelay), zap.Duration("timeout", cfg.ShutdownTimeout))
 	svc.Drain()
 	if cfg.DrainDelay > 0 {
@@ -153,6 +164,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancel()
 	grpcStopped := grpcSrv.Stop(sctx)
 	defer func() { <-grpcStopped }()
+	for _, ln := range listeners {
+		ln.Close()
+	}
+	quiet := time.Now()
+	for i := range servers {
+		conns[i].waitQuiet(sctx, quiet, min(drainIdle, cfg.ShutdownTimeout/2))
+	}
 	for _, hs := range servers {
 		if err := hs.Shutdown(sctx); err != nil {
 			log.Warn("shutdown timed out; closing remaining connections", zap.Error(err))
@@ -160,7 +178,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	for range servers {
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// Serve returns net.ErrClosed for the listener closed above.
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			return err
 		}
 	}
@@ -168,9 +187,104 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-// newHTTPServer wraps h with the timeouts that keep slow or idle clients from holding connections for ever.
-func newHTTPServer(h http.Handler, cfg *config, log *zap.Logger) *http.Server {
+// drainIdle is how long a drain leaves a kept-alive connection idle before closing it: long enough for a client
+// that has just had an answer to send its next request (which is then answered with Connection: close), short
+// enough that a client which went quiet does not hold the shutdown up.
+const drainIdle = time.Second
+
+// onceCloseListener lets the drain close a listener before Shutdown, which closes it again.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
+
+// connTracker follows a server's connections through http.Server.ConnState, for the drain.
+type connTracker struct {
+	mu      sync.Mutex
+	conns   map[net.Conn]connState
+	changed chan struct{} // closed, and replaced, on every change
+}
+
+type connState struct {
+	state http.ConnState
+	since time.Time
+}
+
+func newConnTracker() *connTracker {
+	return &connTracker{conns: map[net.Conn]connState{}, changed: make(chan struct{})}
+}
+
+func (t *connTracker) track(c net.Conn, st http.ConnState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(t.conns, c)
+	} else {
+		t.conns[c] = connState{st, time.Now()}
+	}
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// waitQuiet returns once no connection is serving a request and each has been idle (or waiting for its first
+// request) for idle, counted from from at the earliest; or when ctx ends.
+func (t *connTracker) waitQuiet(ctx context.Context, from time.Time, idle time.Duration) {
+	for {
+		t.mu.Lock()
+		var next time.Time // the earliest time an idle connection has been idle long enough
+		busy := false
+		for _, c := range t.conns {
+			if c.state == http.StateActive {
+				busy = true
+				continue
+			}
+			if until := maxTime(c.since, from).Add(idle); time.Now().Before(until) && (next.IsZero() || until.Before(next)) {
+				next = until
+			}
+		}
+		changed := t.changed
+		t.mu.Unlock()
+		if !busy && next.IsZero() {
+			return
+		}
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if !next.IsZero() {
+			timer = time.NewTimer(time.Until(next))
+			timeout = timer.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-timeout:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// newHTTPServer wraps h with the timeouts that keep slow or idle clients from holding connections for ever; conns
+// follows its connections for the drain.
+func newHTTPServer(h http.Handler, cfg *config, log *zap.Logger, conns *connTracker) *http.Server {
 	return &http.Server{
+		ConnState:         conns.track,
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       cfg.ReadTimeout,

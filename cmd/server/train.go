@@ -38,7 +38,7 @@ func trainFlags(fs *flag.FlagSet, r *train.Request) {
 	fs.Float64Var(&r.ValidationSplit, "validation_split", r.ValidationSplit, "fraction of the training data held out for validation")
 	fs.IntVar(&r.EarlyStoppingPatience, "early_stopping_patience", r.EarlyStoppingPatience, "stop after this many epochs without better validation accuracy (0: never)")
 	fs.IntVar(&r.Limit, "limit", r.Limit, "use only the first N training examples (0: all)")
-	fs.StringVar(&r.Activate, "activate", r.Activate, "after training: never, if_better (than the active model, on the validation split) or always make it the active version")
+	fs.StringVar(&r.Activate, "activate", r.Activate, "after training: never, if_better (than the active model, on the validation split) or always make it the active version, which servers sharing -model-dir then serve")
 	fs.BoolVar(&r.Augment, "augment", r.Augment, "augment: random rotation, scale, shear and shift of each example every epoch")
 }
 
@@ -69,6 +69,8 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("server train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	req := train.DefaultRequest()
+	// A server may be serving from the same MODEL_DIR: the command line changes what it serves only when asked.
+	req.Activate = "never"
 	trainFlags(fs, &req)
 	out := fs.String("out", "", "also write the trained model to this file")
 	modelDir := fs.String("model-dir", envOr(getenv, "MODEL_DIR", "./models"), "model registry to store the new version in, as POST /train does (env MODEL_DIR; empty: none)")
@@ -149,11 +151,15 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		activated, decision, err := train.Publish(reg, net, res.Validation, req.Activate, serving, false)
+		activated, decision, err := train.Publish(reg, net, res.Validation, req.Activate, serving, false, nil)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "stored version %s in %s; activated: %v (%s)\n", net.Version, *modelDir, activated, decision)
+		if activated {
+			fmt.Fprintf(stdout, "the active model of %s is now %s instead of %s: servers sharing that folder switch to it within their WATCH_INTERVAL\n",
+				*modelDir, net.Version, serving.Version)
+		}
 	}
 	if *out != "" {
 		if err := model.Save(*out, net); err != nil {

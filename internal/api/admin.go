@@ -28,6 +28,8 @@ func jobError(err error) error {
 		return &Error{Kind: KindUnavailable, Detail: "too many training jobs waiting; retry later", RetryAfter: 30, Err: err}
 	case errors.Is(err, train.ErrJobFinished):
 		return &Error{Kind: KindConflict, Detail: "the job has already finished", Err: err}
+	case errors.Is(err, train.ErrTooLate):
+		return &Error{Kind: KindConflict, Detail: "too late to cancel: the job's model is already stored and the job is finishing as requested (activating it, if its activate policy said so)", Err: err}
 	}
 	return err
 }
@@ -111,6 +113,8 @@ func modelError(err error) error {
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrInvalid):
 		// An invalid name cannot exist either; saying "not found" for both tells an attacker nothing.
 		return &Error{Kind: KindNotFound, Detail: "no such model version", Err: err}
+	case errors.Is(err, registry.ErrUnloadable):
+		return &Error{Kind: KindUnprocessable, Detail: err.Error() + "; the served model is unchanged", Err: err}
 	}
 	return err
 }
@@ -148,16 +152,14 @@ func (s *Server) handleModelActivate() http.HandlerFunc {
 			s.fail(w, r, errorf(KindUnavailable, "this server cannot activate models"))
 			return
 		}
-		if _, err := s.cfg.GoLive(version); err != nil {
-			s.fail(w, r, modelError(err))
-			return
-		}
-		e, err := s.registry.Get(version)
+		net, err := s.cfg.GoLive(version)
 		if err != nil {
 			s.fail(w, r, modelError(err))
 			return
 		}
-		writeJSON(w, http.StatusOK, e)
+		// Described from the network just loaded: reading the folder again could race a change to it, and must not
+		// turn a done activation into an error.
+		writeJSON(w, http.StatusOK, s.registry.Describe(net))
 	}
 }
 

@@ -122,8 +122,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
 		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
 		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model,
-		Activate: func(net *model.Network) { s.swapIn(net, SourceJob) },
-		Observe:  s.jobChanged,
+		Activate:   func(net *model.Network) { s.swapIn(net, SourceJob) },
+		Observe:    s.jobChanged,
+		SaveFailed: s.jobNotSaved,
 	})
 	if err != nil {
 		s.Engine.Close()
@@ -221,6 +222,12 @@ func (s *Service) jobChanged(j train.Job) {
 			zap.String("model_version", j.ModelVersion), zap.Bool("activated", j.Activated),
 			zap.String("decision", j.Decision), zap.String("error", j.Error))
 	}
+}
+
+// jobNotSaved logs a job record that could not be written: the job goes on, but a restart would not know its
+// latest state.
+func (s *Service) jobNotSaved(j train.Job, err error) {
+	s.Log.Warn("training job record not saved", zap.String("job", j.ID), zap.String("status", j.Status), zap.Error(err))
 }
 
 // String describes the service for the start-up log.

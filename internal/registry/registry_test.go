@@ -119,8 +119,10 @@ func TestCorruptedActiveVersionFallsBack(t *testing.T) {
 	good, bad := netVersion(t, "good", t0, 2), netVersion(t, "bad", t0.Add(time.Minute), 3)
 	r.Put(good)
 	r.Put(bad)
-	if _, err := r.Activate("bad"); err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"good", "bad"} {
+		if _, err := r.Activate(v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Corrupt the active file on disk, as a failing disk or a bad copy would.
 	p := filepath.Join(dir, "versions", "bad.pcpt")
@@ -199,4 +201,141 @@ func TestConcurrentWritersAndReaders(t *testing.T) {
 	if len(list) != 8 {
 		t.Errorf("%d versions listed; want 8", len(list))
 	}
+}
+
+// truncate cuts a version's file short, as a crashed copy or a full disk would leave it.
+func truncate(t *testing.T, dir, version string) {
+	t.Helper()
+	if err := os.Truncate(filepath.Join(dir, "versions", version+".pcpt"), 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFallbackIsOnlyToAVersionActiveBefore runs two registries on one folder, as two replicas: when the active
+// version's file is damaged, the one that starts next serves the version active before it, never a newer one that
+// nobody activated; with no such version, the embedded default.
+func TestFallbackIsOnlyToAVersionActiveBefore(t *testing.T) {
+	dir := t.TempDir()
+	emb := netVersion(t, "embedded-1", t0.Add(-time.Hour), 1)
+	a, _ := Open(dir, emb)
+	b, _ := Open(dir, emb)
+	for i, v := range []string{"first", "second", "third"} {
+		if err := a.Put(bigNet(v, t0.Add(time.Duration(i)*time.Minute), uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Activate("second"); err != nil {
+		t.Fatal(err)
+	}
+	// "third" is newer but was only stored (a job with activate=never).
+	truncate(t, dir, "second")
+	net, why, err := b.LoadActive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if net.Version != "embedded-1" || !strings.Contains(why, "second") || !strings.Contains(why, "embedded") {
+		t.Errorf("LoadActive = %s, %q; want the embedded default (nothing was active before second), saying why", net.Version, why)
+	}
+
+	// Activations through either registry make one history: first, then the default, then fourth.
+	if _, err := b.Activate("first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Activate("embedded-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(bigNet("fourth", t0.Add(time.Hour), 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Activate("fourth"); err != nil {
+		t.Fatal(err)
+	}
+	if hist, _ := a.History(); strings.Join(hist, " ") != "second first embedded-1 fourth" {
+		t.Errorf("history %q; want second first embedded-1 fourth", hist)
+	}
+	truncate(t, dir, "fourth")
+	net, why, _ = a.LoadActive()
+	if net.Version != "embedded-1" || !strings.Contains(why, "fourth") {
+		t.Errorf("LoadActive = %s, %q; want embedded-1, the version active just before fourth", net.Version, why)
+	}
+	// A damaged history line is skipped; the lines around it still count.
+	os.WriteFile(filepath.Join(dir, "HISTORY"), []byte("first\n../../etc\n\x00\nfourth\n"), 0o644)
+	net, _, _ = b.LoadActive()
+	if net.Version != "first" {
+		t.Errorf("LoadActive with a damaged history = %s; want first", net.Version)
+	}
+}
+
+// TestHistoryStartsWithTheActiveVersionOfAnOlderRegistry: a registry written before the history existed has a
+// pointer but no history; the version it named was chosen by someone, so it counts as active before.
+func TestHistoryStartsWithTheActiveVersionOfAnOlderRegistry(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := Open(dir, nil)
+	r.Put(netVersion(t, "old", t0, 1))
+	r.Put(netVersion(t, "new", t0.Add(time.Minute), 2))
+	os.WriteFile(filepath.Join(dir, "ACTIVE"), []byte("old\n"), 0o644)
+	if _, err := r.Activate("new"); err != nil {
+		t.Fatal(err)
+	}
+	if hist, _ := r.History(); strings.Join(hist, " ") != "old new" {
+		t.Errorf("history %q; want old new", hist)
+	}
+}
+
+// TestActivatingADamagedVersionChangesNothing: Activate refuses a version whose file does not load with
+// ErrUnloadable, leaves the pointer alone, and names no absolute path.
+func TestActivatingADamagedVersionChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := Open(dir, nil)
+	r.Put(bigNet("good", t0, 1))
+	r.Put(bigNet("bad", t0.Add(time.Minute), 2))
+	r.Activate("good")
+	truncate(t, dir, "bad")
+	_, err := r.Activate("bad")
+	if !errors.Is(err, ErrUnloadable) {
+		t.Fatalf("Activate(bad) = %v; want ErrUnloadable", err)
+	}
+	if strings.Contains(err.Error(), dir) {
+		t.Errorf("error %q names the registry's absolute path", err)
+	}
+	if active, _ := r.Active(); active != "good" {
+		t.Errorf("active %q after a refused activation; want good", active)
+	}
+}
+
+// TestADamagedVersionIsReadOnce: listing does not read a damaged file again while it keeps its size and time.
+func TestADamagedVersionIsReadOnce(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := Open(dir, nil)
+	r.Put(bigNet("bad", t0, 1))
+	truncate(t, dir, "bad")
+	reads := 0
+	r.load = func(p string) (*model.Network, error) { reads++; return model.Load(p) }
+	for range 3 {
+		if probs, _ := r.Problems(); probs["bad"] == nil {
+			t.Fatal("the damaged version is not reported")
+		}
+		r.List()
+	}
+	if reads != 1 {
+		t.Errorf("the damaged file was read %d times by 6 listings; want once", reads)
+	}
+	// A new file under the same name is read again.
+	os.Remove(filepath.Join(dir, "versions", "bad.pcpt"))
+	r.Put(bigNet("bad", t0, 1))
+	if list, _ := r.List(); len(list) != 1 || reads != 2 {
+		t.Errorf("after the file was replaced: %d entries, %d reads; want 1 entry, 2 reads", len(list), reads)
+	}
+}
+
+func FuzzParseHistory(f *testing.F) {
+	f.Add([]byte("first\nsecond\n"))
+	f.Add([]byte("a\r\n\n../x\n" + strings.Repeat("v", 70)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, v := range parseHistory(b) {
+			if !validVersion.MatchString(v) {
+				t.Fatalf("parseHistory returned %q, not a version name", v)
+			}
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,7 +245,7 @@ func TestReplicasShareJobRecords(t *testing.T) {
 		t.Cleanup(j.Close)
 		return j
 	}
-	a, b := newRunner("pod-a"), newRunner("pod-b")
+	a := newRunner("pod-a")
 	req := smallRequest()
 	req.Limit, req.Epochs = 0, 100
 	job, err := a.Submit(req)
@@ -252,6 +253,8 @@ func TestReplicasShareJobRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJob(t, a, job.ID, func(j Job) bool { return j.Status == StatusRunning })
+	// b starts once a runs the job: queued jobs go to whichever replica claims them first.
+	b := newRunner("pod-b")
 
 	// A restart of b (a new runner on its folder) must leave a's running job alone.
 	b.Close()
@@ -305,4 +308,246 @@ func TestLowerThreadPriority(t *testing.T) {
 		t.Errorf("policy %d, nice %d; want SCHED_IDLE (%d) or nice 19", got[0], got[1], schedIdle)
 	}
 	t.Logf("policy %d, nice %d", got[0], got[1])
+}
+
+// TestCancelDuringTheLastEpochNeverActivates cancels a job from inside its last epoch's report, when Train has no
+// mini-batch left to notice the cancel in: the job must end cancelled, with nothing stored or activated.
+func TestCancelDuringTheLastEpochNeverActivates(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	serving := &servingStub{}
+	var jobs atomic.Pointer[Jobs]
+	var cancelErr error
+	j, err := NewJobs(JobsConfig{
+		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
+		Serving: serving.get, Activate: serving.set,
+		Observe: func(job Job) {
+			if len(job.History) == job.Request.Epochs && job.Status == StatusRunning && cancelErr == nil {
+				_, cancelErr = jobs.Load().Cancel(job.ID)
+				if cancelErr == nil {
+					cancelErr = errors.New("") // cancelled once; the runner's later updates must not cancel again
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs.Store(j)
+	t.Cleanup(j.Close)
+	j.Start()
+	req := smallRequest()
+	req.Epochs, req.Activate = 1, "always"
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if cancelErr == nil || cancelErr.Error() != "" {
+		t.Fatalf("cancel during the last epoch: %v; want it accepted", cancelErr)
+	}
+	if job.Status != StatusCancelled || job.Activated {
+		t.Errorf("job ended %s, activated %v (%s); want cancelled, not activated", job.Status, job.Activated, job.Error)
+	}
+	if got := serving.get(); got != nil {
+		t.Errorf("serving %s after a cancelled job; want nothing swapped in", got.Version)
+	}
+	if active, _ := reg.Active(); active != "" {
+		t.Errorf("registry active %q after a cancelled job; want none", active)
+	}
+	if list, _ := reg.List(); len(list) != 0 {
+		t.Errorf("registry holds %d versions after a job cancelled before storing; want none", len(list))
+	}
+}
+
+// TestCancelPastThePointOfNoReturnSaysTooLate cancels a job after it stored its model and committed to
+// activating it: Cancel must say it is too late, and the job must end as promised, succeeded and activated.
+func TestCancelPastThePointOfNoReturnSaysTooLate(t *testing.T) {
+	serving := &servingStub{}
+	j, reg := newJobsForTest(t, t.TempDir(), serving)
+	lateErr := make(chan error, 1)
+	j.committing = func(id string) {
+		_, err := j.Cancel(id)
+		lateErr <- err
+	}
+	req := smallRequest()
+	req.Epochs, req.Activate = 1, "always"
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if err := <-lateErr; !errors.Is(err, ErrTooLate) {
+		t.Errorf("cancel past the point of no return: %v; want ErrTooLate", err)
+	}
+	if job.Status != StatusSucceeded || !job.Activated {
+		t.Errorf("job ended %s, activated %v (%s); want succeeded and activated", job.Status, job.Activated, job.Error)
+	}
+	if active, _ := reg.Active(); active != job.ModelVersion || serving.get() == nil {
+		t.Errorf("registry active %q; want the job's %s serving", active, job.ModelVersion)
+	}
+}
+
+// TestAnUnwritableModelDirFailsTheJobClearly makes MODEL_DIR refuse every write (its folders replaced by files,
+// which refuses root too): the job fails saying it could not store the model and that its record is not saved,
+// the failure to save is reported, and no message names the server's absolute paths.
+func TestAnUnwritableModelDirFailsTheJobClearly(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	var mu sync.Mutex
+	var saveErrs []error
+	j, err := NewJobs(JobsConfig{
+		Dir: filepath.Join(dir, "jobs"), Replica: "pod-a", Registry: reg, Data: mnistSource{t}, Background: true,
+		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {},
+		SaveFailed: func(_ Job, err error) { mu.Lock(); saveErrs = append(saveErrs, err); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j.Close)
+	j.Start()
+	for _, sub := range []string{"versions", "jobs"} {
+		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, sub), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := smallRequest()
+	req.Epochs = 1
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if job.Status != StatusFailed || !strings.Contains(job.Error, "storing the model") || !strings.Contains(job.Error, recordNotSaved) {
+		t.Errorf("job ended %s: %q; want failed, saying the model was not stored and the record not saved", job.Status, job.Error)
+	}
+	t.Logf("job error: %s", job.Error)
+	if strings.Contains(job.Error, dir) {
+		t.Errorf("the job's error names the server's folder %s: %q", dir, job.Error)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(saveErrs) == 0 {
+		t.Fatal("the failure to save the job's record was not reported")
+	}
+	for _, err := range saveErrs {
+		if strings.Contains(err.Error(), dir) {
+			t.Errorf("a save error names the server's folder: %v", err)
+		}
+	}
+}
+
+// TestQueuedJobsSurviveAReplacedReplica replaces a replica the way a Deployment's rollout does: the old pod stops
+// with a job running and one queued, and a pod of another name starts on the same folder. The queued job must run
+// on the new pod, as must one a dead pod had claimed but not started; the running one is reported interrupted.
+func TestQueuedJobsSurviveAReplacedReplica(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	block := make(chan struct{})
+	defer close(block)
+	old, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-old", Registry: reg, Data: blockingSource(block),
+		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Start()
+	running, _ := old.Submit(smallRequest())
+	waitJob(t, old, running.ID, func(j Job) bool { return j.Status == StatusRunning })
+	req := smallRequest()
+	req.Epochs, req.Limit = 1, 500
+	queued, err := old.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	// A pod that died between claiming a job and starting it leaves it queued in its folder, untouched.
+	ghost := filepath.Join(dir, "jobs", "pod-ghost")
+	os.MkdirAll(ghost, 0o755)
+	other := req
+	other.Seed++ // a model of its own, so its version differs from the other job's
+	orphan := Job{ID: "dddddddddddddddd", Status: StatusQueued, Request: other, CreatedAt: time.Now().UTC()}
+	data, _ := json.Marshal(orphan)
+	path := filepath.Join(ghost, orphan.ID+".json")
+	os.WriteFile(path, data, 0o644)
+	stale := time.Now().Add(-2 * staleAfter)
+	os.Chtimes(path, stale, stale)
+
+	fresh, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-new", Registry: reg, Data: mnistSource{t},
+		Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fresh.Close)
+	fresh.Start()
+	done := waitJob(t, fresh, queued.ID, func(j Job) bool { return j.Finished() })
+	if done.Status != StatusSucceeded || done.Replica != "pod-new" {
+		t.Errorf("the job queued on the replaced pod ended %s on %q (%s); want succeeded on pod-new", done.Status, done.Replica, done.Error)
+	}
+	if done := waitJob(t, fresh, orphan.ID, func(j Job) bool { return j.Finished() }); done.Status != StatusSucceeded {
+		t.Errorf("the job left queued by a dead pod ended %s (%s); want succeeded", done.Status, done.Error)
+	}
+	if r, _ := fresh.Get(running.ID); r.Status != StatusFailed || !strings.Contains(r.Error, "interrupted") {
+		t.Errorf("the job running on the replaced pod reads %s %q; want failed, interrupted", r.Status, r.Error)
+	}
+}
+
+// countingSource fails every load at once, counting the loads: each is one start of a job.
+type countingSource struct{ n *atomic.Int64 }
+
+func (c countingSource) Load(context.Context, string) (*dataset.Set, *dataset.Set, model.Input, error) {
+	c.n.Add(1)
+	return nil, nil, model.Input{}, errors.New("no data here")
+}
+
+// TestTwoReplicasNeverRunAJobTwice has two replicas with two runners each take jobs from one queue, while some
+// jobs are cancelled through either: every job ends exactly once, and no job is started twice.
+func TestTwoReplicasNeverRunAJobTwice(t *testing.T) {
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	var starts atomic.Int64
+	var replicas []*Jobs
+	for _, name := range []string{"pod-a", "pod-b"} {
+		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: countingSource{&starts},
+			Concurrency: 2, QueueSize: 64, Serving: func() *model.Network { return nil }, Activate: func(*model.Network) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(j.Close)
+		j.Start()
+		replicas = append(replicas, j)
+	}
+	var ids []string
+	cancelled := 0
+	for i := range 40 {
+		job, err := replicas[i%2].Submit(smallRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, job.ID)
+		if i%5 == 0 {
+			if _, err := replicas[(i+1)%2].Cancel(job.ID); err == nil {
+				cancelled++
+			}
+		}
+	}
+	ran := 0
+	for _, id := range ids {
+		job := waitJob(t, replicas[0], id, func(j Job) bool { return j.Finished() })
+		if job.Status != StatusFailed && job.Status != StatusCancelled {
+			t.Errorf("job %s ended %s (%s); want failed (no data) or cancelled", id, job.Status, job.Error)
+		}
+		if job.StartedAt != nil {
+			ran++
+		}
+	}
+	if got := starts.Load(); got != int64(ran) {
+		t.Errorf("%d starts for %d jobs that started; want one each", got, ran)
+	}
+	if list := replicas[1].List(); len(list) != len(ids) {
+		t.Errorf("pod-b lists %d jobs; want %d", len(list), len(ids))
+	}
+	t.Logf("%d jobs: %d started, %d cancelled through the other replica", len(ids), ran, cancelled)
 }
