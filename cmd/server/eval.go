@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
@@ -30,7 +31,7 @@ func evalCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	dsName := net.Dataset
 	if dsName == "" {
-		dsName = "mnist"
+		dsName = dataset.MNISTName
 	}
 	trainSet, testSet, _, err := loadDataset(ctx, dsName, *dataDir)
 	if err != nil {

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // trainFlags binds the fields of a training request to flags named like its JSON fields.
@@ -174,11 +174,11 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 // loadDataset returns a data set by name, "mnist" or the id of an uploaded one under dataDir/sets, with its test
 // part when it has one.
 func loadDataset(ctx context.Context, name, dataDir string) (trainSet, testSet *dataset.Set, input model.Input, err error) {
-	store, err := datastore.Open(filepath.Join(dataDir, "sets"), datastore.Limits{})
+	store, err := uploads.Open(filepath.Join(dataDir, "sets"), uploads.Limits{})
 	if err != nil {
 		return nil, nil, model.Input{}, err
 	}
-	return (&datastore.Catalog{Store: store, DataDir: dataDir}).Load(ctx, name)
+	return (&uploads.Catalog{Store: store, DataDir: dataDir}).Load(ctx, name)
 }
 
 // progressBar draws one self-overwriting line of training progress, at most ten times a second.

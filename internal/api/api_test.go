@@ -21,12 +21,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 func testDigits(t testing.TB) *dataset.Set { return mnisttest.Test(t) }
@@ -66,11 +66,11 @@ func newTestStack(t testing.TB, cfg Config) testStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets, err := datastore.Open(filepath.Join(dir, "sets"), datastore.Limits{})
+	sets, err := uploads.Open(filepath.Join(dir, "sets"), uploads.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: &datastore.Catalog{Store: sets},
+	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: &uploads.Catalog{Store: sets},
 		Background: true, Serving: e.Model, Activate: func(n *model.Network) { e.Swap(n) }})
 	if err != nil {
 		t.Fatal(err)

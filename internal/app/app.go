@@ -19,13 +19,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/grpcapi"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // Config is everything the service is built from. Zero values pick the defaults noted on each field.
@@ -63,7 +63,7 @@ type Service struct {
 	Metrics    *api.Metrics
 	Registry   *registry.Registry
 	Engine     *inference.Engine
-	Sets       *datastore.Store
+	Sets       *uploads.Store
 	Jobs       *train.Jobs
 	HTTP       *api.Server
 	GRPC       *grpcapi.Server // the Open Inference Protocol over gRPC, through the same engine; the caller serves it
@@ -85,6 +85,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	if cfg.Memory == nil {
 		cfg.Memory = membudget.New(1 << 62)
 	}
+	if cfg.API.MaxPixels <= 0 {
+		cfg.API.MaxPixels = api.DefaultMaxPixels // data set imports take the same limit as predictions
+	}
 	s := &Service{Log: log, cfg: cfg, Prometheus: prometheus.NewRegistry()}
 	var err error
 	if s.Registry, err = registry.Open(cfg.ModelDir, cfg.Embedded); err != nil {
@@ -95,7 +98,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 			log.Warn("model version does not load; ignored", zap.String("version", v), zap.Error(err))
 		}
 	}
-	if s.Sets, err = datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.API.MaxPixels, Memory: cfg.Memory}); err != nil {
+	if s.Sets, err = uploads.Open(filepath.Join(cfg.DataDir, "sets"), uploads.Limits{MaxPixels: cfg.API.MaxPixels, Memory: cfg.Memory}); err != nil {
 		return nil, err
 	}
 	s.Metrics = api.NewMetrics(s.Prometheus)
@@ -117,7 +120,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
-		Data:        &datastore.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
+		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
 		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model,
 		Activate:   func(net *model.Network) { s.swapIn(net, SourceJob) },
 		Observe:    s.jobChanged,

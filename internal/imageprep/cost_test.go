@@ -21,14 +21,6 @@ func allocated(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-func encodeJPEG(t *testing.T, m image.Image) []byte {
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // The estimate is at least what the decoder really allocates, for the formats and colour models that cost the most
 // per pixel, and not wildly more (which would refuse images that fit).
 func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
@@ -48,9 +40,9 @@ func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
 		{"progressive CMYK JPEG", uploadtest.ProgressiveJPEG(1000, 700, 4)},
 		{"progressive YCbCr JPEG", uploadtest.ProgressiveJPEG(1000, 700, 3)},
 		{"progressive gray JPEG", uploadtest.ProgressiveJPEG(1000, 700, 1)},
-		{"baseline JPEG", encodeJPEG(t, rgba)},
+		{"baseline JPEG", uploadtest.EncodeJPEG(rgba, 90)},
 		{"16-bit RGBA PNG", uploadtest.PNG16(600, 500)},
-		{"8-bit gray PNG", encodePNG(t, gray)},
+		{"8-bit gray PNG", uploadtest.EncodePNG(gray)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cost, err := EstimateCost(c.data, Limits{}, in)
@@ -79,8 +71,8 @@ func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
 	}
 }
 
-// The 313 KB, 6324x6324 progressive CMYK JPEG is valid and costs about 24 bytes a pixel, about 0.9 GiB:
-// the estimate knows that from the header alone.
+// A 313 KB, 6324x6324 progressive CMYK JPEG is valid and costs about 24 bytes a pixel to decode, about 0.9 GiB: a
+// small upload that would exhaust a small pod. The estimate knows that from the header alone.
 func TestEstimateCostOfAFortyMegapixelCMYKJPEG(t *testing.T) {
 	data := uploadtest.ProgressiveJPEG(6324, 6324, 4)
 	if len(data) > 320<<10 {
@@ -97,8 +89,4 @@ func TestEstimateCostOfAFortyMegapixelCMYKJPEG(t *testing.T) {
 	if err != nil || cfg.ColorModel != color.CMYKModel {
 		t.Fatalf("DecodeConfig: %v, %v; want a CMYK image", cfg.ColorModel, err)
 	}
-}
-
-func encodePNG(t *testing.T, m image.Image) []byte {
-	return uploadtest.EncodePNG(m)
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -305,7 +306,7 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 			hist = []string{prev}
 		}
 	}
-	if err := model.WriteFileAtomic(filepath.Join(r.dir, activeFile), []byte(version+"\n")); err != nil {
+	if err := atomicfile.Write(filepath.Join(r.dir, activeFile), []byte(version+"\n")); err != nil {
 		return nil, fmt.Errorf("registry: writing the active pointer: %w", r.relative(err))
 	}
 	// The pointer is written first: a crash between the two writes leaves the history one activation short, so a
@@ -315,7 +316,7 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 		if len(hist) > maxHistory {
 			hist = hist[len(hist)-maxHistory:]
 		}
-		if err := model.WriteFileAtomic(filepath.Join(r.dir, historyFile), []byte(strings.Join(hist, "\n")+"\n")); err != nil {
+		if err := atomicfile.Write(filepath.Join(r.dir, historyFile), []byte(strings.Join(hist, "\n")+"\n")); err != nil {
 			return nil, fmt.Errorf("registry: recording the activation: %w", r.relative(err))
 		}
 	}

@@ -2,8 +2,6 @@ package train
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/randid"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 )
 
@@ -390,9 +390,7 @@ func (j *Jobs) Close() {
 }
 
 func newJobID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return randid.Hex(8)
 }
 
 // Submit validates and queues a request.
@@ -410,7 +408,7 @@ func (j *Jobs) Submit(req Request) (Job, error) {
 	}
 	data, err := json.MarshalIndent(job, "", "  ")
 	if err == nil {
-		err = model.WriteFileAtomic(filepath.Join(j.cfg.Dir, queueDir, job.ID+".json"), data)
+		err = atomicfile.Write(filepath.Join(j.cfg.Dir, queueDir, job.ID+".json"), data)
 	}
 	if err != nil {
 		// The job stays with this replica, in memory, and fails when it cannot store its model either.
@@ -548,7 +546,7 @@ func (j *Jobs) update(id string, persist bool, f func(*Job)) {
 func (j *Jobs) save(job *Job) {
 	data, err := json.MarshalIndent(job, "", "  ")
 	if err == nil {
-		err = model.WriteFileAtomic(filepath.Join(j.own(), job.ID+".json"), data)
+		err = atomicfile.Write(filepath.Join(j.own(), job.ID+".json"), data)
 	}
 	if err == nil {
 		return

@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"bytes"
@@ -309,13 +309,13 @@ func (s *Store) ImportIDX(ctx context.Context, images, labels []byte, opts Impor
 	if total := int64(len(images)) + int64(len(labels)); total > lim.MaxArchiveBytes {
 		return Info{}, tooLargef("", "the upload is %d bytes, more than the limit of %d", total, lim.MaxArchiveBytes)
 	}
-	imgDims, err := idxHeader(images, "image file", 3)
+	imgDims, err := dataset.ReadIDXHeader(images, 3)
 	if err != nil {
-		return Info{}, err
+		return Info{}, invalidf("", "image file: %v", err)
 	}
-	labDims, err := idxHeader(labels, "label file", 1)
+	labDims, err := dataset.ReadIDXHeader(labels, 1)
 	if err != nil {
-		return Info{}, err
+		return Info{}, invalidf("", "label file: %v", err)
 	}
 	n, rows, cols := imgDims[0], imgDims[1], imgDims[2]
 	switch {
