@@ -151,7 +151,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		activated, decision, err := train.Publish(reg, net, res.Validation, req.Activate, serving, false, nil)
+		activated, decision, err := train.Publish(reg, net, res.Validation, req.Activate, serving, false, nil, nil)
 		if err != nil {
 			return err
 		}

@@ -71,7 +71,13 @@ func newTestStack(t testing.TB, cfg Config) testStack {
 		t.Fatal(err)
 	}
 	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: &uploads.Catalog{Store: sets},
-		Background: true, Serving: e.Model, Activate: func(n *model.Network) { e.Swap(n) }})
+		Background: true, Serving: e.Model, GoLive: func(v string) error {
+			n, err := reg.Activate(v)
+			if err == nil {
+				e.Swap(n)
+			}
+			return err
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,13 +116,19 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	if fellBack != "" {
 		log.Warn("active model unusable; fell back", zap.String("why", fellBack), zap.String("version", first.Version))
 	}
-	s.swapIn(first, SourceStart)
+	if _, err := s.GoLive(SourceStart, first.Version, first); err != nil {
+		s.Engine.Close()
+		return nil, err
+	}
 
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
 		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
 		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model,
-		Activate:   func(net *model.Network) { s.swapIn(net, SourceJob) },
+		GoLive: func(version string) error {
+			_, err := s.GoLive(SourceJob, version, nil)
+			return err
+		},
 		Observe:    s.jobChanged,
 		SaveFailed: s.jobNotSaved,
 	})
@@ -132,7 +138,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	}
 	apiCfg := cfg.API
 	apiCfg.Memory = cfg.Memory
-	apiCfg.GoLive = s.GoLive
+	apiCfg.GoLive = func(version string) (*model.Network, error) { return s.GoLive(SourceOperator, version, nil) }
 	s.HTTP = api.NewServer(log, apiCfg, s.Prometheus, s.Metrics, s.Engine, s.Registry, s.Jobs, s.Sets)
 	s.GRPC = grpcapi.New(log.Named("grpc"), cfg.GRPC, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
 	return s, nil
@@ -149,7 +155,7 @@ func (s *Service) Start(ctx context.Context) {
 	s.Jobs.Start()
 	if s.cfg.WatchInterval > 0 {
 		go s.Registry.Watch(ctx, s.cfg.WatchInterval, func() string { return s.Engine.Model().Version },
-			func(net *model.Network) { s.swapIn(net, SourceReplica) },
+			func(net *model.Network) { s.GoLive(SourceReplica, net.Version, net) },
 			func(err error) { s.Log.Warn("model watch", zap.Error(err)) })
 	}
 }
@@ -184,22 +190,24 @@ const (
 	SourceReplica  Source = "replica"  // another replica moved the registry's active pointer
 )
 
-// GoLive makes version the model that serves, for every replica: it is loaded and checked, published as the
-// registry's active version, swapped into the engine between batches (no request fails, no batch mixes versions),
-// counted in the metrics and logged. It is the operator's activation; training jobs and the replica watch reach
-// the same swap through swapIn once the registry already names their version.
-func (s *Service) GoLive(version string) (*model.Network, error) {
-	net, err := s.Registry.Activate(version)
+// GoLive is the one way a model version starts serving, whoever asks (from says who). An operator's activation and
+// a training job's publish it: the version is loaded and checked, then written as the registry's active version
+// for every replica. A replica following the registry, and the start of the process, serve what the registry
+// already names, so loaded (a nil loaded network is read from the registry) is only checked. Then, in every case,
+// the engine serves it from its next batch on (no request fails, no batch mixes versions), the metrics count the
+// swap and the log says who asked.
+func (s *Service) GoLive(from Source, version string, loaded *model.Network) (*model.Network, error) {
+	net := loaded
+	var err error
+	switch {
+	case from == SourceOperator || from == SourceJob:
+		net, err = s.Registry.Activate(version)
+	case net == nil:
+		net, err = s.Registry.Load(version)
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.swapIn(net, SourceOperator)
-	return net, nil
-}
-
-// swapIn is the last step of every way a model goes live: the engine serves net from its next batch on, and the
-// metrics and the log say so.
-func (s *Service) swapIn(net *model.Network, from Source) {
 	prev := s.Engine.Swap(net)
 	previous := ""
 	if prev != nil {
@@ -210,6 +218,7 @@ func (s *Service) swapIn(net *model.Network, from Source) {
 	}
 	s.Log.Info("model live", zap.String("source", string(from)), zap.String("name", net.Name),
 		zap.String("version", net.Version), zap.String("previous", previous))
+	return net, nil
 }
 
 // jobChanged exports a job's change in the metrics and logs how a finished one ended.
