@@ -55,6 +55,42 @@ type Info struct {
 	Metrics    Metrics    `json:"metrics"`
 	// Hyperparameters is the training request that produced the model, as the trainer wrote it.
 	Hyperparameters json.RawMessage `json:"hyperparameters,omitempty"`
+	// Calibration makes the model's confidence mean what it says; nil for a model never calibrated, whose
+	// probabilities are the plain softmax and which accepts every answer.
+	Calibration *Calibration `json:"calibration,omitempty"`
+}
+
+// Calibration is a temperature fitted on held-out data, applied at serving, and the confidence below which an
+// answer is not accepted.
+type Calibration struct {
+	// Temperature divides the output layer's values before the softmax (temperature scaling, Guo et al. 2017): above
+	// 1 it softens an overconfident network's probabilities, below 1 it sharpens them. It never changes the
+	// predicted class. It is fitted by minimising the negative log-likelihood of the held-out examples.
+	Temperature float64 `json:"temperature"`
+	// MinConfidence is the model's default threshold: an answer whose calibrated confidence is below it is not
+	// accepted. 0 accepts every answer.
+	MinConfidence float64 `json:"min_confidence"`
+	// Examples is how many held-out examples the fit used; ECEBefore and ECEAfter are their expected calibration
+	// error (15 equal-width bins of confidence) with the plain softmax and with the temperature.
+	Examples  int     `json:"examples"`
+	ECEBefore float64 `json:"ece_before"`
+	ECEAfter  float64 `json:"ece_after"`
+}
+
+// Temperature returns the temperature the network's probabilities are computed with: its calibration's, else 1.
+func (info *Info) Temperature() float64 {
+	if info.Calibration == nil {
+		return 1
+	}
+	return info.Calibration.Temperature
+}
+
+// MinConfidence returns the network's default threshold of confidence: its calibration's, else 0.
+func (info *Info) MinConfidence() float64 {
+	if info.Calibration == nil {
+		return 0
+	}
+	return info.Calibration.MinConfidence
 }
 
 // Network is a trained classifier: float32 weights plus the Info that describes them. Once published it is only
@@ -92,12 +128,29 @@ func (info *Info) check() error {
 	default:
 		return fmt.Errorf("unknown preprocessing %q", info.Input.Preprocess)
 	}
+	if c := info.Calibration; c != nil {
+		// The negated comparisons also refuse NaN.
+		if !(c.Temperature >= MinTemperature && c.Temperature <= MaxTemperature) {
+			return fmt.Errorf("calibration temperature %v outside %v..%v", c.Temperature, MinTemperature, MaxTemperature)
+		}
+		if !(c.MinConfidence >= 0 && c.MinConfidence <= 1) {
+			return fmt.Errorf("calibration min_confidence %v outside 0..1", c.MinConfidence)
+		}
+	}
 	return nil
 }
 
+// The temperatures a model file may hold. Outside this range the fit has failed: a network does not become a
+// hundred times over- or underconfident.
+const (
+	MinTemperature = 0.01
+	MaxTemperature = 100
+)
+
 // Forward returns the class probabilities of a batch of n inputs (see MLP.Forward).
+// The probabilities are calibrated: the output layer is divided by the network's temperature before the softmax.
 func (n *Network) Forward(x []float32, batch int, ws *Workspace[float32]) []float32 {
-	return n.MLP.Forward(x, batch, ws)
+	return n.MLP.forward(x, batch, ws, n.Temperature(), true)
 }
 
 // Clone returns a deep copy, for a trainer that keeps improving a network while the copy is published.
@@ -107,6 +160,10 @@ func (n *Network) Clone() *Network {
 	c.Layers = slices.Clone(n.Layers)
 	c.Labels = slices.Clone(n.Labels)
 	c.Hyperparameters = slices.Clone(n.Hyperparameters)
+	if n.Calibration != nil {
+		cal := *n.Calibration
+		c.Calibration = &cal
+	}
 	return c
 }
 
