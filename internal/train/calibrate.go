@@ -36,8 +36,8 @@ func Calibrate(net *model.Network, s *dataset.Set, serial bool) (*model.Calibrat
 		Temperature:   t,
 		MinConfidence: c.threshold(t, DefaultRejectCorrect),
 		Examples:      s.Len(),
-		ECEBefore:     round(c.ece(1), 1e-5),
-		ECEAfter:      round(c.ece(t), 1e-5),
+		ECEBefore:     round(c.ece(1), 1e5),
+		ECEAfter:      round(c.ece(t), 1e5),
 	}, nil
 }
 
@@ -73,8 +73,8 @@ func logitsOf(net *model.Network, s *dataset.Set, serial bool) (logitSet, error)
 	return logitSet{z: z, y: s.Y, classes: classes}, nil
 }
 
-// round rounds v to a multiple of unit, so the model header reads well and the file stays reproducible.
-func round(v, unit float64) float64 { return math.Round(v/unit) / (1 / unit) }
+// round rounds v to a multiple of 1/scale (scale a power of ten), so the model header reads well.
+func round(v, scale float64) float64 { return math.Round(v*scale) / scale }
 
 // logitSet is the output layer's values of n examples (row-major, classes per row) with their labels.
 type logitSet struct {
@@ -129,7 +129,7 @@ func (c logitSet) fitTemperature() float64 {
 			fb = c.nll(math.Exp(b))
 		}
 	}
-	t := round(math.Exp((lo+hi)/2), 1e-4)
+	t := round(math.Exp((lo+hi)/2), 1e4)
 	return min(max(t, model.MinTemperature), model.MaxTemperature)
 }
 
