@@ -35,10 +35,10 @@ type v2InferRequest struct {
 }
 
 type v2OutputTensor struct {
-	Name     string    `json:"name"`
-	Shape    []int     `json:"shape"`
-	Datatype string    `json:"datatype"`
-	Data     []float32 `json:"data"`
+	Name     string `json:"name"`
+	Shape    []int  `json:"shape"`
+	Datatype string `json:"datatype"`
+	Data     any    `json:"data"` // []float32, []bool or []string as Datatype says
 }
 
 type v2InferResponse struct {
@@ -124,7 +124,7 @@ func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
 				{Name: "input", Datatype: "FP32", Shape: []int{-1, net.MLP.Inputs()}},
 				{Name: "image", Datatype: "BYTES", Shape: []int{-1}},
 			},
-			"outputs": []v2TensorMeta{{Name: "probabilities", Datatype: "FP32", Shape: []int{-1, net.MLP.Classes()}}},
+			"outputs":  v2OutputsMeta(net),
 		})
 	}
 }
@@ -147,21 +147,31 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			return
 		}
 		for _, o := range req.Outputs {
-			if o.Name != "probabilities" {
-				v2Error(w, http.StatusBadRequest, fmt.Sprintf("unknown output %q; this model has \"probabilities\"", o.Name))
+			if !v2OutputNames[o.Name] {
+				v2Error(w, http.StatusBadRequest, fmt.Sprintf("unknown output %q; this model has \"probabilities\", \"accepted\" and \"reason\"", truncate(o.Name, 64)))
 				return
 			}
+		}
+		minConf, minGiven, err := v2MinConfidence(req.Parameters)
+		if err != nil {
+			v2Fail(w, err)
+			return
 		}
 		in := req.Inputs[0]
 		size := net.MLP.Inputs()
 		var x []float32
 		var n int
-		var err error
+		var noDigit []bool
 		switch in.Datatype {
 		case "FP32", "FP64":
 			x, n, err = v2Floats(in, size, s.cfg.MaxImages)
+			if err == nil && net.Input.Preprocess == model.PreprocessMNIST {
+				b := batchInput{x: x, n: n, size: size}
+				b.markBlankRows(0)
+				noDigit = b.noDigit
+			}
 		case "BYTES":
-			x, n, err = s.v2Images(r.Context(), in, net.Input, s.cfg.MaxImages)
+			x, n, noDigit, err = s.v2Images(r.Context(), in, net.Input, s.cfg.MaxImages)
 		default:
 			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
 		}
@@ -186,11 +196,15 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			v2Error(w, http.StatusInternalServerError, "internal error")
 			return
 		}
-		s.metrics.countLabels(res)
-		classes := res.Model.MLP.Classes()
+		th := threshold(res.Model, minConf, minGiven)
+		s.metrics.countAnswers(res, noDigit, th)
+		var names []string
+		for _, o := range req.Outputs {
+			names = append(names, o.Name)
+		}
 		writeJSON(w, http.StatusOK, v2InferResponse{
 			ModelName: res.Model.Name, ModelVersion: res.Model.Version, ID: req.ID,
-			Outputs: []v2OutputTensor{{Name: "probabilities", Shape: []int{n, classes}, Datatype: "FP32", Data: res.Probs}},
+			Outputs: v2Outputs(names, res, n, noDigit, th),
 		})
 	}
 }
@@ -212,9 +226,9 @@ func v2Floats(t v2Tensor, size, maxRows int) ([]float32, int, error) {
 }
 
 // v2Images decodes a BYTES tensor of base64-encoded images through the model's preprocessing.
-func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRows int) ([]float32, int, error) {
+func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRows int) ([]float32, int, []bool, error) {
 	if len(t.Shape) < 1 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) || t.Shape[0] < 1 {
-		return nil, 0, fmt.Errorf("input %q has shape %v; want [N] or [N,1]", t.Name, t.Shape)
+		return nil, 0, nil, fmt.Errorf("input %q has shape %v; want [N] or [N,1]", t.Name, t.Shape)
 	}
 	var items []string
 	if err := json.Unmarshal(t.Data, &items); err != nil {
@@ -222,23 +236,23 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 		items = nil
 		var nested [][]string
 		if err2 := json.Unmarshal(t.Data, &nested); err2 != nil {
-			return nil, 0, fmt.Errorf("input %q data must be base64 strings, flat for shape [N] or one per row for [N,1]", t.Name)
+			return nil, 0, nil, fmt.Errorf("input %q data must be base64 strings, flat for shape [N] or one per row for [N,1]", t.Name)
 		}
 		if len(t.Shape) != 2 {
-			return nil, 0, fmt.Errorf("input %q has shape %v but nested data; nest rows only for [N,1]", t.Name, t.Shape)
+			return nil, 0, nil, fmt.Errorf("input %q has shape %v but nested data; nest rows only for [N,1]", t.Name, t.Shape)
 		}
 		for i, row := range nested {
 			if len(row) != 1 {
-				return nil, 0, fmt.Errorf("input %q row %d holds %d items; shape [N,1] takes one", t.Name, i, len(row))
+				return nil, 0, nil, fmt.Errorf("input %q row %d holds %d items; shape [N,1] takes one", t.Name, i, len(row))
 			}
 			items = append(items, row[0])
 		}
 	}
 	if len(items) != t.Shape[0] {
-		return nil, 0, fmt.Errorf("input %q holds %d items; shape %v says %d", t.Name, len(items), t.Shape, t.Shape[0])
+		return nil, 0, nil, fmt.Errorf("input %q holds %d items; shape %v says %d", t.Name, len(items), t.Shape, t.Shape[0])
 	}
 	if len(items) > maxRows {
-		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), maxRows)}
+		return nil, 0, nil, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), maxRows)}
 	}
 	b := &batchInput{size: in.Width * in.Height}
 	for i, enc := range items {
@@ -247,11 +261,11 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 		}
 		data, err := base64.StdEncoding.DecodeString(enc)
 		if err != nil {
-			return nil, 0, fmt.Errorf("input %q item %d is not base64", t.Name, i)
+			return nil, 0, nil, fmt.Errorf("input %q item %d is not base64", t.Name, i)
 		}
 		if err := s.addImage(ctx, b, data, in, func() string { return fmt.Sprintf("item %d", i) }); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 	}
-	return b.x, b.n, nil
+	return b.x, b.n, b.noDigit, nil
 }
