@@ -124,7 +124,7 @@ func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
 				{Name: "input", Datatype: "FP32", Shape: []int{-1, net.MLP.Inputs()}},
 				{Name: "image", Datatype: "BYTES", Shape: []int{-1}},
 			},
-			"outputs":  v2OutputsMeta(net),
+			"outputs": v2OutputsMeta(net),
 		})
 	}
 }
