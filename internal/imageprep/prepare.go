@@ -159,6 +159,9 @@ func (p *Preparer) mnist(dst []float32, img image.Image, w, h int, refine bool) 
 			return p.mnist(dst, crop, w, h, false) // 6b. a small digit in a large image: again, closer (below)
 		}
 	}
+	if p.inkDepth(ink, ww, x0, y0, x1, y1) > maxInkDepth { // 7. stroke width (stroke.go): a blot has no strokes
+		return false
+	}
 	x0, y0, x1, y1 = p.normalizeStroke(ink, ww, wh, x0, y0, x1, y1) // 7. stroke width (stroke.go)
 	return p.fit(dst, w, h, ink, ww, wh, x0, y0, x1, y1)            // 8, 9. crop, fit and centre (fit.go)
 }

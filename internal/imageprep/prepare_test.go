@@ -172,6 +172,7 @@ func TestBlankPages(t *testing.T) {
 		{"an empty canvas", uploadtest.Canvas(empty, 280, color.NRGBA{})},
 		{"a single pixel", image.NewGray(image.Rect(0, 0, 1, 1))},
 		{"a grey gradient, black to white", shaded(300, 200, func(x, y int) float64 { return float64(x) / 299 })},
+		{"a red disc on green (ink, but no strokes)", redDisc(200)},
 		{"a diagonal grey gradient", shaded(256, 256, func(x, y int) float64 { return 0.2 + 0.6*float64(x+y)/510 })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,6 +192,22 @@ func TestBlankPages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// redDisc returns a filled red disc on a green background, size pixels a side.
+func redDisc(size int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	r := float64(size) / 3
+	for y := range size {
+		for x := range size {
+			c := color.RGBA{40, 160, 60, 255}
+			if math.Hypot(float64(x)-float64(size)/2, float64(y)-float64(size)/2) <= r {
+				c = color.RGBA{210, 30, 30, 255}
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	return img
 }
 
 // shaded returns a w x h gray picture whose value at (x, y) is f(x, y) in 0..1.
