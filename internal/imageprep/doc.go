@@ -48,7 +48,7 @@
 //     outside that range (a marker's, a hairline pen's on a large canvas), measured as twice the median depth of the
 //     strokes' ridges, are eroded or dilated into it; a network trained on MNIST reads bold strokes as an 8. Digits at
 //     MNIST's own size, too coarse to measure, are left alone. Ink far deeper than any stroke (a filled disc, a
-//     square, a blot: its deepest pixel more than 0.32 of the digit's size from the paper) has no stroke structure and
+//     square, a blot: its deepest pixel more than 0.4 of the digit's size from the paper) has no stroke structure and
 //     is no digit.
 //  8. Crop and fit (fit.go). The ink's bounding box is scaled, keeping its aspect ratio, so its longer side is 20
 //     pixels, with area averaging (anti-aliased, as MNIST's were), and brightened so its strongest pixel is 1.

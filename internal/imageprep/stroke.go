@@ -13,9 +13,10 @@ const (
 	// at MNIST's own size has strokes of one or two pixels, too coarse to measure, and is left as it is.
 	minStrokeSide = 48
 	// maxInkDepth is the deepest ink, relative to the digit's longer side, that can still be strokes (see inkDepth):
-	// MNIST's digits in every upload form stay under 0.25, a bold marker's under 0.29; a filled disc is 0.5, a
-	// square 0.5, a triangle 0.29. Deeper ink is a shape or a blot, not a digit.
-	maxInkDepth = 0.32
+	// MNIST's digits in every upload form stay under 0.25, a bold marker's under 0.35 (before thinning); a filled
+	// disc or square is 0.5. Deeper ink is a shape or a blot, not a digit. (A triangle, 0.29, or a flat ellipse is
+	// within a bold digit's range and is left to the model's confidence.)
+	maxInkDepth = 0.4
 )
 
 // normalizeStroke measures the stroke width of the ink in the box [x0, x1) x [y0, y1) of the w x h working image
