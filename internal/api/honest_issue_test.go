@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -18,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/train"
 	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
@@ -205,5 +208,59 @@ perceptron_predictions_total{model="mnist-mlp",outcome="no_digit_found"} 4
 	}
 	if got := m.modelLabel("one-too-many"); got != "other" {
 		t.Errorf("model label beyond %d names: %q; want other", maxModelLabels, got)
+	}
+}
+
+// TestEveryModelAnswersHonestly trains a small model on another data set with the resize preprocessing, as one
+// trained on an uploaded set of photos is: it comes out calibrated with its own threshold, and since resize has no
+// notion of ink, a blank picture is classified (accepted or not by confidence), never "no digit".
+func TestEveryModelAnswersHonestly(t *testing.T) {
+	// Two classes of 8x8 pictures: light in the top half, or in the bottom half, with noise.
+	rng := rand.New(rand.NewPCG(8, 8))
+	set := &dataset.Set{Name: "halves", Classes: []string{"top", "bottom"}, Rows: 8, Cols: 8}
+	for i := range 400 {
+		y := uint8(i % 2)
+		for p := range 64 {
+			v := 40 + rng.IntN(40)
+			if (p < 32) == (y == 0) {
+				v += 150
+			}
+			set.X = append(set.X, uint8(v))
+		}
+		set.Y = append(set.Y, y)
+	}
+	req := train.DefaultRequest()
+	req.Dataset, req.Hidden, req.Epochs = "halves", []int{8}, 3
+	res, err := train.Train(context.Background(), req, set, train.Options{Input: model.Input{Width: 8, Height: 8, Preprocess: model.PreprocessResize}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := res.Network
+	net.Version = "resize-1"
+	if net.Calibration == nil || net.Calibration.Examples != 40 {
+		t.Fatalf("calibration %+v; want one fitted on the 40 held-out examples", net.Calibration)
+	}
+	srv, eng := newTestServer(t, Config{})
+	eng.Swap(net)
+
+	blank := image.NewGray(image.Rect(0, 0, 64, 64))
+	for i := range blank.Pix {
+		blank.Pix[i] = 255
+	}
+	resp, body := post(t, srv.URL+"/predict", "image/png", uploadtest.EncodePNG(blank))
+	var out predictResponse
+	if err := json.Unmarshal(body, &out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	p := out.Predictions[0]
+	if p.Reason == OutcomeNoDigit || p.Label == "" || out.MinConfidence != net.MinConfidence() {
+		t.Errorf("resize model, blank picture: %s; want a label and the model's min_confidence %v", body, net.MinConfidence())
+	}
+	if p.Accepted != (p.Confidence >= out.MinConfidence) {
+		t.Errorf("confidence %v at min_confidence %v: accepted %v", p.Confidence, out.MinConfidence, p.Accepted)
+	}
+	resp, body = post(t, srv.URL+"/predict?min_confidence=1", "image/png", uploadtest.EncodePNG(blank))
+	if err := json.Unmarshal(body, &out); err != nil || out.Predictions[0].Reason != OutcomeLowConfidence {
+		t.Errorf("at min_confidence 1: %s; want low_confidence", body)
 	}
 }
