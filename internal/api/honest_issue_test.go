@@ -260,7 +260,7 @@ func TestEveryModelAnswersHonestly(t *testing.T) {
 		t.Errorf("confidence %v at min_confidence %v: accepted %v", p.Confidence, out.MinConfidence, p.Accepted)
 	}
 	resp, body = post(t, srv.URL+"/predict?min_confidence=1", "image/png", uploadtest.EncodePNG(blank))
-	if err := json.Unmarshal(body, &out); err != nil || out.Predictions[0].Reason != OutcomeLowConfidence {
+	if err := json.Unmarshal(body, &out); err != nil || resp.StatusCode != 200 || out.Predictions[0].Reason != OutcomeLowConfidence {
 		t.Errorf("at min_confidence 1: %s; want low_confidence", body)
 	}
 }
