@@ -120,14 +120,16 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	net := res.Network
+	trainSeconds := net.Metrics.TrainSeconds
 	if epoch := getenv("SOURCE_DATE_EPOCH"); epoch != "" {
 		// Reproducible builds: a fixed creation time makes the version (time + weight digest) identical whenever
-		// the weights are.
+		// the weights are, and leaving out the measured training time makes the whole file identical.
 		secs, err := strconv.ParseInt(epoch, 10, 64)
 		if err != nil {
 			return fmt.Errorf("SOURCE_DATE_EPOCH=%q: %v", epoch, err)
 		}
 		net.Created = time.Unix(secs, 0).UTC()
+		net.Metrics.TrainSeconds = 0
 	}
 	if testSet != nil {
 		ev, err := train.Evaluate(net, testSet)
@@ -167,7 +169,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", *out)
 	}
-	fmt.Fprintf(stdout, "version %s, layers %s, %.1fs of training\n", net.Version, joinInts(net.Layers), net.Metrics.TrainSeconds)
+	fmt.Fprintf(stdout, "version %s, layers %s, %.1fs of training\n", net.Version, joinInts(net.Layers), trainSeconds)
 	return nil
 }
 

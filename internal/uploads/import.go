@@ -107,7 +107,8 @@ func maxExamples(lim Limits, in model.Input) int {
 
 // imageError turns an error of imageprep into one of ours that names the file.
 func imageError(name string, err error) error {
-	if err == nil {
+	// An example without a digit keeps its blank vector: a training set holds what its owner labelled.
+	if err == nil || errors.Is(err, imageprep.ErrNoDigit) {
 		return nil
 	}
 	msg := strings.TrimPrefix(err.Error(), "imageprep: ")
