@@ -274,4 +274,6 @@ func LatencyOpts(name, help string) prometheus.HistogramOpts { return latencyOpt
 
 // Classified counts the predicted labels and outcomes of res at the model's own threshold, for the transports that
 // do not say which images had no digit.
-func (m *Metrics) Classified(res inference.Result) { m.countAnswers(res, nil, threshold(res.Model, 0, false)) }
+func (m *Metrics) Classified(res inference.Result) {
+	m.countAnswers(res, nil, threshold(res.Model, 0, false))
+}

@@ -2,6 +2,7 @@ package imageprep
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -61,7 +62,12 @@ func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
 				t.Fatalf("estimate %d bytes for %d pixels; want at most 40 a pixel", cost.Decode, px)
 			}
 			dst := make([]float32, 28*28)
-			if got := allocated(func() { err = (&Preparer{}).Prepare(dst, img, in) }); err != nil || got > uint64(cost.Prepare) {
+			// The test images are flat, so preparing them finds no digit: that is an answer, not a failure.
+			got = allocated(func() { err = (&Preparer{}).Prepare(dst, img, in) })
+			if errors.Is(err, ErrNoDigit) {
+				err = nil
+			}
+			if err != nil || got > uint64(cost.Prepare) {
 				// A CMYK image is read through At, one small allocation a pixel of garbage; it is not held.
 				if _, cmyk := img.(*image.CMYK); !cmyk {
 					t.Fatalf("preparing allocated %d bytes (%v); the estimate is %d", got, err, cost.Prepare)
