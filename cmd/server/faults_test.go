@@ -17,27 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/apitest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
-
-func adminCall(t *testing.T, base, token, method, path, body string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
-}
 
 // TestSIGTERMUnderLoadFailsNoAcceptedRequest keeps 16 clients predicting over kept-alive connections while the
 // server gets SIGTERM. Readiness flips first, responses carry Connection: close through the drain window, then the
@@ -120,13 +104,13 @@ func TestKill9DuringTrainingReportsTheJobFailed(t *testing.T) {
 	dir, data := t.TempDir(), t.TempDir()
 	env := []string{"MODEL_DIR=" + dir, "DATA_DIR=" + data, "ADMIN_TOKEN=k9"}
 	p := startProc(t, bin, env...)
-	code, job := adminCall(t, p.base, "k9", "POST", "/train", `{"hidden":[64],"epochs":50}`)
+	code, job := apitest.JSON(t, "POST", p.base+"/train", "k9", `{"hidden":[64],"epochs":50}`)
 	if code != http.StatusAccepted {
 		t.Fatalf("POST /train: %d %v", code, job)
 	}
 	id := job["id"].(string)
 	for deadline := testwait.Deadline(t); ; time.Sleep(20 * time.Millisecond) {
-		_, j := adminCall(t, p.base, "k9", "GET", "/train/"+id, "")
+		_, j := apitest.JSON(t, "GET", p.base+"/train/"+id, "k9", "")
 		if j["status"] == "running" && j["progress"].(map[string]any)["fraction"].(float64) > 0 {
 			break
 		}
@@ -138,7 +122,7 @@ func TestKill9DuringTrainingReportsTheJobFailed(t *testing.T) {
 	<-p.exited
 
 	p2 := startProc(t, bin, env...)
-	_, j := adminCall(t, p2.base, "k9", "GET", "/train/"+id, "")
+	_, j := apitest.JSON(t, "GET", p2.base+"/train/"+id, "k9", "")
 	if j["status"] != "failed" || !strings.Contains(j["error"].(string), "interrupted") {
 		t.Errorf("after kill -9 and restart the job is %v (%v); want failed, interrupted", j["status"], j["error"])
 	}
@@ -175,14 +159,14 @@ func TestFullOrReadOnlyModelDirFailsTrainingNotServing(t *testing.T) {
 
 	run := func(what string) {
 		t.Helper()
-		code, job := adminCall(t, p.base, "full", "POST", "/train", `{"hidden":[256],"epochs":1,"limit":1000}`)
+		code, job := apitest.JSON(t, "POST", p.base+"/train", "full", `{"hidden":[256],"epochs":1,"limit":1000}`)
 		if code != http.StatusAccepted {
 			t.Fatalf("%s: POST /train %d %v", what, code, job)
 		}
 		id := job["id"].(string)
 		var j map[string]any
 		for deadline := testwait.Deadline(t); ; time.Sleep(20 * time.Millisecond) {
-			_, j = adminCall(t, p.base, "full", "GET", "/train/"+id, "")
+			_, j = apitest.JSON(t, "GET", p.base+"/train/"+id, "full", "")
 			if j["status"] == "failed" || j["status"] == "succeeded" || time.Now().After(deadline) {
 				break
 			}

@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/perceptron-dev/perceptron/internal/apitest"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/oip"
@@ -127,7 +128,7 @@ func TestGRPCModelInferThroughDeadlinesSwapsAndTheDrain(t *testing.T) {
 			})
 		}
 		activate := func(version string) {
-			code, out := adminCall(t, base, "grpc-token", "POST", "/models/"+version+"/activate", "")
+			code, out := apitest.JSON(t, "POST", base+"/models/"+version+"/activate", "grpc-token", "")
 			if code != 200 {
 				t.Fatalf("activate %s: %d %v", version, code, out)
 			}

@@ -264,15 +264,8 @@ func TestTrainCommandStoresIntoTheRegistry(t *testing.T) {
 	}
 	// A server started on that registry serves the new version.
 	base, _ := startServer(t, map[string]string{"MODEL_DIR": dir})
-	resp, err := http.Get(base + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var ready struct{ Version string }
-	json.NewDecoder(resp.Body).Decode(&ready)
-	if !strings.Contains(out.String(), ready.Version) || ready.Version == "" {
-		t.Errorf("server serves %q; the train command stored %q", ready.Version, out.String())
+	if version := servingVersion(t, base); !strings.Contains(out.String(), version) || version == "" {
+		t.Errorf("server serves %q; the train command stored %q", version, out.String())
 	}
 }
 

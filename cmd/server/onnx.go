@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/onnx"
 	"github.com/perceptron-dev/perceptron/internal/registry"
@@ -114,7 +115,7 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if err := model.WriteFileAtomic(*out, data); err != nil {
+	if err := atomicfile.Write(*out, data); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s: %s %s as ONNX (%d bytes)\n", *out, net.Name, net.Version, len(data))

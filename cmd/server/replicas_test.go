@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/apitest"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
 
@@ -126,7 +127,7 @@ func TestReplicasConverge(t *testing.T) {
 	original := servingVersion(t, bases[0])
 
 	admin := func(base, method, path, body string) map[string]any {
-		code, out := adminCall(t, base, "replica-token", method, path, body)
+		code, out := apitest.JSON(t, method, base+path, "replica-token", body)
 		if code >= 300 {
 			t.Fatalf("%s %s: %d %v", method, path, code, out)
 		}

@@ -15,7 +15,8 @@ const usage = `perceptron: a multilayer perceptron that serves, trains and swaps
 Usage:
   server [flags]          serve HTTP (see server -h)
   server train [flags]    train a model from a data set and write it (see server train -h)
-  server eval [flags]     print a model's test accuracy and confusion matrix (see server eval -h)
+  server eval [flags]     print a model's test accuracy, calibration error and confusion matrix (see server eval -h)
+  server calibrate [flags] fit a model file's temperature and threshold on its training's held-out split
   server import [flags]   store an ONNX model in the registry as a new version (see server import -h)
   server export [flags]   write a version or model file as ONNX (see server export -h)
 `
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = importCmd(ctx, rest, getenv, stdout, stderr)
 	case "export":
 		err = exportCmd(ctx, rest, getenv, stdout, stderr)
+	case "calibrate":
+		err = calibrateCmd(ctx, rest, getenv, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/grpcapi"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
+	"github.com/perceptron-dev/perceptron/internal/randid"
 )
 
 // newLogger returns a JSON logger at the given level, or a human-readable console logger for debug. Info and below
@@ -67,9 +66,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	if cfg.AdminToken == "" {
-		var b [24]byte
-		rand.Read(b[:])
-		cfg.AdminToken = hex.EncodeToString(b[:])
+		cfg.AdminToken = randid.Hex(24)
 		// Logged once, on purpose: it is the only way an operator who set none can use the admin routes.
 		log.Warn("ADMIN_TOKEN is not set; generated one for this run", zap.String("admin_token", cfg.AdminToken))
 	}

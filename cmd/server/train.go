@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // trainFlags binds the fields of a training request to flags named like its JSON fields.
@@ -121,14 +121,16 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	net := res.Network
+	trainSeconds := net.Metrics.TrainSeconds
 	if epoch := getenv("SOURCE_DATE_EPOCH"); epoch != "" {
 		// Reproducible builds: a fixed creation time makes the version (time + weight digest) identical whenever
-		// the weights are.
+		// the weights are, and leaving out the measured training time makes the whole file identical.
 		secs, err := strconv.ParseInt(epoch, 10, 64)
 		if err != nil {
 			return fmt.Errorf("SOURCE_DATE_EPOCH=%q: %v", epoch, err)
 		}
 		net.Created = time.Unix(secs, 0).UTC()
+		net.Metrics.TrainSeconds = 0
 	}
 	if testSet != nil {
 		ev, err := train.Evaluate(net, testSet)
@@ -156,7 +158,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		activated, decision, err := train.Publish(reg, net, res.Validation, req.Activate, serving, false, nil)
+		activated, decision, err := train.Publish(reg, net, res.Validation, req.Activate, serving, false, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -176,18 +178,18 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", *out)
 	}
-	fmt.Fprintf(stdout, "version %s, layers %s, %.1fs of training\n", net.Version, joinInts(net.Layers), net.Metrics.TrainSeconds)
+	fmt.Fprintf(stdout, "version %s, layers %s, %.1fs of training\n", net.Version, joinInts(net.Layers), trainSeconds)
 	return nil
 }
 
 // loadDataset returns a data set by name, "mnist" or the id of an uploaded one under dataDir/sets, with its test
 // part when it has one.
 func loadDataset(ctx context.Context, name, dataDir string) (trainSet, testSet *dataset.Set, input model.Input, err error) {
-	store, err := datastore.Open(filepath.Join(dataDir, "sets"), datastore.Limits{})
+	store, err := uploads.Open(filepath.Join(dataDir, "sets"), uploads.Limits{})
 	if err != nil {
 		return nil, nil, model.Input{}, err
 	}
-	return (&datastore.Catalog{Store: store, DataDir: dataDir}).Load(ctx, name)
+	return (&uploads.Catalog{Store: store, DataDir: dataDir}).Load(ctx, name)
 }
 
 // progressBar draws one self-overwriting line of training progress, at most ten times a second.

@@ -46,7 +46,7 @@ func loadServer(t *testing.T) server {
 	for _, m := range configEnv.FindAllStringSubmatch(read(t, "../../cmd/server/config.go"), -1) {
 		s.config[m[1]] = true
 	}
-	// A guard against the pattern going stale: these names are fixed by DESIGN.md.
+	// A guard against the pattern going stale: these names are documented in the README and cannot change.
 	for _, name := range []string{"ADDR", "ADMIN_TOKEN", "MODEL_DIR", "DATA_DIR", "SHUTDOWN_TIMEOUT"} {
 		if !s.config[name] {
 			t.Fatalf("cmd/server/config.go: found no `env: %q`; the pattern %s is out of date", name, configEnv)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/perceptron-dev/perceptron/internal/apitest"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
@@ -54,7 +55,7 @@ func TestActivatingADamagedVersionIsRefusedAndChangesNothing(t *testing.T) {
 	srv := httptest.NewServer(NewServer(zap.NewNop(), Config{AdminToken: testToken, GoLive: goLive}, promReg, m, e, reg, nil, nil))
 	defer srv.Close()
 
-	resp, body := adminDo(t, "POST", srv.URL+"/models/damaged-1/activate", testToken, "")
+	resp, body := apitest.Do(t, "POST", srv.URL+"/models/damaged-1/activate", testToken, "")
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "does not load") ||
 		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
 		t.Errorf("activating a damaged version: %d %s; want a 422 problem saying it does not load", resp.StatusCode, body)
@@ -65,7 +66,7 @@ func TestActivatingADamagedVersionIsRefusedAndChangesNothing(t *testing.T) {
 	if got := e.Model().Version; got != embedded.Version {
 		t.Errorf("serving %s after the refused activation; want %s unchanged", got, embedded.Version)
 	}
-	resp, body = adminDo(t, "GET", srv.URL+"/models", testToken, "")
+	resp, body = apitest.Do(t, "GET", srv.URL+"/models", testToken, "")
 	var list struct {
 		Serving string
 		Models  []registry.Entry

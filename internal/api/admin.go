@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
@@ -215,7 +216,7 @@ func (s *Server) handleModelActivate() http.HandlerFunc {
 
 // datasetExists reports whether a training request's data set can be found.
 func (s *Server) datasetExists(name string) bool {
-	if name == "mnist" {
+	if name == dataset.MNISTName {
 		return true
 	}
 	if s.datasets == nil {

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,26 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/apitest"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
-
-func adminDo(t *testing.T, method, url, token string, body string) (*http.Response, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp, data
-}
 
 func TestAdminRoutesRefuseMissingWrongAndMalformedTokens(t *testing.T) {
 	srv, _ := newTestServer(t, Config{AdminFailLimit: 1000})
@@ -63,19 +45,19 @@ func TestFailedAdminAttemptsAreRateLimited(t *testing.T) {
 	srv, _ := newTestServer(t, Config{})
 	var last *http.Response
 	for range 10 + 2 {
-		last, _ = adminDo(t, "GET", srv.URL+"/models", "guess", "")
+		last, _ = apitest.Do(t, "GET", srv.URL+"/models", "guess", "")
 	}
 	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
 		t.Errorf("after 12 failures: %d; want 429 with Retry-After", last.StatusCode)
 	}
 	// The right token passes from the same address: limiting guesses must not lock the operators out.
 	for range 3 {
-		if resp, body := adminDo(t, "GET", srv.URL+"/models", testToken, ""); resp.StatusCode != http.StatusOK {
+		if resp, body := apitest.Do(t, "GET", srv.URL+"/models", testToken, ""); resp.StatusCode != http.StatusOK {
 			t.Errorf("the right token from a blocked address: %d %s; want 200", resp.StatusCode, body)
 		}
 	}
 	// Success does not lift the block for guesses.
-	if resp, _ := adminDo(t, "GET", srv.URL+"/models", "guess", ""); resp.StatusCode != http.StatusTooManyRequests {
+	if resp, _ := apitest.Do(t, "GET", srv.URL+"/models", "guess", ""); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("a wrong token after a success: %d; want 429", resp.StatusCode)
 	}
 }
@@ -230,7 +212,7 @@ func TestFailureLimiterMemoryIsBounded(t *testing.T) {
 func TestTrainJobLifecycleOverHTTP(t *testing.T) {
 	srv, e := newTestServer(t, Config{})
 	before := e.Model().Version
-	resp, body := adminDo(t, "POST", srv.URL+"/train", testToken,
+	resp, body := apitest.Do(t, "POST", srv.URL+"/train", testToken,
 		`{"hidden": [32], "epochs": 2, "limit": 3000, "activate": "always"}`)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /train: %d %s", resp.StatusCode, body)
@@ -252,7 +234,7 @@ func TestTrainJobLifecycleOverHTTP(t *testing.T) {
 			t.Fatalf("job still %s", job.Status)
 		}
 		time.Sleep(20 * time.Millisecond)
-		_, body = adminDo(t, "GET", srv.URL+"/train/"+job.ID, testToken, "")
+		_, body = apitest.Do(t, "GET", srv.URL+"/train/"+job.ID, testToken, "")
 		json.Unmarshal(body, &job)
 	}
 	if job.Status != "succeeded" || !job.Activated || len(job.History) != 2 {
@@ -262,16 +244,16 @@ func TestTrainJobLifecycleOverHTTP(t *testing.T) {
 		t.Errorf("serving %s after the job; want its model %s", after, job.ModelVersionJSON)
 	}
 	// The list shows it.
-	_, body = adminDo(t, "GET", srv.URL+"/train", testToken, "")
+	_, body = apitest.Do(t, "GET", srv.URL+"/train", testToken, "")
 	if !strings.Contains(string(body), job.ID) {
 		t.Errorf("GET /train does not list %s", job.ID)
 	}
 	// Roll back to the embedded default.
-	resp, body = adminDo(t, "POST", srv.URL+"/models/"+before+"/activate", testToken, "")
+	resp, body = apitest.Do(t, "POST", srv.URL+"/models/"+before+"/activate", testToken, "")
 	if resp.StatusCode != http.StatusOK || e.Model().Version != before {
 		t.Errorf("rollback: %d %s; serving %s", resp.StatusCode, body, e.Model().Version)
 	}
-	_, body = adminDo(t, "GET", srv.URL+"/models", testToken, "")
+	_, body = apitest.Do(t, "GET", srv.URL+"/models", testToken, "")
 	var models struct {
 		Serving string
 		Models  []struct {
@@ -286,7 +268,7 @@ func TestTrainJobLifecycleOverHTTP(t *testing.T) {
 		t.Errorf("GET /models: %s", body)
 	}
 	// Cancelling a finished job conflicts.
-	resp, _ = adminDo(t, "DELETE", srv.URL+"/train/"+job.ID, testToken, "")
+	resp, _ = apitest.Do(t, "DELETE", srv.URL+"/train/"+job.ID, testToken, "")
 	if resp.StatusCode != http.StatusConflict {
 		t.Errorf("DELETE of a finished job: %d; want 409", resp.StatusCode)
 	}
@@ -314,7 +296,7 @@ func TestAdminRequestErrors(t *testing.T) {
 		{"activate traversal", "POST", "/models/..%2FACTIVE/activate", "", 404},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := adminDo(t, tt.method, srv.URL+tt.path, testToken, tt.body)
+			resp, body := apitest.Do(t, tt.method, srv.URL+tt.path, testToken, tt.body)
 			if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != "application/problem+json" {
 				t.Errorf("%d %s; want %d problem+json", resp.StatusCode, body, tt.status)
 			}
@@ -330,7 +312,7 @@ func TestLiveSwapUnderLoadLosesNothing(t *testing.T) {
 	const minRequests = 400
 	srv, e := newTestServer(t, Config{})
 	first := e.Model().Version
-	resp, body := adminDo(t, "POST", srv.URL+"/train", testToken, `{"hidden": [16], "epochs": 1, "limit": 2000, "activate": "never"}`)
+	resp, body := apitest.Do(t, "POST", srv.URL+"/train", testToken, `{"hidden": [16], "epochs": 1, "limit": 2000, "activate": "never"}`)
 	var job struct {
 		ID, Status, Error string
 		ModelVersion      string `json:"model_version"`
@@ -340,7 +322,7 @@ func TestLiveSwapUnderLoadLosesNothing(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 	testwait.For(t, "the training job to succeed", func() bool {
-		_, body = adminDo(t, "GET", srv.URL+"/train/"+job.ID, testToken, "")
+		_, body = apitest.Do(t, "GET", srv.URL+"/train/"+job.ID, testToken, "")
 		json.Unmarshal(body, &job)
 		if job.Status == "failed" {
 			t.Fatal(job.Error)
@@ -360,7 +342,7 @@ func TestLiveSwapUnderLoadLosesNothing(t *testing.T) {
 			default:
 			}
 			v := map[bool]string{true: second, false: first}[i%2 == 0]
-			if resp, body := adminDo(t, "POST", srv.URL+"/models/"+v+"/activate", testToken, ""); resp.StatusCode != 200 {
+			if resp, body := apitest.Do(t, "POST", srv.URL+"/models/"+v+"/activate", testToken, ""); resp.StatusCode != 200 {
 				t.Errorf("activate %s: %d %s", v, resp.StatusCode, body)
 			}
 		}

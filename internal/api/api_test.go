@@ -21,12 +21,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 func testDigits(t testing.TB) *dataset.Set { return mnisttest.Test(t) }
@@ -66,12 +66,18 @@ func newTestStack(t testing.TB, cfg Config) testStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets, err := datastore.Open(filepath.Join(dir, "sets"), datastore.Limits{})
+	sets, err := uploads.Open(filepath.Join(dir, "sets"), uploads.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: &datastore.Catalog{Store: sets},
-		Background: true, Serving: func(string) *model.Network { return e.Model() }, Activate: func(n *model.Network) { e.Swap(n) }})
+	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: &uploads.Catalog{Store: sets},
+		Background: true, Serving: func(string) *model.Network { return e.Model() }, GoLive: func(v string) error {
+			n, err := reg.Activate(v)
+			if err == nil {
+				e.Swap(n)
+			}
+			return err
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +102,10 @@ func newTestStack(t testing.TB, cfg Config) testStack {
 }
 
 type prediction struct {
-	Label         string             `json:"label"`
+	Label         string             `json:"label"` // "" when null (no digit found)
 	Index         int                `json:"index"`
+	Accepted      bool               `json:"accepted"`
+	Reason        string             `json:"reason"`
 	Confidence    float64            `json:"confidence"`
 	Probabilities map[string]float64 `json:"probabilities"`
 	Top           []struct {
@@ -108,8 +116,9 @@ type prediction struct {
 }
 
 type predictResponse struct {
-	Model       struct{ Name, Version string } `json:"model"`
-	Predictions []prediction                   `json:"predictions"`
+	Model         struct{ Name, Version string } `json:"model"`
+	MinConfidence float64                        `json:"min_confidence"`
+	Predictions   []prediction                   `json:"predictions"`
 }
 
 func post(t *testing.T, url, contentType string, body []byte) (*http.Response, []byte) {
@@ -135,6 +144,20 @@ func decodePredictions(t *testing.T, resp *http.Response, body []byte) predictRe
 		t.Fatalf("response %s: %v", body, err)
 	}
 	for i, p := range out.Predictions {
+		if p.Reason == "no_digit_found" {
+			if p.Label != "" || p.Index != 0 || p.Accepted || p.Probabilities != nil || p.Top != nil {
+				t.Errorf("prediction %d: no digit found, yet label %v, index %v, accepted %v, probabilities %v, top %v",
+					i, p.Label, p.Index, p.Accepted, p.Probabilities, p.Top)
+			}
+			continue
+		}
+		if p.Label == "" {
+			t.Fatalf("prediction %d: no label, reason %q", i, p.Reason)
+		}
+		if wantAccepted := p.Confidence >= out.MinConfidence; p.Accepted != wantAccepted ||
+			(p.Accepted && p.Reason != "") || (!p.Accepted && p.Reason != "low_confidence") {
+			t.Errorf("prediction %d: confidence %v at min_confidence %v: accepted %v, reason %q", i, p.Confidence, out.MinConfidence, p.Accepted, p.Reason)
+		}
 		var sum float64
 		for _, v := range p.Probabilities {
 			sum += v

@@ -6,38 +6,28 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/perceptron-dev/perceptron/internal/datastore"
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
-
-// mnistInfo describes the built-in data set in the same shape as uploaded ones.
-// Its counts are those of the 60,000 training images (TestMNISTInfoMatchesTheFiles checks them), and its created
-// time that of the GoMNIST module version the files come from.
-var mnistInfo = datastore.Info{
-	ID: "mnist", Name: "MNIST handwritten digits (built in)", Classes: []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"},
-	Counts:   []int{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949},
-	Examples: 60000, Width: 28, Height: 28, Preprocess: model.PreprocessMNIST, Source: "builtin",
-	Created: time.Date(2015, 3, 20, 21, 22, 26, 0, time.UTC),
-}
 
 // datasetError maps the data set store's errors to kinds, with the store's client-safe message.
 func datasetError(err error) error {
-	var de *datastore.Error
+	var de *uploads.Error
 	detail := err.Error()
 	if errors.As(err, &de) {
 		detail = de.Detail()
 	}
 	switch {
-	case errors.Is(err, datastore.ErrNotFound):
+	case errors.Is(err, uploads.ErrNotFound):
 		return &Error{Kind: KindNotFound, Detail: "no such data set", Err: err}
-	case errors.Is(err, datastore.ErrTooLarge):
+	case errors.Is(err, uploads.ErrTooLarge):
 		return &Error{Kind: KindTooLarge, Detail: detail, Err: err}
-	case errors.Is(err, datastore.ErrInvalid):
+	case errors.Is(err, uploads.ErrInvalid):
 		return &Error{Kind: KindUnprocessable, Detail: detail, Err: err}
 	}
 	return err
@@ -67,7 +57,7 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 		hold := s.memory.Hold() // the upload, held until it is imported
 		defer hold.Release()
 		parts := map[string][]byte{}
-		opts := datastore.ImportOptions{Name: r.URL.Query().Get("name"), Preprocess: model.Preprocessing(r.URL.Query().Get("preprocess"))}
+		opts := uploads.ImportOptions{Name: r.URL.Query().Get("name"), Preprocess: model.Preprocessing(r.URL.Query().Get("preprocess"))}
 		switch {
 		case mt == "multipart/form-data":
 			if err := readParts(r, parts, hold, limit, map[string]bool{"archive": true, "images": true, "labels": true, "name": true, "preprocess": true}); err != nil {
@@ -97,7 +87,7 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 			s.fail(w, r, errorf(KindUnprocessable, fmt.Sprintf("preprocess %q: want mnist or resize", opts.Preprocess)))
 			return
 		}
-		var info datastore.Info
+		var info uploads.Info
 		switch {
 		case parts["archive"] != nil && parts["images"] == nil && parts["labels"] == nil:
 			info, err = s.datasets.Import(r.Context(), parts["archive"], opts)
@@ -157,15 +147,15 @@ func (s *Server) handleDatasetList() http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"datasets": append([]datastore.Info{mnistInfo}, list...)})
+		writeJSON(w, http.StatusOK, map[string]any{"datasets": append([]uploads.Info{uploads.MNISTInfo()}, list...)})
 	}
 }
 
 func (s *Server) handleDatasetGet() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := urlParam(r, "id")
-		if id == "mnist" {
-			writeJSON(w, http.StatusOK, mnistInfo)
+		if id == dataset.MNISTName {
+			writeJSON(w, http.StatusOK, uploads.MNISTInfo())
 			return
 		}
 		info, err := s.datasets.Get(id)

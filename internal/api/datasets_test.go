@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/apitest"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // twoClassZip builds a real two-class data set: n MNIST test digits of each of two classes, as PNG files in class
@@ -87,12 +89,12 @@ func TestUploadTrainAndServeATwoClassSet(t *testing.T) {
 	if strings.Join(set.Classes, ",") != "3,8" || set.Examples != 300 || resp.Header.Get("Location") != "/datasets/"+set.ID {
 		t.Fatalf("upload answered %s", body)
 	}
-	_, body = adminDo(t, "GET", srv.URL+"/datasets", testToken, "")
+	_, body = apitest.Do(t, "GET", srv.URL+"/datasets", testToken, "")
 	if !strings.Contains(string(body), set.ID) || !strings.Contains(string(body), `"mnist"`) {
 		t.Errorf("GET /datasets: %s", body)
 	}
 
-	resp, body = adminDo(t, "POST", srv.URL+"/train", testToken,
+	resp, body = apitest.Do(t, "POST", srv.URL+"/train", testToken,
 		fmt.Sprintf(`{"dataset": %q, "hidden": [32], "epochs": 40, "learning_rate": 0.005, "batch_size": 32, "early_stopping_patience": 0, "validation_split": 0.2, "activate": "always"}`, set.ID))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("train: %d %s", resp.StatusCode, body)
@@ -109,7 +111,7 @@ func TestUploadTrainAndServeATwoClassSet(t *testing.T) {
 		if job.Status == "failed" || time.Now().After(deadline) {
 			t.Fatalf("job %s: %s", job.Status, job.Error)
 		}
-		_, body = adminDo(t, "GET", srv.URL+"/train/"+job.ID, testToken, "")
+		_, body = apitest.Do(t, "GET", srv.URL+"/train/"+job.ID, testToken, "")
 		json.Unmarshal(body, &job)
 	}
 	if last := job.History[len(job.History)-1]; last.ValAccuracy < 0.9 {
@@ -171,15 +173,15 @@ func TestDatasetUploadErrors(t *testing.T) {
 			}
 		})
 	}
-	resp, _ := adminDo(t, "GET", srv.URL+"/datasets/ds-0000000000000000", testToken, "")
+	resp, _ := apitest.Do(t, "GET", srv.URL+"/datasets/ds-0000000000000000", testToken, "")
 	if resp.StatusCode != 404 {
 		t.Errorf("unknown data set: %d; want 404", resp.StatusCode)
 	}
-	resp, _ = adminDo(t, "GET", srv.URL+"/datasets/..%2F..%2Fetc", testToken, "")
+	resp, _ = apitest.Do(t, "GET", srv.URL+"/datasets/..%2F..%2Fetc", testToken, "")
 	if resp.StatusCode != 404 {
 		t.Errorf("traversal in a data set id: %d; want 404", resp.StatusCode)
 	}
-	resp, _ = adminDo(t, "POST", srv.URL+"/datasets", "", "")
+	resp, _ = apitest.Do(t, "POST", srv.URL+"/datasets", "", "")
 	if resp.StatusCode != 401 {
 		t.Errorf("upload without a token: %d; want 401", resp.StatusCode)
 	}
@@ -198,6 +200,7 @@ func TestMNISTInfoMatchesTheFiles(t *testing.T) {
 	for _, y := range train.Y {
 		counts[y]++
 	}
+	mnistInfo := uploads.MNISTInfo()
 	if fmt.Sprint(counts) != fmt.Sprint(mnistInfo.Counts) || train.Len() != mnistInfo.Examples {
 		t.Errorf("MNIST has %d examples counted %v; mnistInfo says %d, %v", train.Len(), counts, mnistInfo.Examples, mnistInfo.Counts)
 	}

@@ -46,9 +46,10 @@ func appendFloat(b []byte, v float32) []byte {
 	return strconv.AppendFloat(b, float64(v), 'g', 6, 32)
 }
 
-// appendPredictResponse writes {"model": ..., "predictions": [...]} for res. With debug rows (size values each), each
-// prediction also carries the input the model saw.
-func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, topK int, debug []float32, size int) []byte {
+// appendPredictResponse writes {"model": ..., "min_confidence": ..., "predictions": [...]} for res. A row marked in
+// noDigit is answered without a label; any other is accepted or not by its confidence against minConfidence. With
+// debug rows (size values each), each prediction also carries the input the model saw.
+func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDigit []bool, minConfidence float64, topK int, debug []float32, size int) []byte {
 	labels := q.labels
 	classes := len(labels)
 	topK = min(topK, classes)
@@ -58,7 +59,9 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, topK
 	b = append(b, q.name...)
 	b = append(b, `,"version":`...)
 	b = append(b, q.version...)
-	b = append(b, `},"predictions":[`...)
+	b = append(b, `},"min_confidence":`...)
+	b = strconv.AppendFloat(b, minConfidence, 'g', -1, 64)
+	b = append(b, `,"predictions":[`...)
 	order := make([]int, classes)
 	for i := range n {
 		probs := res.Probs[i*classes : (i+1)*classes]
@@ -70,12 +73,26 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, topK
 		if i > 0 {
 			b = append(b, ',')
 		}
+		verdict := outcome(hasNoDigit(noDigit, i), probs[best], minConfidence)
+		if verdict == OutcomeNoDigit {
+			b = append(b, `{"label":null,"index":null,"accepted":false,"reason":"`+OutcomeNoDigit+`"`...)
+			b = appendDebugInput(b, debug, i, size)
+			b = append(b, '}')
+			continue
+		}
 		b = append(b, `{"label":`...)
 		b = append(b, labels[best]...)
 		b = append(b, `,"index":`...)
 		b = strconv.AppendInt(b, int64(best), 10)
 		b = append(b, `,"confidence":`...)
 		b = appendFloat(b, probs[best])
+		if verdict == OutcomeAccepted {
+			b = append(b, `,"accepted":true`...)
+		} else {
+			b = append(b, `,"accepted":false,"reason":"`...)
+			b = append(b, verdict...)
+			b = append(b, '"')
+		}
 		b = append(b, `,"probabilities":{`...)
 		for j, p := range probs {
 			if j > 0 {
@@ -97,17 +114,23 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, topK
 			b = append(b, '}')
 		}
 		b = append(b, ']')
-		if debug != nil {
-			b = append(b, `,"input":[`...)
-			for j, v := range debug[i*size : (i+1)*size] {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = strconv.AppendFloat(b, float64(v), 'f', 3, 32)
-			}
-			b = append(b, ']')
-		}
+		b = appendDebugInput(b, debug, i, size)
 		b = append(b, '}')
 	}
 	return append(b, "]}\n"...)
+}
+
+// appendDebugInput writes ,"input":[...] with row i of debug, when there are debug rows.
+func appendDebugInput(b []byte, debug []float32, i, size int) []byte {
+	if debug == nil {
+		return b
+	}
+	b = append(b, `,"input":[`...)
+	for j, v := range debug[i*size : (i+1)*size] {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendFloat(b, float64(v), 'f', 3, 32)
+	}
+	return append(b, ']')
 }

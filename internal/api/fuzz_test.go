@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -62,8 +63,32 @@ func FuzzV2Infer(f *testing.F) {
 	f.Add([]byte(`{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[0.5]}]}`))
 	f.Add([]byte(`{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["aGVsbG8="]}]}`))
 	f.Add([]byte(`{"inputs":[{"name":"input","shape":[2,784],"datatype":"FP64","data":[[0],[1]]}]}`))
+	f.Add([]byte(`{"parameters":{"min_confidence":0.9},"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["aGVsbG8="]}],"outputs":[{"name":"reason"},{"name":"accepted"}]}`))
+	f.Add([]byte(`{"parameters":{"min_confidence":[1]},"inputs":[]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fuzzBody(t, srv.Config.Handler, "POST", "/v2/models/mnist-mlp/infer", "application/json", body)
+	})
+}
+
+// FuzzMinConfidence checks the parser of the min_confidence query parameter: a value comes back only when it is a
+// number from 0 to 1, and anything else is an invalid-input error, never a panic.
+func FuzzMinConfidence(f *testing.F) {
+	for _, s := range []string{"", "0", "1", "0.5", "-0", "1e-3", "NaN", "Inf", "0x1p-1", "1.0000001", " 0.5", "abc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, ok, err := parseMinConfidence(s)
+		switch {
+		case err != nil:
+			var e *Error
+			if ok || !errors.As(err, &e) || e.Kind != KindInvalid {
+				t.Errorf("%q: ok %v, error %v; want an invalid-input error", s, ok, err)
+			}
+		case ok && !(v >= 0 && v <= 1):
+			t.Errorf("%q: accepted %v, outside 0..1", s, v)
+		case !ok && s != "":
+			t.Errorf("%q: neither a value nor an error", s)
+		}
 	})
 }
 

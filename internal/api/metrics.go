@@ -38,6 +38,7 @@ type Metrics struct {
 	batchSize       prometheus.Histogram
 	dropped         prometheus.Counter
 	classified      *prometheus.CounterVec
+	answers         *prometheus.CounterVec
 	rejections      *prometheus.CounterVec
 	modelInfo       *prometheus.GaugeVec
 	swaps           prometheus.Counter
@@ -49,6 +50,8 @@ type Metrics struct {
 
 	mu           sync.Mutex
 	servingLabel [2]string // name and version currently exported by modelInfo
+	answerModels sync.Map  // model names with their own series of answers; at most maxModelLabels of them
+	answerCount  int       // entries in answerModels, under mu
 }
 
 // Rejection reasons, a fixed set so the label stays bounded. Each names what happened, so an alert on one (say
@@ -100,7 +103,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "perceptron", Name: "inference_dropped_total",
 			Help: "Queued predictions dropped unrun because the client had gone."}),
 		classified: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "images_classified_total",
-			Help: "Images classified, by predicted label."}, []string{"label"}),
+			Help: "Images given a label (accepted or not), by predicted label."}, []string{"label"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "predictions_total",
+			Help: "Answers given, one per image, by model name and outcome: accepted, low_confidence (below the threshold) or no_digit_found."},
+			[]string{"model", "outcome"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "rejections_total",
 			Help: "Requests refused, by reason."}, []string{"reason"}),
 		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "perceptron", Name: "model_info",
@@ -123,7 +129,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.jobs.WithLabelValues(s)
 	}
 	reg.MustRegister(m.requestDuration, m.inFlight, m.preprocess, m.queueWait, m.compute, m.batchSize, m.dropped,
-		m.classified, m.rejections, m.modelInfo, m.swaps, m.jobs, m.jobProgress, m.jobLoss, m.jobAccuracy,
+		m.classified, m.answers, m.rejections, m.modelInfo, m.swaps, m.jobs, m.jobProgress, m.jobLoss, m.jobAccuracy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.imports = registerImports(reg)
 	return m
@@ -213,20 +219,61 @@ func methodLabel(m string) string {
 // under "other", so a model file cannot blow up the metric's cardinality.
 const maxLabelValues = 64
 
-// countLabels counts each image of a result under its predicted label.
-func (m *Metrics) countLabels(res inference.Result) {
+// maxModelLabels bounds the model names of predictions_total; answers of further models count under "other".
+const maxModelLabels = 32
+
+// modelLabel returns the model label of predictions_total for a model name.
+func (m *Metrics) modelLabel(name string) string {
+	if _, ok := m.answerModels.Load(name); ok {
+		return name
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.answerModels.Load(name); ok {
+		return name
+	}
+	if m.answerCount >= maxModelLabels {
+		return "other"
+	}
+	m.answerModels.Store(name, true)
+	m.answerCount++
+	return name
+}
+
+// countAnswers counts each image of a result by its outcome, and each one that got a label under that label.
+func (m *Metrics) countAnswers(res inference.Result, noDigit []bool, minConfidence float64) {
 	classes := len(res.Model.Labels)
-	for i := 0; i+classes <= len(res.Probs); i += classes {
+	var counts [3]float64 // accepted, low confidence, no digit
+	for i := 0; (i+1)*classes <= len(res.Probs); i++ {
+		probs := res.Probs[i*classes : (i+1)*classes]
+		best := model.Argmax(probs)
+		switch outcome(hasNoDigit(noDigit, i), probs[best], minConfidence) {
+		case OutcomeNoDigit:
+			counts[2]++
+			continue
+		case OutcomeLowConfidence:
+			counts[1]++
+		default:
+			counts[0]++
+		}
 		label := "other"
 		if classes <= maxLabelValues {
-			label = res.Model.Labels[model.Argmax(res.Probs[i:i+classes])]
+			label = res.Model.Labels[best]
 		}
 		m.classified.WithLabelValues(label).Inc()
+	}
+	name := m.modelLabel(res.Model.Name)
+	for i, o := range [3]string{OutcomeAccepted, OutcomeLowConfidence, OutcomeNoDigit} {
+		// Every outcome is touched, so each series exists from the model's first answer and rate() works at once.
+		m.answers.WithLabelValues(name, o).Add(counts[i])
 	}
 }
 
 // LatencyOpts are the options of every latency histogram of the service, for the other transports' metrics.
 func LatencyOpts(name, help string) prometheus.HistogramOpts { return latencyOpts(name, help) }
 
-// Classified counts the predicted labels of res, as every transport does for the images it classified.
-func (m *Metrics) Classified(res inference.Result) { m.countLabels(res) }
+// Classified counts the predicted labels and outcomes of res at the model's own threshold, for the transports that
+// do not say which images had no digit.
+func (m *Metrics) Classified(res inference.Result) {
+	m.countAnswers(res, nil, threshold(res.Model, 0, false))
+}

@@ -44,6 +44,8 @@ type batchInput struct {
 	n      int
 	size   int        // values per row
 	pooled *[]float32 // where x came from, to give it back
+	// noDigit marks the rows in which preprocessing found no digit (see markNoDigit); nil when there are none.
+	noDigit []bool
 }
 
 // release returns the input buffer to the pool. Call it only when nothing can read x any more.
@@ -75,6 +77,15 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			return
 		}
 		topK, err := parseTopK(q.Get("top_k"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if len(q["min_confidence"]) > 1 {
+			s.fail(w, r, errorf(KindInvalid, "min_confidence is given more than once"))
+			return
+		}
+		minConf, minGiven, err := parseMinConfidence(q.Get("min_confidence"))
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -114,12 +125,13 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		s.metrics.countLabels(res)
+		th := threshold(res.Model, minConf, minGiven)
+		s.metrics.countAnswers(res, in.noDigit, th)
 		var dbg []float32
 		if debug {
 			dbg = in.x
 		}
-		body := appendPredictResponse(make([]byte, 0, 512*in.n), s.labels.quoted(res.Model), res, topK, dbg, in.size)
+		body := appendPredictResponse(make([]byte, 0, 512*in.n), s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
 		// The engine has answered, so no worker holds the inputs any more.
 		in.release()
 		w.Header().Set("Content-Type", "application/json")
@@ -284,6 +296,8 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 		return err
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return decodeTimeout(ctx, b.n)
+	case errors.Is(err, imageprep.ErrNoDigit):
+		b.markNoDigit(b.n)
 	case errors.Is(err, imageprep.ErrUnsupported) && strings.HasPrefix(http.DetectContentType(data), "image/"):
 		// A real image in a format we do not read (an icon, say): unsupported media type.
 		return &Error{Kind: KindUnsupported, Detail: name() + ": " + http.DetectContentType(data) + " is not supported; send PNG, JPEG, GIF, BMP, TIFF or WebP", Err: err}
@@ -382,7 +396,11 @@ func (s *Server) readJSON(ctx context.Context, r *http.Request, in model.Input, 
 		if err != nil {
 			return err
 		}
+		first := b.n
 		b.x, b.n = x, b.n+rows
+		if in.Preprocess == model.PreprocessMNIST {
+			b.markBlankRows(first)
+		}
 	}
 	return nil
 }

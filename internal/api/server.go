@@ -13,23 +13,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
+)
+
+// Defaults for the zero fields of Config; the server's command line and environment default to them too.
+const (
+	DefaultMaxBodyBytes   = 32 << 20
+	DefaultMaxPixels      = 40_000_000 // a 40-megapixel camera photo; the memory budget bounds what decoding costs
+	DefaultMaxImages      = 256
+	DefaultPredictTimeout = 10 * time.Second
 )
 
 // Config holds the API's limits. Zero values pick the defaults noted on each field.
 type Config struct {
-	MaxBodyBytes int64 // bytes per request body; 0 means 32 MiB
-	MaxPixels    int   // width x height per image, checked before decoding; 0 means 40 million
-	MaxImages    int   // images per request; 0 means 256
+	MaxBodyBytes int64 // bytes per request body; 0 means DefaultMaxBodyBytes (32 MiB)
+	MaxPixels    int   // width x height per image, checked before decoding; 0 means DefaultMaxPixels (40 million)
+	MaxImages    int   // images per request; 0 means DefaultMaxImages (256)
 	// Memory is the process's memory budget: request bodies, decoded images and their preprocessing reserve from it
 	// before they allocate, and a request that does not fit gets 503 (413 if it never could). Nil means unlimited.
 	Memory         *membudget.Budget
-	PredictTimeout time.Duration // longest a prediction may take, queueing included, before 504; 0 means 10s
+	PredictTimeout time.Duration // longest a prediction may take, queueing included, before 504; 0 means 10s (DefaultPredictTimeout)
 	// AdminToken is the bearer token of the admin routes; with none set they refuse every request.
 	AdminToken string
 	// SeparateAdmin leaves the admin routes out of the main handler; AdminHandler serves them (ADMIN_ADDR).
@@ -51,13 +59,13 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 32 << 20
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.MaxPixels <= 0 {
-		c.MaxPixels = 40_000_000
+		c.MaxPixels = DefaultMaxPixels
 	}
 	if c.MaxImages <= 0 {
-		c.MaxImages = 256
+		c.MaxImages = DefaultMaxImages
 	}
 	if c.AdminFailLimit <= 0 {
 		c.AdminFailLimit = 10
@@ -66,7 +74,7 @@ func (c Config) withDefaults() Config {
 		c.Version = "dev"
 	}
 	if c.PredictTimeout <= 0 {
-		c.PredictTimeout = 10 * time.Second
+		c.PredictTimeout = DefaultPredictTimeout
 	}
 	return c
 }
@@ -80,7 +88,7 @@ type Server struct {
 	engine   *inference.Engine
 	registry *registry.Registry
 	jobs     *train.Jobs
-	datasets *datastore.Store
+	datasets *uploads.Store
 	fails    failures
 	draining atomic.Bool
 	handler  http.Handler
@@ -91,7 +99,7 @@ type Server struct {
 // NewServer wires the routes. The engine serves predictions with its active model; the registry, the jobs and the
 // data set store serve the admin routes; metrics are recorded in m and /metrics serves what gatherer collects (the registry m was
 // registered on).
-func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs, sets *datastore.Store) *Server {
+func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Metrics, engine *inference.Engine, reg *registry.Registry, jobs *train.Jobs, sets *uploads.Store) *Server {
 	s := &Server{log: log, cfg: cfg.withDefaults(), gatherer: gatherer, metrics: m, engine: engine, registry: reg, jobs: jobs, datasets: sets}
 	s.fails.limit = s.cfg.AdminFailLimit
 	s.memory = s.cfg.Memory

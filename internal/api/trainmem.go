@@ -3,15 +3,18 @@ package api
 import (
 	"fmt"
 
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // checkTrainMemory refuses, with 422, a training request whose memory estimate is more than the whole budget: such
 // a job could never run, and accepting it with 202 would only fail it later, or kill the process.
 func (s *Server) checkTrainMemory(req train.Request) error {
-	examples, inputs, classes := mnistInfo.Examples, mnistInfo.Width*mnistInfo.Height, len(mnistInfo.Classes)
-	if req.Dataset != "mnist" && s.datasets != nil {
+	mnist := uploads.MNISTInfo()
+	examples, inputs, classes := mnist.Examples, mnist.Width*mnist.Height, len(mnist.Classes)
+	if req.Dataset != dataset.MNISTName && s.datasets != nil {
 		info, err := s.datasets.Get(req.Dataset)
 		if err != nil {
 			return nil // unknown sets are refused by the caller

@@ -44,7 +44,7 @@ type v2OutputTensor struct {
 	Shape      []int          `json:"shape"`
 	Datatype   string         `json:"datatype"`
 	Parameters map[string]any `json:"parameters,omitempty"`
-	Data       []float32      `json:"data,omitempty"` // absent when the output goes as binary data
+	Data       any            `json:"data,omitempty"` // []float32, []bool or []string as Datatype says; absent when binary
 }
 
 type v2InferResponse struct {
@@ -131,7 +131,9 @@ func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
 		if net == nil {
 			return
 		}
-		writeJSON(w, http.StatusOK, oip.Metadata(net))
+		meta := oip.Metadata(net)
+		meta.Outputs = append(meta.Outputs, honestOutputsMeta...)
+		writeJSON(w, http.StatusOK, meta)
 	}
 }
 
@@ -167,10 +169,15 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			return
 		}
 		for _, o := range req.Outputs {
-			if o.Name != "probabilities" {
-				s.v2Fail(w, r, fmt.Errorf("unknown output %q; this model has \"probabilities\"", o.Name))
+			if !v2OutputNames[o.Name] {
+				s.v2Fail(w, r, fmt.Errorf("unknown output %q; this model has \"probabilities\", \"accepted\" and \"reason\"", truncate(o.Name, 64)))
 				return
 			}
+		}
+		minConf, minGiven, err := v2MinConfidence(req.Parameters)
+		if err != nil {
+			s.v2Fail(w, r, err)
+			return
 		}
 		in := req.Inputs[0]
 		if in.Name != oip.InputName && !(in.Name == oip.ImageName && in.Datatype == "BYTES") {
@@ -180,19 +187,25 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 		size := net.MLP.Inputs()
 		var x []float32
 		var n int
+		var noDigit []bool
 		switch in.Datatype {
 		case "FP32", "FP64":
 			if in.binary != nil {
 				x, n, err = v2BinaryFloats(in, size, s.cfg.MaxImages)
-				break
+			} else {
+				x, n, err = v2Floats(in, size, s.cfg.MaxImages)
 			}
-			x, n, err = v2Floats(in, size, s.cfg.MaxImages)
+			if err == nil && net.Input.Preprocess == model.PreprocessMNIST {
+				b := batchInput{x: x, n: n, size: size}
+				b.markBlankRows(0)
+				noDigit = b.noDigit
+			}
 		case "BYTES":
 			if in.binary != nil {
-				x, n, err = s.v2BinaryImages(ctx, in, net.Input, s.cfg.MaxImages)
+				x, n, noDigit, err = s.v2BinaryImages(ctx, in, net.Input, s.cfg.MaxImages)
 				break
 			}
-			x, n, err = s.v2Images(ctx, in, net.Input, s.cfg.MaxImages)
+			x, n, noDigit, err = s.v2Images(ctx, in, net.Input, s.cfg.MaxImages)
 		default:
 			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
 		}
@@ -215,11 +228,15 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			s.v2Fail(w, r, err)
 			return
 		}
-		s.metrics.countLabels(res)
-		classes := res.Model.MLP.Classes()
+		th := threshold(res.Model, minConf, minGiven)
+		s.metrics.countAnswers(res, noDigit, th)
+		var names []string
+		for _, o := range req.Outputs {
+			names = append(names, o.Name)
+		}
 		writeV2Infer(w, &req, v2InferResponse{
 			ModelName: res.Model.Name, ModelVersion: res.Model.Version, ID: req.ID,
-			Outputs: []v2OutputTensor{{Name: "probabilities", Shape: []int{n, classes}, Datatype: "FP32", Data: res.Probs}},
+			Outputs: v2Outputs(names, res, n, noDigit, th),
 		})
 	}
 }
@@ -241,9 +258,9 @@ func v2Floats(t v2Tensor, size, maxRows int) ([]float32, int, error) {
 }
 
 // v2Images decodes a BYTES tensor of base64-encoded images through the model's preprocessing.
-func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRows int) ([]float32, int, error) {
+func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRows int) ([]float32, int, []bool, error) {
 	if len(t.Shape) < 1 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) || t.Shape[0] < 1 {
-		return nil, 0, fmt.Errorf("input %q has shape %v; want [N] or [N,1]", t.Name, t.Shape)
+		return nil, 0, nil, fmt.Errorf("input %q has shape %v; want [N] or [N,1]", t.Name, t.Shape)
 	}
 	var items []string
 	if err := json.Unmarshal(t.Data, &items); err != nil {
@@ -251,23 +268,23 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 		items = nil
 		var nested [][]string
 		if err2 := json.Unmarshal(t.Data, &nested); err2 != nil {
-			return nil, 0, fmt.Errorf("input %q data must be base64 strings, flat for shape [N] or one per row for [N,1]", t.Name)
+			return nil, 0, nil, fmt.Errorf("input %q data must be base64 strings, flat for shape [N] or one per row for [N,1]", t.Name)
 		}
 		if len(t.Shape) != 2 {
-			return nil, 0, fmt.Errorf("input %q has shape %v but nested data; nest rows only for [N,1]", t.Name, t.Shape)
+			return nil, 0, nil, fmt.Errorf("input %q has shape %v but nested data; nest rows only for [N,1]", t.Name, t.Shape)
 		}
 		for i, row := range nested {
 			if len(row) != 1 {
-				return nil, 0, fmt.Errorf("input %q row %d holds %d items; shape [N,1] takes one", t.Name, i, len(row))
+				return nil, 0, nil, fmt.Errorf("input %q row %d holds %d items; shape [N,1] takes one", t.Name, i, len(row))
 			}
 			items = append(items, row[0])
 		}
 	}
 	if len(items) != t.Shape[0] {
-		return nil, 0, fmt.Errorf("input %q holds %d items; shape %v says %d", t.Name, len(items), t.Shape, t.Shape[0])
+		return nil, 0, nil, fmt.Errorf("input %q holds %d items; shape %v says %d", t.Name, len(items), t.Shape, t.Shape[0])
 	}
 	if len(items) > maxRows {
-		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), maxRows)}
+		return nil, 0, nil, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), maxRows)}
 	}
 	data := make([][]byte, len(items))
 	for i, enc := range items {
@@ -276,8 +293,8 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 		}
 		var err error
 		if data[i], err = base64.StdEncoding.DecodeString(enc); err != nil {
-			return nil, 0, fmt.Errorf("input %q item %d is not base64", t.Name, i)
+			return nil, 0, nil, fmt.Errorf("input %q item %d is not base64", t.Name, i)
 		}
 	}
-	return s.PrepareImages(ctx, data, in)
+	return s.prepareImages(ctx, data, in)
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/perceptron-dev/perceptron/internal/apitest"
 )
 
 // The JSON shapes below follow the Open Inference Protocol's REST specification (KServe "v2"): health
@@ -23,12 +25,12 @@ func TestV2HealthAndMetadata(t *testing.T) {
 		"/v2/health/ready":              `"ready": true`,
 		"/v2/models/" + name + "/ready": `"ready": true`,
 	} {
-		resp, body := adminDo(t, "GET", srv.URL+path, "", "")
+		resp, body := apitest.Do(t, "GET", srv.URL+path, "", "")
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s: %d %s; want 200 with %s", path, resp.StatusCode, body, want)
 		}
 	}
-	resp, body := adminDo(t, "GET", srv.URL+"/v2/models/"+name, "", "")
+	resp, body := apitest.Do(t, "GET", srv.URL+"/v2/models/"+name, "", "")
 	var meta struct {
 		Name     string
 		Versions []string
@@ -47,7 +49,7 @@ func TestV2HealthAndMetadata(t *testing.T) {
 		meta.Inputs[0].Shape[1] != 784 || meta.Outputs[0].Shape[1] != 10 {
 		t.Errorf("metadata: %d %s", resp.StatusCode, body)
 	}
-	resp, body = adminDo(t, "GET", srv.URL+"/v2/models/other", "", "")
+	resp, body = apitest.Do(t, "GET", srv.URL+"/v2/models/other", "", "")
 	if resp.StatusCode != 404 || !strings.Contains(string(body), `"error"`) {
 		t.Errorf("unknown model: %d %s; want 404 with an error", resp.StatusCode, body)
 	}
@@ -82,7 +84,7 @@ func TestV2InferFP32AndBytes(t *testing.T) {
 		{"BYTES images", fmt.Sprintf(`{"id":"r1","inputs":[{"name":"image","shape":[3],"datatype":"BYTES","data":%s}]}`, imgsJSON)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := adminDo(t, "POST", url, "", tt.body)
+			resp, body := apitest.Do(t, "POST", url, "", tt.body)
 			var out struct {
 				ModelName    string `json:"model_name"`
 				ModelVersion string `json:"model_version"`
@@ -139,7 +141,7 @@ func TestV2InferErrors(t *testing.T) {
 		{"unknown output", `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[]}],"outputs":[{"name":"logits"}]}`, 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := adminDo(t, "POST", url, "", tt.body)
+			resp, body := apitest.Do(t, "POST", url, "", tt.body)
 			var out struct{ Error string }
 			json.Unmarshal(body, &out)
 			if resp.StatusCode != tt.status || out.Error == "" {
@@ -147,7 +149,7 @@ func TestV2InferErrors(t *testing.T) {
 			}
 		})
 	}
-	resp, _ := adminDo(t, "POST", srv.URL+"/v2/models/nope/infer", "", `{}`)
+	resp, _ := apitest.Do(t, "POST", srv.URL+"/v2/models/nope/infer", "", `{}`)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("infer on an unknown model: %d; want 404", resp.StatusCode)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/perceptron-dev/perceptron/internal/model"
@@ -111,45 +112,65 @@ func v2BinaryFloats(t v2Tensor, size, maxRows int) ([]float32, int, error) {
 }
 
 // v2BinaryImages reads a BYTES [N] or [N,1] tensor of encoded images sent as binary data.
-func (s *Server) v2BinaryImages(ctx context.Context, t v2Tensor, in model.Input, maxRows int) ([]float32, int, error) {
+func (s *Server) v2BinaryImages(ctx context.Context, t v2Tensor, in model.Input, maxRows int) ([]float32, int, []bool, error) {
 	if len(t.Shape) < 1 || len(t.Shape) > 2 || (len(t.Shape) == 2 && t.Shape[1] != 1) || t.Shape[0] < 1 {
-		return nil, 0, fmt.Errorf("input %q has shape %v; want [N] or [N,1]", t.Name, t.Shape)
+		return nil, 0, nil, fmt.Errorf("input %q has shape %v; want [N] or [N,1]", t.Name, t.Shape)
 	}
 	if t.Shape[0] > maxRows {
-		return nil, 0, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", t.Shape[0], maxRows)}
+		return nil, 0, nil, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", t.Shape[0], maxRows)}
 	}
 	items, err := oip.SplitBytes(t.binary, t.Shape[0])
 	if err != nil {
-		return nil, 0, fmt.Errorf("input %q: %v", t.Name, err)
+		return nil, 0, nil, fmt.Errorf("input %q: %v", t.Name, err)
 	}
-	return s.PrepareImages(ctx, items, in)
+	return s.prepareImages(ctx, items, in)
 }
 
-// binaryOutput reports whether the request asks for its output as binary data: on the output itself, or for every
-// output through the request's binary_data_output.
-func binaryOutput(req *v2InferRequest) bool {
+// binaryOutputs says, output by output, whether the request asks for it as binary data: on the output itself, else
+// for every output through the request's binary_data_output.
+func binaryOutputs(req *v2InferRequest, outputs []v2OutputTensor) []bool {
 	all := req.Parameters["binary_data_output"] == true
-	for _, o := range req.Outputs {
-		if v, ok := o.Parameters["binary_data"]; ok {
-			return v == true
+	out := make([]bool, len(outputs))
+	for i, o := range outputs {
+		out[i] = all
+		for _, ro := range req.Outputs {
+			if v, ok := ro.Parameters["binary_data"]; ok && ro.Name == o.Name {
+				out[i] = v == true
+			}
 		}
 	}
-	return all
+	return out
 }
 
-// writeV2Infer answers resp, with its output as binary data when the request asked for it.
+// writeV2Infer answers resp, with each output the request asked for as binary data after the JSON header: FP32
+// little-endian, BOOL one byte each, BYTES with a 4-byte little-endian length before each element.
 func writeV2Infer(w http.ResponseWriter, req *v2InferRequest, resp v2InferResponse) {
-	if !binaryOutput(req) {
-		writeJSON(w, http.StatusOK, resp)
-		return
-	}
+	binary := binaryOutputs(req, resp.Outputs)
 	var data []byte
 	for i := range resp.Outputs {
+		if !binary[i] {
+			continue
+		}
 		o := &resp.Outputs[i]
 		start := len(data)
-		data = oip.AppendFP32(data, o.Data)
+		switch v := o.Data.(type) {
+		case []float32:
+			data = oip.AppendFP32(data, v)
+		case []bool:
+			for _, b := range v {
+				data = append(data, map[bool]byte{false: 0, true: 1}[b])
+			}
+		case []string:
+			for _, item := range v {
+				data = oip.AppendBytes(data, []byte(item))
+			}
+		}
 		o.Data = nil
 		o.Parameters = map[string]any{"binary_data_size": len(data) - start}
+	}
+	if !slices.Contains(binary, true) {
+		writeJSON(w, http.StatusOK, resp)
+		return
 	}
 	header, err := json.Marshal(resp)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+
+	"github.com/perceptron-dev/perceptron/internal/apitest"
 )
 
 // The bodies below are laid out by hand as the binary tensor data extension specifies them (Triton's
@@ -95,7 +97,7 @@ func TestV2BinaryTensorsByteExactInBothDirections(t *testing.T) {
 			}
 			body += strconv.Quote(base64.StdEncoding.EncodeToString(img))
 		}
-		resp, out := adminDo(t, "POST", url, "", body+`]}]}`)
+		resp, out := apitest.Do(t, "POST", url, "", body+`]}]}`)
 		if resp.StatusCode != 200 {
 			t.Fatalf("JSON BYTES request: %d %s", resp.StatusCode, out)
 		}
@@ -201,7 +203,7 @@ func TestV2BinaryRefusals(t *testing.T) {
 		})
 	}
 	t.Run("binary_data_size without the header", func(t *testing.T) {
-		resp, body := adminDo(t, "POST", url, "", fp32(3136))
+		resp, body := apitest.Do(t, "POST", url, "", fp32(3136))
 		if resp.StatusCode != 400 || !strings.Contains(string(body), "has no "+binaryHeader) {
 			t.Errorf("%d %s", resp.StatusCode, body)
 		}
@@ -212,7 +214,7 @@ func TestV2ServerMetadataVersionRoutesAndErrorShape(t *testing.T) {
 	srv, e := newTestServer(t, Config{Version: "1.2.3"})
 	net := e.Model()
 	base := srv.URL + "/v2/models/" + net.Name
-	resp, body := adminDo(t, "GET", srv.URL+"/v2", "", "")
+	resp, body := apitest.Do(t, "GET", srv.URL+"/v2", "", "")
 	var meta struct {
 		Name, Version string
 		Extensions    []string
@@ -240,7 +242,7 @@ func TestV2ServerMetadataVersionRoutesAndErrorShape(t *testing.T) {
 		{"POST", base + "/infer", strings.Replace(infer, `"name":"input"`, `"name":"pixels"`, 1), 400, `unknown input \"pixels\"`},
 		{"POST", base + "/infer", strings.Replace(infer, `"name":"input"`, `"name":"image"`, 1), 400, `unknown input \"image\"`},
 	} {
-		resp, body := adminDo(t, c.method, c.path, "", c.body)
+		resp, body := apitest.Do(t, c.method, c.path, "", c.body)
 		if resp.StatusCode != c.status || !strings.Contains(string(body), c.want) {
 			t.Errorf("%s %s: %d %s; want %d with %s", c.method, c.path, resp.StatusCode, body, c.status, c.want)
 		}
@@ -252,7 +254,7 @@ func TestV2ServerMetadataVersionRoutesAndErrorShape(t *testing.T) {
 
 func TestV2MetadataDescribesTheOneInputAndHowToSendImages(t *testing.T) {
 	srv, e := newTestServer(t, Config{})
-	_, body := adminDo(t, "GET", srv.URL+"/v2/models/"+e.Model().Name, "", "")
+	_, body := apitest.Do(t, "GET", srv.URL+"/v2/models/"+e.Model().Name, "", "")
 	var meta struct {
 		Inputs []struct {
 			Name, Datatype string

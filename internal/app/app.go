@@ -19,13 +19,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
-	"github.com/perceptron-dev/perceptron/internal/datastore"
 	"github.com/perceptron-dev/perceptron/internal/grpcapi"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // Config is everything the service is built from. Zero values pick the defaults noted on each field.
@@ -67,7 +67,7 @@ type Service struct {
 	Metrics    *api.Metrics
 	Registry   *registry.Registry
 	Engine     *inference.Engine
-	Sets       *datastore.Store
+	Sets       *uploads.Store
 	Jobs       *train.Jobs
 	HTTP       *api.Server
 	GRPC       *grpcapi.Server // the Open Inference Protocol over gRPC, through the same engine; the caller serves it
@@ -92,6 +92,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	if cfg.DefaultModel == "" {
 		cfg.DefaultModel = cfg.Embedded.Name
 	}
+	if cfg.API.MaxPixels <= 0 {
+		cfg.API.MaxPixels = api.DefaultMaxPixels // data set imports take the same limit as predictions
+	}
 	s := &Service{Log: log, cfg: cfg, Prometheus: prometheus.NewRegistry()}
 	var err error
 	if s.Registry, err = registry.Open(cfg.ModelDir, cfg.Embedded); err != nil {
@@ -102,7 +105,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 			log.Warn("model version does not load; ignored", zap.String("version", v), zap.Error(err))
 		}
 	}
-	if s.Sets, err = datastore.Open(filepath.Join(cfg.DataDir, "sets"), datastore.Limits{MaxPixels: cfg.API.MaxPixels, Memory: cfg.Memory}); err != nil {
+	if s.Sets, err = uploads.Open(filepath.Join(cfg.DataDir, "sets"), uploads.Limits{MaxPixels: cfg.API.MaxPixels, Memory: cfg.Memory}); err != nil {
 		return nil, err
 	}
 	s.Metrics = api.NewMetrics(s.Prometheus)
@@ -120,13 +123,19 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	if fellBack != "" {
 		log.Warn("active model unusable; fell back", zap.String("why", fellBack), zap.String("version", first.Version))
 	}
-	s.swapIn(first, SourceStart)
+	if _, err := s.GoLive(SourceStart, first.Version, first); err != nil {
+		s.Engine.Close()
+		return nil, err
+	}
 
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
-		Data:        &datastore.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
+		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
 		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.activeOf,
-		Activate:   func(net *model.Network) { s.swapIn(net, SourceJob) },
+		GoLive: func(version string) error {
+			_, err := s.GoLive(SourceJob, version, nil)
+			return err
+		},
 		Observe:    s.jobChanged,
 		SaveFailed: s.jobNotSaved,
 	})
@@ -136,7 +145,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	}
 	apiCfg := cfg.API
 	apiCfg.Memory = cfg.Memory
-	apiCfg.GoLive = s.GoLive
+	apiCfg.GoLive = func(version string) (*model.Network, error) { return s.GoLive(SourceOperator, version, nil) }
 	s.HTTP = api.NewServer(log, apiCfg, s.Prometheus, s.Metrics, s.Engine, s.Registry, s.Jobs, s.Sets)
 	s.GRPC = grpcapi.New(log.Named("grpc"), cfg.GRPC, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
 	return s, nil
@@ -153,7 +162,7 @@ func (s *Service) Start(ctx context.Context) {
 	s.Jobs.Start()
 	if s.cfg.WatchInterval > 0 {
 		go s.Registry.Watch(ctx, s.cfg.DefaultModel, s.cfg.WatchInterval, func() string { return s.Engine.Model().Version },
-			func(net *model.Network) { s.swapIn(net, SourceReplica) },
+			func(net *model.Network) { s.GoLive(SourceReplica, net.Version, net) },
 			func(err error) { s.Log.Warn("model watch", zap.Error(err)) })
 	}
 }
@@ -188,28 +197,29 @@ const (
 	SourceReplica  Source = "replica"  // another replica moved the registry's active pointer
 )
 
-// GoLive makes version the active version of its model (the name its header gives), for every replica: it is
-// loaded and checked, published as that model's active version and, when the model is the one this process serves,
-// swapped into the engine between batches (no request fails, no batch mixes versions), counted in the metrics and
-// logged. It is the operator's activation; training jobs and the replica watch reach
-// the same swap through swapIn once the registry already names their version.
-func (s *Service) GoLive(version string) (*model.Network, error) {
-	net, err := s.Registry.Activate(version)
+// GoLive is the one way a model version starts serving, whoever asks (from says who). An operator's activation and
+// a training job's publish it: the version is loaded and checked, then written as the active version of its model
+// (the name its header gives) for every replica. A replica following the registry, and the start of the process, serve what the registry
+// already names, so loaded (a nil loaded network is read from the registry) is only checked. Then, in every case,
+// the engine serves it from its next batch on (no request fails, no batch mixes versions), the metrics count the
+// swap and the log says who asked. A version of another model than DefaultModel only has its activation logged:
+// the engine keeps serving DefaultModel.
+func (s *Service) GoLive(from Source, version string, loaded *model.Network) (*model.Network, error) {
+	net := loaded
+	var err error
+	switch {
+	case from == SourceOperator || from == SourceJob:
+		net, err = s.Registry.Activate(version)
+	case net == nil:
+		net, err = s.Registry.Load(version)
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.swapIn(net, SourceOperator)
-	return net, nil
-}
-
-// swapIn is the last step of every way a model goes live: the engine serves net from its next batch on, and the
-// metrics and the log say so. A version of another model than DefaultModel only has its activation logged: its
-// pointer is already written and the engine keeps serving DefaultModel.
-func (s *Service) swapIn(net *model.Network, from Source) {
 	if net.Name != s.cfg.DefaultModel {
 		s.Log.Info("model activated", zap.String("source", string(from)), zap.String("name", net.Name),
 			zap.String("version", net.Version), zap.String("served", s.cfg.DefaultModel))
-		return
+		return net, nil
 	}
 	prev := s.Engine.Swap(net)
 	previous := ""
@@ -221,6 +231,7 @@ func (s *Service) swapIn(net *model.Network, from Source) {
 	}
 	s.Log.Info("model live", zap.String("source", string(from)), zap.String("name", net.Name),
 		zap.String("version", net.Version), zap.String("previous", previous))
+	return net, nil
 }
 
 // activeOf returns the active network of model name for a training job's comparison: the one serving when it is

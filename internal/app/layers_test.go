@@ -15,6 +15,11 @@ var layers = map[string][]string{
 	"internal/model": {"net/http", "internal/api", "internal/train", "internal/imageprep", "internal/inference",
 		"internal/registry", "internal/app"},
 	"internal/gemm": {"internal/"},
+	// Small helpers that everything may use, and that therefore use nothing of the service.
+	"internal/atomicfile": {"internal/"},
+	"internal/randid":     {"internal/"},
+	// Test kits speak to the service from outside, over HTTP.
+	"internal/apitest": {"internal/"},
 	// Preprocessing is model-agnostic: it turns bytes into a vector for a spec it is given.
 	"internal/imageprep": {"net/http", "internal/model", "internal/train", "internal/api", "internal/inference",
 		"internal/registry", "internal/app"},
@@ -26,7 +31,13 @@ var layers = map[string][]string{
 	// The protocol's shared facts know neither transport; the gRPC service is a transport beside the HTTP one.
 	"internal/oip":     {"net/http", "internal/api", "internal/grpcapi", "internal/inference", "internal/train", "internal/app"},
 	"internal/grpcapi": {"internal/app"},
-	"internal/web":     {"internal/"},
+	// Data sets: the in-memory set and its file format know nothing of networks, uploads or serving; uploads turn
+	// archives into sets and never reach into HTTP, training or serving.
+	"internal/dataset": {"net/http", "internal/model", "internal/uploads", "internal/imageprep", "internal/train",
+		"internal/api", "internal/app"},
+	"internal/uploads": {"net/http", "internal/train", "internal/api", "internal/inference", "internal/registry",
+		"internal/app"},
+	"internal/web": {"internal/"},
 }
 
 // TestPackagesImportOnlyWhatTheirLayerAllows fails when a package reaches, directly or transitively, one its row of

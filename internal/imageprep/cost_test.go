@@ -2,6 +2,7 @@ package imageprep
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -19,14 +20,6 @@ func allocated(f func()) uint64 {
 	f()
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
-}
-
-func encodeJPEG(t *testing.T, m image.Image) []byte {
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // The estimate is at least what the decoder really allocates, for the formats and colour models that cost the most
@@ -48,9 +41,9 @@ func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
 		{"progressive CMYK JPEG", uploadtest.ProgressiveJPEG(1000, 700, 4)},
 		{"progressive YCbCr JPEG", uploadtest.ProgressiveJPEG(1000, 700, 3)},
 		{"progressive gray JPEG", uploadtest.ProgressiveJPEG(1000, 700, 1)},
-		{"baseline JPEG", encodeJPEG(t, rgba)},
+		{"baseline JPEG", uploadtest.EncodeJPEG(rgba, 90)},
 		{"16-bit RGBA PNG", uploadtest.PNG16(600, 500)},
-		{"8-bit gray PNG", encodePNG(t, gray)},
+		{"8-bit gray PNG", uploadtest.EncodePNG(gray)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cost, err := EstimateCost(c.data, Limits{}, in)
@@ -69,7 +62,12 @@ func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
 				t.Fatalf("estimate %d bytes for %d pixels; want at most 40 a pixel", cost.Decode, px)
 			}
 			dst := make([]float32, 28*28)
-			if got := allocated(func() { err = (&Preparer{}).Prepare(dst, img, in) }); err != nil || got > uint64(cost.Prepare) {
+			// The test images are flat, so preparing them finds no digit: that is an answer, not a failure.
+			got = allocated(func() { err = (&Preparer{}).Prepare(dst, img, in) })
+			if errors.Is(err, ErrNoDigit) {
+				err = nil
+			}
+			if err != nil || got > uint64(cost.Prepare) {
 				// A CMYK image is read through At, one small allocation a pixel of garbage; it is not held.
 				if _, cmyk := img.(*image.CMYK); !cmyk {
 					t.Fatalf("preparing allocated %d bytes (%v); the estimate is %d", got, err, cost.Prepare)
@@ -79,8 +77,8 @@ func TestEstimateCostCoversWhatTheDecoderAllocates(t *testing.T) {
 	}
 }
 
-// The 313 KB, 6324x6324 progressive CMYK JPEG is valid and costs about 24 bytes a pixel, about 0.9 GiB:
-// the estimate knows that from the header alone.
+// A 313 KB, 6324x6324 progressive CMYK JPEG is valid and costs about 24 bytes a pixel to decode, about 0.9 GiB: a
+// small upload that would exhaust a small pod. The estimate knows that from the header alone.
 func TestEstimateCostOfAFortyMegapixelCMYKJPEG(t *testing.T) {
 	data := uploadtest.ProgressiveJPEG(6324, 6324, 4)
 	if len(data) > 320<<10 {
@@ -97,8 +95,4 @@ func TestEstimateCostOfAFortyMegapixelCMYKJPEG(t *testing.T) {
 	if err != nil || cfg.ColorModel != color.CMYKModel {
 		t.Fatalf("DecodeConfig: %v, %v; want a CMYK image", cfg.ColorModel, err)
 	}
-}
-
-func encodePNG(t *testing.T, m image.Image) []byte {
-	return uploadtest.EncodePNG(m)
 }

@@ -30,7 +30,9 @@ var (
 
 // Defaults used for the zero fields of Limits.
 const (
-	// DefaultMaxPixels admits a 4096x4096 image, or a 12-megapixel phone photo.
+	// DefaultMaxPixels is what a caller that sets no limit gets: a 4096x4096 image, or a 12-megapixel phone photo.
+	// The service always sets its own (MAX_PIXELS, api.DefaultMaxPixels), higher because it also reserves what a
+	// decode costs from its memory budget before it starts.
 	DefaultMaxPixels = 1 << 24
 	// DefaultMaxBytes is 32 MiB.
 	DefaultMaxBytes = 32 << 20

@@ -47,7 +47,9 @@
 //  7. Stroke width (stroke.go). MNIST's pens drew strokes about a tenth as wide as the digit is tall. Strokes far
 //     outside that range (a marker's, a hairline pen's on a large canvas), measured as twice the median depth of the
 //     strokes' ridges, are eroded or dilated into it; a network trained on MNIST reads bold strokes as an 8. Digits at
-//     MNIST's own size, too coarse to measure, are left alone.
+//     MNIST's own size, too coarse to measure, are left alone. Ink far deeper than any stroke (a filled disc, a
+//     square, a blot: its deepest pixel more than 0.4 of the digit's size from the paper) has no stroke structure and
+//     is no digit.
 //  8. Crop and fit (fit.go). The ink's bounding box is scaled, keeping its aspect ratio, so its longer side is 20
 //     pixels, with area averaging (anti-aliased, as MNIST's were), and brightened so its strongest pixel is 1.
 //  9. Centre of mass (fit.go). The 20x20 patch is placed in 28x28 so its centre of mass is at the centre, as MNIST did.

@@ -7,8 +7,9 @@ const digitBox = 20.0 / 28.0
 
 // fit scales the ink in the box [x0, x1) x [y0, y1) of the w x h working image to fit MNIST's 20x20 box (scaled
 // for other input sizes) keeping its aspect ratio, brightens it so its strongest pixel is 1, and places it in dst so
-// that its centre of mass lands on the centre of the field, as MNIST's digits were made.
-func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x1, y1 int) {
+// that its centre of mass lands on the centre of the field, as MNIST's digits were made. It reports false, leaving
+// dst as it was, when the box holds no ink.
+func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x1, y1 int) bool {
 	bw, bh := float64(x1-x0), float64(y1-y0)
 	boxW, boxH := max(1, math.Round(digitBox*float64(dw))), max(1, math.Round(digitBox*float64(dh)))
 	s := min(boxW/bw, boxH/bh)
@@ -29,7 +30,7 @@ func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x
 		my += float64(v) * float64(i/pw)
 	}
 	if mass == 0 {
-		return
+		return false
 	}
 	gain := float32(1 / peak)
 	// MNIST's centres of mass sit at pixel index 14 (the mean over its test set is 14.0, 14.0), that is, the centre of
@@ -42,4 +43,5 @@ func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x
 			out[x] = min(v*gain, 1)
 		}
 	}
+	return true
 }

@@ -1,6 +1,7 @@
 package imageprep
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"sync"
@@ -79,10 +80,17 @@ func (p *Preparer) PrepareBytes(dst []float32, data []byte, lim Limits, spec Spe
 	return format, p.Prepare(dst, img, spec)
 }
 
+// ErrNoDigit means the mnist mode found nothing that could be a digit: no ink, ink no stronger than the paper's
+// noise, or a uniform or smoothly shaded picture. It is an answer, not a failure: dst holds a valid vector (all
+// zeros), which a caller that only needs the vector (a training set's blank example) may use; a classifier should
+// say "no digit" rather than classify it.
+var ErrNoDigit = errors.New("imageprep: no digit found")
+
 // Prepare writes into dst the spec.Width*spec.Height input vector of img, row-major with values in 0..1, made the way
 // spec.Mode says (see the package documentation). dst must have exactly spec.Width*spec.Height elements. An image
-// without a digit (a blank page) gives a vector of zeros in the mnist mode. The error is ErrUndecodable for an empty
-// image, and otherwise reports a Spec that no model file may hold.
+// without a digit (a blank page) gives a vector of zeros and ErrNoDigit in the mnist mode (the resize mode, for
+// photos, has no notion of ink and never says so). The error is ErrUndecodable for an empty image, and otherwise
+// reports a Spec that no model file may hold.
 func (p *Preparer) Prepare(dst []float32, img image.Image, spec Spec) error {
 	if spec.Width <= 0 || spec.Height <= 0 || spec.Width > 1<<14 || spec.Height > 1<<14 {
 		return fmt.Errorf("imageprep: invalid input size %dx%d", spec.Width, spec.Height)
@@ -95,7 +103,9 @@ func (p *Preparer) Prepare(dst []float32, img image.Image, spec Spec) error {
 	}
 	switch spec.Mode {
 	case ModeMNIST:
-		p.mnist(dst, img, spec.Width, spec.Height, true)
+		if !p.mnist(dst, img, spec.Width, spec.Height, true) {
+			return ErrNoDigit
+		}
 	case ModeResize:
 		p.resize(dst, img, spec.Width, spec.Height)
 	default:
@@ -119,16 +129,16 @@ func (p *Preparer) resize(dst []float32, img image.Image, w, h int) {
 }
 
 // mnist makes img look like an MNIST digit. Each line is a step of the package documentation, in its order, and
-// names the file it lives in. A step that finds no digit (a blank page) leaves dst all zeros. When refine is set and
-// the digit turns out small in a large image, the steps run again on a crop around it, at a finer working resolution.
-func (p *Preparer) mnist(dst []float32, img image.Image, w, h int, refine bool) {
+// names the file it lives in. A step that finds no digit (a blank page) leaves dst all zeros, and mnist reports
+// false. When refine is set and the digit turns out small in a large image, the steps run again on a crop around
+// it, at a finer working resolution.
+func (p *Preparer) mnist(dst []float32, img image.Image, w, h int, refine bool) (digit bool) {
 	clear(dst)
 	f := workFactor(img.Bounds())
 	r := p.reduce(img, f) // 1. working size (luma.go)
 	v := p.luminance(r)   // 2. luminance, compositing alpha (luma.go)
 	ww, wh := r.ww, r.wh  // the working image's size, which every later step works at
 	var ink []float32
-	var digit bool
 	if back, flat := flatBackground(v); flat {
 		ink, digit = p.flatInk(v, back) // 3 to 5 at once, on a clean image's flat background (contrast.go)
 	} else {
@@ -138,20 +148,22 @@ func (p *Preparer) mnist(dst []float32, img image.Image, w, h int, refine bool) 
 		digit = p.contrast(ink, bg, noise)                    // 5. contrast and noise (contrast.go)
 	}
 	if !digit {
-		return
+		return false
 	}
 	x0, y0, x1, y1, ok := p.keepComponents(ink, ww, wh) // 6. specks and rules (components.go)
 	if !ok {
-		return
+		return false
 	}
 	if refine {
 		if crop, ok := smallDigitCrop(img, f, x0, y0, x1, y1); ok {
-			p.mnist(dst, crop, w, h, false) // 6b. a small digit in a large image: again, closer (below)
-			return
+			return p.mnist(dst, crop, w, h, false) // 6b. a small digit in a large image: again, closer (below)
 		}
 	}
+	if p.inkDepth(ink, ww, x0, y0, x1, y1) > maxInkDepth { // 7. stroke width (stroke.go): a blot has no strokes
+		return false
+	}
 	x0, y0, x1, y1 = p.normalizeStroke(ink, ww, wh, x0, y0, x1, y1) // 7. stroke width (stroke.go)
-	p.fit(dst, w, h, ink, ww, wh, x0, y0, x1, y1)                   // 8, 9. crop, fit and centre (fit.go)
+	return p.fit(dst, w, h, ink, ww, wh, x0, y0, x1, y1)            // 8, 9. crop, fit and centre (fit.go)
 }
 
 // smallDigitCrop returns the part of img around the digit whose box in the working image, reduced by f, is

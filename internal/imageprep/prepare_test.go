@@ -1,6 +1,7 @@
 package imageprep
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -154,8 +155,8 @@ func accuracyModel(t *testing.T) *model.Network {
 	return net
 }
 
-// TestBlankPages checks that pages without a digit come out as zeros, however noisy or unevenly lit: contrast
-// normalisation must not blow paper texture up into strokes.
+// TestBlankPages checks that pages without a digit come out as zeros and ErrNoDigit, however noisy, unevenly lit or
+// smoothly shaded: contrast normalisation must not blow paper texture up into strokes.
 func TestBlankPages(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	empty := make([]float64, 280*280)
@@ -170,11 +171,17 @@ func TestBlankPages(t *testing.T) {
 		{"textured paper, unevenly lit", uploadtest.Paint{Paper: uploadtest.OffWhite, Noise: 6, Light: gradient}.RGBA(empty, 280, 280, rng)},
 		{"an empty canvas", uploadtest.Canvas(empty, 280, color.NRGBA{})},
 		{"a single pixel", image.NewGray(image.Rect(0, 0, 1, 1))},
+		{"a grey gradient, black to white", shaded(300, 200, func(x, y int) float64 { return float64(x) / 299 })},
+		{"a red disc on green (ink, but no strokes)", redDisc(200)},
+		{"a diagonal grey gradient", shaded(256, 256, func(x, y int) float64 { return 0.2 + 0.6*float64(x+y)/510 })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := make([]float32, 784)
-			if err := Prepare(dst, tc.img, mnistInput); err != nil {
-				t.Fatal(err)
+			for i := range dst {
+				dst[i] = 1 // whatever the buffer held before must not leak into the answer
+			}
+			if err := Prepare(dst, tc.img, mnistInput); !errors.Is(err, ErrNoDigit) {
+				t.Fatalf("got %v; want ErrNoDigit", err)
 			}
 			var sum float32
 			for _, v := range dst {
@@ -185,6 +192,33 @@ func TestBlankPages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// redDisc returns a filled red disc on a green background, size pixels a side.
+func redDisc(size int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	r := float64(size) / 3
+	for y := range size {
+		for x := range size {
+			c := color.RGBA{40, 160, 60, 255}
+			if math.Hypot(float64(x)-float64(size)/2, float64(y)-float64(size)/2) <= r {
+				c = color.RGBA{210, 30, 30, 255}
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+// shaded returns a w x h gray picture whose value at (x, y) is f(x, y) in 0..1.
+func shaded(w, h int, f func(x, y int) float64) *image.Gray {
+	g := image.NewGray(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			g.Pix[y*g.Stride+x] = uint8(255*min(max(f(x, y), 0), 1) + 0.5)
+		}
+	}
+	return g
 }
 
 // TestResize checks the resize mode: no inversion, the whole image, area averaging.
@@ -329,11 +363,10 @@ func TestGrayFastPathIsExact(t *testing.T) {
 		rgba := image.NewRGBA(g.Bounds())
 		draw.Draw(rgba, rgba.Bounds(), g, g.Bounds().Min, draw.Src)
 		want, got := make([]float32, 784), make([]float32, 784)
-		if err := Prepare(want, rgba, mnistInput); err != nil {
-			t.Fatal(err)
-		}
-		if err := Prepare(got, g, mnistInput); err != nil {
-			t.Fatal(err)
+		errWant := Prepare(want, rgba, mnistInput)
+		errGot := Prepare(got, g, mnistInput)
+		if errWant != errGot || (errWant != nil && !errors.Is(errWant, ErrNoDigit)) {
+			t.Fatalf("%s: error %v through the gray path, %v through the RGBA path", name, errGot, errWant)
 		}
 		for i := range got {
 			if got[i] != want[i] {

@@ -12,6 +12,11 @@ const (
 	// minStrokeSide is the least longer side, in working pixels, at which widths are measured and changed: a digit
 	// at MNIST's own size has strokes of one or two pixels, too coarse to measure, and is left as it is.
 	minStrokeSide = 48
+	// maxInkDepth is the deepest ink, relative to the digit's longer side, that can still be strokes (see inkDepth):
+	// MNIST's digits in every upload form stay under 0.25, a bold marker's under 0.35 (before thinning); a filled
+	// disc or square is 0.5. Deeper ink is a shape or a blot, not a digit. (A triangle, 0.29, or a flat ellipse is
+	// within a bold digit's range and is left to the model's confidence.)
+	maxInkDepth = 0.4
 )
 
 // normalizeStroke measures the stroke width of the ink in the box [x0, x1) x [y0, y1) of the w x h working image
@@ -158,4 +163,16 @@ func (p *Preparer) inkBox(ink []float32, w, x0, y0, x1, y1 int) (int, int, int, 
 		return x0, y0, x1, y1
 	}
 	return bx0, by0, bx1, by1
+}
+
+// inkDepth returns how deep the ink of the box [x0, x1) x [y0, y1) of the w-wide working image is, relative to the
+// box's longer side: the greatest distance of a pixel of ink to the paper. A stroke is as deep as half its width
+// (MNIST's pens: about 0.05, a bold marker's up to about 0.15 where strokes meet); a filled shape, a disc, a square,
+// a blot, as deep as half its size.
+func (p *Preparer) inkDepth(ink []float32, w, x0, y0, x1, y1 int) float64 {
+	var deepest float32
+	for _, d := range p.distance(ink, w, x0, y0, x1, y1, true) {
+		deepest = max(deepest, d)
+	}
+	return float64(deepest) / float64(max(x1-x0, y1-y0))
 }

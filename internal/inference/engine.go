@@ -31,10 +31,13 @@ var (
 	ErrInput = errors.New("inputs do not fit the model")
 )
 
+// DefaultMaxBatch is the images per forward pass when Config.MaxBatch is zero; the server's MAX_BATCH defaults to it.
+const DefaultMaxBatch = 64
+
 // Config sizes the engine. Zero values pick the defaults noted on each field.
 type Config struct {
 	Workers    int           // goroutines running forward passes; 0 means runtime.GOMAXPROCS(0)
-	MaxBatch   int           // images per forward pass; 0 means 64
+	MaxBatch   int           // images per forward pass; 0 means DefaultMaxBatch (64)
 	BatchDelay time.Duration // how long a worker holding a partial batch waits for more while requests keep arriving; 0 never waits
 	QueueSize  int           // images waiting at most (also bounds requests); 0 means 16 full batches per worker
 	// Observer, when set, is told about every batch (for metrics). It is called by whoever computes the batch (a
@@ -57,7 +60,7 @@ func (c Config) withDefaults() Config {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 64
+		c.MaxBatch = DefaultMaxBatch
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 16 * c.MaxBatch * c.Workers

@@ -142,7 +142,16 @@ func (ws *Workspace[T]) output(i, size int) []T {
 // Forward runs a batch of n examples, x holding n rows of Inputs() values, and returns the n x Classes() matrix of
 // class probabilities, which lives in ws and is overwritten by the next call. Each layer is one matrix product over
 // the whole batch, with the bias pre-loaded into the output so the product adds to it.
-func (m *MLP[T]) Forward(x []T, n int, ws *Workspace[T]) []T {
+func (m *MLP[T]) Forward(x []T, n int, ws *Workspace[T]) []T { return m.forward(x, n, ws, 1, true) }
+
+// Logits is Forward without the final softmax: the n x Classes() matrix of the output layer's pre-activations, in ws
+// like Forward's result. Calibration fits a temperature to them.
+func (m *MLP[T]) Logits(x []T, n int, ws *Workspace[T]) []T { return m.forward(x, n, ws, 1, false) }
+
+// forward runs the layers; the output layer's values are divided by temperature before the softmax when softmax is
+// set. A temperature of exactly 1 leaves them untouched, so an uncalibrated model's probabilities are bit for bit
+// what they always were.
+func (m *MLP[T]) forward(x []T, n int, ws *Workspace[T], temperature float64, softmax bool) []T {
 	if len(x) < n*m.Inputs() {
 		panic(fmt.Sprintf("model: Forward: %d inputs for %d examples of %d", len(x), n, m.Inputs()))
 	}
@@ -154,9 +163,17 @@ func (m *MLP[T]) Forward(x []T, n int, ws *Workspace[T]) []T {
 			copy(out[r*l.Out:(r+1)*l.Out], l.B)
 		}
 		MatMul(false, false, n, l.Out, l.In, in, l.In, l.W, l.Out, 1, out, l.Out, ws.Serial)
-		if i < last {
+		switch {
+		case i < last:
 			Apply(m.Activation, out)
-		} else {
+		case !softmax:
+		default:
+			if temperature != 1 {
+				inv := T(1 / temperature)
+				for j := range out {
+					out[j] *= inv
+				}
+			}
 			Softmax(out, n, l.Out)
 		}
 		in = out

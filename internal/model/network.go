@@ -58,6 +58,9 @@ type Info struct {
 	// Origin says where a model made elsewhere came from; nil means it was trained here. Files written before the
 	// field existed have none, and a nil Origin is left out of the header, so their bytes and versions are unchanged.
 	Origin *Origin `json:"origin,omitempty"`
+	// Calibration makes the model's confidence mean what it says; nil for a model never calibrated, whose
+	// probabilities are the plain softmax and which accepts every answer.
+	Calibration *Calibration `json:"calibration,omitempty"`
 }
 
 // Origin is the provenance of an imported model.
@@ -74,6 +77,39 @@ type Origin struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Version is the perceptron version the file was exported from, when it was one of ours.
 	Version string `json:"version,omitempty"`
+}
+
+// Calibration is a temperature fitted on held-out data, applied at serving, and the confidence below which an
+// answer is not accepted.
+type Calibration struct {
+	// Temperature divides the output layer's values before the softmax (temperature scaling, Guo et al. 2017): above
+	// 1 it softens an overconfident network's probabilities, below 1 it sharpens them. It never changes the
+	// predicted class. It is fitted by minimising the negative log-likelihood of the held-out examples.
+	Temperature float64 `json:"temperature"`
+	// MinConfidence is the model's default threshold: an answer whose calibrated confidence is below it is not
+	// accepted. 0 accepts every answer.
+	MinConfidence float64 `json:"min_confidence"`
+	// Examples is how many held-out examples the fit used; ECEBefore and ECEAfter are their expected calibration
+	// error (15 equal-width bins of confidence) with the plain softmax and with the temperature.
+	Examples  int     `json:"examples"`
+	ECEBefore float64 `json:"ece_before"`
+	ECEAfter  float64 `json:"ece_after"`
+}
+
+// Temperature returns the temperature the network's probabilities are computed with: its calibration's, else 1.
+func (info *Info) Temperature() float64 {
+	if info.Calibration == nil {
+		return 1
+	}
+	return info.Calibration.Temperature
+}
+
+// MinConfidence returns the network's default threshold of confidence: its calibration's, else 0.
+func (info *Info) MinConfidence() float64 {
+	if info.Calibration == nil {
+		return 0
+	}
+	return info.Calibration.MinConfidence
 }
 
 // Network is a trained classifier: float32 weights plus the Info that describes them. Once published it is only
@@ -116,12 +152,29 @@ func (info *Info) check() error {
 	default:
 		return fmt.Errorf("unknown preprocessing %q", info.Input.Preprocess)
 	}
+	if c := info.Calibration; c != nil {
+		// The negated comparisons also refuse NaN.
+		if !(c.Temperature >= MinTemperature && c.Temperature <= MaxTemperature) {
+			return fmt.Errorf("calibration temperature %v outside %v..%v", c.Temperature, MinTemperature, MaxTemperature)
+		}
+		if !(c.MinConfidence >= 0 && c.MinConfidence <= 1) {
+			return fmt.Errorf("calibration min_confidence %v outside 0..1", c.MinConfidence)
+		}
+	}
 	return nil
 }
 
+// The temperatures a model file may hold. Outside this range the fit has failed: a network does not become a
+// hundred times over- or underconfident.
+const (
+	MinTemperature = 0.01
+	MaxTemperature = 100
+)
+
 // Forward returns the class probabilities of a batch of n inputs (see MLP.Forward).
+// The probabilities are calibrated: the output layer is divided by the network's temperature before the softmax.
 func (n *Network) Forward(x []float32, batch int, ws *Workspace[float32]) []float32 {
-	return n.MLP.Forward(x, batch, ws)
+	return n.MLP.forward(x, batch, ws, n.Temperature(), true)
 }
 
 // Clone returns a deep copy, for a trainer that keeps improving a network while the copy is published.
@@ -134,6 +187,10 @@ func (n *Network) Clone() *Network {
 	if n.Origin != nil {
 		o := *n.Origin
 		c.Origin = &o
+	}
+	if n.Calibration != nil {
+		cal := *n.Calibration
+		c.Calibration = &cal
 	}
 	return c
 }

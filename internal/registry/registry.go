@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -457,7 +458,7 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 	if err := os.MkdirAll(filepath.Dir(activePath), 0o755); err != nil {
 		return nil, fmt.Errorf("registry: %w", r.relative(err))
 	}
-	if err := model.WriteFileAtomic(activePath, []byte(version+"\n")); err != nil {
+	if err := atomicfile.Write(activePath, []byte(version+"\n")); err != nil {
 		return nil, fmt.Errorf("registry: writing the active pointer: %w", r.relative(err))
 	}
 	// The pointer is written first: a crash between the two writes leaves the history one activation short, so a
@@ -467,7 +468,7 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 		if len(hist) > maxHistory {
 			hist = hist[len(hist)-maxHistory:]
 		}
-		if err := model.WriteFileAtomic(historyPath, []byte(strings.Join(hist, "\n")+"\n")); err != nil {
+		if err := atomicfile.Write(historyPath, []byte(strings.Join(hist, "\n")+"\n")); err != nil {
 			return nil, fmt.Errorf("registry: recording the activation: %w", r.relative(err))
 		}
 	}
@@ -500,10 +501,10 @@ func (r *Registry) migrateTop() error {
 	if err := os.MkdirAll(filepath.Dir(activePath), 0o755); err != nil {
 		return fmt.Errorf("registry: %w", r.relative(err))
 	}
-	if err := model.WriteFileAtomic(historyPath, []byte(strings.Join(hist, "\n")+"\n")); err != nil {
+	if err := atomicfile.Write(historyPath, []byte(strings.Join(hist, "\n")+"\n")); err != nil {
 		return fmt.Errorf("registry: moving the pointer of %s: %w", owner, r.relative(err))
 	}
-	if err := model.WriteFileAtomic(activePath, []byte(v+"\n")); err != nil {
+	if err := atomicfile.Write(activePath, []byte(v+"\n")); err != nil {
 		return fmt.Errorf("registry: moving the pointer of %s: %w", owner, r.relative(err))
 	}
 	return nil

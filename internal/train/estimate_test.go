@@ -2,8 +2,9 @@ package train
 
 import "testing"
 
-// The estimates agree with what such jobs were measured to reach: L-BFGS [2048,2048] on MNIST about 2.5 GB, Adam
-// [4096,4096,4096] with batch 8192 about 1.9 GB; the default job fits in a small pod.
+// Each range brackets the peak resident memory such a job reaches on MNIST (L-BFGS [2048,2048] about 2.5 GB, Adam
+// [4096,4096,4096] with batch 8192 about 1.9 GB), so an estimate that drifts far from the truth fails; the default
+// job fits in a small pod.
 func TestMemoryEstimate(t *testing.T) {
 	req := func(opt string, batch int, hidden ...int) Request {
 		r := DefaultRequest()

@@ -2,8 +2,6 @@ package train
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/randid"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 )
 
@@ -103,8 +103,9 @@ type JobsConfig struct {
 	// Serving returns the active network of model name (nil when it has none), for activate=if_better, which
 	// compares a new model only with the active version of its own name.
 	Serving func(name string) *model.Network
-	// Activate makes a newly activated network serve (the registry pointer is already written).
-	Activate func(*model.Network)
+	// GoLive makes a stored version the active one and the one that serves (the composition root's one way a
+	// model goes live); nil only writes the registry's active pointer.
+	GoLive func(version string) error
 	// Observe, when set, is called after every change of a job (for metrics and logs).
 	Observe func(Job)
 	// SaveFailed, when set, is told when a job's record cannot be written (a full or read-only MODEL_DIR): the
@@ -391,9 +392,7 @@ func (j *Jobs) Close() {
 }
 
 func newJobID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return randid.Hex(8)
 }
 
 // Submit validates and queues a request.
@@ -411,7 +410,7 @@ func (j *Jobs) Submit(req Request) (Job, error) {
 	}
 	data, err := json.MarshalIndent(job, "", "  ")
 	if err == nil {
-		err = model.WriteFileAtomic(filepath.Join(j.cfg.Dir, queueDir, job.ID+".json"), data)
+		err = atomicfile.Write(filepath.Join(j.cfg.Dir, queueDir, job.ID+".json"), data)
 	}
 	if err != nil {
 		// The job stays with this replica, in memory, and fails when it cannot store its model either.
@@ -549,7 +548,7 @@ func (j *Jobs) update(id string, persist bool, f func(*Job)) {
 func (j *Jobs) save(job *Job) {
 	data, err := json.MarshalIndent(job, "", "  ")
 	if err == nil {
-		err = model.WriteFileAtomic(filepath.Join(j.own(), job.ID+".json"), data)
+		err = atomicfile.Write(filepath.Join(j.own(), job.ID+".json"), data)
 	}
 	if err == nil {
 		return
@@ -715,7 +714,7 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		}
 		return err
 	}
-	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(net.Name), j.cfg.Background, commit)
+	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(net.Name), j.cfg.Background, commit, j.cfg.GoLive)
 	if errors.Is(err, context.Canceled) {
 		cancelled(net.Version)
 		return
@@ -723,9 +722,6 @@ func (j *Jobs) run(ctx context.Context, id string) {
 	if err != nil {
 		fail(StatusFailed, err)
 		return
-	}
-	if activate {
-		j.cfg.Activate(net)
 	}
 	j.update(id, true, func(job *Job) {
 		now := time.Now().UTC()
@@ -742,12 +738,14 @@ func (j *Jobs) run(ctx context.Context, id string) {
 // on. It returns whether the registry's active pointer now names the new version, and why. commit, when not nil, is
 // called after the model is stored and before it is activated: an error from it (a cancellation) stops there, the
 // version stored but not activated, and is returned.
-func Publish(reg *registry.Registry, net *model.Network, val *dataset.Set, policy string, serving *model.Network, serial bool, commit func() error) (activated bool, decision string, err error) {
+func Publish(reg *registry.Registry, net *model.Network, val *dataset.Set, policy string, serving *model.Network, serial bool, commit func() error, goLive func(version string) error) (activated bool, decision string, err error) {
 	if serving != nil {
 		net.Parent = serving.Version
 	}
 	net.Version = model.NewVersion(net.Created, net.MLP.Params)
-	if err := reg.Put(net); err != nil {
+	// The version is the creation second and a digest of the weights: one that exists already holds these very
+	// weights (the same request trained twice within a second), so it is stored.
+	if err := reg.Put(net); err != nil && !errors.Is(err, registry.ErrExists) {
 		return false, "", fmt.Errorf("storing the model: %w", err)
 	}
 	activate, decision := decide(policy, net, val, serving, serial)
@@ -757,7 +755,10 @@ func Publish(reg *registry.Registry, net *model.Network, val *dataset.Set, polic
 		}
 	}
 	if activate {
-		if _, err := reg.Activate(net.Version); err != nil {
+		if goLive == nil {
+			goLive = func(v string) error { _, err := reg.Activate(v); return err }
+		}
+		if err := goLive(net.Version); err != nil {
 			return false, fmt.Sprintf("activation failed: %v", err), nil
 		}
 	}

@@ -40,6 +40,17 @@ type servingStub struct {
 func (s *servingStub) get(string) *model.Network { s.mu.Lock(); defer s.mu.Unlock(); return s.net }
 func (s *servingStub) set(n *model.Network)      { s.mu.Lock(); s.net = n; s.mu.Unlock() }
 
+// goLive activates a version in reg and serves it, as the composition root's GoLive does.
+func (s *servingStub) goLive(reg *registry.Registry) func(string) error {
+	return func(v string) error {
+		n, err := reg.Activate(v)
+		if err == nil {
+			s.set(n)
+		}
+		return err
+	}
+}
+
 func newJobsForTest(t *testing.T, dir string, serving *servingStub) (*Jobs, *registry.Registry) {
 	t.Helper()
 	reg, err := registry.Open(dir, nil)
@@ -48,7 +59,7 @@ func newJobsForTest(t *testing.T, dir string, serving *servingStub) (*Jobs, *reg
 	}
 	j, err := NewJobs(JobsConfig{
 		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
-		Serving: serving.get, Activate: serving.set,
+		Serving: serving.get, GoLive: serving.goLive(reg),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +208,7 @@ func TestSubmitRefusesInvalidRequestsAndAFullQueue(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	j, err := NewJobs(JobsConfig{Dir: t.TempDir(), Registry: reg, QueueSize: 2, Data: blockingSource(block),
-		Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
+		Serving: func(string) *model.Network { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +248,7 @@ func TestReplicasShareJobRecords(t *testing.T) {
 	reg, _ := registry.Open(dir, nil)
 	newRunner := func(name string) *Jobs {
 		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: mnistSource{t},
-			Background: true, Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
+			Background: true, Serving: func(string) *model.Network { return nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +331,7 @@ func TestCancelDuringTheLastEpochNeverActivates(t *testing.T) {
 	var cancelErr error
 	j, err := NewJobs(JobsConfig{
 		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
-		Serving: serving.get, Activate: serving.set,
+		Serving: serving.get, GoLive: serving.goLive(reg),
 		Observe: func(job Job) {
 			if len(job.History) == job.Request.Epochs && job.Status == StatusRunning && cancelErr == nil {
 				_, cancelErr = jobs.Load().Cancel(job.ID)
@@ -398,7 +409,7 @@ func TestAnUnwritableModelDirFailsTheJobClearly(t *testing.T) {
 	var saveErrs []error
 	j, err := NewJobs(JobsConfig{
 		Dir: filepath.Join(dir, "jobs"), Replica: "pod-a", Registry: reg, Data: mnistSource{t}, Background: true,
-		Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {},
+		Serving:    func(string) *model.Network { return nil },
 		SaveFailed: func(_ Job, err error) { mu.Lock(); saveErrs = append(saveErrs, err); mu.Unlock() },
 	})
 	if err != nil {
@@ -449,7 +460,7 @@ func TestQueuedJobsSurviveAReplacedReplica(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	old, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-old", Registry: reg, Data: blockingSource(block),
-		Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
+		Serving: func(string) *model.Network { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +487,7 @@ func TestQueuedJobsSurviveAReplacedReplica(t *testing.T) {
 	os.Chtimes(path, stale, stale)
 
 	fresh, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-new", Registry: reg, Data: mnistSource{t},
-		Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
+		Serving: func(string) *model.Network { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +522,7 @@ func TestTwoReplicasNeverRunAJobTwice(t *testing.T) {
 	var replicas []*Jobs
 	for _, name := range []string{"pod-a", "pod-b"} {
 		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: countingSource{&starts},
-			Concurrency: 2, QueueSize: 64, Serving: func(string) *model.Network { return nil }, Activate: func(*model.Network) {}})
+			Concurrency: 2, QueueSize: 64, Serving: func(string) *model.Network { return nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -550,4 +561,31 @@ func TestTwoReplicasNeverRunAJobTwice(t *testing.T) {
 		t.Errorf("pod-b lists %d jobs; want %d", len(list), len(ids))
 	}
 	t.Logf("%d jobs: %d started, %d cancelled through the other replica", len(ids), ran, cancelled)
+}
+
+// TestPublishingTheSameWeightsTwiceInOneSecondStoresThemOnce: the version is the creation second and a digest of
+// the weights, so the same request trained twice within a second names one version; the second publish must find
+// it stored and still activate it, not fail with "already exists".
+func TestPublishingTheSameWeightsTwiceInOneSecondStoresThemOnce(t *testing.T) {
+	reg, err := registry.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	var versions []string
+	for range 2 {
+		net := untrained(t)
+		net.Created = created
+		activated, _, err := Publish(reg, net, nil, "always", nil, true, nil, nil)
+		if err != nil || !activated {
+			t.Fatalf("publish: activated %v, err %v; want activated, no error", activated, err)
+		}
+		versions = append(versions, net.Version)
+	}
+	if versions[0] != versions[1] {
+		t.Fatalf("versions %q; want one version for the same weights in the same second", versions)
+	}
+	if active, _ := reg.ActiveOf("untrained"); active != versions[0] {
+		t.Errorf("active %q; want %q", active, versions[0])
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -34,7 +35,7 @@ type Request struct {
 // DefaultRequest returns the defaults of every field.
 func DefaultRequest() Request {
 	return Request{
-		Dataset:               "mnist",
+		Dataset:               dataset.MNISTName,
 		Hidden:                []int{256, 128},
 		Activation:            "relu",
 		Optimizer:             "adam",

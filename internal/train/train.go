@@ -64,7 +64,8 @@ var errStop = errors.New("stop")
 
 // Train fits a new network to data as req says. It returns the context's error, and no network, when ctx is
 // cancelled; a cancelled run stops within one mini-batch (one chunk of examples for L-BFGS). With a validation split
-// and early stopping, the returned network has the weights of the epoch with the best validation accuracy.
+// and early stopping, the returned network has the weights of the epoch with the best validation accuracy. With a
+// validation split, the network is calibrated on it (see Calibrate); without one it is left uncalibrated.
 func Train(ctx context.Context, req Request, data *dataset.Set, opts Options) (*Result, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -73,10 +74,7 @@ func Train(ctx context.Context, req Request, data *dataset.Set, opts Options) (*
 		return nil, err
 	}
 	act, _ := model.ParseActivation(req.Activation)
-	rng := rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15))
-
-	data = data.Head(req.Limit)
-	trainSet, valSet := data.Split(req.ValidationSplit, rng)
+	rng, trainSet, valSet := split(req, data)
 	if trainSet.Len() == 0 {
 		return nil, invalid("no training examples")
 	}
@@ -114,12 +112,32 @@ func Train(ctx context.Context, req Request, data *dataset.Set, opts Options) (*
 	if r.best != nil {
 		copy(net.MLP.Params, r.best)
 	}
+	if valSet != nil {
+		// The held-out split has the network's shape by construction, so this cannot fail.
+		if net.Calibration, err = Calibrate(net, valSet, opts.Serial); err != nil {
+			return nil, err
+		}
+	}
 	last := r.history[len(r.history)-1]
 	net.Metrics = model.Metrics{
 		TrainAccuracy: last.TrainAccuracy, Loss: last.Loss, Epochs: len(r.history),
 		ValidationAccuracy: r.bestAcc, TrainSeconds: r.trainSeconds,
 	}
 	return &Result{Network: net, History: r.history, StoppedEarly: r.stoppedEarly, Validation: valSet}, nil
+}
+
+// split makes the seeded random source of a run and with it the run's training and held-out parts of data.
+func split(req Request, data *dataset.Set) (rng *rand.Rand, trainSet, valSet *dataset.Set) {
+	rng = rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15))
+	trainSet, valSet = data.Head(req.Limit).Split(req.ValidationSplit, rng)
+	return rng, trainSet, valSet
+}
+
+// HeldOut returns the validation split that Train holds out of data for req (nil without one): the same examples
+// every time, so a model can be calibrated again, later, on exactly the data its training never fitted.
+func HeldOut(req Request, data *dataset.Set) *dataset.Set {
+	_, _, val := split(req, data)
+	return val
 }
 
 // run is the state of one training run.

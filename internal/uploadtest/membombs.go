@@ -1,6 +1,7 @@
 package uploadtest
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/binary"
 	"image"
@@ -63,4 +64,36 @@ func PNG16(w, h int) []byte {
 		panic(err) // encoding to memory cannot fail
 	}
 	return buf.Bytes()
+}
+
+// SharedDataZip is a zip whose central directory names the one stored file data under every name in names (all of
+// the same length): an archive of a few hundred kilobytes whose image would be decoded once per name by an importer
+// that trusts the directory.
+func SharedDataZip(data []byte, names ...string) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: names[0], Method: zip.Store})
+	if err != nil {
+		panic(err)
+	}
+	w.Write(data)
+	zw.Close()
+	b := buf.Bytes()
+	eocd := bytes.LastIndex(b, []byte("PK\x05\x06"))
+	cdOff := int(binary.LittleEndian.Uint32(b[eocd+16:]))
+	rec := b[cdOff:eocd]
+	var cd []byte
+	for _, name := range names {
+		if len(name) != len(names[0]) {
+			panic("uploadtest: SharedDataZip: names of different lengths")
+		}
+		r := bytes.Clone(rec)
+		copy(r[46:], name)
+		cd = append(cd, r...)
+	}
+	end := bytes.Clone(b[eocd:])
+	binary.LittleEndian.PutUint16(end[8:], uint16(len(names)))
+	binary.LittleEndian.PutUint16(end[10:], uint16(len(names)))
+	binary.LittleEndian.PutUint32(end[12:], uint32(len(cd)))
+	return append(append(bytes.Clone(b[:cdOff]), cd...), end...)
 }

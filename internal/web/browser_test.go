@@ -459,6 +459,23 @@ func TestBrowser(t *testing.T) {
 		b.screenshot(t, artifacts, "2-uploaded-4")
 	})
 
+	t.Run("choosing a blank page shows that no digit was found", func(t *testing.T) {
+		blank := image.NewGray(image.Rect(0, 0, 280, 280))
+		for i := range blank.Pix {
+			blank.Pix[i] = 250
+		}
+		var buf bytes.Buffer
+		png.Encode(&buf, blank)
+		path := filepath.Join(files, "blank-page.png")
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.do(t, "choosing "+path, chromedp.Click(chromedp.ID("clear")), chromedp.SetUploadFiles(chromedp.ID("file"), []string{path}))
+		if r := b.result(t); r.Label != "no digit found" || r.Best != "" || r.ErrorMsg != "" {
+			t.Errorf("chose a blank page: the page shows %q (best bar %q) %s; want \"no digit found\" and no best bar", r.Label, r.Best, r.ErrorMsg)
+		}
+	})
+
 	t.Run("dropping a file on the pad shows its label", func(t *testing.T) {
 		i := firstOf(t, digits, 9)
 		path := digitPNG(t, digits, i, files)

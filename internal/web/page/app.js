@@ -344,13 +344,28 @@
   function showResult(res) {
     const p = res.predictions[0];
     const top = p.top || [];
-    $("label").textContent = p.label;
-    $("confidence").textContent = `${pct(p.confidence)} sure`;
-    let text = `The model reads ${p.label}`;
-    if (top.length > 1) text += `; next best ${top[1].label} at ${pct(top[1].probability)}`;
-    $("summary-text").textContent = text + ".";
     $("model-version").textContent = `${res.model.name} ${res.model.version}`;
     $("serving-version").textContent = `${res.model.name} ${res.model.version}`;
+    if (p.reason === "no_digit_found") {
+      // The service found nothing that could be a digit and gives no label: say so, and show no guess.
+      $("label").textContent = "no digit found";
+      $("confidence").textContent = "";
+      $("summary-text").textContent = "No digit found: the picture has no ink that could be a digit.";
+      for (const b of bars.values()) {
+        b.fill.style.width = "0%";
+        b.value.textContent = "";
+        b.li.classList.remove("best");
+      }
+      drawSeen(p.input);
+      return;
+    }
+    $("label").textContent = p.label;
+    $("confidence").textContent = `${pct(p.confidence)} sure`;
+    let text = p.accepted === false
+      ? `Not sure this is a digit: the best guess, ${p.label}, is below the ${pct(res.min_confidence)} the model needs`
+      : `The model reads ${p.label}`;
+    if (top.length > 1) text += `; next best ${top[1].label} at ${pct(top[1].probability)}`;
+    $("summary-text").textContent = text + ".";
 
     const entries = Object.entries(p.probabilities);
     if (entries.length !== bars.size || entries.some(([label]) => !bars.has(label))) {

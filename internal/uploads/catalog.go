@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"context"
@@ -19,11 +19,22 @@ type Catalog struct {
 }
 
 // MNISTInput is how MNIST's images are prepared.
-var MNISTInput = model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST}
+var MNISTInput = model.Input{Width: dataset.MNISTSide, Height: dataset.MNISTSide, Preprocess: model.PreprocessMNIST}
+
+// MNISTInfo describes the built-in data set in the same shape as uploaded ones: its counts are those of the training
+// part, and its created time that of the module version the files come from.
+func MNISTInfo() Info {
+	return Info{
+		ID: dataset.MNISTName, Name: "MNIST handwritten digits (built in)", Classes: dataset.MNISTClasses(),
+		Counts: dataset.MNISTTrainCounts(), Examples: dataset.MNISTTrainExamples,
+		Width: MNISTInput.Width, Height: MNISTInput.Height, Preprocess: MNISTInput.Preprocess,
+		Source: "builtin", Created: dataset.MNISTCreated,
+	}
+}
 
 // Load returns the training examples of a set, its test examples when it has them (MNIST), and its input.
 func (c *Catalog) Load(ctx context.Context, name string) (trainSet, testSet *dataset.Set, input model.Input, err error) {
-	if name == "mnist" {
+	if name == dataset.MNISTName {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.mnistTrain == nil {

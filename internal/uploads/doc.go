@@ -1,4 +1,5 @@
-// Package datastore keeps the labelled data sets that users upload for training, one folder per set under DATA_DIR.
+// Package uploads keeps the labelled data sets that users upload for training, one folder per set under
+// DATA_DIR/sets, and the Catalog that finds a training set by name (MNIST or an uploaded set's id).
 //
 // An upload is either an archive or a pair of IDX files. An archive is a zip, a gzip-compressed tar or a plain tar,
 // recognised from its first bytes rather than its name, whose top-level folders are the class labels and hold the
@@ -22,13 +23,13 @@
 // backslashes, NUL bytes, or names over 255 bytes) although they are never used as file names: only decoded pixels
 // reach the disk. Links, devices and other special entries in a tar are refused; so are encrypted zip entries.
 //
-// A stored set is a folder DATA_DIR/<id> holding the images as a gzip IDX3 file, the labels as a gzip IDX1 file and
-// info.json. It is written to a hidden temporary folder and renamed into place, so a crash never leaves a partial set
-// that List would show. Ids ("ds-" and 16 hex digits) are random and checked against that pattern on every lookup,
-// so an id can never name a path outside the store. Other folders in DATA_DIR (such as the MNIST copy in
-// DATA_DIR/mnist) are left alone.
+// A stored set is a folder <store>/<id> (the service's store is DATA_DIR/sets) holding the images as a gzip IDX3
+// file, the labels as a gzip IDX1 file and info.json. It is written to a hidden temporary folder and renamed into
+// place, so a crash never leaves a partial set that List would show. Ids ("ds-" and 16 hex digits) are random and
+// checked against that pattern on every lookup, so an id can never name a path outside the store. Other folders in
+// the store's folder are left alone.
 //
-// What does not live here: MNIST itself and the IDX reader (package dataset), the image decoding and preprocessing
-// (package imageprep), and the HTTP endpoints (package api), which map ErrInvalid, ErrTooLarge and ErrNotFound to
-// responses.
-package datastore
+// What does not live here: the in-memory Set, the IDX file format (read and written) and MNIST itself (package
+// dataset), the image decoding and preprocessing (package imageprep), and the HTTP endpoints (package api), which map
+// ErrInvalid, ErrTooLarge and ErrNotFound to responses.
+package uploads

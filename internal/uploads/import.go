@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"bytes"
@@ -107,7 +107,8 @@ func maxExamples(lim Limits, in model.Input) int {
 
 // imageError turns an error of imageprep into one of ours that names the file.
 func imageError(name string, err error) error {
-	if err == nil {
+	// An example without a digit keeps its blank vector: a training set holds what its owner labelled.
+	if err == nil || errors.Is(err, imageprep.ErrNoDigit) {
 		return nil
 	}
 	msg := strings.TrimPrefix(err.Error(), "imageprep: ")
@@ -309,13 +310,13 @@ func (s *Store) ImportIDX(ctx context.Context, images, labels []byte, opts Impor
 	if total := int64(len(images)) + int64(len(labels)); total > lim.MaxArchiveBytes {
 		return Info{}, tooLargef("", "the upload is %d bytes, more than the limit of %d", total, lim.MaxArchiveBytes)
 	}
-	imgDims, err := idxHeader(images, "image file", 3)
+	imgDims, err := dataset.ReadIDXHeader(images, 3)
 	if err != nil {
-		return Info{}, err
+		return Info{}, invalidf("", "image file: %v", err)
 	}
-	labDims, err := idxHeader(labels, "label file", 1)
+	labDims, err := dataset.ReadIDXHeader(labels, 1)
 	if err != nil {
-		return Info{}, err
+		return Info{}, invalidf("", "label file: %v", err)
 	}
 	n, rows, cols := imgDims[0], imgDims[1], imgDims[2]
 	switch {

@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"archive/tar"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // digitMembers writes the examples of set as images in class folders under prefix: PNG, and every fifth one JPEG.
@@ -25,10 +26,10 @@ func digitMembers(t testing.TB, set *dataset.Set, prefix string) []member {
 	for i := range set.Len() {
 		img := grayImage(set.Image(i), set.Cols, set.Rows)
 		name := fmt.Sprintf("%s%s/%03d.png", prefix, set.Classes[set.Y[i]], i)
-		data := encodePNG(t, img)
+		data := uploadtest.EncodePNG(img)
 		if i%5 == 0 {
 			name = fmt.Sprintf("%s%s/%03d.jpg", prefix, set.Classes[set.Y[i]], i)
-			data = encodeJPEG(t, img, 95)
+			data = uploadtest.EncodeJPEG(img, 95)
 		}
 		ms = append(ms, member{name: name, data: data})
 	}
@@ -50,7 +51,7 @@ func scanMembers(t testing.TB, set *dataset.Set) []member {
 				img.Pix[(y+4)*img.Stride+x+10] = 230 - byte(int(src[y/2*set.Cols+x/2])*200/255)
 			}
 		}
-		ms = append(ms, member{name: fmt.Sprintf("%s/%03d.png", set.Classes[set.Y[i]], i), data: encodePNG(t, img)})
+		ms = append(ms, member{name: fmt.Sprintf("%s/%03d.png", set.Classes[set.Y[i]], i), data: uploadtest.EncodePNG(img)})
 	}
 	return ms
 }
@@ -194,9 +195,9 @@ func TestImportPhotosWithResize(t *testing.T) {
 		var data []byte
 		switch i % 3 {
 		case 0:
-			data = encodePNG(t, img)
+			data = uploadtest.EncodePNG(img)
 		case 1:
-			data = encodeJPEG(t, img, 80)
+			data = uploadtest.EncodeJPEG(img, 80)
 		default:
 			var buf bytes.Buffer
 			if err := gif.Encode(&buf, img, nil); err != nil {
@@ -245,13 +246,13 @@ func TestImportPhotosWithResize(t *testing.T) {
 func idxBytes(t testing.TB, dims []int, data []byte, compress bool) []byte {
 	var buf bytes.Buffer
 	if !compress {
-		if err := writeIDX(&buf, dims, data); err != nil {
+		if err := dataset.WriteIDX(&buf, dims, data); err != nil {
 			t.Fatal(err)
 		}
 		return buf.Bytes()
 	}
 	zw := gzip.NewWriter(&buf)
-	if err := writeIDX(zw, dims, data); err != nil {
+	if err := dataset.WriteIDX(zw, dims, data); err != nil {
 		t.Fatal(err)
 	}
 	if err := zw.Close(); err != nil {

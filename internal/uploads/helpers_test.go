@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"archive/tar"
@@ -8,13 +8,12 @@ import (
 	"errors"
 	"image"
 	"image/color"
-	"image/jpeg"
-	"image/png"
 	"testing"
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // member is one entry of a test archive. A zero hdr makes a regular file of data named name.
@@ -85,24 +84,6 @@ type nopCloser struct{ *bytes.Buffer }
 
 func (nopCloser) Close() error { return nil }
 
-func encodePNG(t testing.TB, img image.Image) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func encodeJPEG(t testing.TB, img image.Image, quality int) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // grayImage wraps MNIST pixels (row-major, 0 background, 255 ink) as an image.
 func grayImage(pix []byte, w, h int) *image.Gray {
 	return &image.Gray{Pix: pix, Stride: w, Rect: image.Rect(0, 0, w, h)}
@@ -114,7 +95,7 @@ func tinyPNG(t testing.TB) []byte {
 	for y := 1; y < 7; y++ {
 		img.SetGray(4, y, color.Gray{Y: 255})
 	}
-	return encodePNG(t, img)
+	return uploadtest.EncodePNG(img)
 }
 
 // mnistDigits returns the first n test examples of each of the given classes, in class order, from the real MNIST

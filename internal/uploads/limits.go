@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"errors"
@@ -40,7 +40,7 @@ func (e *Error) Detail() string {
 	return e.Msg
 }
 
-func (e *Error) Error() string { return "datastore: " + e.Kind.Error() + ": " + e.Detail() }
+func (e *Error) Error() string { return "uploads: " + e.Kind.Error() + ": " + e.Detail() }
 
 // Unwrap returns the kind, so errors.Is(err, ErrInvalid) works.
 func (e *Error) Unwrap() error { return e.Kind }
@@ -84,7 +84,7 @@ type Limits struct {
 	// MaxClasses caps the number of classes; at most 256, as a label is one byte. Zero means DefaultMaxClasses (100).
 	MaxClasses int
 	// MaxPixels caps the width*height of one image, checked from its header before it is decoded. Zero means
-	// DefaultMaxPixels (imageprep's default, 16 Mi pixels).
+	// DefaultMaxPixels (imageprep's default, 16 Mi pixels); the service passes its MAX_PIXELS.
 	MaxPixels int
 	// MaxSetBytes caps the stored pixels, examples*width*height, which is also the memory Load needs. Zero means
 	// DefaultMaxSetBytes (512 MiB).

@@ -1,11 +1,8 @@
-package datastore
+package uploads
 
 import (
 	"bufio"
 	"cmp"
-	"compress/gzip"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
+	"github.com/perceptron-dev/perceptron/internal/randid"
 )
 
 // Info describes a stored data set.
@@ -74,12 +73,12 @@ type Store struct {
 // the defaults). It removes imports that a crash left unfinished more than a day ago.
 func Open(dir string, lim Limits) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("datastore: %w", err)
+		return nil, fmt.Errorf("uploads: %w", err)
 	}
 	s := &Store{dir: dir, lim: lim.withDefaults()}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("datastore: %w", err)
+		return nil, fmt.Errorf("uploads: %w", err)
 	}
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), importPrefix) && !strings.HasPrefix(e.Name(), deletePrefix) {
@@ -100,7 +99,7 @@ func (s *Store) Limits() Limits { return s.lim }
 func (s *Store) List() ([]Info, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("datastore: %w", err)
+		return nil, fmt.Errorf("uploads: %w", err)
 	}
 	infos := []Info{}
 	for _, e := range entries {
@@ -125,14 +124,14 @@ func (s *Store) Get(id string) (Info, error) {
 		return Info{}, &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("no data set %q", id)}
 	}
 	if err != nil {
-		return Info{}, fmt.Errorf("datastore: %w", err)
+		return Info{}, fmt.Errorf("uploads: %w", err)
 	}
 	var f infoFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return Info{}, fmt.Errorf("datastore: data set %s: %s: %w", id, infoName, err)
+		return Info{}, fmt.Errorf("uploads: data set %s: %s: %w", id, infoName, err)
 	}
 	if err := f.check(id); err != nil {
-		return Info{}, fmt.Errorf("datastore: data set %s: %s: %w", id, infoName, err)
+		return Info{}, fmt.Errorf("uploads: data set %s: %s: %w", id, infoName, err)
 	}
 	return f.Info, nil
 }
@@ -166,39 +165,26 @@ func (s *Store) Load(id string) (*dataset.Set, error) {
 		return nil, err
 	}
 	dir := filepath.Join(s.dir, id)
-	images, err := readIDXFile(filepath.Join(dir, imagesName), int64(info.Examples)*int64(info.Width*info.Height))
+	images, err := dataset.ReadIDXFile(filepath.Join(dir, imagesName), int64(info.Examples)*int64(info.Width*info.Height))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("uploads: %w", err)
 	}
-	labels, err := readIDXFile(filepath.Join(dir, labelsName), int64(info.Examples))
+	labels, err := dataset.ReadIDXFile(filepath.Join(dir, labelsName), int64(info.Examples))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("uploads: %w", err)
 	}
 	set, err := dataset.FromIDX(images, labels)
 	if err != nil {
-		return nil, fmt.Errorf("datastore: data set %s: %w", id, err)
+		return nil, fmt.Errorf("uploads: data set %s: %w", id, err)
 	}
 	if set.Len() != info.Examples || set.Rows != info.Height || set.Cols != info.Width ||
 		len(set.Classes) > len(info.Classes) {
-		return nil, fmt.Errorf("datastore: data set %s: the files hold %d examples of %dx%d in %d classes, but %s "+
+		return nil, fmt.Errorf("uploads: data set %s: the files hold %d examples of %dx%d in %d classes, but %s "+
 			"says %d of %dx%d in %d", id, set.Len(), set.Cols, set.Rows, len(set.Classes), infoName, info.Examples,
 			info.Width, info.Height, len(info.Classes))
 	}
 	set.Classes, set.Name = info.Classes, info.ID
 	return set, set.Validate()
-}
-
-func readIDXFile(path string, size int64) (*dataset.IDX, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("datastore: %w", err)
-	}
-	defer f.Close()
-	idx, err := dataset.ReadIDX(f, size)
-	if err != nil {
-		return nil, fmt.Errorf("datastore: %s: %w", path, err)
-	}
-	return idx, nil
 }
 
 // Delete removes set id. It disappears from List at once (its folder is renamed first), even if removing the files
@@ -207,15 +193,15 @@ func (s *Store) Delete(id string) error {
 	if _, err := s.Get(id); err != nil && errors.Is(err, ErrNotFound) {
 		return err
 	}
-	tmp := filepath.Join(s.dir, deletePrefix+id+"-"+randomHex(4))
+	tmp := filepath.Join(s.dir, deletePrefix+id+"-"+randid.Hex(4))
 	if err := os.Rename(filepath.Join(s.dir, id), tmp); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return &Error{Kind: ErrNotFound, Msg: fmt.Sprintf("no data set %q", id)}
 		}
-		return fmt.Errorf("datastore: %w", err)
+		return fmt.Errorf("uploads: %w", err)
 	}
 	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("datastore: %w", err)
+		return fmt.Errorf("uploads: %w", err)
 	}
 	return nil
 }
@@ -225,21 +211,21 @@ func (s *Store) Delete(id string) error {
 func (s *Store) save(set *dataset.Set, info Info) (Info, error) {
 	tmp, err := os.MkdirTemp(s.dir, importPrefix)
 	if err != nil {
-		return Info{}, fmt.Errorf("datastore: %w", err)
+		return Info{}, fmt.Errorf("uploads: %w", err)
 	}
 	defer os.RemoveAll(tmp) // nothing is left to remove once the rename succeeded
 	if err := writeFile(filepath.Join(tmp, imagesName), func(w *bufio.Writer) error {
-		return writeGzipIDX(w, []int{set.Len(), set.Rows, set.Cols}, set.X)
+		return dataset.WriteGzipIDX(w, []int{set.Len(), set.Rows, set.Cols}, set.X)
 	}); err != nil {
 		return Info{}, err
 	}
 	if err := writeFile(filepath.Join(tmp, labelsName), func(w *bufio.Writer) error {
-		return writeGzipIDX(w, []int{set.Len()}, set.Y)
+		return dataset.WriteGzipIDX(w, []int{set.Len()}, set.Y)
 	}); err != nil {
 		return Info{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		info.ID = "ds-" + randomHex(8)
+		info.ID = "ds-" + randid.Hex(8)
 		final := filepath.Join(s.dir, info.ID)
 		if _, err := os.Lstat(final); err == nil && attempt < 3 {
 			continue // 2^64 ids make this all but impossible, but a rename onto an empty folder would replace it
@@ -252,60 +238,20 @@ func (s *Store) save(set *dataset.Set, info Info) (Info, error) {
 			return Info{}, err
 		}
 		if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
-			return Info{}, fmt.Errorf("datastore: %w", err)
+			return Info{}, fmt.Errorf("uploads: %w", err)
 		}
 		if err := os.Rename(tmp, final); err != nil {
-			return Info{}, fmt.Errorf("datastore: %w", err)
+			return Info{}, fmt.Errorf("uploads: %w", err)
 		}
-		syncDir(s.dir)
+		atomicfile.SyncDir(s.dir)
 		return info, nil
 	}
 }
 
-func writeGzipIDX(w *bufio.Writer, dims []int, data []byte) error {
-	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	if err != nil {
-		return err
-	}
-	if err := writeIDX(zw, dims, data); err != nil {
-		return err
-	}
-	return zw.Close()
-}
-
-// writeFile creates path, lets write fill it, and flushes it to disk.
+// writeFile writes one file of a set being saved, naming it in the error.
 func writeFile(path string, write func(*bufio.Writer) error) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("datastore: %w", err)
-	}
-	w := bufio.NewWriterSize(f, 1<<16)
-	err = write(w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("datastore: writing %s: %w", filepath.Base(path), err)
+	if err := atomicfile.WriteFunc(path, write); err != nil {
+		return fmt.Errorf("uploads: writing %s: %w", filepath.Base(path), err)
 	}
 	return nil
-}
-
-// syncDir makes a rename in dir durable. Best effort: some file systems cannot sync a folder.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand since Go 1.24)
-	return hex.EncodeToString(b)
 }

@@ -1,4 +1,4 @@
-package datastore_test
+package uploads_test
 
 import (
 	"archive/zip"
@@ -11,18 +11,18 @@ import (
 	"log"
 	"os"
 
-	"github.com/perceptron-dev/perceptron/internal/datastore"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // Example imports a zip of two class folders, as zipping a folder on a desktop makes it (with a wrapper folder and
 // macOS's __MACOSX leftovers), and loads it for training.
 func Example() {
-	dir, err := os.MkdirTemp("", "datastore-example")
+	dir, err := os.MkdirTemp("", "uploads-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	store, err := datastore.Open(dir, datastore.Limits{})
+	store, err := uploads.Open(dir, uploads.Limits{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func Example() {
 	}
 	zw.Close()
 
-	info, err := store.Import(context.Background(), buf.Bytes(), datastore.ImportOptions{})
+	info, err := store.Import(context.Background(), buf.Bytes(), uploads.ImportOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package datastore
+package uploads
 
 import (
 	"archive/zip"
@@ -12,44 +12,14 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
-// sharedDataZip is a zip whose central directory names the one stored image under every name in names (all of the
-// same length): a few hundred kilobytes that would be decoded once per name.
-func sharedDataZip(t *testing.T, img []byte, names ...string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.CreateHeader(&zip.FileHeader{Name: names[0], Method: zip.Store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(img)
-	zw.Close()
-	b := buf.Bytes()
-	eocd := bytes.LastIndex(b, []byte("PK\x05\x06"))
-	cdOff := int(binary.LittleEndian.Uint32(b[eocd+16:]))
-	rec := b[cdOff:eocd]
-	var cd []byte
-	for _, name := range names {
-		r := bytes.Clone(rec)
-		copy(r[46:], name)
-		cd = append(cd, r...)
-	}
-	end := bytes.Clone(b[eocd:])
-	binary.LittleEndian.PutUint16(end[8:], uint16(len(names)))
-	binary.LittleEndian.PutUint16(end[10:], uint16(len(names)))
-	binary.LittleEndian.PutUint32(end[12:], uint32(len(cd)))
-	out := append(bytes.Clone(b[:cdOff]), cd...)
-	return append(out, end...)
-}
-
-// The archive: four directory entries pointing at one 40-megapixel JPEG. It is refused without decoding the
+// An archive whose four directory entries point at one 40-megapixel JPEG is refused without decoding the
 // image four times.
 func TestImportRefusesEntriesThatShareData(t *testing.T) {
 	s, err := Open(t.TempDir(), Limits{MaxPixels: 40_000_000, Memory: membudget.New(2 << 30)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	zipped := sharedDataZip(t, uploadtest.ProgressiveJPEG(64, 64, 3), "0/a.jpg", "0/b.jpg", "1/a.jpg", "1/b.jpg")
+	zipped := uploadtest.SharedDataZip(uploadtest.ProgressiveJPEG(64, 64, 3), "0/a.jpg", "0/b.jpg", "1/a.jpg", "1/b.jpg")
 	_, err = s.Import(context.Background(), zipped, ImportOptions{})
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("got %v; want ErrInvalid for entries sharing data", err)
