@@ -84,7 +84,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	svc, err := app.New(log, app.Config{
 		ModelDir: cfg.ModelDir, DataDir: cfg.DataDir, ReplicaID: cfg.ReplicaID, TrainJobs: cfg.TrainJobs,
-		WatchInterval: cfg.WatchInterval, DefaultModel: cfg.DefaultModel, Memory: membudget.New(plan.Budget),
+		WatchInterval: cfg.WatchInterval, DefaultModel: cfg.DefaultModel, MaxLoadedModels: cfg.MaxLoadedModels, Memory: membudget.New(plan.Budget),
 		Engine: inference.Config{Workers: cfg.Workers, MaxBatch: cfg.MaxBatch, BatchDelay: cfg.BatchDelay, QueueSize: cfg.QueueSize},
 		API: api.Config{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages,

@@ -80,20 +80,28 @@ func (s *Server) v2Fail(w http.ResponseWriter, r *http.Request, err error) {
 	v2Error(w, kindInfo[e.Kind].status, detail)
 }
 
-// v2Model returns the serving model when name (and version, on the version routes) name it, else answers 404.
-// Only the active version is loaded; the registry's other versions are not served on these routes.
-func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) *model.Network {
+// v2Model returns the network that name (and version, on the version routes) name, else answers 404 listing the
+// models there are. The caller calls release once it has answered.
+func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) (_ *model.Network, release func()) {
+	if s.cfg.Models != nil {
+		net, release, err := s.cfg.Models.Acquire(urlParam(r, "name"), urlParam(r, "version"))
+		if err != nil {
+			s.v2Fail(w, r, modelsError(err))
+			return nil, nil
+		}
+		return net, release
+	}
 	net := s.engine.Model()
 	if name := urlParam(r, "name"); net == nil || name != net.Name {
 		v2Error(w, http.StatusNotFound, fmt.Sprintf("model %q is not served here", truncate(name, 64)))
-		return nil
+		return nil, nil
 	}
 	if v := urlParam(r, "version"); v != "" && v != net.Version {
 		v2Error(w, http.StatusNotFound, fmt.Sprintf("version %q of model %q is not loaded; only the active version %q is served",
 			truncate(v, 64), net.Name, net.Version))
-		return nil
+		return nil, nil
 	}
-	return net
+	return net, func() {}
 }
 
 func (s *Server) handleV2Live() http.HandlerFunc {
@@ -115,7 +123,8 @@ func (s *Server) handleV2Ready() http.HandlerFunc {
 
 func (s *Server) handleV2ModelReady() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if net := s.v2Model(w, r); net != nil {
+		if net, release := s.v2Model(w, r); net != nil {
+			defer release()
 			status := http.StatusOK
 			if s.Draining() {
 				status = http.StatusServiceUnavailable
@@ -127,10 +136,11 @@ func (s *Server) handleV2ModelReady() http.HandlerFunc {
 
 func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		net := s.v2Model(w, r)
+		net, release := s.v2Model(w, r)
 		if net == nil {
 			return
 		}
+		release()
 		meta := oip.Metadata(net)
 		meta.Outputs = append(meta.Outputs, honestOutputsMeta...)
 		writeJSON(w, http.StatusOK, meta)
@@ -142,10 +152,11 @@ func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
 // probabilities, as JSON or binary tensor data (v2binary.go).
 func (s *Server) handleV2Infer() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		net := s.v2Model(w, r)
+		net, release := s.v2Model(w, r)
 		if net == nil {
 			return
 		}
+		defer release()
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
 		defer cancel()
 		hold := s.memory.Hold()
@@ -214,7 +225,7 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			return
 		}
 		info(r.Context()).images = n
-		res, err := s.engine.Predict(ctx, x, n, size)
+		res, err := s.engine.PredictOn(ctx, net, x, n, size)
 		switch {
 		case err == nil:
 		case errors.Is(err, inference.ErrOverloaded), errors.Is(err, inference.ErrClosed), errors.Is(err, inference.ErrInput):
@@ -297,4 +308,20 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 		}
 	}
 	return s.prepareImages(ctx, data, in)
+}
+
+// ModelFinder finds the network to serve for a model name and version (inference.Models).
+type ModelFinder interface {
+	Acquire(name, version string) (net *model.Network, release func(), err error)
+}
+
+// modelsError maps the model cache's errors to kinds.
+func modelsError(err error) error {
+	switch {
+	case errors.Is(err, inference.ErrUnknownModel):
+		return &Error{Kind: KindNotFound, Detail: err.Error(), Err: err}
+	case errors.Is(err, inference.ErrBusy):
+		return &Error{Kind: KindUnavailable, Detail: err.Error(), RetryAfter: 1, Err: err}
+	}
+	return err
 }

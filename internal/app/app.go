@@ -40,6 +40,9 @@ type Config struct {
 	// activation of that name. Versions of other names are stored and activated under their own names without
 	// replacing it. Empty means the embedded model's name.
 	DefaultModel string
+	// MaxLoadedModels is how many models stay loaded to serve at most, the default one included (any version of any
+	// model is loaded on first use; see inference.Models); 0 means inference.DefaultMaxLoaded.
+	MaxLoadedModels int
 	// ReplicaID names this process among the replicas sharing ModelDir; empty means the host name.
 	ReplicaID string
 	// TrainJobs is how many training jobs run at once; 0 means 1.
@@ -67,6 +70,7 @@ type Service struct {
 	Metrics    *api.Metrics
 	Registry   *registry.Registry
 	Engine     *inference.Engine
+	Models     *inference.Models // the other models and versions served, loaded on demand
 	Sets       *uploads.Store
 	Jobs       *train.Jobs
 	HTTP       *api.Server
@@ -145,9 +149,13 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	}
 	apiCfg := cfg.API
 	apiCfg.Memory = cfg.Memory
+	s.Models = inference.NewModels(s.Engine, s.Registry, cfg.MaxLoadedModels)
+	apiCfg.Models = s.Models
 	apiCfg.GoLive = func(version string) (*model.Network, error) { return s.GoLive(SourceOperator, version, nil) }
 	s.HTTP = api.NewServer(log, apiCfg, s.Prometheus, s.Metrics, s.Engine, s.Registry, s.Jobs, s.Sets)
-	s.GRPC = grpcapi.New(log.Named("grpc"), cfg.GRPC, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
+	grpcCfg := cfg.GRPC
+	grpcCfg.Models = s.Models
+	s.GRPC = grpcapi.New(log.Named("grpc"), grpcCfg, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
 	return s, nil
 }
 

@@ -35,6 +35,9 @@ type Config struct {
 	MaxRecvMsgSize int           // bytes per request message; 0 means 32 MiB (the REST body limit's default)
 	MaxImages      int           // rows per inference request; 0 means 256
 	PredictTimeout time.Duration // longest an inference may take when the client set no shorter deadline; 0 means 10s
+	// Models finds the network of a model name and version (inference.Models, shared with HTTP); nil serves the
+	// engine's model alone.
+	Models api.ModelFinder
 }
 
 func (c Config) withDefaults() Config {

@@ -89,7 +89,7 @@ type Result struct {
 type request struct {
 	ctx      context.Context
 	net      *model.Network // the network it runs on, chosen when it was made
-	x        []float32 // n rows of inputs
+	x        []float32      // n rows of inputs
 	n        int
 	inputs   int // values per row the caller prepared for
 	enqueued time.Time
@@ -115,10 +115,10 @@ type Engine struct {
 	turn   int                      // index in ring of the lane whose turn is next
 	kick   chan struct{}            // capacity 1: a request is waiting (a worker that takes one passes the kick on)
 	slots  chan *slot               // one per worker; computing a batch takes one
-	queued atomic.Int64 // images in the queue
-	depth  atomic.Int64 // requests in the queue (including one a worker holds while it waits for a slot)
-	busy   atomic.Int64 // slots computing
-	direct atomic.Int64 // requests computed by their callers
+	queued atomic.Int64             // images in the queue
+	depth  atomic.Int64             // requests in the queue (including one a worker holds while it waits for a slot)
+	busy   atomic.Int64             // slots computing
+	direct atomic.Int64             // requests computed by their callers
 	swaps  atomic.Int64
 	closed atomic.Bool
 	mu     sync.RWMutex // held for reading while enqueueing, for writing while closing: nothing enqueues after Close
