@@ -589,3 +589,55 @@ func TestPublishingTheSameWeightsTwiceInOneSecondStoresThemOnce(t *testing.T) {
 		t.Errorf("active %q; want %q", active, versions[0])
 	}
 }
+
+// TestAJobTrainsANamedModelAndComparesWithinIt: a job's `model` names its version's model; with no active version
+// of that name, if_better activates it and says so, whatever the process serves (here a model of another name,
+// which is not compared with); a validation set under MinValidation examples is warned about in the record.
+func TestAJobTrainsANamedModelAndComparesWithinIt(t *testing.T) {
+	serving := &servingStub{net: untrained(t)} // model "untrained": another name
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	var asked []string
+	j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
+		Serving: func(name string) *model.Network {
+			asked = append(asked, name)
+			if name == serving.net.Name {
+				return serving.net
+			}
+			return nil
+		},
+		GoLive: serving.goLive(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start()
+	defer j.Close()
+	req := smallRequest()
+	req.Model, req.Limit, req.Epochs = "digits-small", 300, 2 // 30 validation examples
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if job.Status != StatusSucceeded || !job.Activated || !strings.Contains(job.Decision, "digits-small had no active version") {
+		t.Fatalf("job ended %s, activated %v, decision %q, error %q; want activated as the first of its name", job.Status, job.Activated, job.Decision, job.Error)
+	}
+	if strings.Join(asked, " ") != "digits-small" {
+		t.Errorf("the job compared with the active version of %q; want digits-small's alone", asked)
+	}
+	if active, _ := reg.ActiveOf("digits-small"); active != job.ModelVersion {
+		t.Errorf("digits-small active %q; want %s", active, job.ModelVersion)
+	}
+	if net, _ := reg.Load(job.ModelVersion); net == nil || net.Name != "digits-small" {
+		t.Errorf("stored version %v; want a version of digits-small", net)
+	}
+	if len(job.Warnings) != 1 || !strings.Contains(job.Warnings[0], "30 examples") {
+		t.Errorf("warnings %q; want one about the 30 validation examples", job.Warnings)
+	}
+
+	bad := smallRequest()
+	bad.Model = "../etc"
+	if _, err := j.Submit(bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Submit with model %q: %v; want ErrInvalid", bad.Model, err)
+	}
+}
