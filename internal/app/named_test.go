@@ -171,6 +171,22 @@ func TestTwoModelsAnswerSideBySide(t *testing.T) {
 	if _, err := s.GRPC.ModelInfer(context.Background(), &oippb.ModelInferRequest{ModelName: "cats"}); status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "mnist-mlp, pets") {
 		t.Errorf("gRPC ModelInfer(cats) = %v; want NotFound listing mnist-mlp, pets", err)
 	}
+	// The batch-size histogram has one series per model that answered.
+	families, err := s.Prometheus.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]uint64{}
+	for _, f := range families {
+		if f.GetName() == "perceptron_inference_batch_size" {
+			for _, m := range f.GetMetric() {
+				counts[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if len(counts) != 2 || counts["pets"] < 5 || counts["mnist-mlp"] < 4 {
+		t.Errorf("batch-size series by model %v; want mnist-mlp and pets, each counting its batches", counts)
+	}
 	if code, body := send(t, h, "POST", "/predict?model=cats", "image/png", img); code != http.StatusNotFound || !strings.Contains(body, "mnist-mlp, pets") {
 		t.Errorf("POST /predict?model=cats: %d %s; want 404 listing mnist-mlp, pets", code, body)
 	}
