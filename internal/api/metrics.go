@@ -99,7 +99,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		compute: prometheus.NewHistogram(latencyOpts("inference_compute_duration_seconds",
 			"Time one forward pass of a batch takes.")),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "perceptron", Name: "inference_batch_size",
-			Help: "Images per forward pass, by model name (a request reaches a batch only for a model the registry holds, so the names are bounded by its models).",
+			Help:    "Images per forward pass, by model name (a request reaches a batch only for a model the registry holds, so the names are bounded by its models).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9)}, []string{"model"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "perceptron", Name: "inference_dropped_total",
 			Help: "Queued predictions dropped unrun because the client had gone."}),
