@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/apitest"
@@ -304,7 +306,15 @@ func FuzzV2Binary(f *testing.F) {
 }
 
 func TestAPanicAnswersInTheShapeOfItsRoute(t *testing.T) {
-	h := withRecover(zap.NewNop())(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	// The router's shape: the recovery is outside the routes, and the /v2 routes say their errors' shape.
+	boom := func(http.ResponseWriter, *http.Request) { panic("boom") }
+	h := chi.NewRouter()
+	h.Use(withRequestID, withRecover(zap.NewNop()))
+	h.Route("/v2", func(v chi.Router) {
+		v.Use(withV2Errors)
+		v.Post("/models/{name}/infer", boom)
+	})
+	h.Post("/predict", boom)
 	for path, want := range map[string]string{
 		"/v2/models/mnist-mlp/infer": "application/json",
 		"/predict":                   "application/problem+json",
