@@ -48,7 +48,7 @@ type Config struct {
 	WatchInterval time.Duration
 	// Engine sizes the worker pool and its queue (its own zero values are documented there).
 	Engine inference.Config
-	// Memory is the process's memory budget; nil means an unlimited one (tests).
+	// Memory is the process's memory budget; nil means API.Memory, and without that an unlimited one (tests).
 	Memory *membudget.Budget
 	// API holds the HTTP limits and the admin token; its Memory is set from Memory.
 	API api.Config
@@ -81,6 +81,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 			return nil, err
 		}
 		cfg.Embedded = embedded
+	}
+	if cfg.Memory == nil {
+		cfg.Memory = cfg.API.Memory
 	}
 	if cfg.Memory == nil {
 		cfg.Memory = membudget.New(1 << 62)
