@@ -24,7 +24,10 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
-func TestMetricsFollowConventionsAndCountWhatHappens(t *testing.T) {
+// predictOnlyServer is the API over the embedded model with one worker and its own metrics registry, nothing else:
+// what the metrics tests count is then only what they send.
+func predictOnlyServer(t *testing.T) (http.Handler, *prometheus.Registry, *Metrics, *model.Network) {
+	t.Helper()
 	net, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +35,13 @@ func TestMetricsFollowConventionsAndCountWhatHappens(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	e := inference.New(inference.Config{Workers: 1, Observer: m}, net)
-	defer e.Close()
+	t.Cleanup(e.Close)
 	m.RegisterEngine(reg, e)
-	h := NewServer(zap.NewNop(), Config{}, reg, m, e, nil, nil, nil)
+	return NewServer(zap.NewNop(), Config{}, reg, m, e, nil, nil, nil), reg, m, net
+}
+
+func TestMetricsFollowConventionsAndCountWhatHappens(t *testing.T) {
+	h, reg, m, net := predictOnlyServer(t)
 
 	img, label := digitPNG(t, 0)
 	for range 3 {
