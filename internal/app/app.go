@@ -143,7 +143,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	apiCfg.Memory = cfg.Memory
 	apiCfg.GoLive = func(version string) (*model.Network, error) { return s.GoLive(SourceOperator, version, nil) }
 	s.HTTP = api.NewServer(log, apiCfg, s.Prometheus, s.Metrics, s.Engine, s.Registry, s.Jobs, s.Sets)
-	s.GRPC = grpcapi.New(log.Named("grpc"), cfg.GRPC, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
+	grpcCfg := cfg.GRPC
+	grpcCfg.Memory = cfg.Memory
+	s.GRPC = grpcapi.New(log.Named("grpc"), grpcCfg, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
 	return s, nil
 }
 
