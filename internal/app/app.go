@@ -127,7 +127,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
 		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
-		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model,
+		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model, Memory: cfg.Memory,
 		GoLive: func(version string) error {
 			_, err := s.GoLive(SourceJob, version, nil)
 			return err
