@@ -43,20 +43,23 @@ const (
 )
 
 // supportedOps is said in refusals, so a user knows what to export instead.
-const supportedOps = "Gemm, MatMul, Add, Relu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape, Identity, Dropout and Constant"
+const supportedOps = "Gemm, MatMul, Add, Relu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape, Identity, Dropout and Constant, " +
+	"with Shape, Gather, Unsqueeze, Squeeze, Concat, Cast and Slice computing a Reshape's target from the input's shape"
 
 // walker follows the chain of nodes from the graph's input to its output.
 type walker struct {
-	opset  int64
-	consts map[string]*onnxpb.TensorProto // initializers and Constant outputs
-	uses   map[string]int                 // how many node inputs read each value
-	net    network
-	cur    string  // the value the next node must read
-	dims   []int64 // its shape; nil when unknown
-	stage  stage
-	act    model.Activation                     // the activation just applied, not yet followed by a layer
-	params int                                  // weights and biases of the layers so far
-	values map[*onnxpb.TensorProto]tensorValues // converted constants, so a shared one is converted once
+	opset    int64
+	consts   map[string]*onnxpb.TensorProto // initializers and Constant outputs
+	uses     map[string]int                 // how many node inputs read each value
+	net      network
+	cur      string  // the value the next node must read
+	dims     []int64 // its shape; nil when unknown
+	stage    stage
+	act      model.Activation                     // the activation just applied, not yet followed by a layer
+	params   int                                  // weights and biases of the layers so far
+	values   map[*onnxpb.TensorProto]tensorValues // converted constants, so a shared one is converted once
+	shapes   map[string][]int64                   // the shapes of the chain's values so far, for Shape nodes
+	computed map[string]shapeValue                // the values of shape arithmetic (shapes.go)
 }
 
 type tensorValues struct {
@@ -81,7 +84,7 @@ func (w *walker) floats(name string) ([]float32, []int, error) {
 // readGraph recognises the multilayer perceptron g computes, or says which node it cannot import and why.
 func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
 	w := &walker{opset: opset, consts: map[string]*onnxpb.TensorProto{}, uses: map[string]int{},
-		values: map[*onnxpb.TensorProto]tensorValues{}}
+		values: map[*onnxpb.TensorProto]tensorValues{}, shapes: map[string][]int64{}, computed: map[string]shapeValue{}}
 	defined := map[string]bool{}
 	for _, t := range g.GetInitializer() {
 		if defined[t.GetName()] {
@@ -113,6 +116,9 @@ func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
 	}
 	defined[in.GetName()] = true
 	for _, n := range g.GetNode() {
+		if !usesData(n.GetOpType()) {
+			continue
+		}
 		for _, name := range n.GetInput() {
 			w.uses[name]++
 		}
@@ -156,6 +162,7 @@ func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
 // readInput checks the graph's input: float32, of a shape an image or a vector of pixels can have.
 func (w *walker) readInput(in *onnxpb.ValueInfoProto) error {
 	w.net.input, w.cur = in.GetName(), in.GetName()
+	w.shapes[w.cur] = nil
 	tt := in.GetType().GetTensorType()
 	if in.GetType() != nil && tt == nil {
 		return unsupported("the input %s is not a tensor", quote(in.GetName()))
@@ -183,6 +190,7 @@ func (w *walker) readInput(in *onnxpb.ValueInfoProto) error {
 	}
 	w.net.inputDims = dims
 	w.dims = dims
+	w.shapes[w.cur] = dims
 	return nil
 }
 
@@ -195,13 +203,15 @@ func (w *walker) step(n *onnxpb.NodeProto, id, op string) error {
 	switch op {
 	case "Constant":
 		return w.constant(n, id, op)
+	case "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice":
+		return w.shapeStep(n, id, op)
 	case "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Identity", "Dropout":
 	default:
 		return fail("operator %s is not supported; perceptron imports multilayer perceptrons made of %s", op, supportedOps)
 	}
 	var data []string
 	for _, name := range n.GetInput() {
-		if name != "" && w.consts[name] == nil {
+		if name != "" && w.consts[name] == nil && !isComputed(w.computed, name) {
 			data = append(data, name)
 		}
 	}
@@ -250,6 +260,7 @@ func (w *walker) step(n *onnxpb.NodeProto, id, op string) error {
 		return err
 	}
 	w.cur = n.GetOutput()[0]
+	w.shapes[w.cur] = w.dims
 	return nil
 }
 

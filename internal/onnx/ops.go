@@ -96,19 +96,27 @@ func (w *walker) reshape(n *onnxpb.NodeProto, id, op string) error {
 		return err
 	}
 	in := n.GetInput()
-	if len(in) != 2 || w.consts[in[1]] == nil {
-		return nodeErr(ErrUnsupported, id, op, "the target shape must be a constant")
+	var target []int64
+	switch {
+	case len(in) == 2 && w.consts[in[1]] != nil:
+		if target, err = ints(w.consts[in[1]]); err != nil {
+			return nodeErr(ErrUnsupported, id, op, "target shape: %v", err)
+		}
+	case len(in) == 2 && isComputed(w.computed, in[1]):
+		target = w.computed[in[1]].v
+	default:
+		return nodeErr(ErrUnsupported, id, op, "the target shape must be a constant or computed from the input's shape")
 	}
-	target, err := ints(w.consts[in[1]])
-	if err != nil {
-		return nodeErr(ErrUnsupported, id, op, "target shape: %v", err)
-	}
+	shown := targetString(target)
 	fail := func() error {
-		return nodeErr(ErrUnsupported, id, op, "reshapes %s to %v; perceptron's layers take [N, features]: reshape to [-1, features] or use Flatten",
-			shapeString(w.dims), target)
+		return nodeErr(ErrUnsupported, id, op, "reshapes %s to %s; perceptron's layers take [N, features]: reshape to [-1, features], [N, -1] or use Flatten",
+			shapeString(w.dims), shown)
 	}
 	if len(target) != 2 || intAttr(attrs, "allowzero", 0) != 0 && (target[0] == 0 || target[1] == 0) {
 		return fail()
+	}
+	if target[0] == symBatch { // the batch dimension, as Shape computed it: kept, like 0 without allowzero
+		target = []int64{0, target[1]}
 	}
 	flat := flattened(w.dims)
 	batch, features := int64(-1), int64(-1)
