@@ -30,6 +30,9 @@ type network struct {
 	layers     []layer
 	activation model.Activation // of the hidden layers; 0 when there are none
 	output     string           // outputLogits, outputSoftmax or outputLogSoftmax
+	// temperature divides the last layer's scores before the softmax: a Mul or Div by a scalar there (as an export
+	// of a calibrated model writes); 1 when there is none.
+	temperature float64
 }
 
 // stage is where the walk is along the chain: what the previous node was decides what may come next.
@@ -40,10 +43,11 @@ const (
 	afterLinear                  // after a layer (Gemm, MatMul, or an Add to its bias)
 	afterActivation              // after a hidden activation
 	afterSoftmax                 // after the final Softmax or LogSoftmax
+	afterScale                   // after a temperature (Mul or Div by a scalar) on the last layer's scores
 )
 
 // supportedOps is said in refusals, so a user knows what to export instead.
-const supportedOps = "Gemm, MatMul, Add, Relu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape, Identity, Dropout and Constant, " +
+const supportedOps = "Gemm, MatMul, Add, Mul or Div by a scalar after the last layer, Relu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape, Identity, Dropout and Constant, " +
 	"with Shape, Gather, Unsqueeze, Squeeze, Concat, Cast and Slice computing a Reshape's target from the input's shape"
 
 // walker follows the chain of nodes from the graph's input to its output.
@@ -83,7 +87,7 @@ func (w *walker) floats(name string) ([]float32, []int, error) {
 
 // readGraph recognises the multilayer perceptron g computes, or says which node it cannot import and why.
 func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
-	w := &walker{opset: opset, consts: map[string]*onnxpb.TensorProto{}, uses: map[string]int{},
+	w := &walker{net: network{temperature: 1}, opset: opset, consts: map[string]*onnxpb.TensorProto{}, uses: map[string]int{},
 		values: map[*onnxpb.TensorProto]tensorValues{}, shapes: map[string][]int64{}, computed: map[string]shapeValue{}}
 	defined := map[string]bool{}
 	for _, t := range g.GetInitializer() {
@@ -153,7 +157,7 @@ func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
 		return nil, unsupported("the graph has no Gemm or MatMul layer")
 	case w.stage == afterActivation:
 		return nil, unsupported("the graph ends with %s; the output must be the last layer's scores, or their Softmax or LogSoftmax", w.act)
-	case w.stage == afterLinear:
+	case w.stage == afterLinear || w.stage == afterScale:
 		w.net.output = outputLogits
 	}
 	return &w.net, nil
@@ -205,7 +209,7 @@ func (w *walker) step(n *onnxpb.NodeProto, id, op string) error {
 		return w.constant(n, id, op)
 	case "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice":
 		return w.shapeStep(n, id, op)
-	case "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Identity", "Dropout":
+	case "Gemm", "MatMul", "Add", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Identity", "Dropout":
 	default:
 		return fail("operator %s is not supported; perceptron imports multilayer perceptrons made of %s", op, supportedOps)
 	}
@@ -251,6 +255,8 @@ func (w *walker) step(n *onnxpb.NodeProto, id, op string) error {
 		err = w.linear(n, id, op)
 	case "Add":
 		err = w.add(n, id, op)
+	case "Mul", "Div":
+		err = w.scale(n, id, op)
 	case "Relu", "Sigmoid", "Tanh":
 		err = w.activation(n, id, op)
 	case "Softmax", "LogSoftmax":

@@ -1,6 +1,8 @@
 package onnx
 
 import (
+	"math"
+
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/onnx/onnxpb"
 )
@@ -158,6 +160,8 @@ func (w *walker) linear(n *onnxpb.NodeProto, id, op string) error {
 	switch w.stage {
 	case afterLinear:
 		return fail(ErrUnsupported, "follows a layer without an activation between them; perceptron's hidden layers each have one")
+	case afterScale:
+		return fail(ErrUnsupported, "follows a Mul or Div by a scalar; perceptron takes one only as the temperature of the last layer")
 	}
 	in := n.GetInput()
 	switch {
@@ -277,6 +281,38 @@ func (w *walker) add(n *onnxpb.NodeProto, id, op string) error {
 	return checkFinite(*l, id, op)
 }
 
+// scale reads a Mul or Div of the last layer's scores by a scalar constant: a temperature, which perceptron applies
+// before the softmax as a calibrated model's. Anywhere else it is refused.
+func (w *walker) scale(n *onnxpb.NodeProto, id, op string) error {
+	if _, err := w.attrs(n, id, op, nil); err != nil {
+		return err
+	}
+	in := n.GetInput()
+	if len(in) != 2 || (op == "Div" && in[0] != w.cur) {
+		return nodeErr(ErrUnsupported, id, op, "%s is supported only of the last layer's scores by a scalar constant", op)
+	}
+	name := in[1]
+	if in[1] == w.cur {
+		name = in[0]
+	}
+	v, _, err := w.floats(name)
+	switch {
+	case err != nil:
+		return withNode(err, id, op)
+	case w.stage != afterLinear || w.net.temperature != 1:
+		return nodeErr(ErrUnsupported, id, op, "%s is supported only once, right after the last Gemm or MatMul layer (a temperature)", op)
+	case len(v) != 1 || !(v[0] > 0) || math.IsInf(float64(v[0]), 0):
+		return nodeErr(ErrUnsupported, id, op, "%s by %d values; perceptron takes one positive finite scalar (a temperature)", op, len(v))
+	}
+	if op == "Mul" {
+		w.net.temperature = 1 / float64(v[0])
+	} else {
+		w.net.temperature = float64(v[0])
+	}
+	w.stage = afterScale
+	return nil
+}
+
 func (w *walker) activation(n *onnxpb.NodeProto, id, op string) error {
 	if _, err := w.attrs(n, id, op, nil); err != nil {
 		return err
@@ -299,8 +335,8 @@ func (w *walker) softmax(n *onnxpb.NodeProto, id, op string) error {
 	if err != nil {
 		return err
 	}
-	if w.stage != afterLinear {
-		return nodeErr(ErrUnsupported, id, op, "%s must follow the last Gemm or MatMul layer directly", op)
+	if w.stage != afterLinear && w.stage != afterScale {
+		return nodeErr(ErrUnsupported, id, op, "%s must follow the last Gemm or MatMul layer directly (or its temperature)", op)
 	}
 	def := int64(-1)
 	if w.opset < 13 {
