@@ -80,7 +80,7 @@ func TestActivatingADamagedVersionIsRefusedAndChangesNothing(t *testing.T) {
 // TestCancelTooLateIsAConflict: a cancel that comes after the job's point of no return is a 409 that says so.
 func TestCancelTooLateIsAConflict(t *testing.T) {
 	var e *Error
-	if err := jobError(train.ErrTooLate); !errors.As(err, &e) || e.Kind != KindConflict || !strings.Contains(e.Detail, "too late") {
-		t.Errorf("jobError(ErrTooLate) = %v; want a conflict saying it is too late", err)
+	if err := asError(train.ErrTooLate); !errors.As(err, &e) || e.Kind != KindConflict || !strings.Contains(e.Detail, "too late") {
+		t.Errorf("asError(ErrTooLate) = %v; want a conflict saying it is too late", err)
 	}
 }

@@ -18,23 +18,6 @@ import (
 // maxTrainBody bounds a training request body; the real ones are a few hundred bytes.
 const maxTrainBody = 64 << 10
 
-// jobError maps the jobs API's errors to kinds.
-func jobError(err error) error {
-	switch {
-	case errors.Is(err, train.ErrInvalid):
-		return &Error{Kind: KindUnprocessable, Detail: err.Error(), Err: err}
-	case errors.Is(err, train.ErrJobNotFound):
-		return &Error{Kind: KindNotFound, Detail: "no such training job", Err: err}
-	case errors.Is(err, train.ErrQueueFull):
-		return &Error{Kind: KindUnavailable, Detail: "too many training jobs waiting; retry later", RetryAfter: 30, Err: err}
-	case errors.Is(err, train.ErrJobFinished):
-		return &Error{Kind: KindConflict, Detail: "the job has already finished", Err: err}
-	case errors.Is(err, train.ErrTooLate):
-		return &Error{Kind: KindConflict, Detail: "too late to cancel: the job's model is already stored and the job is finishing as requested (activating it, if its activate policy said so)", Err: err}
-	}
-	return err
-}
-
 func (s *Server) handleTrainSubmit() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := train.DefaultRequest()
@@ -56,7 +39,7 @@ func (s *Server) handleTrainSubmit() http.HandlerFunc {
 			}
 		}
 		if err := req.Validate(); err != nil {
-			s.fail(w, r, jobError(err))
+			s.fail(w, r, err)
 			return
 		}
 		if !s.datasetExists(req.Dataset) {
@@ -69,7 +52,7 @@ func (s *Server) handleTrainSubmit() http.HandlerFunc {
 		}
 		job, err := s.jobs.Submit(req)
 		if err != nil {
-			s.fail(w, r, jobError(err))
+			s.fail(w, r, err)
 			return
 		}
 		s.log.Info("training job submitted", zap.String("job", job.ID), zap.String("dataset", req.Dataset),
@@ -89,7 +72,7 @@ func (s *Server) handleTrainGet() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		job, err := s.jobs.Get(urlParam(r, "id"))
 		if err != nil {
-			s.fail(w, r, jobError(err))
+			s.fail(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, job)
@@ -100,24 +83,12 @@ func (s *Server) handleTrainCancel() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		job, err := s.jobs.Cancel(urlParam(r, "id"))
 		if err != nil {
-			s.fail(w, r, jobError(err))
+			s.fail(w, r, err)
 			return
 		}
 		s.log.Info("training job cancelled", zap.String("job", job.ID))
 		writeJSON(w, http.StatusAccepted, job)
 	}
-}
-
-// modelError maps registry errors to kinds.
-func modelError(err error) error {
-	switch {
-	case errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrInvalid):
-		// An invalid name cannot exist either; saying "not found" for both tells an attacker nothing.
-		return &Error{Kind: KindNotFound, Detail: "no such model version", Err: err}
-	case errors.Is(err, registry.ErrUnloadable):
-		return &Error{Kind: KindUnprocessable, Detail: err.Error() + "; the served model is unchanged", Err: err}
-	}
-	return err
 }
 
 func (s *Server) handleModelsList() http.HandlerFunc {
@@ -168,7 +139,7 @@ func (s *Server) unknownModel(err error) error {
 func (s *Server) versionOf(r *http.Request) (registry.Entry, error) {
 	e, err := s.registry.Get(urlParam(r, "version"))
 	if err != nil {
-		return e, modelError(err)
+		return e, err
 	}
 	if name := urlParam(r, "name"); name != "" && e.Name != name {
 		if _, err := s.registry.ListOf(name); err != nil {
@@ -205,7 +176,7 @@ func (s *Server) handleModelActivate() http.HandlerFunc {
 		}
 		net, err := s.cfg.GoLive(version)
 		if err != nil {
-			s.fail(w, r, modelError(err))
+			s.fail(w, r, err)
 			return
 		}
 		// Described from the network just loaded: reading the folder again could race a change to it, and must not

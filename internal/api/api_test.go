@@ -12,7 +12,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,9 +23,6 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
-	"github.com/perceptron-dev/perceptron/internal/registry"
-	"github.com/perceptron-dev/perceptron/internal/train"
-	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 func testDigits(t testing.TB) *dataset.Set { return mnisttest.Test(t) }
@@ -53,52 +49,13 @@ type testStack struct {
 
 func newTestStack(t testing.TB, cfg Config) testStack {
 	t.Helper()
-	net, err := model.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	promReg := prometheus.NewRegistry()
-	m := NewMetrics(promReg)
-	e := inference.New(inference.Config{Workers: 2, Observer: m}, net)
-	m.RegisterEngine(promReg, e)
-	dir := t.TempDir()
-	reg, err := registry.Open(dir, net)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sets, err := uploads.Open(filepath.Join(dir, "sets"), uploads.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs, err := train.NewJobs(train.JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: &uploads.Catalog{Store: sets},
-		Background: true, Serving: func(string) *model.Network { return e.Model() }, GoLive: func(v string) error {
-			n, err := reg.Activate(v)
-			if err == nil {
-				e.Swap(n)
-			}
-			return err
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jobs.Start()
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = testToken
 	}
-	if cfg.GoLive == nil {
-		cfg.GoLive = func(v string) (*model.Network, error) {
-			n, err := reg.Activate(v)
-			if err == nil {
-				e.Swap(n)
-				m.Swapped(n)
-			}
-			return n, err
-		}
-	}
-	api := NewServer(zap.NewNop(), cfg, promReg, m, e, reg, jobs, sets)
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() { srv.Close(); jobs.Close(); e.Close() })
-	return testStack{srv: srv, engine: e, server: api, metrics: m}
+	svc := serviceForTest(t, cfg)
+	srv := httptest.NewServer(svc.Handler)
+	t.Cleanup(srv.Close)
+	return testStack{srv: srv, engine: svc.Engine, server: svc.HTTP, metrics: svc.Metrics}
 }
 
 type prediction struct {

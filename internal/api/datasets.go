@@ -15,24 +15,6 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
-// datasetError maps the data set store's errors to kinds, with the store's client-safe message.
-func datasetError(err error) error {
-	var de *uploads.Error
-	detail := err.Error()
-	if errors.As(err, &de) {
-		detail = de.Detail()
-	}
-	switch {
-	case errors.Is(err, uploads.ErrNotFound):
-		return &Error{Kind: KindNotFound, Detail: "no such data set", Err: err}
-	case errors.Is(err, uploads.ErrTooLarge):
-		return &Error{Kind: KindTooLarge, Detail: detail, Err: err}
-	case errors.Is(err, uploads.ErrInvalid):
-		return &Error{Kind: KindUnprocessable, Detail: detail, Err: err}
-	}
-	return err
-}
-
 // archiveTypes are the Content-Types accepted as a raw archive body.
 var archiveTypes = map[string]bool{
 	"application/zip": true, "application/gzip": true, "application/x-gzip": true, "application/x-tar": true,
@@ -97,7 +79,7 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 			err = errorf(KindInvalid, `send either an "archive" part, or an "images" and a "labels" part (IDX files)`)
 		}
 		if err != nil {
-			s.fail(w, r, datasetError(err))
+			s.fail(w, r, err)
 			return
 		}
 		s.log.Info("data set imported", zap.String("id", info.ID), zap.Int("examples", info.Examples),
@@ -160,7 +142,7 @@ func (s *Server) handleDatasetGet() http.HandlerFunc {
 		}
 		info, err := s.datasets.Get(id)
 		if err != nil {
-			s.fail(w, r, datasetError(err))
+			s.fail(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, info)

@@ -15,12 +15,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
-	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/train"
 	"github.com/perceptron-dev/perceptron/internal/uploadtest"
@@ -167,16 +164,7 @@ func compact(data []byte) string {
 }
 
 func TestPredictionsAreCountedByOutcome(t *testing.T) {
-	net, err := model.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	e := inference.New(inference.Config{Workers: 1, Observer: m}, net)
-	defer e.Close()
-	m.RegisterEngine(reg, e)
-	h := NewServer(zap.NewNop(), Config{}, reg, m, e, nil, nil, nil)
+	h, _, m, _ := predictOnlyServer(t)
 	digit, _ := digitPNG(t, 0)
 	send := func(query string, img []byte) {
 		req, _ := http.NewRequest("POST", "/predict"+query, bytes.NewReader(img))

@@ -24,7 +24,10 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
-func TestMetricsFollowConventionsAndCountWhatHappens(t *testing.T) {
+// predictOnlyServer is the API over the embedded model with one worker and its own metrics registry, nothing else:
+// what the metrics tests count is then only what they send.
+func predictOnlyServer(t *testing.T) (http.Handler, *prometheus.Registry, *Metrics, *model.Network) {
+	t.Helper()
 	net, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +35,13 @@ func TestMetricsFollowConventionsAndCountWhatHappens(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	e := inference.New(inference.Config{Workers: 1, Observer: m}, net)
-	defer e.Close()
+	t.Cleanup(e.Close)
 	m.RegisterEngine(reg, e)
-	h := NewServer(zap.NewNop(), Config{}, reg, m, e, nil, nil, nil)
+	return NewServer(zap.NewNop(), Config{}, reg, m, e, nil, nil, nil), reg, m, net
+}
+
+func TestMetricsFollowConventionsAndCountWhatHappens(t *testing.T) {
+	h, reg, m, net := predictOnlyServer(t)
 
 	img, label := digitPNG(t, 0)
 	for range 3 {
@@ -297,8 +304,8 @@ func TestRejectionReasonOfEachError(t *testing.T) {
 		{"a full inference queue is overloaded", &Error{Kind: KindUnavailable, Err: inference.ErrOverloaded}, RejectOverloaded},
 		{"a closed engine is shutting down", &Error{Kind: KindUnavailable, Err: inference.ErrClosed}, RejectShuttingDown},
 		{"a model swapped mid-request", &Error{Kind: KindUnavailable, Err: inference.ErrInput}, RejectModelChanged},
-		{"a full training queue", jobError(train.ErrQueueFull), RejectTrainingQueueFull},
-		{"an invalid training request", jobError(fmt.Errorf("%w: hidden", train.ErrInvalid)), RejectInvalid},
+		{"a full training queue", asError(train.ErrQueueFull), RejectTrainingQueueFull},
+		{"an invalid training request", asError(fmt.Errorf("%w: hidden", train.ErrInvalid)), RejectInvalid},
 		{"a client that went away", context.Canceled, RejectCancelled},
 		{"a deadline", context.DeadlineExceeded, RejectTimeout},
 		{"a busy memory budget", &Error{Kind: KindUnavailable, Err: membudget.ErrBusy}, RejectMemory},

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -24,6 +23,17 @@ const (
 // requestInfo collects facts about a request that handlers learn and the access log prints.
 type requestInfo struct {
 	images int
+	// v2 is set by the Open Inference Protocol's routes (withV2Errors): their errors are {"error": "..."}.
+	v2 bool
+}
+
+// withV2Errors makes every error answered under it, its routes' own, a missing route's or a panic's, take the
+// Open Inference Protocol's shape.
+func withV2Errors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info(r.Context()).v2 = true
+		next.ServeHTTP(w, r)
+	})
 }
 
 func requestID(ctx context.Context) string {
@@ -112,10 +122,6 @@ func withRecover(log *zap.Logger) func(http.Handler) http.Handler {
 					}
 					log.Error("panic", zap.Any("value", v), zap.ByteString("stack", debug.Stack()),
 						zap.String("request_id", requestID(r.Context())))
-					if isV2(r) {
-						v2Error(w, http.StatusInternalServerError, "internal error")
-						return
-					}
 					writeError(w, r, log, fmt.Errorf("panic: %v", v))
 				}
 			}()
@@ -187,11 +193,7 @@ func (s *Server) withDeclaredLength(limit func() int64) func(http.Handler) http.
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if max := limit(); r.ContentLength > max {
 				err := errorf(KindTooLarge, fmt.Sprintf("the body is larger than %d bytes", max))
-				if strings.HasPrefix(r.URL.Path, "/v2/") {
-					s.v2Fail(w, r, err)
-				} else {
-					s.fail(w, r, err)
-				}
+				s.fail(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -59,20 +59,6 @@ func importResult(err error) string {
 	return ImportFailed
 }
 
-// onnxError maps the importer's and the registry's errors to kinds: a file over a limit is 413, any other refusal of
-// the file 422 with the importer's message, which names the node and operator concerned.
-func onnxError(err error) error {
-	switch {
-	case errors.Is(err, onnx.ErrTooLarge):
-		return &Error{Kind: KindTooLarge, Detail: err.Error(), Err: err}
-	case errors.Is(err, onnx.ErrMalformed), errors.Is(err, onnx.ErrUnsupported):
-		return &Error{Kind: KindUnprocessable, Detail: err.Error(), Err: err}
-	case errors.Is(err, registry.ErrExists):
-		return &Error{Kind: KindConflict, Detail: "this version exists already: the same weights were imported at the same second", Err: err}
-	}
-	return err
-}
-
 // importParts are the multipart parts POST /models reads.
 var importParts = map[string]bool{"model": true, "name": true, "labels": true, "preprocess": true,
 	"input_width": true, "input_height": true, "activate": true}
@@ -98,7 +84,7 @@ func (s *Server) handleModelImport() http.HandlerFunc {
 			s.metrics.imports.WithLabelValues(importResult(err)).Inc()
 		}
 		if err != nil {
-			s.fail(w, r, onnxError(err))
+			s.fail(w, r, err)
 			return
 		}
 		o := net.Origin
@@ -107,7 +93,7 @@ func (s *Server) handleModelImport() http.HandlerFunc {
 			zap.Int64("opset", o.Opset), zap.Bool("activated", activated))
 		e, err := s.registry.Get(net.Version)
 		if err != nil {
-			s.fail(w, r, modelError(err))
+			s.fail(w, r, err)
 			return
 		}
 		w.Header().Set("Location", "/models/"+net.Version)
@@ -178,7 +164,7 @@ func (s *Server) handleModelExport() http.HandlerFunc {
 		version := urlParam(r, "version")
 		net, err := s.registry.Load(version)
 		if err != nil {
-			s.fail(w, r, modelError(err))
+			s.fail(w, r, err)
 			return
 		}
 		data, err := onnx.Export(net)

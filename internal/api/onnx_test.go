@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perceptron-dev/perceptron/internal/apitest"
+
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/onnx/onnxtest"
 	"github.com/perceptron-dev/perceptron/internal/registry"
@@ -33,18 +35,7 @@ func importForm(t testing.TB, file []byte, fields map[string]string) ([]byte, st
 
 func adminRequest(t *testing.T, method, url, contentType string, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp, data
+	return apitest.Send(t, method, url, testToken, contentType, body)
 }
 
 func listVersions(t *testing.T, base string) []string {

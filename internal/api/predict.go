@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
-	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
@@ -99,7 +98,7 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		if name := q.Get("model"); s.cfg.Models != nil {
 			var release func()
 			if net, release, err = s.cfg.Models.Acquire(name, ""); err != nil {
-				s.fail(w, r, modelsError(err))
+				s.fail(w, r, err)
 				return
 			}
 			defer release()
@@ -125,17 +124,6 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		info(r.Context()).images = in.n
 
 		res, err := s.engine.PredictOn(ctx, net, in.x, in.n, in.size)
-		switch {
-		case err == nil:
-		case errors.Is(err, inference.ErrOverloaded):
-			err = &Error{Kind: KindUnavailable, Detail: "overloaded: the inference queue is full", RetryAfter: 1, Err: err}
-		case errors.Is(err, inference.ErrClosed):
-			err = &Error{Kind: KindUnavailable, Detail: "shutting down", RetryAfter: 1, Err: err}
-		case errors.Is(err, inference.ErrInput):
-			err = &Error{Kind: KindUnavailable, Detail: "the model changed while the request was prepared; retry", RetryAfter: 1, Err: err}
-		case errors.Is(err, context.DeadlineExceeded):
-			err = &Error{Kind: KindTimeout, Detail: "the prediction took too long", Err: err}
-		}
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -1,18 +1,12 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 
 	"go.uber.org/zap"
-
-	"github.com/perceptron-dev/perceptron/internal/imageprep"
-	"github.com/perceptron-dev/perceptron/internal/inference"
-	"github.com/perceptron-dev/perceptron/internal/membudget"
-	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
 // Kind classifies an error for HTTP: it decides the status code and the problem type. Only KindInternal is logged as
@@ -105,31 +99,15 @@ func (s *Server) countRejection(e *Error) {
 	}
 }
 
-// causeReasons name the rejection reason of errors by their cause, where the kind alone does not say what happened.
-var causeReasons = []struct {
-	kind   Kind
-	cause  error
-	reason string
-}{
-	{KindUnavailable, inference.ErrOverloaded, RejectOverloaded},
-	{KindUnavailable, membudget.ErrBusy, RejectMemory},
-	{KindUnavailable, inference.ErrClosed, RejectShuttingDown},
-	{KindUnavailable, inference.ErrInput, RejectModelChanged},
-	{KindUnavailable, train.ErrQueueFull, RejectTrainingQueueFull},
-	{KindUnavailable, context.Canceled, RejectCancelled},
-	{KindUnprocessable, imageprep.ErrUndecodable, RejectUndecodable},
-	{KindUnprocessable, imageprep.ErrUnsupported, RejectUndecodable},
-}
-
 // rejectionReason names the rejection metric's reason for e: its own Reason when set, else the one its cause or
 // its kind implies; "" means not counted as a rejection (not found, conflict, internal errors).
 func rejectionReason(e *Error) string {
 	if e.Reason != "" {
 		return e.Reason
 	}
-	for _, c := range causeReasons {
-		if e.Kind == c.kind && errors.Is(e.Err, c.cause) {
-			return c.reason
+	for _, d := range domainErrors {
+		if d.reason != "" && e.Kind == d.kind && errors.Is(e.Err, d.err) {
+			return d.reason
 		}
 	}
 	switch e.Kind {
@@ -155,24 +133,11 @@ func rejectionReason(e *Error) string {
 	return ""
 }
 
-// asError gives err a kind: an *Error keeps its own, context deadlines are timeouts, anything else is internal.
-func asError(err error) *Error {
-	var e *Error
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Kind: KindTimeout, Detail: "the request took too long", Err: err}
-	case errors.Is(err, context.Canceled):
-		return &Error{Kind: KindUnavailable, Detail: "the request was cancelled", Err: err}
-	}
-	return &Error{Kind: KindInternal, Detail: "internal error", Err: err}
-}
-
-// writeError answers with the problem+json body for err and logs internal errors.
+// writeError answers err in the shape of its route, problem+json or (under /v2) the protocol's {"error"}, and logs
+// internal errors.
 func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
 	e := asError(err)
-	info := kindInfo[e.Kind]
+	kind := kindInfo[e.Kind]
 	detail := e.Detail
 	if e.Kind == KindInternal {
 		log.Error("internal error", zap.Error(err), zap.String("request_id", requestID(r.Context())))
@@ -181,8 +146,12 @@ func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err err
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
+	if info(r.Context()).v2 {
+		v2Error(w, kind.status, detail)
+		return
+	}
 	writeProblem(w, Problem{
-		Type: problemTypeBase + info.slug, Title: http.StatusText(info.status), Status: info.status,
+		Type: problemTypeBase + kind.slug, Title: http.StatusText(kind.status), Status: kind.status,
 		Detail: detail, Instance: r.URL.Path,
 	})
 }

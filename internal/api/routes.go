@@ -31,10 +31,6 @@ func (s *Server) router(public, admin bool) http.Handler {
 	maxBody := func() int64 { return s.cfg.MaxBodyBytes }
 	body := r.With(s.withDeclaredLength(maxBody), s.withIdentityEncoding)
 	notFound := func(w http.ResponseWriter, r *http.Request) {
-		if isV2(r) {
-			v2Error(w, http.StatusNotFound, "no such route")
-			return
-		}
 		s.fail(w, r, errorf(KindNotFound, "no such route"))
 	}
 	r.NotFound(notFound)
@@ -59,10 +55,6 @@ func (s *Server) router(public, admin bool) http.Handler {
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		detail := "method " + methodLabel(req.Method) + " is not allowed here; use " + strings.Join(allow, " or ")
-		if isV2(req) {
-			v2Error(w, http.StatusMethodNotAllowed, detail)
-			return
-		}
 		s.fail(w, req, errorf(KindMethod, detail))
 	})
 
@@ -78,15 +70,20 @@ func (s *Server) router(public, admin bool) http.Handler {
 		})
 		body.Post("/predict", s.handlePredict())
 
-		r.Get("/v2", s.handleV2ServerMetadata())
-		r.Get("/v2/health/live", s.handleV2Live())
-		r.Get("/v2/health/ready", s.handleV2Ready())
-		r.Get("/v2/models/{name}", s.handleV2ModelMetadata())
-		r.Get("/v2/models/{name}/ready", s.handleV2ModelReady())
-		body.Post("/v2/models/{name}/infer", s.handleV2Infer())
-		r.Get("/v2/models/{name}/versions/{version}", s.handleV2ModelMetadata())
-		r.Get("/v2/models/{name}/versions/{version}/ready", s.handleV2ModelReady())
-		body.Post("/v2/models/{name}/versions/{version}/infer", s.handleV2Infer())
+		// The Open Inference Protocol: every error under /v2, a missing route's included, is {"error": "..."}.
+		r.Route("/v2", func(v chi.Router) {
+			v.Use(withV2Errors)
+			body := v.With(s.withDeclaredLength(maxBody), s.withIdentityEncoding)
+			v.Get("/health/live", s.handleV2Live())
+			v.Get("/health/ready", s.handleV2Ready())
+			v.Get("/models/{name}", s.handleV2ModelMetadata())
+			v.Get("/models/{name}/ready", s.handleV2ModelReady())
+			body.Post("/models/{name}/infer", s.handleV2Infer())
+			v.Get("/models/{name}/versions/{version}", s.handleV2ModelMetadata())
+			v.Get("/models/{name}/versions/{version}/ready", s.handleV2ModelReady())
+			body.Post("/models/{name}/versions/{version}/infer", s.handleV2Infer())
+		})
+		r.With(withV2Errors).Get("/v2", s.handleV2ServerMetadata()) // after the mount, which would take /v2 too
 	}
 
 	if !admin {
@@ -148,10 +145,6 @@ func (s *Server) withIdentityEncoding(next http.Handler) http.Handler {
 				if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
 					w.Header().Set("Accept-Encoding", "identity")
 					detail := "Content-Encoding " + strconv.Quote(truncate(c, 32)) + " is not supported; send the body uncompressed"
-					if strings.HasPrefix(r.URL.Path, "/v2/") {
-						s.v2Fail(w, r, errorf(KindUnsupported, detail))
-						return
-					}
 					s.fail(w, r, errorf(KindUnsupported, detail))
 					return
 				}
@@ -160,9 +153,6 @@ func (s *Server) withIdentityEncoding(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-// isV2 reports whether r is on the Open Inference Protocol's routes, whose errors are {"error": "..."}.
-func isV2(r *http.Request) bool { return r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") }
 
 // truncate shortens s to at most n bytes for messages and logs, marking the cut.
 func truncate(s string, n int) string {

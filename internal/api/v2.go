@@ -4,15 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
-	"go.uber.org/zap"
-
-	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/oip"
 )
@@ -60,24 +55,13 @@ func v2Error(w http.ResponseWriter, status int, msg string) {
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
-// v2Fail answers err in the protocol's shape and counts the rejection as fail does: an *Error with its status and
-// client-safe detail, anything else a malformed request (400) with its message. Internal errors are logged and
-// answered without their detail.
-func (s *Server) v2Fail(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Kind: KindInvalid, Detail: err.Error(), Err: err}
+// invalid makes a plain error from reading a request a 400 with its message; an error that has a kind, or a row
+// in domainErrors, keeps its own.
+func invalid(err error) error {
+	if e := asError(err); e.Kind != KindInternal {
+		return e
 	}
-	s.countRejection(e)
-	detail := e.Detail
-	if e.Kind == KindInternal {
-		s.log.Error("internal error", zap.Error(e), zap.String("request_id", requestID(r.Context())))
-		detail = "internal error"
-	}
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-	}
-	v2Error(w, kindInfo[e.Kind].status, detail)
+	return &Error{Kind: KindInvalid, Detail: err.Error(), Err: err}
 }
 
 // v2Model returns the network that name (and version, on the version routes) name, else answers 404 listing the
@@ -86,7 +70,7 @@ func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) (_ *model.Netwo
 	if s.cfg.Models != nil {
 		net, release, err := s.cfg.Models.Acquire(urlParam(r, "name"), urlParam(r, "version"))
 		if err != nil {
-			s.v2Fail(w, r, modelsError(err))
+			s.fail(w, r, err)
 			return nil, nil
 		}
 		return net, release
@@ -167,32 +151,32 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			err = memoryError(hold.Grow(2*int64(len(body))), "the JSON body")
 		}
 		if err != nil {
-			s.v2Fail(w, r, bodyError(err))
+			s.fail(w, r, invalid(bodyError(err)))
 			return
 		}
 		req, err := parseV2Infer(body, r.Header.Values(binaryHeader))
 		if err != nil {
-			s.v2Fail(w, r, err)
+			s.fail(w, r, invalid(err))
 			return
 		}
 		if len(req.Inputs) != 1 {
-			s.v2Fail(w, r, fmt.Errorf("expected exactly one input tensor, got %d", len(req.Inputs)))
+			s.fail(w, r, invalid(fmt.Errorf("expected exactly one input tensor, got %d", len(req.Inputs))))
 			return
 		}
 		for _, o := range req.Outputs {
 			if !v2OutputNames[o.Name] {
-				s.v2Fail(w, r, fmt.Errorf("unknown output %q; this model has \"probabilities\", \"accepted\" and \"reason\"", truncate(o.Name, 64)))
+				s.fail(w, r, invalid(fmt.Errorf("unknown output %q; this model has \"probabilities\", \"accepted\" and \"reason\"", truncate(o.Name, 64))))
 				return
 			}
 		}
 		minConf, minGiven, err := v2MinConfidence(req.Parameters)
 		if err != nil {
-			s.v2Fail(w, r, err)
+			s.fail(w, r, invalid(err))
 			return
 		}
 		in := req.Inputs[0]
 		if in.Name != oip.InputName && !(in.Name == oip.ImageName && in.Datatype == "BYTES") {
-			s.v2Fail(w, r, fmt.Errorf("unknown input %q; this model takes %q (BYTES also as %q)", truncate(in.Name, 64), oip.InputName, oip.ImageName))
+			s.fail(w, r, invalid(fmt.Errorf("unknown input %q; this model takes %q (BYTES also as %q)", truncate(in.Name, 64), oip.InputName, oip.ImageName)))
 			return
 		}
 		size := net.MLP.Inputs()
@@ -221,22 +205,13 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			err = fmt.Errorf("datatype %q is not supported; send FP32 [N,%d] or BYTES [N] of base64 images", in.Datatype, size)
 		}
 		if err != nil {
-			s.v2Fail(w, r, err)
+			s.fail(w, r, invalid(err))
 			return
 		}
 		info(r.Context()).images = n
 		res, err := s.engine.PredictOn(ctx, net, x, n, size)
-		switch {
-		case err == nil:
-		case errors.Is(err, inference.ErrOverloaded), errors.Is(err, inference.ErrClosed), errors.Is(err, inference.ErrInput):
-			err = &Error{Kind: KindUnavailable, Detail: err.Error(), RetryAfter: 1, Err: err}
-		case errors.Is(err, context.DeadlineExceeded):
-			err = &Error{Kind: KindTimeout, Detail: "the inference took too long", Err: err}
-		default:
-			err = &Error{Kind: KindInternal, Detail: "internal error", Err: err}
-		}
 		if err != nil {
-			s.v2Fail(w, r, err)
+			s.fail(w, r, err)
 			return
 		}
 		th := threshold(res.Model, minConf, minGiven)
@@ -313,15 +288,4 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 // ModelFinder finds the network to serve for a model name and version (inference.Models).
 type ModelFinder interface {
 	Acquire(name, version string) (net *model.Network, release func(), err error)
-}
-
-// modelsError maps the model cache's errors to kinds.
-func modelsError(err error) error {
-	switch {
-	case errors.Is(err, inference.ErrUnknownModel):
-		return &Error{Kind: KindNotFound, Detail: err.Error(), Err: err}
-	case errors.Is(err, inference.ErrBusy):
-		return &Error{Kind: KindUnavailable, Detail: err.Error(), RetryAfter: 1, Err: err}
-	}
-	return err
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/apitest"
@@ -232,9 +234,9 @@ func TestV2ServerMetadataVersionRoutesAndErrorShape(t *testing.T) {
 		{"GET", base + "/versions/" + net.Version, "", 200, `"platform": "perceptron_mlp"`},
 		{"GET", base + "/versions/" + net.Version + "/ready", "", 200, `"ready": true`},
 		{"POST", base + "/versions/" + net.Version + "/infer", infer, 200, `"model_version": "` + net.Version + `"`},
-		{"GET", base + "/versions/v0", "", 404, `only the active version`},
-		{"GET", base + "/versions/v0/ready", "", 404, `only the active version`},
-		{"POST", base + "/versions/v0/infer", infer, 404, `only the active version`},
+		{"GET", base + "/versions/v0", "", 404, `version \"v0\" of model \"mnist-mlp\" is not served; the models are mnist-mlp`},
+		{"GET", base + "/versions/v0/ready", "", 404, `version \"v0\" of model \"mnist-mlp\" is not served; the models are mnist-mlp`},
+		{"POST", base + "/versions/v0/infer", infer, 404, `version \"v0\" of model \"mnist-mlp\" is not served; the models are mnist-mlp`},
 		{"GET", srv.URL + "/v2/nothing/here", "", 404, `{"error":"no such route"}`},
 		{"GET", srv.URL + "/v2/", "", 404, `{"error":"no such route"}`},
 		{"DELETE", base, "", 405, `{"error":"method DELETE is not allowed here; use GET or HEAD"}`},
@@ -304,7 +306,15 @@ func FuzzV2Binary(f *testing.F) {
 }
 
 func TestAPanicAnswersInTheShapeOfItsRoute(t *testing.T) {
-	h := withRecover(zap.NewNop())(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	// The router's shape: the recovery is outside the routes, and the /v2 routes say their errors' shape.
+	boom := func(http.ResponseWriter, *http.Request) { panic("boom") }
+	h := chi.NewRouter()
+	h.Use(withRequestID, withRecover(zap.NewNop()))
+	h.Route("/v2", func(v chi.Router) {
+		v.Use(withV2Errors)
+		v.Post("/models/{name}/infer", boom)
+	})
+	h.Post("/predict", boom)
 	for path, want := range map[string]string{
 		"/v2/models/mnist-mlp/infer": "application/json",
 		"/predict":                   "application/problem+json",

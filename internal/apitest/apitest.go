@@ -4,10 +4,10 @@
 package apitest
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 )
 
@@ -16,15 +16,25 @@ import (
 // response fails the test.
 func Do(t testing.TB, method, url, token, body string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	contentType := ""
+	if body != "" {
+		contentType = "application/json"
+	}
+	return Send(t, method, url, token, contentType, []byte(body))
+}
+
+// Send is Do for any body: it is sent with contentType when that is not empty.
+func Send(t testing.TB, method, url, token, contentType string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

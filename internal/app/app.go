@@ -55,7 +55,7 @@ type Config struct {
 	WatchInterval time.Duration
 	// Engine sizes the worker pool and its queue (its own zero values are documented there).
 	Engine inference.Config
-	// Memory is the process's memory budget; nil means an unlimited one (tests).
+	// Memory is the process's memory budget; nil means API.Memory, and without that an unlimited one (tests).
 	Memory *membudget.Budget
 	// API holds the HTTP limits and the admin token; its Memory is set from Memory.
 	API api.Config
@@ -89,6 +89,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 			return nil, err
 		}
 		cfg.Embedded = embedded
+	}
+	if cfg.Memory == nil {
+		cfg.Memory = cfg.API.Memory
 	}
 	if cfg.Memory == nil {
 		cfg.Memory = membudget.New(1 << 62)
@@ -135,7 +138,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
 		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
-		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.activeOf,
+		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.activeOf, Memory: cfg.Memory,
 		GoLive: func(version string) error {
 			_, err := s.GoLive(SourceJob, version, nil)
 			return err
@@ -155,6 +158,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	s.HTTP = api.NewServer(log, apiCfg, s.Prometheus, s.Metrics, s.Engine, s.Registry, s.Jobs, s.Sets)
 	grpcCfg := cfg.GRPC
 	grpcCfg.Models = s.Models
+	grpcCfg.Memory = cfg.Memory
 	s.GRPC = grpcapi.New(log.Named("grpc"), grpcCfg, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
 	return s, nil
 }

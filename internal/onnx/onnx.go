@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
@@ -139,24 +137,7 @@ const maxTextBytes = 128
 
 // checkText reports why s is not usable as a model name or label: empty, too long, not UTF-8, or with unprintable
 // characters or surrounding spaces.
-func checkText(s string) error {
-	switch {
-	case s == "":
-		return errors.New("is empty")
-	case len(s) > maxTextBytes:
-		return fmt.Errorf("is %d bytes long, more than %d", len(s), maxTextBytes)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%s is not valid UTF-8", strconv.QuoteToASCII(s))
-	case strings.TrimSpace(s) != s:
-		return fmt.Errorf("%q starts or ends with a space", s)
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%q contains the unprintable character %U", s, r)
-		}
-	}
-	return nil
-}
+func checkText(s string) error { return model.CheckText(s, maxTextBytes) }
 
 // quote shows a name from the file in a message: quoted, and cut short so a hostile file cannot fill a log line.
 func quote(s string) string {

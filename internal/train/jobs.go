@@ -16,6 +16,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/randid"
 	"github.com/perceptron-dev/perceptron/internal/registry"
@@ -112,6 +113,9 @@ type JobsConfig struct {
 	// GoLive makes a stored version the active one and the one that serves (the composition root's one way a
 	// model goes live); nil only writes the registry's active pointer.
 	GoLive func(version string) error
+	// Memory is the process's memory budget: a running job holds its estimate (Request.MemoryEstimate) from it, and
+	// waits for room before it trains. Nil means unlimited.
+	Memory *membudget.Budget
 	// Observe, when set, is called after every change of a job (for metrics and logs).
 	Observe func(Job)
 	// SaveFailed, when set, is told when a job's record cannot be written (a full or read-only MODEL_DIR): the
@@ -658,6 +662,23 @@ func (j *Jobs) run(ctx context.Context, id string) {
 	case err != nil:
 		fail(StatusFailed, fmt.Errorf("data set %q: %w", req.Dataset, err))
 		return
+	}
+	if j.cfg.Memory != nil {
+		// The job holds its estimate while it trains, so predictions and imports see what training takes; it waits
+		// for room (a cancel ends the wait) rather than pushing the process past its limit.
+		need := req.MemoryEstimate(trainSet.Len(), trainSet.Features(), len(trainSet.Classes))
+		if err := j.cfg.Memory.Reserve(ctx, need); err != nil {
+			switch {
+			case j.ctx.Err() != nil:
+				fail(StatusFailed, errors.New("interrupted: the server shut down while the job was waiting for memory"))
+			case ctx.Err() != nil:
+				fail(StatusCancelled, errors.New("cancelled"))
+			default:
+				fail(StatusFailed, fmt.Errorf("the job needs about %d MiB, more than the memory budget (MEMORY_LIMIT): %w", need>>20, err))
+			}
+			return
+		}
+		defer j.cfg.Memory.Release(need)
 	}
 	res, err := Train(ctx, req, trainSet, Options{
 		Name:   req.Model,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
@@ -587,6 +588,66 @@ func TestPublishingTheSameWeightsTwiceInOneSecondStoresThemOnce(t *testing.T) {
 	}
 	if active, _ := reg.ActiveOf("untrained"); active != versions[0] {
 		t.Errorf("active %q; want %q", active, versions[0])
+	}
+}
+
+// TestARunningJobHoldsItsEstimateFromTheMemoryBudget: a job waits while the budget has no room for its estimate,
+// trains once it has, holds the estimate while it trains, and gives it back when it ends; a job whose estimate
+// can never fit fails saying so.
+func TestARunningJobHoldsItsEstimateFromTheMemoryBudget(t *testing.T) {
+	budget := membudget.New(64 << 20)
+	reg, err := registry.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held atomic.Int64
+	j, err := NewJobs(JobsConfig{Dir: t.TempDir(), Registry: reg, Data: mnistSource{t}, Memory: budget,
+		Serving: func(string) *model.Network { return nil },
+		Observe: func(job Job) {
+			if len(job.History) > 0 {
+				held.Store(budget.Used())
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start()
+	defer j.Close()
+
+	if err := budget.TryReserve(budget.Size()); err != nil { // the whole budget, taken by something else
+		t.Fatal(err)
+	}
+	req := smallRequest()
+	req.Activate = "never"
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, j, job.ID, func(j Job) bool { return j.Status == StatusRunning })
+	if got, _ := j.Get(job.ID); len(got.History) > 0 {
+		t.Fatalf("the job trained while the budget was full: %+v", got.Progress)
+	}
+	budget.Release(budget.Size())
+	done := waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if done.Status != StatusSucceeded {
+		t.Fatalf("job %s: %s", done.Status, done.Error)
+	}
+	if held.Load() <= 0 {
+		t.Errorf("the budget held %d bytes while the job trained; want its estimate", held.Load())
+	}
+	if budget.Used() != 0 {
+		t.Errorf("after the job the budget holds %d bytes; want 0", budget.Used())
+	}
+
+	huge := smallRequest()
+	huge.Hidden = []int{4096, 4096, 4096}
+	job, err = j.Submit(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() }); done.Status != StatusFailed ||
+		!strings.Contains(done.Error, "MEMORY_LIMIT") {
+		t.Errorf("a job beyond the budget ended %s %q; want failed naming MEMORY_LIMIT", done.Status, done.Error)
 	}
 }
 

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -269,24 +267,7 @@ func newInfo(set *dataset.Set, in model.Input) Info {
 
 // checkLabel says what is wrong with a class label or set name, which is shown in lists and responses: it must be
 // non-empty, at most 100 bytes of printable UTF-8, without leading or trailing spaces.
-func checkLabel(s string) error {
-	switch {
-	case s == "":
-		return errors.New("is empty")
-	case len(s) > maxNameBytes:
-		return fmt.Errorf("is %d bytes long, more than %d", len(s), maxNameBytes)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%q is not valid UTF-8", s)
-	case strings.TrimSpace(s) != s:
-		return fmt.Errorf("%q starts or ends with a space", s)
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%q contains the unprintable character %U", s, r)
-		}
-	}
-	return nil
-}
+func checkLabel(s string) error { return model.CheckText(s, maxNameBytes) }
 
 // sortClasses orders labels by number when all are decimal numbers, and by name otherwise.
 func sortClasses(classes []string) {
