@@ -90,7 +90,22 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			return
 		}
 		debug := q.Get("debug") == "true" || q.Get("debug") == "1"
+		if len(q["model"]) > 1 {
+			s.fail(w, r, errorf(KindInvalid, "model is given more than once"))
+			return
+		}
 		net := s.engine.Model()
+		if name := q.Get("model"); s.cfg.Models != nil {
+			var release func()
+			if net, release, err = s.cfg.Models.Acquire(name, ""); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			defer release()
+		} else if name != "" && (net == nil || name != net.Name) {
+			s.fail(w, r, errorf(KindNotFound, "model "+strconv.Quote(truncate(name, 64))+" is not served here"))
+			return
+		}
 		if net == nil {
 			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5, Reason: RejectNoModel})
 			return
@@ -108,7 +123,7 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		}
 		info(r.Context()).images = in.n
 
-		res, err := s.engine.Predict(ctx, in.x, in.n, in.size)
+		res, err := s.engine.PredictOn(ctx, net, in.x, in.n, in.size)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -37,6 +37,9 @@ type Config struct {
 	MaxRecvMsgSize int           // bytes per request message; 0 means 32 MiB (the REST body limit's default)
 	MaxImages      int           // rows per inference request; 0 means 256
 	PredictTimeout time.Duration // longest an inference may take when the client set no shorter deadline; 0 means 10s
+	// Models finds the network of a model name and version (inference.Models, shared with HTTP); nil serves the
+	// engine's model alone.
+	Models api.ModelFinder
 	// Memory is the process's memory budget: a request message holds its size (twice: the message and what it
 	// becomes) from it while it is answered, and one that does not fit now is RESOURCE_EXHAUSTED. Nil means
 	// unlimited.

@@ -46,8 +46,14 @@ type Job struct {
 	Activated    bool        `json:"activated"`
 	// Decision says why the model was or was not activated.
 	Decision string `json:"decision,omitempty"`
-	Error    string `json:"error"`
+	// Warnings name what makes the result less trustworthy than it looks (a validation set too small to judge by).
+	Warnings []string `json:"warnings,omitempty"`
+	Error    string   `json:"error"`
 }
+
+// MinValidation is the validation set size under which a job's record warns that its validation accuracy, and so
+// early stopping and activate=if_better, judge by too few examples (one example moves the accuracy by over 2%).
+const MinValidation = 50
 
 // JobProgress is the latest progress of a running job.
 type JobProgress struct {
@@ -101,8 +107,9 @@ type JobsConfig struct {
 	// of its own (addJobProc), so training never takes more than one core and yields it to serving whenever serving
 	// needs it. The zero value uses every core at normal priority.
 	Background bool
-	// Serving returns the network being served now, for activate=if_better.
-	Serving func() *model.Network
+	// Serving returns the active network of model name (nil when it has none), for activate=if_better, which
+	// compares a new model only with the active version of its own name.
+	Serving func(name string) *model.Network
 	// GoLive makes a stored version the active one and the one that serves (the composition root's one way a
 	// model goes live); nil only writes the registry's active pointer.
 	GoLive func(version string) error
@@ -674,6 +681,7 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		defer j.cfg.Memory.Release(need)
 	}
 	res, err := Train(ctx, req, trainSet, Options{
+		Name:   req.Model,
 		Input:  input,
 		Serial: j.cfg.Background,
 		OnProgress: func(p Progress) {
@@ -734,7 +742,7 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		}
 		return err
 	}
-	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(), j.cfg.Background, commit, j.cfg.GoLive)
+	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(net.Name), j.cfg.Background, commit, j.cfg.GoLive)
 	if errors.Is(err, context.Canceled) {
 		cancelled(net.Version)
 		return
@@ -747,6 +755,10 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		now := time.Now().UTC()
 		job.Status, job.FinishedAt = StatusSucceeded, &now
 		job.ModelVersion, job.Activated, job.Decision = net.Version, activate, decision
+		if res.Validation != nil && res.Validation.Len() < MinValidation {
+			job.Warnings = append(job.Warnings, fmt.Sprintf("the validation set has %d examples, under %d: its accuracy, early stopping and activate=if_better judge by too few; upload more examples or raise validation_split",
+				res.Validation.Len(), MinValidation))
+		}
 		job.Progress.Fraction = 1
 		job.Progress.ETASeconds = 0
 	})
@@ -801,7 +813,7 @@ func decide(policy string, net *model.Network, val *dataset.Set, serving *model.
 		return false, "could not evaluate the new model: " + err.Error()
 	}
 	if serving == nil {
-		return true, fmt.Sprintf("no model was serving; new model %.4f validation accuracy", newEv.Accuracy)
+		return true, fmt.Sprintf("model %s had no active version; activated with %.4f validation accuracy", net.Name, newEv.Accuracy)
 	}
 	if serving.Input != net.Input || !slices.Equal(serving.Labels, net.Labels) {
 		return false, fmt.Sprintf("not comparable with the serving model %s (different inputs or labels); not activated", serving.Version)
