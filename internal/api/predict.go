@@ -160,7 +160,7 @@ func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input
 		if params["boundary"] == "" {
 			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
 		}
-		err = s.readMultipart(ctx, r, in, b)
+		err = s.readMultipart(ctx, multipart.NewReader(r.Body, params["boundary"]), in, b)
 	case rawImageTypes[mt] || sniffedTypes[mt]:
 		var data []byte
 		if data, err = readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold); err == nil {
@@ -202,15 +202,20 @@ func bodyError(err error) error {
 	return &Error{Kind: KindInvalid, Detail: "could not read the body", Err: err}
 }
 
-func (s *Server) readMultipart(ctx context.Context, r *http.Request, in model.Input, b *batchInput) error {
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return errorf(KindInvalid, "malformed multipart body")
-	}
+// partPool recycles the buffer the image parts of a multipart body are read into, one part after the other.
+var partPool = sync.Pool{New: func() any { b := make([]byte, 0, firstChunk); return &b }}
+
+// readMultipart reads the image parts of mr (built from the Content-Type already parsed, so it is not parsed twice).
+func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in model.Input, b *batchInput) error {
+	// Each part is read into scratch and prepared before the next is read. The buffer goes back to the pool only when
+	// every part was read without an error: an image still being decoded on a goroutine of its own when the request
+	// gave up (see prepare) may still be reading it.
+	scratch := partPool.Get().(*[]byte)
 	var others []string // names of the parts that are not images, to say what the request held
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
+			partPool.Put(scratch)
 			if b.n == 0 && len(others) > 0 {
 				return errorf(KindInvalid, "no part named \"image\": send each image as a file part named image "+
 					"(curl -F image=@digit.png); the request has parts named "+strings.Join(others, ", "))
@@ -232,7 +237,7 @@ func (s *Server) readMultipart(ctx context.Context, r *http.Request, in model.In
 			continue
 		}
 		partHold := s.memory.Hold()
-		data, err := readBody(part, -1, s.cfg.MaxBodyBytes, partHold)
+		data, err := readBodyInto(*scratch, part, -1, s.cfg.MaxBodyBytes, partHold)
 		part.Close()
 		if err == nil {
 			err = s.addImage(ctx, b, data, in, func() string { return partName(part, b.n) })
@@ -270,7 +275,7 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	spec := prepSpec(in)
 	cost, err := imageprep.EstimateCost(data, lim, spec)
 	if err == nil {
-		what := fmt.Sprintf("%s (%dx%d %s)", name(), cost.Width, cost.Height, cost.Format)
+		what := func() string { return fmt.Sprintf("%s (%dx%d %s)", name(), cost.Width, cost.Height, cost.Format) }
 		if err := s.reserveDecode(ctx, cost.Total(), what); err != nil {
 			return err
 		}
