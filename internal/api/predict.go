@@ -282,9 +282,20 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 		err = s.prepare(ctx, row, data, lim, spec, cost.Total())
 	}
 	s.metrics.preprocess.Observe(time.Since(start).Seconds())
+	if err != nil {
+		if err := s.imageError(ctx, b, err, data, name); err != nil {
+			return err
+		}
+	}
+	b.commit()
+	return nil
+}
+
+// imageError is addImage's answer when preparing the image failed with err, or nil when err is an answer (no digit
+// found), which it marks. It lives apart so that the error variable errors.As needs is allocated only on failure.
+func (s *Server) imageError(ctx context.Context, b *batchInput, err error, data []byte, name func() string) error {
 	var e *Error
 	switch {
-	case err == nil:
 	case errors.As(err, &e):
 		return err
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
@@ -301,7 +312,6 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	default:
 		return &Error{Kind: KindUnprocessable, Detail: name() + ": not a decodable image: " + err.Error(), Err: err}
 	}
-	b.commit()
 	return nil
 }
 

@@ -24,6 +24,7 @@ type pngDecoder struct {
 	gray     image.Gray
 	nrgba    image.NRGBA
 	rgba     image.RGBA
+	one      [5]byte // a byte past the stream's end, then its Adler-32 (a local array read into would escape)
 }
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
@@ -134,12 +135,11 @@ func (d *pngDecoder) pixels(w, h, colorType int) (image.Image, bool) {
 		return nil, false
 	}
 	// The stream must end here, followed by its Adler-32.
-	var one [1]byte
-	if n, err := d.inflater.Read(one[:]); n != 0 || err != io.EOF {
+	if n, err := d.inflater.Read(d.one[:]); n != 0 || err != io.EOF {
 		return nil, false
 	}
-	var sum [4]byte
-	if _, err := io.ReadFull(&d.src, sum[:]); err != nil || binary.BigEndian.Uint32(sum[:]) != adler32.Checksum(raw) {
+	sum := d.one[1:5]
+	if _, err := io.ReadFull(&d.src, sum); err != nil || binary.BigEndian.Uint32(sum) != adler32.Checksum(raw) {
 		return nil, false
 	}
 
