@@ -64,6 +64,9 @@ func (b *batchInput) next() []float32 {
 
 func (b *batchInput) commit() { b.x = b.x[:len(b.x)+b.size]; b.n++ }
 
+// responsePool recycles the buffers /predict answers are written into; the ResponseWriter copies what it is given.
+var responsePool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
 // inputPool recycles the input matrices of /predict: at thousands of requests a second they would otherwise be most
 // of the garbage. A buffer goes back only after the engine has answered, when no worker can still be reading it.
 var inputPool = sync.Pool{New: func() any { return new([]float32) }}
@@ -119,12 +122,17 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		if debug {
 			dbg = in.x
 		}
-		body := appendPredictResponse(make([]byte, 0, 512*in.n), s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
+		buf := responsePool.Get().(*[]byte)
+		body := appendPredictResponse((*buf)[:0], s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
 		// The engine has answered, so no worker holds the inputs any more.
 		in.release()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
+		if cap(body) <= 64<<10 { // a debug answer's buffer is not worth keeping
+			*buf = body
+			responsePool.Put(buf)
+		}
 	}
 }
 
