@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -102,6 +103,9 @@ func benchHandler(b *testing.B, cfg Config) http.Handler { return benchServer(b,
 
 // benchServer is benchHandler as the *Server it is.
 func benchServer(b *testing.B, cfg Config) *Server {
+	if cfg.Memory == nil {
+		cfg.Memory = membudget.New(1 << 30) // the service always has a budget (see app.New)
+	}
 	net, err := model.Default()
 	if err != nil {
 		b.Fatal(err)
