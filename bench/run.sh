@@ -61,7 +61,11 @@ if command -v wrk >/dev/null; then
   echo "## Serving with wrk (16 connections; floors and /predict alternate, 3 rounds each, medians)"
   echo
   echo "With -t2 the two wrk threads share the two cores with the server's; -t1 leaves the server more of them."
-  echo "The bare floor is ${bare:+the separate process of ../shared/bench/floor (a bare chi handler that reads the upload)}${bare:-not measured (no $bare_dir)}."
+  if [[ -n $bare ]]; then
+    echo "The bare floor is the separate process of $bare_dir: a bare chi handler that only reads the upload."
+  else
+    echo "The bare floor was not measured (no $bare_dir; set BARE_FLOOR_DIR)."
+  fi
   echo
   echo "| wrk threads | images/request | bare floor requests/s | /bench/floor requests/s | /predict requests/s | /predict to bare | /predict to /bench/floor | bare p99 ms | /predict p99 ms | p99 ratio to bare |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
