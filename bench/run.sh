@@ -8,7 +8,8 @@
 # /bench/floor (a handler on the same router that only reads the multipart upload and answers a constant JSON),
 # measured alternately in the same run; the resident memory after the load; /predict p99 with a training job
 # running beside it. Training: seconds per epoch (go test -bench) and the time to 98% test accuracy of
-# server train. With wrk installed (apt-get install wrk) the floor and /predict are also measured with wrk.
+# server train. With wrk installed (apt-get install wrk) the floor and /predict are also measured with wrk, next to
+# the bare floor of ../shared/bench/floor (BARE_FLOOR_DIR) run as a separate process.
 # Every load goes to 127.0.0.1 and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,15 +47,34 @@ echo "Resident memory of the server after this load: $((rss / 1024)) MB."
 echo
 
 if command -v wrk >/dev/null; then
-  echo "## Serving with wrk (16 connections; floor and /predict alternate, 3 rounds each, medians)"
+  # The bare floor (../shared/bench/README.md): a separate process whose bare chi handler only reads the upload.
+  # Its path answers as /bare, so the three routes can be told apart in wrk's output.
+  bare_dir=${BARE_FLOOR_DIR:-../shared/bench/floor}
+  bare=
+  if [[ -d $bare_dir ]] && (cd "$bare_dir" && go build -o "$work/barefloor" .); then
+    bare_port=$((20000 + RANDOM % 20000))
+    "$work/barefloor" -addr "127.0.0.1:$bare_port" >"$work/barefloor.log" 2>&1 &
+    bare_pid=$!
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$bare_port/" && break; sleep 0.1; done
+    bare=http://127.0.0.1:$bare_port/predict
+  fi
+  echo "## Serving with wrk (16 connections; floors and /predict alternate, 3 rounds each, medians)"
   echo
   echo "With -t2 the two wrk threads share the two cores with the server's; -t1 leaves the server more of them."
+  if [[ -n $bare ]]; then
+    echo "The bare floor is the separate process of $bare_dir: a bare chi handler that only reads the upload."
+  else
+    echo "The bare floor was not measured (no $bare_dir; set BARE_FLOOR_DIR)."
+  fi
   echo
-  echo "| wrk threads | images/request | floor requests/s | /predict requests/s | ratio | floor p99 ms | /predict p99 ms | ratio |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| wrk threads | images/request | bare floor requests/s | /bench/floor requests/s | /predict requests/s | /predict to bare | /predict to /bench/floor | bare p99 ms | /predict p99 ms | p99 ratio to bare |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   for t in 2 1; do
     for n in 1 16; do
       for _ in 1 2 3; do
+        if [[ -n $bare ]]; then
+          wrk -t"$t" -c16 -d"$dur" --latency -s bench/wrk/multipart.lua "$bare" -- "$n" | tail -n 1 | sed 's|"url_path": *"/predict"|"url_path": "/bare"|'
+        fi
         for route in bench/floor predict; do
           wrk -t"$t" -c16 -d"$dur" --latency -s bench/wrk/multipart.lua "$base/$route" -- "$n" | tail -n 1
         done
@@ -66,14 +86,18 @@ runs = {}
 for line in open(path):
     d = json.loads(line)
     runs.setdefault(d["url_path"], []).append(d)
-med = lambda route, f: statistics.median(f(d) for d in runs[route])
-rf, rp = med("/bench/floor", lambda d: d["requests_per_s"]), med("/predict", lambda d: d["requests_per_s"])
-pf, pp = med("/bench/floor", lambda d: d["latency_ms"]["p99"]), med("/predict", lambda d: d["latency_ms"]["p99"])
+def med(route, f):
+    return statistics.median(f(d) for d in runs[route]) if route in runs else float("nan")
+rps = lambda d: d["requests_per_s"]
+p99 = lambda d: d["latency_ms"]["p99"]
+rb, rf, rp = med("/bare", rps), med("/bench/floor", rps), med("/predict", rps)
+pb, pp = med("/bare", p99), med("/predict", p99)
 bad = sum(d["non2xx"] for v in runs.values() for d in v)
-print(f"| {t} | {n} | {rf:,.0f} | {rp:,.0f} | {rp / rf:.2f} | {pf:.2f} | {pp:.2f} | {pp / pf:.2f} |" + (f" ({bad} non-2xx)" if bad else ""))
+print(f"| {t} | {n} | {rb:,.0f} | {rf:,.0f} | {rp:,.0f} | {rp / rb:.2f} | {rp / rf:.2f} | {pb:.2f} | {pp:.2f} | {pp / pb:.2f} |" + (f" ({bad} non-2xx)" if bad else ""))
 PY
     done
   done
+  [[ -n $bare ]] && { kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true; }
   echo
 fi
 

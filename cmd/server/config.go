@@ -28,6 +28,8 @@ type config struct {
 	ReplicaID       string
 	WatchInterval   time.Duration
 	ModelDir        string
+	DefaultModel    string
+	MaxLoadedModels int
 	DataDir         string
 	LogLevel        string
 	Workers         int
@@ -147,6 +149,8 @@ func (c *config) settings() []setting {
 		{flag: "replica-id", env: "REPLICA_ID", usage: "this replica's name among those sharing MODEL_DIR, naming the folder of the training jobs it runs; queued jobs belong to MODEL_DIR and run on any replica (default: the host name, a pod's name)", value: strVal(&c.ReplicaID)},
 		{flag: "watch-interval", env: "WATCH_INTERVAL", def: "1s", usage: "how often to check MODEL_DIR for a newly activated version (replicas converge within it)", value: durVal(&c.WatchInterval)},
 		{flag: "model-dir", env: "MODEL_DIR", def: "./models", usage: "model registry folder", value: strVal(&c.ModelDir)},
+		{flag: "default-model", env: "DEFAULT_MODEL", def: "mnist-mlp", usage: "the model name served by routes that name none (its active version, or the embedded model for mnist-mlp)", value: strVal(&c.DefaultModel)},
+		{flag: "max-loaded-models", env: "MAX_LOADED_MODELS", def: "4", usage: "models (or versions) kept loaded to serve at most, the default one included; the least recently used one no request holds makes room", value: intVal(&c.MaxLoadedModels)},
 		{flag: "data-dir", env: "DATA_DIR", def: "./data", usage: "data set folder", value: strVal(&c.DataDir)},
 		{flag: "log-level", env: "LOG_LEVEL", def: "info", usage: "debug (console format), info, warn or error (JSON)", value: strVal(&c.LogLevel)},
 		{flag: "workers", env: "WORKERS", def: strconv.Itoa(runtime.GOMAXPROCS(0)), usage: "inference worker goroutines (default GOMAXPROCS)", value: intVal(&c.Workers)},
@@ -202,6 +206,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("MAX_PIXELS must be at least 784")
 	case c.MaxImages < 1:
 		return nil, fmt.Errorf("MAX_IMAGES must be at least 1")
+	case c.MaxLoadedModels < 1:
+		return nil, fmt.Errorf("MAX_LOADED_MODELS must be at least 1")
 	case c.TrainJobs < 1:
 		return nil, fmt.Errorf("TRAIN_JOBS must be at least 1")
 	case c.WatchInterval <= 0:

@@ -84,7 +84,7 @@ func TestInteropWithPyTorchAndONNXRuntime(t *testing.T) {
 	c := &interopClient{t: t, base: base, token: token}
 	def, _ := model.Default()
 
-	for _, name := range []string{"relu-softmax", "tanh-logits", "flatten-1x28x28"} {
+	for _, name := range []string{"relu-softmax", "tanh-logits", "flatten-1x28x28", "view-1x28x28"} {
 		t.Run("PyTorch "+name+" imported", func(t *testing.T) {
 			c.t = t
 			file, err := os.ReadFile(filepath.Join(dir, name+".onnx"))

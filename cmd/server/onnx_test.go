@@ -47,7 +47,7 @@ func TestImportAndExportCommands(t *testing.T) {
 	if !strings.HasPrefix(version, "20270115T080000Z-") || !strings.Contains(out, "stored version "+version) {
 		t.Errorf("version %s, output %q; want the SOURCE_DATE_EPOCH time and the version named", version, out)
 	}
-	if active, _ := reg.Active(); active != "" {
+	if active, _ := reg.ActiveOf("torch-digits"); active != "" {
 		t.Errorf("active version %q after an import without -activate; want none", active)
 	}
 
@@ -60,7 +60,7 @@ func TestImportAndExportCommands(t *testing.T) {
 		t.Fatalf("re-import: %v\n%s", err, out)
 	}
 	reg2, _ := registry.Open(dir2, nil)
-	again, _, err := reg2.LoadActive()
+	again, _, err := reg2.LoadActiveOf("torch-digits")
 	if err != nil {
 		t.Fatal(err)
 	}

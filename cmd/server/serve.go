@@ -46,6 +46,8 @@ func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w)))), nil
 }
 
+// serve runs the server until ctx ends: it reads the configuration, builds the service (internal/app), listens,
+// and drains when told to stop.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
@@ -56,6 +58,38 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer log.Sync()
+	if err := resolveAdminToken(cfg, log); err != nil {
+		return err
+	}
+	plan := memoryPlan(cfg, log)
+	svc, err := app.New(log, serviceConfig(cfg, plan))
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	// Logged once the engine and the memory plan have resolved their defaults, so a 0 or an empty value ("pick for
+	// me") shows what was picked.
+	cfg.QueueSize, cfg.MemoryLimit = svc.Engine.Config().QueueSize, plan.Limit
+	log.Info("configuration", zap.String("version", version), zap.Any("config", cfg.printable()))
+	svc.Start(ctx)
+	log.Info("serving", zap.Stringer("model", svc))
+
+	l, err := listen(cfg, log, svc, stdout)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-l.errc:
+		l.close()
+		return err
+	case <-ctx.Done():
+	}
+	return l.drain(cfg, log, svc)
+}
+
+// resolveAdminToken fills cfg.AdminToken from ADMIN_TOKEN_FILE when only that is set, or with a random token that
+// is logged once, the only way an operator who set none can use the admin routes.
+func resolveAdminToken(cfg *config, log *zap.Logger) error {
 	if cfg.AdminToken == "" && cfg.AdminTokenFile != "" {
 		b, err := os.ReadFile(cfg.AdminTokenFile)
 		if err != nil {
@@ -67,13 +101,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = randid.Hex(24)
-		// Logged once, on purpose: it is the only way an operator who set none can use the admin routes.
 		log.Warn("ADMIN_TOKEN is not set; generated one for this run", zap.String("admin_token", cfg.AdminToken))
 	}
+	return nil
+}
 
-	// One memory budget for the process; the Go runtime's soft limit sits between it and the hard limit.
-	src := "MEMORY_LIMIT"
-	limit := cfg.MemoryLimit
+// memoryPlan sizes the process's memory budget from MEMORY_LIMIT or the cgroup's limit, and sets the Go runtime's
+// soft limit between the budget and the hard limit.
+func memoryPlan(cfg *config, log *zap.Logger) membudget.Plan {
+	src, limit := "MEMORY_LIMIT", cfg.MemoryLimit
 	if limit == 0 {
 		src, limit = "cgroup", membudget.CgroupLimit(os.DirFS("/sys/fs/cgroup"))
 	}
@@ -81,10 +117,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	debug.SetMemoryLimit(plan.SoftLimit)
 	log.Info("memory budget", zap.String("limit_from", plan.Source), zap.Int64("limit_bytes", plan.Limit),
 		zap.Int64("budget_bytes", plan.Budget), zap.Int64("go_soft_limit_bytes", plan.SoftLimit))
+	return plan
+}
 
-	svc, err := app.New(log, app.Config{
+// serviceConfig is the service's configuration as the settings give it.
+func serviceConfig(cfg *config, plan membudget.Plan) app.Config {
+	return app.Config{
 		ModelDir: cfg.ModelDir, DataDir: cfg.DataDir, ReplicaID: cfg.ReplicaID, TrainJobs: cfg.TrainJobs,
-		WatchInterval: cfg.WatchInterval, Memory: membudget.New(plan.Budget),
+		WatchInterval: cfg.WatchInterval, DefaultModel: cfg.DefaultModel, MaxLoadedModels: cfg.MaxLoadedModels, Memory: membudget.New(plan.Budget),
 		Engine: inference.Config{Workers: cfg.Workers, MaxBatch: cfg.MaxBatch, BatchDelay: cfg.BatchDelay, QueueSize: cfg.QueueSize},
 		API: api.Config{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages,
@@ -93,68 +133,68 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		},
 		GRPC: grpcapi.Config{Version: version, MaxRecvMsgSize: int(min(cfg.MaxBodyBytes, 1<<31-1)), MaxImages: cfg.MaxImages,
 			PredictTimeout: cfg.PredictTimeout},
-	})
-	if err != nil {
-		return err
 	}
-	defer svc.Close()
-	// Logged once the engine and the memory plan have resolved their defaults, so a 0 or an empty value ("pick for
-	// me") shows what was picked.
-	cfg.QueueSize, cfg.MemoryLimit = svc.Engine.Config().QueueSize, plan.Limit
-	log.Info("configuration", zap.String("version", version), zap.Any("config", cfg.printable()))
-	svc.Start(ctx)
-	log.Info("serving", zap.Stringer("model", svc))
-	conns := []*connTracker{newConnTracker(), newConnTracker()}
-	servers := []*http.Server{newHTTPServer(svc.Handler(), cfg, log, conns[0])}
+}
+
+// listening is the service's listeners: HTTP on ADDR (and ADMIN_ADDR), gRPC on GRPC_ADDR.
+type listening struct {
+	servers   []*http.Server
+	listeners []*onceCloseListener
+	conns     []*connTracker
+	grpc      grpcListener
+	errc      chan error // what each HTTP server's Serve returned
+}
+
+// listen starts serving svc on every configured address and prints each one.
+func listen(cfg *config, log *zap.Logger, svc *app.Service, stdout io.Writer) (*listening, error) {
+	l := &listening{conns: []*connTracker{newConnTracker(), newConnTracker()}}
+	l.servers = []*http.Server{newHTTPServer(svc.Handler(), cfg, log, l.conns[0])}
 	addrs := []string{cfg.Addr}
 	if cfg.AdminAddr != "" {
-		servers = append(servers, newHTTPServer(svc.AdminHandler(), cfg, log, conns[1]))
+		l.servers = append(l.servers, newHTTPServer(svc.AdminHandler(), cfg, log, l.conns[1]))
 		addrs = append(addrs, cfg.AdminAddr)
 	}
-	errc := make(chan error, len(servers))
-	var listeners []*onceCloseListener
-	for i, hs := range servers {
-		l, err := net.Listen("tcp", addrs[i])
+	l.errc = make(chan error, len(l.servers))
+	for i, hs := range l.servers {
+		ln, err := net.Listen("tcp", addrs[i])
 		if err != nil {
-			for _, started := range servers[:i] {
+			for _, started := range l.servers[:i] {
 				started.Close()
 			}
-			return err
+			return nil, err
 		}
-		ln := &onceCloseListener{Listener: l}
-		listeners = append(listeners, ln)
-		go func() { errc <- hs.Serve(ln) }()
-		if i == 0 {
-			log.Info("listening", zap.String("addr", ln.Addr().String()))
-			fmt.Fprintf(stdout, "perceptron listening on http://%s\n", ln.Addr())
-		} else {
-			log.Info("admin listening", zap.String("addr", ln.Addr().String()))
-			fmt.Fprintf(stdout, "perceptron admin listening on http://%s\n", ln.Addr())
-		}
+		once := &onceCloseListener{Listener: ln}
+		l.listeners = append(l.listeners, once)
+		go func() { l.errc <- hs.Serve(once) }()
+		what := map[bool]string{true: "listening", false: "admin listening"}[i == 0]
+		log.Info(what, zap.String("addr", ln.Addr().String()))
+		fmt.Fprintf(stdout, "perceptron %s on http://%s\n", what, ln.Addr())
 	}
-
-	grpcSrv, err := startGRPC(cfg, log, svc.GRPC, stdout)
-	if err != nil {
-		for _, hs := range servers {
+	var err error
+	if l.grpc, err = startGRPC(cfg, log, svc.GRPC, stdout); err != nil {
+		for _, hs := range l.servers {
 			hs.Close()
 		}
-		return err
+		return nil, err
 	}
+	return l, nil
+}
 
-	select {
-	case err := <-errc:
-		for _, hs := range servers {
-			hs.Close()
-		}
-		<-grpcSrv.Stop(canceled())
-		return err
-	case <-ctx.Done():
+// close stops every listener at once, after one of them failed.
+func (l *listening) close() {
+	for _, hs := range l.servers {
+		hs.Close()
 	}
-	// Drain: readiness fails and every response carries Connection: close (for DRAIN_DELAY the listeners stay open
-	// while load balancers notice). Then the listeners close, and each open connection is left to get its answer
-	// (and close after it) or to sit idle past drainIdle: closing a kept-alive connection the moment it is idle
-	// would cut off a request the client is sending on it just then. Only then does Shutdown close what is left
-	// and wait for requests in flight, all within SHUTDOWN_TIMEOUT.
+	<-l.grpc.Stop(canceled())
+}
+
+// drain stops without losing a request. Readiness fails and every response carries Connection: close (for
+// DRAIN_DELAY the listeners stay open while load balancers notice). Then the listeners close, and each open
+// connection is left to get its answer (and close after it) or to sit idle past drainIdle: closing a kept-alive
+// connection the moment it is idle would cut off a request the client is sending on it just then. Only then does
+// Shutdown close what is left and wait for requests in flight, all within SHUTDOWN_TIMEOUT; gRPC stops gracefully
+// beside it.
+func (l *listening) drain(cfg *config, log *zap.Logger, svc *app.Service) error {
 	log.Info("shutting down: draining", zap.Duration("drain_delay", cfg.DrainDelay), zap.Duration("timeout", cfg.ShutdownTimeout))
 	svc.Drain()
 	if cfg.DrainDelay > 0 {
@@ -162,24 +202,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	grpcStopped := grpcSrv.Stop(sctx)
+	grpcStopped := l.grpc.Stop(sctx)
 	defer func() { <-grpcStopped }()
-	for _, ln := range listeners {
+	for _, ln := range l.listeners {
 		ln.Close()
 	}
 	quiet := time.Now()
-	for i := range servers {
-		conns[i].waitQuiet(sctx, quiet, min(drainIdle, cfg.ShutdownTimeout/2))
+	for i := range l.servers {
+		l.conns[i].waitQuiet(sctx, quiet, min(drainIdle, cfg.ShutdownTimeout/2))
 	}
-	for _, hs := range servers {
+	for _, hs := range l.servers {
 		if err := hs.Shutdown(sctx); err != nil {
 			log.Warn("shutdown timed out; closing remaining connections", zap.Error(err))
 			hs.Close()
 		}
 	}
-	for range servers {
+	for range l.servers {
 		// Serve returns net.ErrClosed for the listener closed above.
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		if err := <-l.errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			return err
 		}
 	}

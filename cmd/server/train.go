@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -74,7 +75,8 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	trainFlags(fs, &req)
 	out := fs.String("out", "", "also write the trained model to this file")
 	modelDir := fs.String("model-dir", envOr(getenv, "MODEL_DIR", "./models"), "model registry to store the new version in, as POST /train does (env MODEL_DIR; empty: none)")
-	name := fs.String("name", "", "model name (default: the data set id followed by -mlp)")
+	name := fs.String("model", "", "the model name the version belongs to, as POST /train's model (default: the data set id followed by -mlp)")
+	fs.StringVar(name, "name", "", "the same as -model")
 	dataDir := fs.String("data-dir", envOr(getenv, "DATA_DIR", "./data"), "data set folder (env DATA_DIR)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	testEachEpoch := fs.Bool("test-each-epoch", false, "also report test accuracy after every epoch (not counted as training time), for time-to-accuracy figures")
@@ -149,7 +151,11 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		serving, _, err := reg.LoadActive()
+		// if_better compares with the active version of the model's own name; a name with none has nothing to beat.
+		serving, _, err := reg.LoadActiveOf(net.Name)
+		if errors.Is(err, registry.ErrNoActive) {
+			serving, err = nil, nil
+		}
 		if err != nil {
 			return err
 		}
@@ -159,8 +165,12 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintf(stdout, "stored version %s in %s; activated: %v (%s)\n", net.Version, *modelDir, activated, decision)
 		if activated {
-			fmt.Fprintf(stdout, "the active model of %s is now %s instead of %s: servers sharing that folder switch to it within their WATCH_INTERVAL\n",
-				*modelDir, net.Version, serving.Version)
+			previous := "none"
+			if serving != nil {
+				previous = serving.Version
+			}
+			fmt.Fprintf(stdout, "the active version of model %s in %s is now %s instead of %s: servers sharing that folder switch to it within their WATCH_INTERVAL\n",
+				net.Name, *modelDir, net.Version, previous)
 		}
 	}
 	if *out != "" {

@@ -2,13 +2,16 @@ package api
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/train"
 )
 
@@ -103,9 +106,53 @@ func (s *Server) handleModelsList() http.HandlerFunc {
 	}
 }
 
+// handleNamedModelList lists the versions of one named model, newest first, with its active version.
+func (s *Server) handleNamedModelList() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := urlParam(r, "name")
+		list, err := s.registry.ListOf(name)
+		if err != nil {
+			s.fail(w, r, s.unknownModel(err))
+			return
+		}
+		active := ""
+		for _, e := range list {
+			if e.Active {
+				active = e.Version
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"name": name, "active": active, "versions": list})
+	}
+}
+
+// unknownModel maps a registry error about a model name to 404 listing the names there are.
+func (s *Server) unknownModel(err error) error {
+	if !errors.Is(err, registry.ErrNotFound) && !errors.Is(err, registry.ErrInvalid) {
+		return err
+	}
+	names, _ := s.registry.Names()
+	return &Error{Kind: KindNotFound, Detail: "no such model; the models are " + strings.Join(names, ", "), Err: err}
+}
+
+// versionOf returns the version a route addresses, checking that it belongs to the model the route names, if any:
+// /models/{name}/versions/{version} addresses a version of that model, /models/{version} any version.
+func (s *Server) versionOf(r *http.Request) (registry.Entry, error) {
+	e, err := s.registry.Get(urlParam(r, "version"))
+	if err != nil {
+		return e, err
+	}
+	if name := urlParam(r, "name"); name != "" && e.Name != name {
+		if _, err := s.registry.ListOf(name); err != nil {
+			return e, s.unknownModel(err)
+		}
+		return e, &Error{Kind: KindNotFound, Detail: "no such version of model " + strconv.Quote(name)}
+	}
+	return e, nil
+}
+
 func (s *Server) handleModelGet() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		e, err := s.registry.Get(urlParam(r, "version"))
+		e, err := s.versionOf(r)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -120,6 +167,12 @@ func (s *Server) handleModelActivate() http.HandlerFunc {
 		if s.cfg.GoLive == nil {
 			s.fail(w, r, errorf(KindUnavailable, "this server cannot activate models"))
 			return
+		}
+		if urlParam(r, "name") != "" {
+			if _, err := s.versionOf(r); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 		}
 		net, err := s.cfg.GoLive(version)
 		if err != nil {

@@ -7,19 +7,27 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
 // BenchmarkPredict measures the handler in-process (no network): multipart parsing, decoding, preprocessing,
 // queueing, inference and encoding, for 1 and 16 PNG digits per request.
+//
+// bare/images=N is /bench/floor's handler alone on a bare chi router, without the service's middleware (request id,
+// access log, metrics, recovery, draining): bench/floor's cost above it is the middleware's share.
 func BenchmarkPredict(b *testing.B) {
-	h := benchHandler(b, Config{BenchFloor: true})
+	s := benchServer(b, Config{BenchFloor: true})
+	bare := chi.NewRouter()
+	bare.Post("/bench/floor", s.handleFloor())
 	img, _ := digitPNG(b, 0)
 	for _, n := range []int{1, 16} {
 		imgs := make([][]byte, n)
@@ -27,12 +35,16 @@ func BenchmarkPredict(b *testing.B) {
 			imgs[i] = img
 		}
 		body, ct := multipartBody(b, map[string][][]byte{"image": imgs})
-		for _, path := range []string{"/predict", "/bench/floor"} {
-			b.Run(path[1:]+"/images="+strconv.Itoa(n), func(b *testing.B) {
+		for _, path := range []string{"/predict", "/bench/floor", "bare"} {
+			h, target := http.Handler(s), path
+			if path == "bare" {
+				h, target = bare, "/bench/floor"
+			}
+			b.Run(strings.TrimPrefix(path, "/")+"/images="+strconv.Itoa(n), func(b *testing.B) {
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+						req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 						req.Header.Set("Content-Type", ct)
 						w := httptest.NewRecorder()
 						h.ServeHTTP(w, req)
@@ -87,7 +99,13 @@ func BenchmarkPredictJSON(b *testing.B) {
 
 // benchHandler is the API, without admin routes, serving the embedded default model on a default engine that the
 // benchmark's end closes.
-func benchHandler(b *testing.B, cfg Config) http.Handler {
+func benchHandler(b *testing.B, cfg Config) http.Handler { return benchServer(b, cfg) }
+
+// benchServer is benchHandler as the *Server it is.
+func benchServer(b *testing.B, cfg Config) *Server {
+	if cfg.Memory == nil {
+		cfg.Memory = membudget.New(1 << 30) // the service always has a budget (see app.New)
+	}
 	net, err := model.Default()
 	if err != nil {
 		b.Fatal(err)

@@ -73,7 +73,8 @@ func uploadDataset(t *testing.T, url string, archive []byte, fields map[string]s
 }
 
 // TestUploadTrainAndServeATwoClassSet is the whole path of a user's own data: upload a zip of class folders, train
-// on it, activate the model, and classify with it.
+// on it as model "threes-eights", activate it, and classify with it by name, while the digit model keeps serving
+// /predict.
 func TestUploadTrainAndServeATwoClassSet(t *testing.T) {
 	srv, e := newTestServer(t, Config{})
 	resp, body := uploadDataset(t, srv.URL, twoClassZip(t, 3, 8, 150), map[string]string{"name": "threes and eights", "preprocess": "mnist"})
@@ -95,7 +96,7 @@ func TestUploadTrainAndServeATwoClassSet(t *testing.T) {
 	}
 
 	resp, body = apitest.Do(t, "POST", srv.URL+"/train", testToken,
-		fmt.Sprintf(`{"dataset": %q, "hidden": [32], "epochs": 40, "learning_rate": 0.005, "batch_size": 32, "early_stopping_patience": 0, "validation_split": 0.2, "activate": "always"}`, set.ID))
+		fmt.Sprintf(`{"dataset": %q, "model": "threes-eights", "hidden": [32], "epochs": 40, "learning_rate": 0.005, "batch_size": 32, "early_stopping_patience": 0, "validation_split": 0.2, "activate": "always"}`, set.ID))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("train: %d %s", resp.StatusCode, body)
 	}
@@ -117,8 +118,13 @@ func TestUploadTrainAndServeATwoClassSet(t *testing.T) {
 	if last := job.History[len(job.History)-1]; last.ValAccuracy < 0.9 {
 		t.Errorf("validation accuracy %.3f on threes versus eights; want at least 0.9", last.ValAccuracy)
 	}
-	if e.Model().Version != job.ModelVersion || strings.Join(e.Model().Labels, ",") != "3,8" {
-		t.Fatalf("serving %s with labels %v; want the new two-class model", e.Model().Version, e.Model().Labels)
+	if e.Model().Name != "mnist-mlp" {
+		t.Errorf("serving %s %s by default after activating threes-eights; want mnist-mlp still", e.Model().Name, e.Model().Version)
+	}
+	_, body = apitest.Do(t, "GET", srv.URL+"/models/threes-eights/versions", testToken, "")
+	var named struct{ Active string }
+	if json.Unmarshal(body, &named); named.Active != job.ModelVersion {
+		t.Fatalf("GET /models/threes-eights/versions: %s; want %s active", body, job.ModelVersion)
 	}
 	// Classify real threes and eights it never saw (from further into the test set) through /predict.
 	s := testDigits(t)
@@ -128,7 +134,7 @@ func TestUploadTrainAndServeATwoClassSet(t *testing.T) {
 			continue
 		}
 		img, label := digitPNG(t, i)
-		resp, body := post(t, srv.URL+"/predict", "image/png", img)
+		resp, body := post(t, srv.URL+"/predict?model=threes-eights", "image/png", img)
 		out := decodeTwoClass(t, resp, body)
 		total++
 		if out == fmt.Sprint(label) {

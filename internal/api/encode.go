@@ -62,7 +62,12 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 	b = append(b, `},"min_confidence":`...)
 	b = strconv.AppendFloat(b, minConfidence, 'g', -1, 64)
 	b = append(b, `,"predictions":[`...)
-	order := make([]int, classes)
+	var orderBuf [16]int // a digit classifier's classes, without an allocation
+	order := orderBuf[:0]
+	if classes > len(orderBuf) {
+		order = make([]int, classes)
+	}
+	order = order[:classes]
 	for i := range n {
 		probs := res.Probs[i*classes : (i+1)*classes]
 		for j := range order {

@@ -28,6 +28,8 @@ var domainErrors = []struct {
 }{
 	{inference.ErrOverloaded, KindUnavailable, "overloaded: the inference queue is full", 1, RejectOverloaded},
 	{inference.ErrClosed, KindUnavailable, "shutting down", 1, RejectShuttingDown},
+	{inference.ErrUnknownModel, KindNotFound, "%v", 0, ""},
+	{inference.ErrBusy, KindUnavailable, "%v", 1, RejectOverloaded},
 	{inference.ErrInput, KindUnavailable, "the model changed while the request was prepared; retry", 1, RejectModelChanged},
 	{membudget.ErrBusy, KindUnavailable, "overloaded: not enough memory free; retry", 1, RejectMemory},
 	{membudget.ErrNeverFits, KindTooLarge, "%v (MEMORY_LIMIT)", 0, ""},

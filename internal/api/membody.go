@@ -21,6 +21,13 @@ const shortWait = 250 * time.Millisecond
 // large body and stalls holds only what it sent. hint is the Content-Length (or -1) and limit the most the body may
 // hold, beyond which the reader (a MaxBytesReader) fails. When the budget is used up the error is a 503.
 func readBody(r io.Reader, hint, limit int64, hold *membudget.Hold) ([]byte, error) {
+	return readBodyInto(nil, r, hint, limit, hold)
+}
+
+// readBodyInto is readBody starting in scratch, when it has room for the first chunk: a caller that reads many
+// small parts reuses one buffer rather than allocating and clearing a chunk for each. The chunk is reserved in hold
+// all the same, since it is memory the request uses.
+func readBodyInto(scratch []byte, r io.Reader, hint, limit int64, hold *membudget.Hold) ([]byte, error) {
 	ceiling := limit + 1
 	if hint >= 0 && hint < limit {
 		ceiling = hint + 1 // one byte more, to see the end without growing
@@ -29,7 +36,12 @@ func readBody(r io.Reader, hint, limit int64, hold *membudget.Hold) ([]byte, err
 	if err := hold.Grow(size); err != nil {
 		return nil, memoryError(err, "the request body")
 	}
-	buf := make([]byte, 0, size)
+	var buf []byte
+	if int64(cap(scratch)) >= size {
+		buf = scratch[:0:size]
+	} else {
+		buf = make([]byte, 0, size)
+	}
 	for {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -55,14 +67,18 @@ func readBody(r io.Reader, hint, limit int64, hold *membudget.Hold) ([]byte, err
 }
 
 // reserveDecode reserves n bytes for decoding what, waiting a little (shortWait, within ctx) for memory other
-// requests hold to come free.
-func (s *Server) reserveDecode(ctx context.Context, n int64, what string) error {
-	if err := s.memory.TryReserve(n); err == nil || errors.Is(err, membudget.ErrNeverFits) {
-		return memoryError(err, what)
+// requests hold to come free. what is called only to say what did not fit.
+func (s *Server) reserveDecode(ctx context.Context, n int64, what func() string) error {
+	err := s.memory.TryReserve(n)
+	if err != nil && !errors.Is(err, membudget.ErrNeverFits) {
+		ctx, cancel := context.WithTimeout(ctx, shortWait)
+		defer cancel()
+		err = s.memory.Reserve(ctx, n)
 	}
-	ctx, cancel := context.WithTimeout(ctx, shortWait)
-	defer cancel()
-	return memoryError(s.memory.Reserve(ctx, n), what)
+	if err != nil {
+		return memoryError(err, what())
+	}
+	return nil
 }
 
 // memoryError maps a refused reservation to its answer: 413 for what could never fit, 503 with Retry-After for

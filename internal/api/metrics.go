@@ -35,7 +35,7 @@ type Metrics struct {
 	preprocess      prometheus.Histogram
 	queueWait       prometheus.Histogram
 	compute         prometheus.Histogram
-	batchSize       prometheus.Histogram
+	batchSize       *prometheus.HistogramVec
 	dropped         prometheus.Counter
 	classified      *prometheus.CounterVec
 	answers         *prometheus.CounterVec
@@ -98,8 +98,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Time a prediction request waits in the inference queue before a worker takes it.")),
 		compute: prometheus.NewHistogram(latencyOpts("inference_compute_duration_seconds",
 			"Time one forward pass of a batch takes.")),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "perceptron", Name: "inference_batch_size",
-			Help: "Images per forward pass.", Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "perceptron", Name: "inference_batch_size",
+			Help:    "Images per forward pass, by model name (a request reaches a batch only for a model the registry holds, so the names are bounded by its models).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9)}, []string{"model"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "perceptron", Name: "inference_dropped_total",
 			Help: "Queued predictions dropped unrun because the client had gone."}),
 		classified: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "images_classified_total",
@@ -153,8 +154,12 @@ func (m *Metrics) RegisterEngine(reg prometheus.Registerer, engine *inference.En
 
 // Batch implements inference.Observer.
 func (m *Metrics) Batch(requests, images int, compute time.Duration) {
-	m.batchSize.Observe(float64(images))
 	m.compute.Observe(compute.Seconds())
+}
+
+// BatchOf implements inference.ModelObserver.
+func (m *Metrics) BatchOf(net *model.Network, _, images int) {
+	m.batchSize.WithLabelValues(net.Name).Observe(float64(images))
 }
 
 // Waited implements inference.Observer.
@@ -175,6 +180,7 @@ func (m *Metrics) SetModel(net *model.Network) {
 	}
 	m.servingLabel = [2]string{net.Name, net.Version}
 	m.modelInfo.WithLabelValues(net.Name, net.Version).Set(1)
+	m.batchSize.WithLabelValues(net.Name) // exported from the start, so rate() works from the first scrape
 }
 
 // Swapped records a model swap.

@@ -70,20 +70,20 @@ func TestMetricsFollowConventionsAndCountWhatHappens(t *testing.T) {
 		t.Errorf("%d request duration series; want 2 (200 and 415 on /predict)", n)
 	}
 	if err := testutil.CollectAndCompare(m.batchSize, strings.NewReader(`
-# HELP perceptron_inference_batch_size Images per forward pass.
+# HELP perceptron_inference_batch_size Images per forward pass, by model name (a request reaches a batch only for a model the registry holds, so the names are bounded by its models).
 # TYPE perceptron_inference_batch_size histogram
-perceptron_inference_batch_size_bucket{le="1"} 3
-perceptron_inference_batch_size_bucket{le="2"} 3
-perceptron_inference_batch_size_bucket{le="4"} 3
-perceptron_inference_batch_size_bucket{le="8"} 3
-perceptron_inference_batch_size_bucket{le="16"} 3
-perceptron_inference_batch_size_bucket{le="32"} 3
-perceptron_inference_batch_size_bucket{le="64"} 3
-perceptron_inference_batch_size_bucket{le="128"} 3
-perceptron_inference_batch_size_bucket{le="256"} 3
-perceptron_inference_batch_size_bucket{le="+Inf"} 3
-perceptron_inference_batch_size_sum 3
-perceptron_inference_batch_size_count 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="1"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="2"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="4"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="8"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="16"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="32"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="64"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="128"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="256"} 3
+perceptron_inference_batch_size_bucket{model="mnist-mlp",le="+Inf"} 3
+perceptron_inference_batch_size_sum{model="mnist-mlp"} 3
+perceptron_inference_batch_size_count{model="mnist-mlp"} 3
 `)); err != nil {
 		t.Error(err)
 	}

@@ -64,6 +64,9 @@ func (b *batchInput) next() []float32 {
 
 func (b *batchInput) commit() { b.x = b.x[:len(b.x)+b.size]; b.n++ }
 
+// responsePool recycles the buffers /predict answers are written into; the ResponseWriter copies what it is given.
+var responsePool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
 // inputPool recycles the input matrices of /predict: at thousands of requests a second they would otherwise be most
 // of the garbage. A buffer goes back only after the engine has answered, when no worker can still be reading it.
 var inputPool = sync.Pool{New: func() any { return new([]float32) }}
@@ -90,7 +93,22 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			return
 		}
 		debug := q.Get("debug") == "true" || q.Get("debug") == "1"
+		if len(q["model"]) > 1 {
+			s.fail(w, r, errorf(KindInvalid, "model is given more than once"))
+			return
+		}
 		net := s.engine.Model()
+		if name := q.Get("model"); s.cfg.Models != nil {
+			var release func()
+			if net, release, err = s.cfg.Models.Acquire(name, ""); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			defer release()
+		} else if name != "" && (net == nil || name != net.Name) {
+			s.fail(w, r, errorf(KindNotFound, "model "+strconv.Quote(truncate(name, 64))+" is not served here"))
+			return
+		}
 		if net == nil {
 			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5, Reason: RejectNoModel})
 			return
@@ -108,7 +126,7 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		}
 		info(r.Context()).images = in.n
 
-		res, err := s.engine.Predict(ctx, in.x, in.n, in.size)
+		res, err := s.engine.PredictOn(ctx, net, in.x, in.n, in.size)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -119,12 +137,17 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		if debug {
 			dbg = in.x
 		}
-		body := appendPredictResponse(make([]byte, 0, 512*in.n), s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
+		buf := responsePool.Get().(*[]byte)
+		body := appendPredictResponse((*buf)[:0], s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
 		// The engine has answered, so no worker holds the inputs any more.
 		in.release()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
+		if cap(body) <= 64<<10 { // a debug answer's buffer is not worth keeping
+			*buf = body
+			responsePool.Put(buf)
+		}
 	}
 }
 
@@ -160,7 +183,7 @@ func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input
 		if params["boundary"] == "" {
 			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
 		}
-		err = s.readMultipart(ctx, r, in, b)
+		err = s.readMultipart(ctx, multipart.NewReader(r.Body, params["boundary"]), in, b)
 	case rawImageTypes[mt] || sniffedTypes[mt]:
 		var data []byte
 		if data, err = readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold); err == nil {
@@ -202,15 +225,20 @@ func bodyError(err error) error {
 	return &Error{Kind: KindInvalid, Detail: "could not read the body", Err: err}
 }
 
-func (s *Server) readMultipart(ctx context.Context, r *http.Request, in model.Input, b *batchInput) error {
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return errorf(KindInvalid, "malformed multipart body")
-	}
+// partPool recycles the buffer the image parts of a multipart body are read into, one part after the other.
+var partPool = sync.Pool{New: func() any { b := make([]byte, 0, firstChunk); return &b }}
+
+// readMultipart reads the image parts of mr (built from the Content-Type already parsed, so it is not parsed twice).
+func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in model.Input, b *batchInput) error {
+	// Each part is read into scratch and prepared before the next is read. The buffer goes back to the pool only when
+	// every part was read without an error: an image still being decoded on a goroutine of its own when the request
+	// gave up (see prepare) may still be reading it.
+	scratch := partPool.Get().(*[]byte)
 	var others []string // names of the parts that are not images, to say what the request held
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
+			partPool.Put(scratch)
 			if b.n == 0 && len(others) > 0 {
 				return errorf(KindInvalid, "no part named \"image\": send each image as a file part named image "+
 					"(curl -F image=@digit.png); the request has parts named "+strings.Join(others, ", "))
@@ -232,7 +260,7 @@ func (s *Server) readMultipart(ctx context.Context, r *http.Request, in model.In
 			continue
 		}
 		partHold := s.memory.Hold()
-		data, err := readBody(part, -1, s.cfg.MaxBodyBytes, partHold)
+		data, err := readBodyInto(*scratch, part, -1, s.cfg.MaxBodyBytes, partHold)
 		part.Close()
 		if err == nil {
 			err = s.addImage(ctx, b, data, in, func() string { return partName(part, b.n) })
@@ -270,16 +298,27 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	spec := prepSpec(in)
 	cost, err := imageprep.EstimateCost(data, lim, spec)
 	if err == nil {
-		what := fmt.Sprintf("%s (%dx%d %s)", name(), cost.Width, cost.Height, cost.Format)
+		what := func() string { return fmt.Sprintf("%s (%dx%d %s)", name(), cost.Width, cost.Height, cost.Format) }
 		if err := s.reserveDecode(ctx, cost.Total(), what); err != nil {
 			return err
 		}
 		err = s.prepare(ctx, row, data, lim, spec, cost.Total())
 	}
 	s.metrics.preprocess.Observe(time.Since(start).Seconds())
+	if err != nil {
+		if err := s.imageError(ctx, b, err, data, name); err != nil {
+			return err
+		}
+	}
+	b.commit()
+	return nil
+}
+
+// imageError is addImage's answer when preparing the image failed with err, or nil when err is an answer (no digit
+// found), which it marks. It lives apart so that the error variable errors.As needs is allocated only on failure.
+func (s *Server) imageError(ctx context.Context, b *batchInput, err error, data []byte, name func() string) error {
 	var e *Error
 	switch {
-	case err == nil:
 	case errors.As(err, &e):
 		return err
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
@@ -296,7 +335,6 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	default:
 		return &Error{Kind: KindUnprocessable, Detail: name() + ": not a decodable image: " + err.Error(), Err: err}
 	}
-	b.commit()
 	return nil
 }
 

@@ -50,6 +50,10 @@ type Config struct {
 	// GoLive makes a registry version the serving model (POST /models/{version}/activate): the composition root's
 	// one way a model goes live. Nil refuses activations.
 	GoLive func(version string) (*model.Network, error)
+	// Models finds the network of a model name and version ("" for its active version; name "" for the default
+	// model), loading it if needed; release is called once the request is answered. Nil serves the engine's model
+	// alone.
+	Models ModelFinder
 	// BenchFloor adds POST /bench/floor, a handler that reads the multipart images like /predict and answers a
 	// constant JSON: the floor that /predict's throughput is measured against. Off in production.
 	BenchFloor bool

@@ -64,20 +64,28 @@ func invalid(err error) error {
 	return &Error{Kind: KindInvalid, Detail: err.Error(), Err: err}
 }
 
-// v2Model returns the serving model when name (and version, on the version routes) name it, else answers 404.
-// Only the active version is loaded; the registry's other versions are not served on these routes.
-func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) *model.Network {
+// v2Model returns the network that name (and version, on the version routes) name, else answers 404 listing the
+// models there are. The caller calls release once it has answered.
+func (s *Server) v2Model(w http.ResponseWriter, r *http.Request) (_ *model.Network, release func()) {
+	if s.cfg.Models != nil {
+		net, release, err := s.cfg.Models.Acquire(urlParam(r, "name"), urlParam(r, "version"))
+		if err != nil {
+			s.fail(w, r, err)
+			return nil, nil
+		}
+		return net, release
+	}
 	net := s.engine.Model()
 	if name := urlParam(r, "name"); net == nil || name != net.Name {
 		v2Error(w, http.StatusNotFound, fmt.Sprintf("model %q is not served here", truncate(name, 64)))
-		return nil
+		return nil, nil
 	}
 	if v := urlParam(r, "version"); v != "" && v != net.Version {
 		v2Error(w, http.StatusNotFound, fmt.Sprintf("version %q of model %q is not loaded; only the active version %q is served",
 			truncate(v, 64), net.Name, net.Version))
-		return nil
+		return nil, nil
 	}
-	return net
+	return net, func() {}
 }
 
 func (s *Server) handleV2Live() http.HandlerFunc {
@@ -99,7 +107,8 @@ func (s *Server) handleV2Ready() http.HandlerFunc {
 
 func (s *Server) handleV2ModelReady() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if net := s.v2Model(w, r); net != nil {
+		if net, release := s.v2Model(w, r); net != nil {
+			defer release()
 			status := http.StatusOK
 			if s.Draining() {
 				status = http.StatusServiceUnavailable
@@ -111,10 +120,11 @@ func (s *Server) handleV2ModelReady() http.HandlerFunc {
 
 func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		net := s.v2Model(w, r)
+		net, release := s.v2Model(w, r)
 		if net == nil {
 			return
 		}
+		release()
 		meta := oip.Metadata(net)
 		meta.Outputs = append(meta.Outputs, honestOutputsMeta...)
 		writeJSON(w, http.StatusOK, meta)
@@ -126,10 +136,11 @@ func (s *Server) handleV2ModelMetadata() http.HandlerFunc {
 // probabilities, as JSON or binary tensor data (v2binary.go).
 func (s *Server) handleV2Infer() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		net := s.v2Model(w, r)
+		net, release := s.v2Model(w, r)
 		if net == nil {
 			return
 		}
+		defer release()
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
 		defer cancel()
 		hold := s.memory.Hold()
@@ -198,7 +209,7 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			return
 		}
 		info(r.Context()).images = n
-		res, err := s.engine.Predict(ctx, x, n, size)
+		res, err := s.engine.PredictOn(ctx, net, x, n, size)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -272,4 +283,9 @@ func (s *Server) v2Images(ctx context.Context, t v2Tensor, in model.Input, maxRo
 		}
 	}
 	return s.prepareImages(ctx, data, in)
+}
+
+// ModelFinder finds the network to serve for a model name and version (inference.Models).
+type ModelFinder interface {
+	Acquire(name, version string) (net *model.Network, release func(), err error)
 }

@@ -36,6 +36,13 @@ type Config struct {
 	DataDir string
 	// Embedded is the model served when none has been activated; nil means the built-in default model.
 	Embedded *model.Network
+	// DefaultModel names the model this process serves: its active version goes live at start and follows every
+	// activation of that name. Versions of other names are stored and activated under their own names without
+	// replacing it. Empty means the embedded model's name.
+	DefaultModel string
+	// MaxLoadedModels is how many models stay loaded to serve at most, the default one included (any version of any
+	// model is loaded on first use; see inference.Models); 0 means inference.DefaultMaxLoaded.
+	MaxLoadedModels int
 	// ReplicaID names this process among the replicas sharing ModelDir; empty means the host name.
 	ReplicaID string
 	// TrainJobs is how many training jobs run at once; 0 means 1.
@@ -63,6 +70,7 @@ type Service struct {
 	Metrics    *api.Metrics
 	Registry   *registry.Registry
 	Engine     *inference.Engine
+	Models     *inference.Models // the other models and versions served, loaded on demand
 	Sets       *uploads.Store
 	Jobs       *train.Jobs
 	HTTP       *api.Server
@@ -88,6 +96,9 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	if cfg.Memory == nil {
 		cfg.Memory = membudget.New(1 << 62)
 	}
+	if cfg.DefaultModel == "" {
+		cfg.DefaultModel = cfg.Embedded.Name
+	}
 	if cfg.API.MaxPixels <= 0 {
 		cfg.API.MaxPixels = api.DefaultMaxPixels // data set imports take the same limit as predictions
 	}
@@ -111,10 +122,10 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	s.Metrics.RegisterEngine(s.Prometheus, s.Engine)
 
 	// The model to serve at start goes live like any other.
-	first, fellBack, err := s.Registry.LoadActive()
+	first, fellBack, err := s.Registry.LoadActiveOf(cfg.DefaultModel)
 	if err != nil {
 		s.Engine.Close()
-		return nil, err
+		return nil, fmt.Errorf("DEFAULT_MODEL %s: %w", cfg.DefaultModel, err)
 	}
 	if fellBack != "" {
 		log.Warn("active model unusable; fell back", zap.String("why", fellBack), zap.String("version", first.Version))
@@ -127,7 +138,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
 		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
-		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.Engine.Model,
+		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.activeOf, Memory: cfg.Memory,
 		GoLive: func(version string) error {
 			_, err := s.GoLive(SourceJob, version, nil)
 			return err
@@ -141,9 +152,14 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	}
 	apiCfg := cfg.API
 	apiCfg.Memory = cfg.Memory
+	s.Models = inference.NewModels(s.Engine, s.Registry, cfg.MaxLoadedModels)
+	apiCfg.Models = s.Models
 	apiCfg.GoLive = func(version string) (*model.Network, error) { return s.GoLive(SourceOperator, version, nil) }
 	s.HTTP = api.NewServer(log, apiCfg, s.Prometheus, s.Metrics, s.Engine, s.Registry, s.Jobs, s.Sets)
-	s.GRPC = grpcapi.New(log.Named("grpc"), cfg.GRPC, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
+	grpcCfg := cfg.GRPC
+	grpcCfg.Models = s.Models
+	grpcCfg.Memory = cfg.Memory
+	s.GRPC = grpcapi.New(log.Named("grpc"), grpcCfg, s.Prometheus, s.Engine, s.HTTP, s.Metrics)
 	return s, nil
 }
 
@@ -157,7 +173,7 @@ func (s *Service) Start(ctx context.Context) {
 	s.started = true
 	s.Jobs.Start()
 	if s.cfg.WatchInterval > 0 {
-		go s.Registry.Watch(ctx, s.cfg.WatchInterval, func() string { return s.Engine.Model().Version },
+		go s.Registry.Watch(ctx, s.cfg.DefaultModel, s.cfg.WatchInterval, func() string { return s.Engine.Model().Version },
 			func(net *model.Network) { s.GoLive(SourceReplica, net.Version, net) },
 			func(err error) { s.Log.Warn("model watch", zap.Error(err)) })
 	}
@@ -194,11 +210,12 @@ const (
 )
 
 // GoLive is the one way a model version starts serving, whoever asks (from says who). An operator's activation and
-// a training job's publish it: the version is loaded and checked, then written as the registry's active version
-// for every replica. A replica following the registry, and the start of the process, serve what the registry
+// a training job's publish it: the version is loaded and checked, then written as the active version of its model
+// (the name its header gives) for every replica. A replica following the registry, and the start of the process, serve what the registry
 // already names, so loaded (a nil loaded network is read from the registry) is only checked. Then, in every case,
 // the engine serves it from its next batch on (no request fails, no batch mixes versions), the metrics count the
-// swap and the log says who asked.
+// swap and the log says who asked. A version of another model than DefaultModel only has its activation logged:
+// the engine keeps serving DefaultModel.
 func (s *Service) GoLive(from Source, version string, loaded *model.Network) (*model.Network, error) {
 	net := loaded
 	var err error
@@ -211,6 +228,11 @@ func (s *Service) GoLive(from Source, version string, loaded *model.Network) (*m
 	if err != nil {
 		return nil, err
 	}
+	if net.Name != s.cfg.DefaultModel {
+		s.Log.Info("model activated", zap.String("source", string(from)), zap.String("name", net.Name),
+			zap.String("version", net.Version), zap.String("served", s.cfg.DefaultModel))
+		return net, nil
+	}
 	prev := s.Engine.Swap(net)
 	previous := ""
 	if prev != nil {
@@ -222,6 +244,19 @@ func (s *Service) GoLive(from Source, version string, loaded *model.Network) (*m
 	s.Log.Info("model live", zap.String("source", string(from)), zap.String("name", net.Name),
 		zap.String("version", net.Version), zap.String("previous", previous))
 	return net, nil
+}
+
+// activeOf returns the active network of model name for a training job's comparison: the one serving when it is
+// the served model, else the registry's active version of that name; nil when the name has none.
+func (s *Service) activeOf(name string) *model.Network {
+	if name == s.cfg.DefaultModel {
+		return s.Engine.Model()
+	}
+	net, _, err := s.Registry.LoadActiveOf(name)
+	if err != nil {
+		return nil
+	}
+	return net
 }
 
 // jobChanged exports a job's change in the metrics and logs how a finished one ended.

@@ -21,9 +21,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/oip/oippb"
 	"github.com/perceptron-dev/perceptron/internal/randid"
@@ -35,6 +37,13 @@ type Config struct {
 	MaxRecvMsgSize int           // bytes per request message; 0 means 32 MiB (the REST body limit's default)
 	MaxImages      int           // rows per inference request; 0 means 256
 	PredictTimeout time.Duration // longest an inference may take when the client set no shorter deadline; 0 means 10s
+	// Models finds the network of a model name and version (inference.Models, shared with HTTP); nil serves the
+	// engine's model alone.
+	Models api.ModelFinder
+	// Memory is the process's memory budget: a request message holds its size (twice: the message and what it
+	// becomes) from it while it is answered, and one that does not fit now is RESOURCE_EXHAUSTED. Nil means
+	// unlimited.
+	Memory *membudget.Budget
 }
 
 func (c Config) withDefaults() Config {
@@ -93,7 +102,7 @@ func New(log *zap.Logger, cfg Config, reg prometheus.Registerer, engine *inferen
 		grpc.MaxRecvMsgSize(s.cfg.MaxRecvMsgSize),
 		// Chained in order: the request id comes first so that every later step can log it; metrics and the log
 		// see the code that recovery turned a panic into.
-		grpc.ChainUnaryInterceptor(withRequestID, s.observe, s.recoverPanic),
+		grpc.ChainUnaryInterceptor(withRequestID, s.observe, s.recoverPanic, s.holdMemory),
 	)
 	oippb.RegisterGRPCInferenceServiceServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -149,6 +158,24 @@ func withRequestID(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handle
 	}
 	grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
 	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
+}
+
+// holdMemory holds a request's size from the memory budget while it is answered, so gRPC calls count against
+// MEMORY_LIMIT with the REST routes: the decoded message and the input rows or images it becomes.
+func (s *Server) holdMemory(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	m, ok := req.(proto.Message)
+	if !ok || s.cfg.Memory == nil {
+		return handler(ctx, req)
+	}
+	n := 2 * int64(proto.Size(m))
+	switch err := s.cfg.Memory.TryReserve(n); {
+	case errors.Is(err, membudget.ErrNeverFits):
+		return nil, status.Errorf(codes.ResourceExhausted, "the request (%d bytes) can never fit the memory budget (MEMORY_LIMIT)", n/2)
+	case err != nil:
+		return nil, status.Error(codes.ResourceExhausted, "overloaded: not enough memory free for the request; retry")
+	}
+	defer s.cfg.Memory.Release(n)
+	return handler(ctx, req)
 }
 
 // validRequestID accepts ids the REST routes accept: up to 64 letters, digits, '-', '_' and '.'.

@@ -23,9 +23,11 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/perceptron-dev/perceptron/internal/api"
 	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/oip"
@@ -442,4 +444,32 @@ func TestStopCancelsCallsLeftAfterItsContextEnds(t *testing.T) {
 	if !errors.Is(context.Cause(ctx), context.Canceled) {
 		t.Fatal("unreachable")
 	}
+}
+
+// TestRequestsHoldTheirSizeFromTheMemoryBudget: a call counts against MEMORY_LIMIT while it is answered, one that
+// could never fit is refused, and one that does not fit now is refused at once rather than queued.
+func TestRequestsHoldTheirSizeFromTheMemoryBudget(t *testing.T) {
+	budget := membudget.New(64 << 10)
+	k := newKit(t, Config{Memory: budget}, inference.Config{Workers: 1})
+	one := fp32Request(k.net.Name, digits(t, 1), 1, true) // about 3 KB
+	if _, err := k.client.ModelInfer(context.Background(), one); err != nil {
+		t.Fatalf("a small call within the budget: %v", err)
+	}
+	if used := budget.Used(); used != 0 {
+		t.Errorf("after the call the budget holds %d bytes; want 0", used)
+	}
+	if peak := budget.Peak(); peak < 2*int64(proto.Size(one)) {
+		t.Errorf("the budget's peak is %d bytes; want the call's twice its %d bytes held", peak, proto.Size(one))
+	}
+	big := fp32Request(k.net.Name, make([]float32, 16*784), 16, true) // about 50 KB, held twice: over 64 KiB
+	if _, err := k.client.ModelInfer(context.Background(), big); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a call that can never fit: %v; want ResourceExhausted", err)
+	}
+	if err := budget.TryReserve(60 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.client.ModelInfer(context.Background(), one); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a call while the budget is in use: %v; want ResourceExhausted", err)
+	}
+	budget.Release(60 << 10)
 }

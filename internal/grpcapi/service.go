@@ -2,11 +2,13 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/oip"
 	"github.com/perceptron-dev/perceptron/internal/oip/oippb"
@@ -29,18 +31,21 @@ func (s *Server) ServerMetadata(context.Context, *oippb.ServerMetadataRequest) (
 
 // ModelReady implements oippb.GRPCInferenceServiceServer.
 func (s *Server) ModelReady(_ context.Context, req *oippb.ModelReadyRequest) (*oippb.ModelReadyResponse, error) {
-	if _, err := s.model(req.Name, req.Version); err != nil {
+	_, release, err := s.model(req.Name, req.Version)
+	if err != nil {
 		return nil, err
 	}
+	release()
 	return &oippb.ModelReadyResponse{Ready: !s.draining.Load()}, nil
 }
 
 // ModelMetadata implements oippb.GRPCInferenceServiceServer.
 func (s *Server) ModelMetadata(_ context.Context, req *oippb.ModelMetadataRequest) (*oippb.ModelMetadataResponse, error) {
-	net, err := s.model(req.Name, req.Version)
+	net, release, err := s.model(req.Name, req.Version)
 	if err != nil {
 		return nil, err
 	}
+	release()
 	m := oip.Metadata(net)
 	tensors := func(ts []oip.TensorMeta) []*oippb.ModelMetadataResponse_TensorMetadata {
 		out := make([]*oippb.ModelMetadataResponse_TensorMetadata, len(ts))
@@ -53,19 +58,31 @@ func (s *Server) ModelMetadata(_ context.Context, req *oippb.ModelMetadataReques
 		Inputs: tensors(m.Inputs), Outputs: tensors(m.Outputs)}, nil
 }
 
-// model returns the serving model when name (and version, if given) name it, else a NotFound status. Only the
-// active version is loaded; other versions of the registry are not served here.
-func (s *Server) model(name, version string) (*model.Network, error) {
+// model returns the network that name (and version, if given) name, else a NotFound status listing the models
+// there are; the caller calls release once it has answered. Without Config.Models only the engine's model serves.
+func (s *Server) model(name, version string) (*model.Network, func(), error) {
+	if s.cfg.Models != nil {
+		net, release, err := s.cfg.Models.Acquire(name, version)
+		switch {
+		case errors.Is(err, inference.ErrUnknownModel):
+			return nil, nil, status.Error(codes.NotFound, err.Error())
+		case errors.Is(err, inference.ErrBusy):
+			return nil, nil, status.Error(codes.Unavailable, err.Error())
+		case err != nil:
+			return nil, nil, status.Error(codes.Internal, "internal error")
+		}
+		return net, release, nil
+	}
 	net := s.engine.Model()
 	switch {
 	case net == nil:
-		return nil, status.Error(codes.Unavailable, "no model loaded")
+		return nil, nil, status.Error(codes.Unavailable, "no model loaded")
 	case name != net.Name:
-		return nil, status.Errorf(codes.NotFound, "model %q is not served here; this server serves %q", trunc(name), net.Name)
+		return nil, nil, status.Errorf(codes.NotFound, "model %q is not served here; this server serves %q", trunc(name), net.Name)
 	case version != "" && version != net.Version:
-		return nil, status.Errorf(codes.NotFound, "version %q of model %q is not loaded; the active version %q is", trunc(version), net.Name, net.Version)
+		return nil, nil, status.Errorf(codes.NotFound, "version %q of model %q is not loaded; the active version %q is", trunc(version), net.Name, net.Version)
 	}
-	return net, nil
+	return net, func() {}, nil
 }
 
 // ModelInfer implements oippb.GRPCInferenceServiceServer. It takes one input: FP32 (or FP64) of shape [N, inputs]
@@ -73,10 +90,11 @@ func (s *Server) model(name, version string) (*model.Network, error) {
 // raw_input_contents; it answers FP32 [N, classes] probabilities, as raw_output_contents when the input was raw (as
 // Triton does) and as typed contents otherwise.
 func (s *Server) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (*oippb.ModelInferResponse, error) {
-	net, err := s.model(req.ModelName, req.ModelVersion)
+	net, release, err := s.model(req.ModelName, req.ModelVersion)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	if len(req.Inputs) != 1 {
 		return nil, status.Errorf(codes.InvalidArgument, "expected one input tensor (%q), got %d", oip.InputName, len(req.Inputs))
 	}
@@ -107,7 +125,7 @@ func (s *Server) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (
 	// The client's deadline governs, bounded by the server's own limit.
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PredictTimeout)
 	defer cancel()
-	res, err := s.engine.Predict(ctx, x, n, net.MLP.Inputs())
+	res, err := s.engine.PredictOn(ctx, net, x, n, net.MLP.Inputs())
 	if err != nil {
 		return nil, statusOf(err)
 	}

@@ -43,7 +43,15 @@ func (p *Preparer) flatInk(v []float32, back float32) (ink []float32, digit bool
 			ink[i] = max(x-back, 0)
 		}
 	}
-	strength := p.quantile(ink, func(i int) bool { return ink[i] > 0 }, 0.9)
+	// quantile(ink, ink[i] > 0, 0.9), without a call per pixel.
+	sample := p.scratch[:0]
+	for i := 0; i < len(ink); i += max(1, len(ink)/maxSample) {
+		if ink[i] > 0 {
+			sample = append(sample, ink[i])
+		}
+	}
+	p.scratch = sample
+	strength := quantileOf(sample, 0.9)
 	if strength < minContrast {
 		return ink, false
 	}

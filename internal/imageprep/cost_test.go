@@ -96,3 +96,58 @@ func TestEstimateCostOfAFortyMegapixelCMYKJPEG(t *testing.T) {
 		t.Fatalf("DecodeConfig: %v, %v; want a CMYK image", cfg.ColorModel, err)
 	}
 }
+
+// A small PNG is costed from its IHDR alone; that figure covers what its header read in full would say and what
+// the decoder really allocates, for every colour model, and a broken small PNG still fails to decode.
+func TestEstimateCostOfSmallPNGs(t *testing.T) {
+	in := Spec{Width: 28, Height: 28, Mode: ModeMNIST}
+	pal := image.NewPaletted(image.Rect(0, 0, 64, 64), color.Palette{color.Black, color.White})
+	gray := image.NewGray(image.Rect(0, 0, 28, 28))
+	interlaced := uploadtest.EncodePNG(gray)
+	interlaced[8+8+12] = 1 // the IHDR's interlace byte; the CRC is then wrong, so this one takes the general path
+	for _, c := range []struct {
+		name  string
+		data  []byte
+		small bool
+	}{
+		{"16-bit RGBA 64x64", uploadtest.PNG16(64, 64), true},
+		{"paletted 64x64", uploadtest.EncodePNG(pal), true},
+		{"gray 28x28", uploadtest.EncodePNG(gray), true},
+		{"16-bit RGBA 65x64", uploadtest.PNG16(65, 64), false},
+		{"bad IHDR CRC", interlaced, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			small, ok := smallPNGCost(c.data, Limits{}, in)
+			if ok != c.small {
+				t.Fatalf("smallPNGCost ok = %v, want %v", ok, c.small)
+			}
+			full, fullErr := estimateCost(c.data, Limits{}, in)
+			got, err := EstimateCost(c.data, Limits{}, in)
+			if !ok {
+				if got != full || !errors.Is(err, fullErr) && err.Error() != fullErr.Error() {
+					t.Fatalf("EstimateCost = %+v, %v; the general path says %+v, %v", got, err, full, fullErr)
+				}
+				return
+			}
+			if fullErr != nil {
+				t.Fatal(fullErr)
+			}
+			if small.Width != full.Width || small.Height != full.Height || small.Format != full.Format ||
+				small.Decode < full.Decode || small.Prepare != full.Prepare {
+				t.Fatalf("small %+v does not cover the full figure %+v", small, full)
+			}
+			if a := allocated(func() { _, _, err = Decode(c.data, Limits{}) }); err != nil || a > uint64(small.Decode) {
+				t.Fatalf("decoding allocated %d bytes (%v); the estimate is %d", a, err, small.Decode)
+			}
+		})
+	}
+	// A small PNG whose header is sound but whose data is not: the estimate does not look, decoding says so.
+	broken := uploadtest.EncodePNG(gray)
+	broken = append(broken[:40:40], broken[len(broken)-12:]...)
+	if _, err := EstimateCost(broken, Limits{}, in); err != nil {
+		t.Fatalf("EstimateCost: %v", err)
+	}
+	if _, err := PrepareBytes(make([]float32, 28*28), broken, Limits{}, in); !errors.Is(err, ErrUndecodable) {
+		t.Fatalf("PrepareBytes of a broken small PNG: %v, want ErrUndecodable", err)
+	}
+}

@@ -23,11 +23,13 @@ func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x
 	p.tmp = resample(patch, pw, ph, ink, w, &p.kx, &p.ky, p.tmp)
 
 	var peak, mass, mx, my float64
-	for i, v := range patch {
-		peak = max(peak, float64(v))
-		mass += float64(v)
-		mx += float64(v) * float64(i%pw)
-		my += float64(v) * float64(i/pw)
+	for y := range ph {
+		for x, v := range patch[y*pw:][:pw] {
+			peak = max(peak, float64(v))
+			mass += float64(v)
+			mx += float64(v) * float64(x)
+			my += float64(v) * float64(y)
+		}
 	}
 	if mass == 0 {
 		return false

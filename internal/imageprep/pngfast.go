@@ -24,6 +24,7 @@ type pngDecoder struct {
 	gray     image.Gray
 	nrgba    image.NRGBA
 	rgba     image.RGBA
+	one      [5]byte // a byte past the stream's end, then its Adler-32 (a local array read into would escape)
 }
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
@@ -134,12 +135,11 @@ func (d *pngDecoder) pixels(w, h, colorType int) (image.Image, bool) {
 		return nil, false
 	}
 	// The stream must end here, followed by its Adler-32.
-	var one [1]byte
-	if n, err := d.inflater.Read(one[:]); n != 0 || err != io.EOF {
+	if n, err := d.inflater.Read(d.one[:]); n != 0 || err != io.EOF {
 		return nil, false
 	}
-	var sum [4]byte
-	if _, err := io.ReadFull(&d.src, sum[:]); err != nil || binary.BigEndian.Uint32(sum[:]) != adler32.Checksum(raw) {
+	sum := d.one[1:5]
+	if _, err := io.ReadFull(&d.src, sum); err != nil || binary.BigEndian.Uint32(sum) != adler32.Checksum(raw) {
 		return nil, false
 	}
 
@@ -187,42 +187,52 @@ func (d *pngDecoder) pixels(w, h, colorType int) (image.Image, bool) {
 
 // unfilter reverses a scanline's PNG filter in place; prev is the unfiltered line above (empty for the first).
 func unfilter(filter byte, cur, prev []byte, bpp int) bool {
-	up := func(i int) byte {
-		if len(prev) == 0 {
-			return 0
-		}
-		return prev[i]
+	if filter > 4 {
+		return false
 	}
+	if len(prev) == 0 {
+		// The line above the first is zeros: Up adds nothing, Average adds half the left byte, Paeth the left byte.
+		switch filter {
+		case 3:
+			for i := bpp; i < len(cur); i++ {
+				cur[i] += cur[i-bpp] / 2
+			}
+			return true
+		case 4:
+			filter = 1
+		}
+		if filter == 1 {
+			for i := bpp; i < len(cur); i++ {
+				cur[i] += cur[i-bpp]
+			}
+		}
+		return true
+	}
+	prev = prev[:len(cur)]
 	switch filter {
-	case 0:
 	case 1:
 		for i := bpp; i < len(cur); i++ {
 			cur[i] += cur[i-bpp]
 		}
 	case 2:
-		if len(prev) > 0 {
-			for i := range cur {
-				cur[i] += prev[i]
-			}
+		for i, p := range prev {
+			cur[i] += p
 		}
 	case 3:
-		for i := range cur {
-			var left byte
-			if i >= bpp {
-				left = cur[i-bpp]
-			}
-			cur[i] += byte((int(left) + int(up(i))) / 2)
+		for i := range min(bpp, len(cur)) {
+			cur[i] += prev[i] / 2
+		}
+		for i := bpp; i < len(cur); i++ {
+			cur[i] += byte((int(cur[i-bpp]) + int(prev[i])) / 2)
 		}
 	case 4:
-		for i := range cur {
-			var a, c int
-			if i >= bpp {
-				a = int(cur[i-bpp])
-				c = int(up(i - bpp))
-			}
-			b := int(up(i))
-			p := a + b - c
-			pa, pb, pc := abs(p-a), abs(p-b), abs(p-c)
+		// With no left neighbour a = c = 0, and the predictor is the byte above.
+		for i := range min(bpp, len(cur)) {
+			cur[i] += prev[i]
+		}
+		for i := bpp; i < len(cur); i++ {
+			a, b, c := int(cur[i-bpp]), int(prev[i]), int(prev[i-bpp])
+			pa, pb, pc := abs(b-c), abs(a-c), abs(a+b-2*c)
 			switch {
 			case pa <= pb && pa <= pc:
 				cur[i] += byte(a)
@@ -232,8 +242,6 @@ func unfilter(filter byte, cur, prev []byte, bpp int) bool {
 				cur[i] += byte(c)
 			}
 		}
-	default:
-		return false
 	}
 	return true
 }

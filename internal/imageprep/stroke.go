@@ -108,45 +108,53 @@ func ridge(d []float32, bw, bh, x, y int) bool {
 // inside, and as far from ink otherwise. Steps cost 1 straight and 1.4142 diagonally.
 func (p *Preparer) distance(ink []float32, w, x0, y0, x1, y1 int, inside bool) []float32 {
 	bw, bh := x1-x0, y1-y0
-	p.dist = grow(p.dist, bw*bh)
-	d := p.dist
 	const far = 1e9
-	for y := range bh {
-		row := ink[(y0+y)*w+x0:][:bw]
-		for x, v := range row {
-			if (v >= 0.5) == inside {
-				d[y*bw+x] = far
-			} else {
-				d[y*bw+x] = 0
-			}
-		}
-	}
 	edge := float32(0) // the value outside the box
 	if !inside {
 		edge = far
 	}
-	at := func(x, y int) float32 {
-		if x < 0 || y < 0 || x >= bw || y >= bh {
-			return edge
+	// The passes run on the box with a border of edge around it, so that no neighbour needs a bounds test; the
+	// result is then moved, in place, to a bw-wide layout.
+	pw := bw + 2
+	p.dist = grow(p.dist, pw*(bh+2))
+	d := p.dist
+	for x := range pw {
+		d[x], d[(bh+1)*pw+x] = edge, edge
+	}
+	for y := range bh {
+		row := ink[(y0+y)*w+x0:][:bw]
+		out := d[(y+1)*pw:][:pw]
+		out[0], out[pw-1] = edge, edge
+		out = out[1 : bw+1]
+		for x, v := range row {
+			if (v >= 0.5) == inside {
+				out[x] = far
+			} else {
+				out[x] = 0
+			}
 		}
-		return d[y*bw+x]
 	}
 	const diag = 1.4142
+	for y := 1; y <= bh; y++ {
+		up, cur := d[(y-1)*pw:][:pw], d[y*pw:][:pw]
+		for x := 1; x <= bw; x++ {
+			if v := cur[x]; v > 0 {
+				cur[x] = min(v, cur[x-1]+1, up[x]+1, up[x-1]+diag, up[x+1]+diag)
+			}
+		}
+	}
+	for y := bh; y >= 1; y-- {
+		cur, down := d[y*pw:][:pw], d[(y+1)*pw:][:pw]
+		for x := bw; x >= 1; x-- {
+			if v := cur[x]; v > 0 {
+				cur[x] = min(v, cur[x+1]+1, down[x]+1, down[x+1]+diag, down[x-1]+diag)
+			}
+		}
+	}
 	for y := range bh {
-		for x := range bw {
-			if v := d[y*bw+x]; v > 0 {
-				d[y*bw+x] = min(v, at(x-1, y)+1, at(x, y-1)+1, at(x-1, y-1)+diag, at(x+1, y-1)+diag)
-			}
-		}
+		copy(d[y*bw:][:bw], d[(y+1)*pw+1:][:bw]) // each row moves to a lower index, so rows never overwrite unread ones
 	}
-	for y := bh - 1; y >= 0; y-- {
-		for x := bw - 1; x >= 0; x-- {
-			if v := d[y*bw+x]; v > 0 {
-				d[y*bw+x] = min(v, at(x+1, y)+1, at(x, y+1)+1, at(x+1, y+1)+diag, at(x-1, y+1)+diag)
-			}
-		}
-	}
-	return d
+	return d[:bw*bh]
 }
 
 // inkBox returns the bounding box of the nonzero ink within [x0, x1) x [y0, y1), or that box when it has none.

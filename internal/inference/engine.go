@@ -1,8 +1,12 @@
 // Package inference runs classifications on a pool of CPU workers. The pool has one slot per worker, and whoever
-// computes a forward pass holds a slot, so at most Workers passes run at once. Requests enter a bounded queue; a
-// worker takes the first waiting request, waits for a free slot, drains whatever else is queued by then into the same
-// batch (up to a maximum), and runs one forward pass for all of it, so load turns into larger matrix products instead
-// of longer queues. A request that finds the engine idle (nothing queued, no pass running) has nothing to be batched
+// computes a forward pass holds a slot, so at most Workers passes run at once. Requests enter a bounded queue, one
+// queue limit for the whole process, kept as one lane per model version: a request names the network it runs on
+// (PredictOn) or takes the engine's default one (Predict). A worker with a free slot takes the lane whose turn it is,
+// drains whatever that lane holds by then into one batch (up to a maximum), and runs one forward pass for all of it,
+// so load turns into larger matrix products instead of longer queues, and a batch never mixes models or versions.
+//
+// Fairness: lanes with queued work take turns, one batch each (round robin), so however many requests one model
+// has queued, another model's request waits for at most one batch of every other lane before its own. A request that finds the engine idle (nothing queued, no pass running) has nothing to be batched
 // with, so its caller takes a slot and computes on its own goroutine: that saves the two goroutine switches, and
 // often the cross-CPU wake-up, of handing the request to a worker and the answer back. A full queue is refused at
 // once rather than buffered, a request whose caller gave up is dropped unrun, and the model is swapped atomically
@@ -68,6 +72,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// ModelObserver is an Observer that is also told which network each forward pass ran (for metrics by model).
+type ModelObserver interface {
+	BatchOf(net *model.Network, requests, images int)
+}
+
 // Result is the outcome of one Predict call.
 type Result struct {
 	// Probs holds one row of class probabilities per input, in input order.
@@ -81,7 +90,8 @@ type Result struct {
 // request is one caller's inputs travelling through the queue.
 type request struct {
 	ctx      context.Context
-	x        []float32 // n rows of inputs
+	net      *model.Network // the network it runs on, chosen when it was made
+	x        []float32      // n rows of inputs
 	n        int
 	inputs   int // values per row the caller prepared for
 	enqueued time.Time
@@ -101,17 +111,27 @@ func (r *request) finish() {
 type Engine struct {
 	cfg    Config
 	model  atomic.Pointer[model.Network]
-	queue  chan *request
-	slots  chan *slot   // one per worker; computing a batch takes one
-	queued atomic.Int64 // images in the queue
-	depth  atomic.Int64 // requests in the queue (including one a worker holds while it waits for a slot)
-	busy   atomic.Int64 // slots computing
-	direct atomic.Int64 // requests computed by their callers
+	qmu    sync.Mutex
+	lanes  map[*model.Network]*lane // requests waiting, by the network they run on
+	ring   []*lane                  // lanes with waiting requests, in turn order
+	turn   int                      // index in ring of the lane whose turn is next
+	kick   chan struct{}            // capacity 1: a request is waiting (a worker that takes one passes the kick on)
+	slots  chan *slot               // one per worker; computing a batch takes one
+	queued atomic.Int64             // images in the queue
+	depth  atomic.Int64             // requests in the queue (including one a worker holds while it waits for a slot)
+	busy   atomic.Int64             // slots computing
+	direct atomic.Int64             // requests computed by their callers
 	swaps  atomic.Int64
 	closed atomic.Bool
 	mu     sync.RWMutex // held for reading while enqueueing, for writing while closing: nothing enqueues after Close
 	stop   chan struct{}
 	wg     sync.WaitGroup
+}
+
+// lane holds the requests waiting for one network, oldest first.
+type lane struct {
+	net  *model.Network
+	reqs []*request
 }
 
 // slot is the right to run one forward pass, with the scratch space that pass needs; whoever holds it owns it.
@@ -126,7 +146,8 @@ func New(cfg Config, net *model.Network) *Engine {
 	cfg = cfg.withDefaults()
 	e := &Engine{
 		cfg:   cfg,
-		queue: make(chan *request, cfg.QueueSize),
+		lanes: map[*model.Network]*lane{},
+		kick:  make(chan struct{}, 1),
 		slots: make(chan *slot, cfg.Workers),
 		stop:  make(chan struct{}),
 	}
@@ -166,20 +187,29 @@ func (e *Engine) Stats() Stats {
 	}
 }
 
-// Predict classifies n inputs (x holds n rows of `inputs` values each; inputs must match the active model's input
-// size) and waits for the result. It returns ErrOverloaded at once when the queue is full, the context's error when
-// ctx ends first (the request is then dropped from the queue), and ErrInput when the rows do not fit the model that
-// picks the request up (possible only if a swap changes the input size).
+// Predict classifies n inputs with the active model (x holds n rows of `inputs` values each; inputs must match
+// the model's input size) and waits for the result. It returns ErrOverloaded at once when the queue is full, the
+// context's error when ctx ends first (the request is then dropped from the queue), and ErrInput when the rows do not
+// fit the model.
 func (e *Engine) Predict(ctx context.Context, x []float32, n, inputs int) (Result, error) {
+	return e.PredictOn(ctx, e.model.Load(), x, n, inputs)
+}
+
+// PredictOn is Predict with the network named by the caller (any model or version it holds), sharing the engine's
+// workers and queue limit with every other network; its requests are batched only with requests for net.
+func (e *Engine) PredictOn(ctx context.Context, net *model.Network, x []float32, n, inputs int) (Result, error) {
 	if n <= 0 || len(x) != n*inputs {
 		return Result{}, fmt.Errorf("%w: %d values for %d rows of %d", ErrInput, len(x), n, inputs)
+	}
+	if in := net.MLP.Inputs(); inputs != in {
+		return Result{}, fmt.Errorf("%w: rows of %d values, model %s takes %d", ErrInput, inputs, net.Version, in)
 	}
 	e.mu.RLock()
 	if e.closed.Load() {
 		e.mu.RUnlock()
 		return Result{}, ErrClosed
 	}
-	r := &request{ctx: ctx, x: x, n: n, inputs: inputs, enqueued: time.Now()}
+	r := &request{ctx: ctx, net: net, x: x, n: n, inputs: inputs, enqueued: time.Now()}
 	// An idle engine (nothing queued, no batch running) has nothing to batch this request with and nobody to keep
 	// waiting: compute here. Once anything runs or waits, requests queue, so load still turns into batches.
 	// A request larger than one batch takes several passes; it queues, so that its caller can stop waiting when ctx
@@ -208,14 +238,7 @@ func (e *Engine) Predict(ctx context.Context, x []float32, n, inputs int) (Resul
 	}
 	r.done = make(chan struct{})
 	e.depth.Add(1)
-	select {
-	case e.queue <- r:
-	default:
-		e.depth.Add(-1)
-		e.queued.Add(-int64(n))
-		e.mu.RUnlock()
-		return Result{}, ErrOverloaded
-	}
+	e.enqueue(r)
 	e.mu.RUnlock()
 	select {
 	case <-r.done:
@@ -248,52 +271,151 @@ func (e *Engine) take(r *request) {
 	e.queued.Add(-int64(r.n))
 }
 
-// work is one worker: it takes the first waiting request, waits for a slot, and runs batches until the engine closes.
-// The request it holds while waiting still counts as queued, so callers keep queueing behind it rather than taking
-// the slot it waits for.
+// enqueue appends r to its network's lane and wakes a worker.
+func (e *Engine) enqueue(r *request) {
+	e.qmu.Lock()
+	l := e.lanes[r.net]
+	if l == nil {
+		l = &lane{net: r.net}
+		e.lanes[r.net] = l
+	}
+	if len(l.reqs) == 0 {
+		e.ring = append(e.ring, l)
+	}
+	l.reqs = append(l.reqs, r)
+	e.qmu.Unlock()
+	e.wake()
+}
+
+// wake passes a kick to one idle worker, unless one is already pending.
+func (e *Engine) wake() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// work is one worker: woken by a kick, it takes a slot, then a batch from the lane whose turn it is, and runs it,
+// until the engine closes.
 func (e *Engine) work() {
-	var carry *request // received from the queue but did not fit the last batch (still counted as queued): it starts the next one
 	for {
-		first := carry
-		carry = nil
-		if first == nil {
-			select {
-			case first = <-e.queue:
-			case <-e.stop:
-				e.drain()
-				return
-			}
+		select {
+		case <-e.kick:
+		case <-e.stop:
+			e.drain()
+			return
 		}
 		var sl *slot
 		select {
 		case sl = <-e.slots:
 		case <-e.stop:
-			e.take(first)
-			first.err = ErrClosed
-			close(first.done)
 			e.drain()
 			return
 		}
-		e.take(first)
-		sl.batch = append(sl.batch[:0], first)
-		var images int
-		sl.batch, images, carry = e.collect(sl.batch, first.n)
+		batch, images := e.collect(sl.batch[:0])
+		if len(batch) == 0 {
+			e.slots <- sl
+			continue
+		}
+		sl.batch = batch
 		e.compute(sl, images)
 	}
 }
 
+// next takes the oldest requests of the lane whose turn it is, as many as fit one batch (at least one), and moves
+// the turn on. It passes the kick on when requests remain, so another idle worker takes them. Callers hold qmu.
+func (e *Engine) next(batch []*request, images int, from *lane) ([]*request, int, *lane) {
+	if len(e.ring) == 0 {
+		return batch, images, nil
+	}
+	at := e.turn % len(e.ring)
+	l := e.ring[at]
+	if from != nil {
+		// Topping up a batch: only its own lane.
+		if from.net != l.net {
+			at = -1
+			for k, c := range e.ring {
+				if c == from {
+					at = k
+				}
+			}
+			if at < 0 {
+				e.wake() // the kick that brought the caller here belongs to another lane
+				return batch, images, from
+			}
+			l = from
+		}
+	}
+	took := 0
+	for _, r := range l.reqs {
+		if len(batch) > 0 && images+r.n > e.cfg.MaxBatch {
+			break
+		}
+		e.take(r)
+		batch = append(batch, r)
+		images += r.n
+		took++
+	}
+	clear(l.reqs[:took])
+	l.reqs = l.reqs[took:]
+	if len(l.reqs) == 0 {
+		e.ring = append(e.ring[:at], e.ring[at+1:]...)
+		delete(e.lanes, l.net)
+		// The lanes after it have moved up one place.
+		if from == nil {
+			e.turn = at
+		} else if at < e.turn {
+			e.turn--
+		}
+	} else if from == nil {
+		e.turn = at + 1
+	}
+	if len(e.ring) > 0 {
+		e.wake()
+	}
+	return batch, images, l
+}
+
+// collect forms a batch from the lane whose turn it is. When BatchDelay is set and the batch found company (a burst
+// is arriving), it keeps topping the batch up from the same lane until it is full or the delay has passed.
+func (e *Engine) collect(batch []*request) ([]*request, int) {
+	e.qmu.Lock()
+	batch, images, l := e.next(batch, 0, nil)
+	e.qmu.Unlock()
+	if l == nil || len(batch) < 2 || e.cfg.BatchDelay <= 0 || images >= e.cfg.MaxBatch {
+		return batch, images
+	}
+	t := time.NewTimer(e.cfg.BatchDelay)
+	defer t.Stop()
+	for images < e.cfg.MaxBatch {
+		select {
+		case <-e.kick:
+		case <-t.C:
+			return batch, images
+		case <-e.stop:
+			return batch, images
+		}
+		e.qmu.Lock()
+		batch, images, _ = e.next(batch, images, l)
+		e.qmu.Unlock()
+	}
+	return batch, images
+}
+
 // drain answers ErrClosed to everything left in the queue, so no caller waits forever.
 func (e *Engine) drain() {
-	for {
-		select {
-		case r := <-e.queue:
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	for _, l := range e.ring {
+		for _, r := range l.reqs {
 			e.take(r)
 			r.err = ErrClosed
 			close(r.done)
-		default:
-			return
 		}
+		l.reqs = nil
 	}
+	e.ring = nil
+	clear(e.lanes)
 }
 
 // compute runs the slot's batch of images and gives the slot back, even if the pass panics (on a caller's goroutine
@@ -308,45 +430,9 @@ func (e *Engine) compute(sl *slot, images int) {
 	sl.x = e.run(sl.batch, images, &sl.ws, sl.x)
 }
 
-// collect adds queued requests to the batch while they fit and returns the first one that did not (it starts the
-// worker's next batch). When BatchDelay is set and it found others waiting (a burst is arriving), it keeps collecting
-// until the batch is full or the delay has passed; with an empty queue it never waits.
-func (e *Engine) collect(batch []*request, images int) (_ []*request, _ int, carry *request) {
-	var deadline <-chan time.Time
-	found := false
-	for images < e.cfg.MaxBatch {
-		var r *request
-		select {
-		case r = <-e.queue:
-		default:
-			if !found || e.cfg.BatchDelay <= 0 {
-				return batch, images, nil
-			}
-			if deadline == nil {
-				t := time.NewTimer(e.cfg.BatchDelay)
-				defer t.Stop()
-				deadline = t.C
-			}
-			select {
-			case r = <-e.queue:
-			case <-deadline:
-				return batch, images, nil
-			}
-		}
-		if images+r.n > e.cfg.MaxBatch {
-			return batch, images, r // still counted as queued until its own batch starts
-		}
-		e.take(r)
-		batch = append(batch, r)
-		images += r.n
-		found = true
-	}
-	return batch, images, nil
-}
-
-// run computes one batch with the model active when it starts, and answers every request in it.
+// run computes one batch, whose requests all run on one network, and answers every request in it.
 func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32], x []float32) []float32 {
-	net := e.model.Load()
+	net := batch[0].net
 	in, classes := net.MLP.Inputs(), net.MLP.Classes()
 	// Keep only callers still waiting and whose rows fit this model.
 	live := batch[:0]
@@ -402,6 +488,9 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 	}
 	if e.cfg.Observer != nil {
 		e.cfg.Observer.Batch(len(live), rows, time.Since(start))
+		if mo, ok := e.cfg.Observer.(ModelObserver); ok {
+			mo.BatchOf(net, len(live), rows)
+		}
 	}
 	return x
 }

@@ -56,7 +56,8 @@ type Budget struct {
 	mu      sync.Mutex
 	used    int64
 	peak    int64
-	changed chan struct{} // closed and replaced whenever memory is released
+	changed chan struct{} // closed and replaced when memory is released while someone waits for it
+	waiters int           // the Reserve calls waiting on changed
 }
 
 // New returns a budget of size bytes (at least 1).
@@ -126,18 +127,27 @@ func (b *Budget) Reserve(ctx context.Context, n int64) error {
 	if err := b.Fits(n); err != nil {
 		return err
 	}
+	waiting := false
 	for {
 		b.mu.Lock()
+		if waiting {
+			b.waiters--
+		}
 		if b.used+n <= b.size {
 			b.take(n)
 			b.mu.Unlock()
 			return nil
 		}
 		changed, free := b.changed, b.size-b.used
+		b.waiters++
+		waiting = true
 		b.mu.Unlock()
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			b.mu.Lock()
+			b.waiters--
+			b.mu.Unlock()
 			return &Error{Kind: ErrBusy, Need: n, Free: free, Size: b.size, Err: ctx.Err()}
 		}
 	}
@@ -159,8 +169,10 @@ func (b *Budget) Release(n int64) {
 		panic("membudget: released more than was reserved") // a programming error
 	}
 	b.used -= n
-	close(b.changed)
-	b.changed = make(chan struct{})
+	if b.waiters > 0 { // without a waiter, releasing (once or twice per image served) allocates nothing
+		close(b.changed)
+		b.changed = make(chan struct{})
+	}
 }
 
 // Hold is a reservation that grows as its owner needs more (a body being read, say) and is released as a whole.

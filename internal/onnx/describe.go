@@ -59,6 +59,15 @@ func describe(m *onnxpb.ModelProto, g *network, opset int64, data []byte, opts O
 			Opset: opset, SHA256: hex.EncodeToString(sum[:]), Version: saved.Version,
 		},
 	}
+	// The graph's temperature is what it computes, so it is the one served; a header saved by our export adds the
+	// threshold and the calibration figures that go with it.
+	if g.temperature != 1 {
+		info.Calibration = &model.Calibration{Temperature: g.temperature}
+		if c := saved.Calibration; c != nil && float32(1/c.Temperature) == float32(1/g.temperature) {
+			cal := *c // the same temperature as far as float32 goes: keep the saved one's exact digits
+			info.Calibration = &cal
+		}
+	}
 	if info.Name == "" {
 		info.Name = saved.Name
 	}

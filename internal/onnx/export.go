@@ -24,7 +24,8 @@ const (
 )
 
 // Export writes net as an ONNX model: one Gemm per layer (transB=0, alpha=beta=1, so the weights are stored exactly
-// as perceptron holds them), the hidden activation after each hidden layer, and Softmax over the classes. The
+// as perceptron holds them), the hidden activation after each hidden layer, a Mul by the inverse of a calibrated
+// model's temperature, and Softmax over the classes. The
 // input "input" is [N, inputs] float32 with a symbolic batch size N and the output "probabilities" [N, classes].
 // metadata_props carry the labels, the preprocessing, the image size and the whole header, so Import gives back
 // the same network.
@@ -64,6 +65,15 @@ func Export(net *model.Network) ([]byte, error) {
 			})
 			x = y
 		}
+	}
+	if t := net.Temperature(); t != 1 {
+		// A calibrated model's scores are divided by its temperature before the softmax; perceptron multiplies by
+		// the float32 inverse, and so does this node, for the same bits.
+		g.Initializer = append(g.Initializer, tensor("temperature.inverse", []int64{}, []float32{float32(1 / t)}))
+		g.Node = append(g.Node, &onnxpb.NodeProto{
+			Name: ptr("temperature"), OpType: ptr("Mul"), Input: []string{x, "temperature.inverse"}, Output: []string{"scaled_logits"},
+		})
+		x = "scaled_logits"
 	}
 	g.Node = append(g.Node, &onnxpb.NodeProto{
 		Name: ptr("softmax"), OpType: ptr("Softmax"), Input: []string{x}, Output: []string{OutputName},

@@ -3,7 +3,9 @@ package onnx
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/onnx/onnxpb"
+	"github.com/perceptron-dev/perceptron/internal/onnx/onnxtest"
 )
 
 func sigmoidNet(t testing.TB) *model.Network {
@@ -30,6 +33,7 @@ func sigmoidNet(t testing.TB) *model.Network {
 		net.MLP.Params[i] += float32(i%7) * 1e-3
 	}
 	net.Version = model.NewVersion(net.Created, net.MLP.Params)
+	net.Calibration = &model.Calibration{Temperature: 2.7, MinConfidence: 0.6, Examples: 40} // a strong one
 	return net
 }
 
@@ -70,6 +74,18 @@ func TestExportThenImportIsLossless(t *testing.T) {
 			if model.NewVersion(got.Created, got.MLP.Params) != net.Version {
 				t.Error("the version of the imported weights at the original time differs from the original version")
 			}
+			// The calibration comes back, and so the probabilities are the same bits.
+			if !reflect.DeepEqual(got.Calibration, net.Calibration) {
+				t.Errorf("calibration after round trip %+v; want %+v", got.Calibration, net.Calibration)
+			}
+			x := make([]float32, 3*net.MLP.Inputs())
+			for i := range x {
+				x[i] = float32(i%7) / 7
+			}
+			want := net.Forward(x, 3, &model.Workspace[float32]{})
+			if p := got.Forward(x, 3, &model.Workspace[float32]{}); !slices.Equal(p, want) {
+				t.Errorf("probabilities after round trip %v; want %v", p[:5], want[:5])
+			}
 		})
 	}
 }
@@ -88,7 +104,8 @@ func TestExportWritesTheDocumentedGraph(t *testing.T) {
 	for _, n := range g.GetNode() {
 		ops = append(ops, n.GetOpType())
 	}
-	if want := []string{"Gemm", "Sigmoid", "Gemm", "Sigmoid", "Gemm", "Softmax"}; !slices.Equal(ops, want) {
+	// The network is calibrated: its scores are multiplied by the inverse of its temperature before the softmax.
+	if want := []string{"Gemm", "Sigmoid", "Gemm", "Sigmoid", "Gemm", "Mul", "Softmax"}; !slices.Equal(ops, want) {
 		t.Errorf("operators %v; want %v", ops, want)
 	}
 	in, out := g.GetInput()[0], g.GetOutput()[0]
@@ -110,5 +127,36 @@ func TestExportWritesTheDocumentedGraph(t *testing.T) {
 	}
 	if m.GetOpsetImport()[0].GetVersion() != ExportOpset || m.GetIrVersion() != exportIR {
 		t.Errorf("opset %v IR %d; want %d and %d", m.GetOpsetImport(), m.GetIrVersion(), ExportOpset, exportIR)
+	}
+}
+
+// TestImportReadsATemperature: scores divided (or multiplied) by a scalar before the softmax are a temperature,
+// which the imported network applies as perceptron applies a calibrated model's.
+func TestImportReadsATemperature(t *testing.T) {
+	for _, tc := range []struct {
+		op    string
+		value float32
+		want  float64
+	}{{"Div", 2.5, 2.5}, {"Mul", 0.5, 2}} {
+		t.Run(tc.op, func(t *testing.T) {
+			file := onnxtest.New(13, "x", -1, 4).
+				Init(onnxtest.Float32("w", []int64{4, 2}, []float32{1, -1, 2, 0, 0, 3, -2, 1})).
+				Init(onnxtest.Float32("t", []int64{}, []float32{tc.value})).
+				Node("mm", "MatMul", []string{"x", "w"}, []string{"h"}).
+				Node("temp", tc.op, []string{"h", "t"}, []string{"s"}).
+				Node("sm", "Softmax", []string{"s"}, []string{"y"}).Output("y").Bytes()
+			net, err := ImportBytes(file, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if net.Calibration == nil || net.Calibration.Temperature != tc.want {
+				t.Fatalf("calibration %+v; want temperature %v", net.Calibration, tc.want)
+			}
+			p := net.Forward([]float32{1, 0, 0, 0}, 1, &model.Workspace[float32]{}) // scores 1 and -1
+			want := 1 / (1 + math.Exp(-2/tc.want))
+			if math.Abs(float64(p[0])-want) > 1e-6 {
+				t.Errorf("probability %v; want %v", p[0], want)
+			}
+		})
 	}
 }

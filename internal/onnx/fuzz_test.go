@@ -28,6 +28,8 @@ func FuzzImport(f *testing.F) {
 	f.Add(matmulAdd(newSpec(2, "Tanh", 9, 4, 2)))
 	f.Add(scaledDouble(newSpec(3, "Sigmoid", 4, 3, 2)))
 	f.Add(half(newSpec(4, "Relu", 4, 3, 2)))
+	f.Add(viewOpset9(f, newSpec(6, "Relu", 16, 3, 2)))
+	f.Add(viewOpset13(f, newSpec(7, "Tanh", 16, 3, 2)))
 	// Mutated graphs: each changes one thing the importer checks.
 	for _, change := range []func(m *onnxpb.ModelProto){
 		func(m *onnxpb.ModelProto) { m.Graph.Node[1].Input[0] = "input" },

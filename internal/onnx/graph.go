@@ -30,6 +30,9 @@ type network struct {
 	layers     []layer
 	activation model.Activation // of the hidden layers; 0 when there are none
 	output     string           // outputLogits, outputSoftmax or outputLogSoftmax
+	// temperature divides the last layer's scores before the softmax: a Mul or Div by a scalar there (as an export
+	// of a calibrated model writes); 1 when there is none.
+	temperature float64
 }
 
 // stage is where the walk is along the chain: what the previous node was decides what may come next.
@@ -40,23 +43,27 @@ const (
 	afterLinear                  // after a layer (Gemm, MatMul, or an Add to its bias)
 	afterActivation              // after a hidden activation
 	afterSoftmax                 // after the final Softmax or LogSoftmax
+	afterScale                   // after a temperature (Mul or Div by a scalar) on the last layer's scores
 )
 
 // supportedOps is said in refusals, so a user knows what to export instead.
-const supportedOps = "Gemm, MatMul, Add, Relu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape, Identity, Dropout and Constant"
+const supportedOps = "Gemm, MatMul, Add, Mul or Div by a scalar after the last layer, Relu, Sigmoid, Tanh, Softmax, LogSoftmax, Flatten, Reshape, Identity, Dropout and Constant, " +
+	"with Shape, Gather, Unsqueeze, Squeeze, Concat, Cast and Slice computing a Reshape's target from the input's shape"
 
 // walker follows the chain of nodes from the graph's input to its output.
 type walker struct {
-	opset  int64
-	consts map[string]*onnxpb.TensorProto // initializers and Constant outputs
-	uses   map[string]int                 // how many node inputs read each value
-	net    network
-	cur    string  // the value the next node must read
-	dims   []int64 // its shape; nil when unknown
-	stage  stage
-	act    model.Activation                     // the activation just applied, not yet followed by a layer
-	params int                                  // weights and biases of the layers so far
-	values map[*onnxpb.TensorProto]tensorValues // converted constants, so a shared one is converted once
+	opset    int64
+	consts   map[string]*onnxpb.TensorProto // initializers and Constant outputs
+	uses     map[string]int                 // how many node inputs read each value
+	net      network
+	cur      string  // the value the next node must read
+	dims     []int64 // its shape; nil when unknown
+	stage    stage
+	act      model.Activation                     // the activation just applied, not yet followed by a layer
+	params   int                                  // weights and biases of the layers so far
+	values   map[*onnxpb.TensorProto]tensorValues // converted constants, so a shared one is converted once
+	shapes   map[string][]int64                   // the shapes of the chain's values so far, for Shape nodes
+	computed map[string]shapeValue                // the values of shape arithmetic (shapes.go)
 }
 
 type tensorValues struct {
@@ -80,8 +87,8 @@ func (w *walker) floats(name string) ([]float32, []int, error) {
 
 // readGraph recognises the multilayer perceptron g computes, or says which node it cannot import and why.
 func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
-	w := &walker{opset: opset, consts: map[string]*onnxpb.TensorProto{}, uses: map[string]int{},
-		values: map[*onnxpb.TensorProto]tensorValues{}}
+	w := &walker{net: network{temperature: 1}, opset: opset, consts: map[string]*onnxpb.TensorProto{}, uses: map[string]int{},
+		values: map[*onnxpb.TensorProto]tensorValues{}, shapes: map[string][]int64{}, computed: map[string]shapeValue{}}
 	defined := map[string]bool{}
 	for _, t := range g.GetInitializer() {
 		if defined[t.GetName()] {
@@ -113,6 +120,9 @@ func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
 	}
 	defined[in.GetName()] = true
 	for _, n := range g.GetNode() {
+		if !usesData(n.GetOpType()) {
+			continue
+		}
 		for _, name := range n.GetInput() {
 			w.uses[name]++
 		}
@@ -147,7 +157,7 @@ func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
 		return nil, unsupported("the graph has no Gemm or MatMul layer")
 	case w.stage == afterActivation:
 		return nil, unsupported("the graph ends with %s; the output must be the last layer's scores, or their Softmax or LogSoftmax", w.act)
-	case w.stage == afterLinear:
+	case w.stage == afterLinear || w.stage == afterScale:
 		w.net.output = outputLogits
 	}
 	return &w.net, nil
@@ -156,6 +166,7 @@ func readGraph(g *onnxpb.GraphProto, opset int64) (*network, error) {
 // readInput checks the graph's input: float32, of a shape an image or a vector of pixels can have.
 func (w *walker) readInput(in *onnxpb.ValueInfoProto) error {
 	w.net.input, w.cur = in.GetName(), in.GetName()
+	w.shapes[w.cur] = nil
 	tt := in.GetType().GetTensorType()
 	if in.GetType() != nil && tt == nil {
 		return unsupported("the input %s is not a tensor", quote(in.GetName()))
@@ -183,6 +194,7 @@ func (w *walker) readInput(in *onnxpb.ValueInfoProto) error {
 	}
 	w.net.inputDims = dims
 	w.dims = dims
+	w.shapes[w.cur] = dims
 	return nil
 }
 
@@ -195,13 +207,15 @@ func (w *walker) step(n *onnxpb.NodeProto, id, op string) error {
 	switch op {
 	case "Constant":
 		return w.constant(n, id, op)
-	case "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Identity", "Dropout":
+	case "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice":
+		return w.shapeStep(n, id, op)
+	case "Gemm", "MatMul", "Add", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Reshape", "Identity", "Dropout":
 	default:
 		return fail("operator %s is not supported; perceptron imports multilayer perceptrons made of %s", op, supportedOps)
 	}
 	var data []string
 	for _, name := range n.GetInput() {
-		if name != "" && w.consts[name] == nil {
+		if name != "" && w.consts[name] == nil && !isComputed(w.computed, name) {
 			data = append(data, name)
 		}
 	}
@@ -241,6 +255,8 @@ func (w *walker) step(n *onnxpb.NodeProto, id, op string) error {
 		err = w.linear(n, id, op)
 	case "Add":
 		err = w.add(n, id, op)
+	case "Mul", "Div":
+		err = w.scale(n, id, op)
 	case "Relu", "Sigmoid", "Tanh":
 		err = w.activation(n, id, op)
 	case "Softmax", "LogSoftmax":
@@ -250,6 +266,7 @@ func (w *walker) step(n *onnxpb.NodeProto, id, op string) error {
 		return err
 	}
 	w.cur = n.GetOutput()[0]
+	w.shapes[w.cur] = w.dims
 	return nil
 }
 
@@ -292,304 +309,6 @@ const (
 	attrInt   = onnxpb.AttributeProto_INT
 	attrFloat = onnxpb.AttributeProto_FLOAT
 )
-
-// constant records a Constant node's value.
-func (w *walker) constant(n *onnxpb.NodeProto, id, op string) error {
-	attrs, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{
-		"value": onnxpb.AttributeProto_TENSOR, "value_float": attrFloat, "value_floats": onnxpb.AttributeProto_FLOATS,
-		"value_int": attrInt, "value_ints": onnxpb.AttributeProto_INTS,
-	})
-	if err != nil {
-		return err
-	}
-	if len(attrs) != 1 || len(n.GetOutput()) != 1 || len(n.GetInput()) != 0 {
-		return nodeErr(ErrMalformed, id, op, "want one value attribute, no input and one output")
-	}
-	var t *onnxpb.TensorProto
-	for name, a := range attrs {
-		switch name {
-		case "value":
-			t = a.GetT()
-		case "value_float":
-			t = &onnxpb.TensorProto{DataType: ptr(int32(onnxpb.TensorProto_FLOAT)), FloatData: []float32{a.GetF()}}
-		case "value_floats":
-			t = &onnxpb.TensorProto{DataType: ptr(int32(onnxpb.TensorProto_FLOAT)), Dims: []int64{int64(len(a.GetFloats()))}, FloatData: a.GetFloats()}
-		case "value_int":
-			t = &onnxpb.TensorProto{DataType: ptr(int32(onnxpb.TensorProto_INT64)), Int64Data: []int64{a.GetI()}}
-		case "value_ints":
-			t = &onnxpb.TensorProto{DataType: ptr(int32(onnxpb.TensorProto_INT64)), Dims: []int64{int64(len(a.GetInts()))}, Int64Data: a.GetInts()}
-		}
-	}
-	if t == nil {
-		return nodeErr(ErrMalformed, id, op, "attribute \"value\" holds no tensor")
-	}
-	w.consts[n.GetOutput()[0]] = t
-	return nil
-}
-
-func (w *walker) dropout(n *onnxpb.NodeProto, id, op string) error {
-	if _, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{"ratio": attrFloat, "seed": attrInt}); err != nil {
-		return err
-	}
-	if in := n.GetInput(); len(in) > 2 && in[2] != "" {
-		training, err := boolean(w.consts[in[2]])
-		if err != nil {
-			return nodeErr(ErrUnsupported, id, op, "training_mode: %v", err)
-		}
-		if training {
-			return nodeErr(ErrUnsupported, id, op, "training_mode is true; export the model in inference mode (model.eval())")
-		}
-	}
-	return nil
-}
-
-func (w *walker) flatten(n *onnxpb.NodeProto, id, op string) error {
-	attrs, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{"axis": attrInt})
-	if err != nil {
-		return err
-	}
-	axis := intAttr(attrs, "axis", 1)
-	if axis < 0 && w.dims != nil {
-		axis += int64(len(w.dims))
-	}
-	if axis != 1 {
-		return nodeErr(ErrUnsupported, id, op, "attribute axis=%d: perceptron flattens each example, axis=1", intAttr(attrs, "axis", 1))
-	}
-	w.dims = flattened(w.dims)
-	return nil
-}
-
-// flattened is the shape [N, product of the rest] of a batch of examples; nil stays unknown.
-func flattened(dims []int64) []int64 {
-	if dims == nil {
-		return nil
-	}
-	features := int64(1)
-	for _, d := range dims[1:] {
-		if d < 0 {
-			features = -1
-			break
-		}
-		features *= d
-	}
-	return []int64{dims[0], features}
-}
-
-func (w *walker) reshape(n *onnxpb.NodeProto, id, op string) error {
-	attrs, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{"allowzero": attrInt})
-	if err != nil {
-		return err
-	}
-	in := n.GetInput()
-	if len(in) != 2 || w.consts[in[1]] == nil {
-		return nodeErr(ErrUnsupported, id, op, "the target shape must be a constant")
-	}
-	target, err := ints(w.consts[in[1]])
-	if err != nil {
-		return nodeErr(ErrUnsupported, id, op, "target shape: %v", err)
-	}
-	fail := func() error {
-		return nodeErr(ErrUnsupported, id, op, "reshapes %s to %v; perceptron's layers take [N, features]: reshape to [-1, features] or use Flatten",
-			shapeString(w.dims), target)
-	}
-	if len(target) != 2 || intAttr(attrs, "allowzero", 0) != 0 && (target[0] == 0 || target[1] == 0) {
-		return fail()
-	}
-	flat := flattened(w.dims)
-	batch, features := int64(-1), int64(-1)
-	if flat != nil {
-		batch, features = flat[0], flat[1]
-	}
-	switch {
-	case target[0] == 0 || target[0] == -1 || target[0] > 0 && target[0] == batch:
-	default:
-		return fail()
-	}
-	switch {
-	case target[1] > 0 && (features < 0 || features == target[1]):
-		features = target[1]
-	case target[1] == -1 && target[0] != -1:
-	case target[1] == 0 && w.dims != nil && len(w.dims) == 2:
-	default:
-		return fail()
-	}
-	w.dims = []int64{batch, features}
-	return nil
-}
-
-// linear adds the layer of a Gemm (y = alpha·A'·B' + beta·C) or a MatMul (y = A·B), with the data as A and
-// constant weights: the layer's W is alpha·B' and its bias beta·C.
-func (w *walker) linear(n *onnxpb.NodeProto, id, op string) error {
-	fail := func(kind error, format string, args ...any) error { return nodeErr(kind, id, op, format, args...) }
-	var attrs map[string]*onnxpb.AttributeProto
-	var err error
-	if op == "Gemm" {
-		attrs, err = w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{
-			"alpha": attrFloat, "beta": attrFloat, "transA": attrInt, "transB": attrInt})
-	} else {
-		attrs, err = w.attrs(n, id, op, nil)
-	}
-	if err != nil {
-		return err
-	}
-	switch w.stage {
-	case afterLinear:
-		return fail(ErrUnsupported, "follows a layer without an activation between them; perceptron's hidden layers each have one")
-	}
-	in := n.GetInput()
-	switch {
-	case len(in) < 2 || op == "MatMul" && len(in) != 2 || len(in) > 3:
-		return fail(ErrMalformed, "has %d inputs", len(in))
-	case in[0] != w.cur:
-		return fail(ErrUnsupported, "the data is its second input; perceptron imports %s(x, W%s) with the data first", op,
-			map[bool]string{true: ", b", false: ""}[op == "Gemm"])
-	case intAttr(attrs, "transA", 0) != 0:
-		return fail(ErrUnsupported, "attribute transA=%d would transpose the batch of inputs; only transA=0 is supported", intAttr(attrs, "transA", 0))
-	case w.dims != nil && len(w.dims) != 2:
-		return fail(ErrUnsupported, "its input has shape %s; add Flatten before the first layer", shapeString(w.dims))
-	}
-	b, bdims, err := w.floats(in[1])
-	if err != nil {
-		return withNode(err, id, op)
-	}
-	if len(bdims) != 2 {
-		return fail(ErrUnsupported, "the weights %s have shape %v; want a matrix", quote(in[1]), bdims)
-	}
-	k, m := bdims[0], bdims[1]
-	transB := intAttr(attrs, "transB", 0) != 0
-	if transB {
-		k, m = m, k
-	}
-	if w.dims != nil && w.dims[1] > 0 && int64(k) != w.dims[1] {
-		return fail(ErrUnsupported, "the weights %s take %d values but the layer's input has %d", quote(in[1]), k, w.dims[1])
-	}
-	if k < 1 || m < 1 || k > model.MaxWidth || m > model.MaxWidth {
-		return fail(ErrUnsupported, "the weights %s have shape %v; each side must be 1 to %d", quote(in[1]), bdims, model.MaxWidth)
-	}
-	if len(w.net.layers) >= model.MaxLayers {
-		return fail(ErrUnsupported, "more than %d layers", model.MaxLayers)
-	}
-	// Counted before the layer is allocated: layers may share one initializer, so the file's size alone does not
-	// bound what they take.
-	if w.params += k*m + m; w.params > model.MaxParams {
-		return fail(ErrTooLarge, "the layers so far hold %d weights and biases, more than the %d a network may hold", w.params, model.MaxParams)
-	}
-	alpha := floatAttr(attrs, "alpha", 1)
-	l := layer{in: k, out: m, w: b, b: make([]float32, m)}
-	if transB || alpha != 1 { // else the weights are already in perceptron's layout, and only read from here on
-		l.w = make([]float32, k*m)
-		for i := range k {
-			for j := range m {
-				v := b[i*m+j]
-				if transB {
-					v = b[j*k+i]
-				}
-				l.w[i*m+j] = alpha * v
-			}
-		}
-	}
-	if len(in) == 3 && in[2] != "" {
-		c, err := w.bias(n, id, op, in[2], m)
-		if err != nil {
-			return err
-		}
-		beta := floatAttr(attrs, "beta", 1)
-		for j := range l.b {
-			l.b[j] = beta * c[j%len(c)]
-		}
-	}
-	if err := checkFinite(l, id, op); err != nil {
-		return err
-	}
-	if w.stage == afterActivation {
-		w.net.activation = w.act
-	}
-	w.net.layers = append(w.net.layers, l)
-	w.dims = []int64{batchDim(w.dims), int64(m)}
-	w.stage = afterLinear
-	return nil
-}
-
-// bias returns a constant added to every row of an [N, m] layer output: m values, or one for all.
-func (w *walker) bias(n *onnxpb.NodeProto, id, op, name string, m int) ([]float32, error) {
-	c, dims, err := w.floats(name)
-	if err != nil {
-		return nil, withNode(err, id, op)
-	}
-	ok := len(c) == m || len(c) == 1
-	for i, d := range dims {
-		if len(dims) > 2 || d != 1 && (d != m || i != len(dims)-1) {
-			ok = false
-		}
-	}
-	if !ok {
-		return nil, nodeErr(ErrUnsupported, id, op, "the bias %s has shape %v; want [%d], [1,%d] or one value", quote(name), dims, m, m)
-	}
-	return c, nil
-}
-
-func (w *walker) add(n *onnxpb.NodeProto, id, op string) error {
-	if _, err := w.attrs(n, id, op, nil); err != nil {
-		return err
-	}
-	if w.stage != afterLinear {
-		return nodeErr(ErrUnsupported, id, op, "Add is supported only as the bias of a Gemm or MatMul, right after it")
-	}
-	in := n.GetInput()
-	if len(in) != 2 {
-		return nodeErr(ErrMalformed, id, op, "has %d inputs", len(in))
-	}
-	name := in[1]
-	if in[1] == w.cur {
-		name = in[0]
-	}
-	l := &w.net.layers[len(w.net.layers)-1]
-	c, err := w.bias(n, id, op, name, l.out)
-	if err != nil {
-		return err
-	}
-	for j := range l.b {
-		l.b[j] += c[j%len(c)]
-	}
-	return checkFinite(*l, id, op)
-}
-
-func (w *walker) activation(n *onnxpb.NodeProto, id, op string) error {
-	if _, err := w.attrs(n, id, op, nil); err != nil {
-		return err
-	}
-	act := map[string]model.Activation{"Relu": model.ReLU, "Sigmoid": model.Sigmoid, "Tanh": model.Tanh}[op]
-	switch {
-	case w.stage != afterLinear:
-		return nodeErr(ErrUnsupported, id, op, "an activation must follow a Gemm or MatMul layer")
-	case w.net.activation != 0 && w.net.activation != act:
-		return nodeErr(ErrUnsupported, id, op, "%s after %s hidden layers; perceptron's networks use one activation for every hidden layer",
-			op, opName(w.net.activation))
-	}
-	w.act = act
-	w.stage = afterActivation
-	return nil
-}
-
-func (w *walker) softmax(n *onnxpb.NodeProto, id, op string) error {
-	attrs, err := w.attrs(n, id, op, map[string]onnxpb.AttributeProto_AttributeType{"axis": attrInt})
-	if err != nil {
-		return err
-	}
-	if w.stage != afterLinear {
-		return nodeErr(ErrUnsupported, id, op, "%s must follow the last Gemm or MatMul layer directly", op)
-	}
-	def := int64(-1)
-	if w.opset < 13 {
-		def = 1
-	}
-	if axis := intAttr(attrs, "axis", def); axis != 1 && axis != -1 {
-		return nodeErr(ErrUnsupported, id, op, "attribute axis=%d: perceptron applies %s over the classes, axis=1 or -1", axis, op)
-	}
-	w.net.output = op
-	w.stage = afterSoftmax
-	return nil
-}
 
 func checkFinite(l layer, id, op string) error {
 	for _, v := range l.w {

@@ -109,6 +109,14 @@ func TestImportRefusesWhatItCannotServe(t *testing.T) {
 			Init(&onnxpb.TensorProto{Name: proto.String("train"), DataType: proto.Int32(int32(onnxpb.TensorProto_BOOL)), RawData: []byte{1}}).
 			Node("drop", "Dropout", []string{"x", "", "train"}, []string{"d"}).
 			Node("mm", "MatMul", []string{"d", "w"}, []string{"y"}).Output("y").Bytes(), ErrUnsupported, []string{`node "drop" (Dropout)`, "training_mode"}},
+		{"a scale of a hidden layer", onnxtest.New(13, "x", -1, 4).
+			Init(onnxtest.Float32("w", []int64{4, 2}, make([]float32, 8))).Init(onnxtest.Float32("s", []int64{}, []float32{2})).
+			Node("mm", "MatMul", []string{"x", "w"}, []string{"h"}).Node("scale", "Mul", []string{"h", "s"}, []string{"hs"}).
+			Node("act", "Relu", []string{"hs"}, []string{"y"}).Output("y").Bytes(), ErrUnsupported, []string{`node "act" (Relu)`}},
+		{"a scale by a vector", onnxtest.New(13, "x", -1, 4).
+			Init(onnxtest.Float32("w", []int64{4, 2}, make([]float32, 8))).Init(onnxtest.Float32("s", []int64{2}, []float32{2, 3})).
+			Node("mm", "MatMul", []string{"x", "w"}, []string{"h"}).Node("scale", "Div", []string{"h", "s"}, []string{"y"}).
+			Output("y").Bytes(), ErrUnsupported, []string{`node "scale" (Div)`, "one positive finite scalar"}},
 		{"a node of another domain", edit(t, mlp, func(m *onnxpb.ModelProto) { node(m, "/act0").Domain = proto.String("com.microsoft") }),
 			ErrUnsupported, []string{`domain "com.microsoft"`}},
 	} {

@@ -74,7 +74,7 @@ func TestKill9DuringWritesLeavesALoadableRegistry(t *testing.T) {
 				t.Fatalf("kill %d: listed version %s does not load: %v", k, e.Version, err)
 			}
 		}
-		active, err := r.Active()
+		active, err := r.ActiveOf("t")
 		if err != nil {
 			t.Fatalf("kill %d: active pointer: %v", k, err)
 		}

@@ -27,11 +27,12 @@ func netVersion(t *testing.T, version string, created time.Time, seed uint64) *m
 	return n
 }
 
-// bigNet is a network of the default model's size, for tests where file size matters.
+// bigNet is a network of the default model's size, for tests where file size matters, a version of the same model
+// "t" as netVersion's.
 func bigNet(version string, created time.Time, seed uint64) *model.Network {
 	labels := []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 	n, err := model.New(model.Info{
-		Name: "big", Version: version, Created: created, Layers: []int{784, 128, 64, 10}, Activation: model.ReLU,
+		Name: "t", Version: version, Created: created, Layers: []int{784, 128, 64, 10}, Activation: model.ReLU,
 		Labels: labels, Input: model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST},
 	}, rand.New(rand.NewPCG(seed, 1)))
 	if err != nil {
@@ -160,7 +161,7 @@ func TestReplicasConvergeThroughTheSharedFolder(t *testing.T) {
 	var mu sync.Mutex
 	serving := "embedded-1"
 	swapped := make(chan string, 10)
-	go reader.Watch(ctx, 10*time.Millisecond,
+	go reader.Watch(ctx, "t", 10*time.Millisecond,
 		func() string { mu.Lock(); defer mu.Unlock(); return serving },
 		func(n *model.Network) { mu.Lock(); serving = n.Version; mu.Unlock(); swapped <- n.Version },
 		func(err error) { t.Errorf("watch: %v", err) })
@@ -277,7 +278,7 @@ func TestHistoryStartsWithTheActiveVersionOfAnOlderRegistry(t *testing.T) {
 	if _, err := r.Activate("new"); err != nil {
 		t.Fatal(err)
 	}
-	if hist, _ := r.History(); strings.Join(hist, " ") != "old new" {
+	if hist, _ := r.HistoryOf("t"); strings.Join(hist, " ") != "old new" {
 		t.Errorf("history %q; want old new", hist)
 	}
 }
@@ -298,7 +299,7 @@ func TestActivatingADamagedVersionChangesNothing(t *testing.T) {
 	if strings.Contains(err.Error(), dir) {
 		t.Errorf("error %q names the registry's absolute path", err)
 	}
-	if active, _ := r.Active(); active != "good" {
+	if active, _ := r.ActiveOf("t"); active != "good" {
 		t.Errorf("active %q after a refused activation; want good", active)
 	}
 }
@@ -338,4 +339,109 @@ func FuzzParseHistory(f *testing.F) {
 			}
 		}
 	})
+}
+
+// named returns a version of model name.
+func named(t *testing.T, name, version string, created time.Time, seed uint64) *model.Network {
+	t.Helper()
+	n := netVersion(t, version, created, seed)
+	n.Name = name
+	return n
+}
+
+// TestEachModelNameHasItsOwnPointerAndHistory: activating a version of one model moves that model's pointer
+// alone; each name falls back within its own history; listings mark each model's active version.
+func TestEachModelNameHasItsOwnPointerAndHistory(t *testing.T) {
+	dir := t.TempDir()
+	emb := netVersion(t, "embedded-1", t0.Add(-time.Hour), 1) // model "t"
+	r, _ := Open(dir, emb)
+	other, _ := Open(dir, emb) // another replica
+	for i, n := range []*model.Network{
+		named(t, "t", "t-2", t0, 2), named(t, "pets", "pets-1", t0.Add(time.Minute), 3),
+		named(t, "pets", "pets-2", t0.Add(2*time.Minute), 4),
+	} {
+		if err := r.Put(n); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	for _, v := range []string{"pets-1", "pets-2", "t-2"} {
+		if _, err := r.Activate(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]string{"t": "t-2", "pets": "pets-2"} {
+		if got, err := other.ActiveOf(name); err != nil || got != want {
+			t.Errorf("ActiveOf(%s) = %q, %v; want %s", name, got, err, want)
+		}
+	}
+	if hist, _ := other.HistoryOf("pets"); strings.Join(hist, " ") != "pets-1 pets-2" {
+		t.Errorf("pets history %q; want pets-1 pets-2", hist)
+	}
+	if hist, _ := other.HistoryOf("t"); strings.Join(hist, " ") != "t-2" {
+		t.Errorf("t history %q; want t-2 alone", hist)
+	}
+	if names, _ := other.Names(); strings.Join(names, " ") != "pets t" {
+		t.Errorf("names %q; want pets t", names)
+	}
+	list, err := other.ListOf("pets")
+	if err != nil || len(list) != 2 || !list[0].Active || list[0].Version != "pets-2" || list[1].Active {
+		t.Errorf("ListOf(pets) = %+v, %v; want pets-2 (active) then pets-1", list, err)
+	}
+	if _, err := other.ListOf("cats"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ListOf(cats) = %v; want ErrNotFound", err)
+	}
+	if _, _, err := other.LoadActiveOf("cats"); !errors.Is(err, ErrNoActive) {
+		t.Errorf("LoadActiveOf(cats) = %v; want ErrNoActive", err)
+	}
+	// A damaged pets version falls back to the pets version active before it, never to a version of t.
+	truncate(t, dir, "pets-2")
+	net, why, err := other.LoadActiveOf("pets")
+	if err != nil || net.Version != "pets-1" || !strings.Contains(why, "pets-2") {
+		t.Errorf("LoadActiveOf(pets) = %v, %q, %v; want pets-1 saying why", net, why, err)
+	}
+	// A version whose file names no valid model name is not stored.
+	bad := named(t, "a b", "v-bad", t0, 5)
+	if err := r.Put(bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Put of model %q: %v; want ErrInvalid", bad.Name, err)
+	}
+}
+
+// TestARegistryWithOnePointerMigrates: a registry from before named models has one ACTIVE and one HISTORY for every
+// model. Its pointer becomes the pointer of the model of the version it names, and activating the embedded model's
+// name afterwards leaves that model's pointer alone.
+func TestARegistryWithOnePointerMigrates(t *testing.T) {
+	dir := t.TempDir()
+	emb := netVersion(t, "embedded-1", t0.Add(-time.Hour), 1) // model "t"
+	r, _ := Open(dir, emb)
+	r.Put(named(t, "t", "t-2", t0, 2))
+	r.Put(named(t, "pets", "pets-1", t0.Add(time.Minute), 3))
+	// The old single slot: t-2 was active, then pets-1 replaced it.
+	os.WriteFile(filepath.Join(dir, "HISTORY"), []byte("t-2\npets-1\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "ACTIVE"), []byte("pets-1\n"), 0o644)
+
+	r, _ = Open(dir, emb)
+	if v, _ := r.ActiveOf("pets"); v != "pets-1" {
+		t.Errorf("pets active %q; want pets-1, the old pointer", v)
+	}
+	if v, _ := r.Active(); v != "" {
+		t.Errorf("t active %q; want none (the old pointer names a pets version; the embedded model serves)", v)
+	}
+	if net, _, _ := r.LoadActive(); net.Version != "embedded-1" {
+		t.Errorf("LoadActive of t = %s; want embedded-1", net.Version)
+	}
+	if _, err := r.Activate("t-2"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.ActiveOf("pets"); v != "pets-1" {
+		t.Errorf("after activating t-2, pets active %q; want pets-1 still", v)
+	}
+	if v, _ := r.Active(); v != "t-2" {
+		t.Errorf("t active %q; want t-2", v)
+	}
+	if hist, _ := r.History(); strings.Join(hist, " ") != "t-2 t-2" {
+		t.Errorf("t history %q; want t-2 t-2 (the old history's t versions, then this activation)", hist)
+	}
+	if hist, _ := r.HistoryOf("pets"); strings.Join(hist, " ") != "pets-1" {
+		t.Errorf("pets history %q; want pets-1", hist)
+	}
 }

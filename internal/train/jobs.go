@@ -16,6 +16,7 @@ import (
 
 	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/randid"
 	"github.com/perceptron-dev/perceptron/internal/registry"
@@ -45,8 +46,14 @@ type Job struct {
 	Activated    bool        `json:"activated"`
 	// Decision says why the model was or was not activated.
 	Decision string `json:"decision,omitempty"`
-	Error    string `json:"error"`
+	// Warnings name what makes the result less trustworthy than it looks (a validation set too small to judge by).
+	Warnings []string `json:"warnings,omitempty"`
+	Error    string   `json:"error"`
 }
+
+// MinValidation is the validation set size under which a job's record warns that its validation accuracy, and so
+// early stopping and activate=if_better, judge by too few examples (one example moves the accuracy by over 2%).
+const MinValidation = 50
 
 // JobProgress is the latest progress of a running job.
 type JobProgress struct {
@@ -100,11 +107,15 @@ type JobsConfig struct {
 	// of its own (addJobProc), so training never takes more than one core and yields it to serving whenever serving
 	// needs it. The zero value uses every core at normal priority.
 	Background bool
-	// Serving returns the network being served now, for activate=if_better.
-	Serving func() *model.Network
+	// Serving returns the active network of model name (nil when it has none), for activate=if_better, which
+	// compares a new model only with the active version of its own name.
+	Serving func(name string) *model.Network
 	// GoLive makes a stored version the active one and the one that serves (the composition root's one way a
 	// model goes live); nil only writes the registry's active pointer.
 	GoLive func(version string) error
+	// Memory is the process's memory budget: a running job holds its estimate (Request.MemoryEstimate) from it, and
+	// waits for room before it trains. Nil means unlimited.
+	Memory *membudget.Budget
 	// Observe, when set, is called after every change of a job (for metrics and logs).
 	Observe func(Job)
 	// SaveFailed, when set, is told when a job's record cannot be written (a full or read-only MODEL_DIR): the
@@ -652,7 +663,25 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		fail(StatusFailed, fmt.Errorf("data set %q: %w", req.Dataset, err))
 		return
 	}
+	if j.cfg.Memory != nil {
+		// The job holds its estimate while it trains, so predictions and imports see what training takes; it waits
+		// for room (a cancel ends the wait) rather than pushing the process past its limit.
+		need := req.MemoryEstimate(trainSet.Len(), trainSet.Features(), len(trainSet.Classes))
+		if err := j.cfg.Memory.Reserve(ctx, need); err != nil {
+			switch {
+			case j.ctx.Err() != nil:
+				fail(StatusFailed, errors.New("interrupted: the server shut down while the job was waiting for memory"))
+			case ctx.Err() != nil:
+				fail(StatusCancelled, errors.New("cancelled"))
+			default:
+				fail(StatusFailed, fmt.Errorf("the job needs about %d MiB, more than the memory budget (MEMORY_LIMIT): %w", need>>20, err))
+			}
+			return
+		}
+		defer j.cfg.Memory.Release(need)
+	}
 	res, err := Train(ctx, req, trainSet, Options{
+		Name:   req.Model,
 		Input:  input,
 		Serial: j.cfg.Background,
 		OnProgress: func(p Progress) {
@@ -713,7 +742,7 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		}
 		return err
 	}
-	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(), j.cfg.Background, commit, j.cfg.GoLive)
+	activate, decision, err := Publish(j.cfg.Registry, net, res.Validation, req.Activate, j.cfg.Serving(net.Name), j.cfg.Background, commit, j.cfg.GoLive)
 	if errors.Is(err, context.Canceled) {
 		cancelled(net.Version)
 		return
@@ -726,6 +755,10 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		now := time.Now().UTC()
 		job.Status, job.FinishedAt = StatusSucceeded, &now
 		job.ModelVersion, job.Activated, job.Decision = net.Version, activate, decision
+		if res.Validation != nil && res.Validation.Len() < MinValidation {
+			job.Warnings = append(job.Warnings, fmt.Sprintf("the validation set has %d examples, under %d: its accuracy, early stopping and activate=if_better judge by too few; upload more examples or raise validation_split",
+				res.Validation.Len(), MinValidation))
+		}
 		job.Progress.Fraction = 1
 		job.Progress.ETASeconds = 0
 	})
@@ -780,7 +813,7 @@ func decide(policy string, net *model.Network, val *dataset.Set, serving *model.
 		return false, "could not evaluate the new model: " + err.Error()
 	}
 	if serving == nil {
-		return true, fmt.Sprintf("no model was serving; new model %.4f validation accuracy", newEv.Accuracy)
+		return true, fmt.Sprintf("model %s had no active version; activated with %.4f validation accuracy", net.Name, newEv.Accuracy)
 	}
 	if serving.Input != net.Input || !slices.Equal(serving.Labels, net.Labels) {
 		return false, fmt.Sprintf("not comparable with the serving model %s (different inputs or labels); not activated", serving.Version)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
@@ -37,8 +38,8 @@ type servingStub struct {
 	net *model.Network
 }
 
-func (s *servingStub) get() *model.Network  { s.mu.Lock(); defer s.mu.Unlock(); return s.net }
-func (s *servingStub) set(n *model.Network) { s.mu.Lock(); s.net = n; s.mu.Unlock() }
+func (s *servingStub) get(string) *model.Network { s.mu.Lock(); defer s.mu.Unlock(); return s.net }
+func (s *servingStub) set(n *model.Network)      { s.mu.Lock(); s.net = n; s.mu.Unlock() }
 
 // goLive activates a version in reg and serves it, as the composition root's GoLive does.
 func (s *servingStub) goLive(reg *registry.Registry) func(string) error {
@@ -118,13 +119,13 @@ func TestJobTrainsStoresAndActivatesABetterModel(t *testing.T) {
 	if !strings.Contains(job.Decision, "beats") {
 		t.Errorf("decision %q; want it to say the new model beats the serving one", job.Decision)
 	}
-	if got := serving.get(); got.Version != job.ModelVersion || got.Parent != "untrained-1" {
+	if got := serving.get(""); got.Version != job.ModelVersion || got.Parent != "untrained-1" {
 		t.Errorf("serving %s (parent %s); want the new %s with parent untrained-1", got.Version, got.Parent, job.ModelVersion)
 	}
-	if active, _ := reg.Active(); active != job.ModelVersion {
+	if active, _ := reg.ActiveOf("mnist-mlp"); active != job.ModelVersion {
 		t.Errorf("registry active %q; want %q", active, job.ModelVersion)
 	}
-	if acc := serving.get().Metrics.TestAccuracy; acc < 0.8 {
+	if acc := serving.get("").Metrics.TestAccuracy; acc < 0.8 {
 		t.Errorf("the job's model records test accuracy %.3f; want it measured on the MNIST test set", acc)
 	}
 
@@ -208,7 +209,7 @@ func TestSubmitRefusesInvalidRequestsAndAFullQueue(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	j, err := NewJobs(JobsConfig{Dir: t.TempDir(), Registry: reg, QueueSize: 2, Data: blockingSource(block),
-		Serving: func() *model.Network { return nil }})
+		Serving: func(string) *model.Network { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestReplicasShareJobRecords(t *testing.T) {
 	reg, _ := registry.Open(dir, nil)
 	newRunner := func(name string) *Jobs {
 		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: mnistSource{t},
-			Background: true, Serving: func() *model.Network { return nil }})
+			Background: true, Serving: func(string) *model.Network { return nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,10 +361,10 @@ func TestCancelDuringTheLastEpochNeverActivates(t *testing.T) {
 	if job.Status != StatusCancelled || job.Activated {
 		t.Errorf("job ended %s, activated %v (%s); want cancelled, not activated", job.Status, job.Activated, job.Error)
 	}
-	if got := serving.get(); got != nil {
+	if got := serving.get(""); got != nil {
 		t.Errorf("serving %s after a cancelled job; want nothing swapped in", got.Version)
 	}
-	if active, _ := reg.Active(); active != "" {
+	if active, _ := reg.ActiveOf("mnist-mlp"); active != "" {
 		t.Errorf("registry active %q after a cancelled job; want none", active)
 	}
 	if list, _ := reg.List(); len(list) != 0 {
@@ -394,7 +395,7 @@ func TestCancelPastThePointOfNoReturnSaysTooLate(t *testing.T) {
 	if job.Status != StatusSucceeded || !job.Activated {
 		t.Errorf("job ended %s, activated %v (%s); want succeeded and activated", job.Status, job.Activated, job.Error)
 	}
-	if active, _ := reg.Active(); active != job.ModelVersion || serving.get() == nil {
+	if active, _ := reg.ActiveOf("mnist-mlp"); active != job.ModelVersion || serving.get("") == nil {
 		t.Errorf("registry active %q; want the job's %s serving", active, job.ModelVersion)
 	}
 }
@@ -409,7 +410,7 @@ func TestAnUnwritableModelDirFailsTheJobClearly(t *testing.T) {
 	var saveErrs []error
 	j, err := NewJobs(JobsConfig{
 		Dir: filepath.Join(dir, "jobs"), Replica: "pod-a", Registry: reg, Data: mnistSource{t}, Background: true,
-		Serving:    func() *model.Network { return nil },
+		Serving:    func(string) *model.Network { return nil },
 		SaveFailed: func(_ Job, err error) { mu.Lock(); saveErrs = append(saveErrs, err); mu.Unlock() },
 	})
 	if err != nil {
@@ -460,7 +461,7 @@ func TestQueuedJobsSurviveAReplacedReplica(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	old, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-old", Registry: reg, Data: blockingSource(block),
-		Serving: func() *model.Network { return nil }})
+		Serving: func(string) *model.Network { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +488,7 @@ func TestQueuedJobsSurviveAReplacedReplica(t *testing.T) {
 	os.Chtimes(path, stale, stale)
 
 	fresh, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: "pod-new", Registry: reg, Data: mnistSource{t},
-		Serving: func() *model.Network { return nil }})
+		Serving: func(string) *model.Network { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +523,7 @@ func TestTwoReplicasNeverRunAJobTwice(t *testing.T) {
 	var replicas []*Jobs
 	for _, name := range []string{"pod-a", "pod-b"} {
 		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: countingSource{&starts},
-			Concurrency: 2, QueueSize: 64, Serving: func() *model.Network { return nil }})
+			Concurrency: 2, QueueSize: 64, Serving: func(string) *model.Network { return nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -585,7 +586,119 @@ func TestPublishingTheSameWeightsTwiceInOneSecondStoresThemOnce(t *testing.T) {
 	if versions[0] != versions[1] {
 		t.Fatalf("versions %q; want one version for the same weights in the same second", versions)
 	}
-	if active, _ := reg.Active(); active != versions[0] {
+	if active, _ := reg.ActiveOf("untrained"); active != versions[0] {
 		t.Errorf("active %q; want %q", active, versions[0])
+	}
+}
+
+// TestARunningJobHoldsItsEstimateFromTheMemoryBudget: a job waits while the budget has no room for its estimate,
+// trains once it has, holds the estimate while it trains, and gives it back when it ends; a job whose estimate
+// can never fit fails saying so.
+func TestARunningJobHoldsItsEstimateFromTheMemoryBudget(t *testing.T) {
+	budget := membudget.New(64 << 20)
+	reg, err := registry.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held atomic.Int64
+	j, err := NewJobs(JobsConfig{Dir: t.TempDir(), Registry: reg, Data: mnistSource{t}, Memory: budget,
+		Serving: func(string) *model.Network { return nil },
+		Observe: func(job Job) {
+			if len(job.History) > 0 {
+				held.Store(budget.Used())
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start()
+	defer j.Close()
+
+	if err := budget.TryReserve(budget.Size()); err != nil { // the whole budget, taken by something else
+		t.Fatal(err)
+	}
+	req := smallRequest()
+	req.Activate = "never"
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, j, job.ID, func(j Job) bool { return j.Status == StatusRunning })
+	if got, _ := j.Get(job.ID); len(got.History) > 0 {
+		t.Fatalf("the job trained while the budget was full: %+v", got.Progress)
+	}
+	budget.Release(budget.Size())
+	done := waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if done.Status != StatusSucceeded {
+		t.Fatalf("job %s: %s", done.Status, done.Error)
+	}
+	if held.Load() <= 0 {
+		t.Errorf("the budget held %d bytes while the job trained; want its estimate", held.Load())
+	}
+	if budget.Used() != 0 {
+		t.Errorf("after the job the budget holds %d bytes; want 0", budget.Used())
+	}
+
+	huge := smallRequest()
+	huge.Hidden = []int{4096, 4096, 4096}
+	job, err = j.Submit(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() }); done.Status != StatusFailed ||
+		!strings.Contains(done.Error, "MEMORY_LIMIT") {
+		t.Errorf("a job beyond the budget ended %s %q; want failed naming MEMORY_LIMIT", done.Status, done.Error)
+	}
+}
+
+// TestAJobTrainsANamedModelAndComparesWithinIt: a job's `model` names its version's model; with no active version
+// of that name, if_better activates it and says so, whatever the process serves (here a model of another name,
+// which is not compared with); a validation set under MinValidation examples is warned about in the record.
+func TestAJobTrainsANamedModelAndComparesWithinIt(t *testing.T) {
+	serving := &servingStub{net: untrained(t)} // model "untrained": another name
+	dir := t.TempDir()
+	reg, _ := registry.Open(dir, nil)
+	var asked []string
+	j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
+		Serving: func(name string) *model.Network {
+			asked = append(asked, name)
+			if name == serving.net.Name {
+				return serving.net
+			}
+			return nil
+		},
+		GoLive: serving.goLive(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Start()
+	defer j.Close()
+	req := smallRequest()
+	req.Model, req.Limit, req.Epochs = "digits-small", 300, 2 // 30 validation examples
+	job, err := j.Submit(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = waitJob(t, j, job.ID, func(j Job) bool { return j.Finished() })
+	if job.Status != StatusSucceeded || !job.Activated || !strings.Contains(job.Decision, "digits-small had no active version") {
+		t.Fatalf("job ended %s, activated %v, decision %q, error %q; want activated as the first of its name", job.Status, job.Activated, job.Decision, job.Error)
+	}
+	if strings.Join(asked, " ") != "digits-small" {
+		t.Errorf("the job compared with the active version of %q; want digits-small's alone", asked)
+	}
+	if active, _ := reg.ActiveOf("digits-small"); active != job.ModelVersion {
+		t.Errorf("digits-small active %q; want %s", active, job.ModelVersion)
+	}
+	if net, _ := reg.Load(job.ModelVersion); net == nil || net.Name != "digits-small" {
+		t.Errorf("stored version %v; want a version of digits-small", net)
+	}
+	if len(job.Warnings) != 1 || !strings.Contains(job.Warnings[0], "30 examples") {
+		t.Errorf("warnings %q; want one about the 30 validation examples", job.Warnings)
+	}
+
+	bad := smallRequest()
+	bad.Model = "../etc"
+	if _, err := j.Submit(bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Submit with model %q: %v; want ErrInvalid", bad.Model, err)
 	}
 }

@@ -7,6 +7,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
@@ -16,6 +17,7 @@ import (
 // DefaultRequest() so that absent fields keep their defaults and explicit zeros are honoured.
 type Request struct {
 	Dataset               string  `json:"dataset"`                 // data set id; "mnist" is built in
+	Model                 string  `json:"model,omitempty"`         // the model name the version belongs to; empty means the data set's name followed by "-mlp"
 	Hidden                []int   `json:"hidden"`                  // hidden layer widths; empty means softmax regression
 	Activation            string  `json:"activation"`              // relu, sigmoid or tanh
 	Optimizer             string  `json:"optimizer"`               // sgd (with momentum), adam or lbfgs
@@ -30,6 +32,17 @@ type Request struct {
 	Limit                 int     `json:"limit"`                   // use the first N training examples; 0 = all
 	Augment               bool    `json:"augment"`                 // random rotation, scale, shear and shift per example
 	Activate              string  `json:"activate"`                // never, if_better or always (for jobs)
+}
+
+// validModel is the shape of a model name, as the registry accepts it.
+var validModel = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$`)
+
+// truncate shortens a value quoted in an error message.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 // DefaultRequest returns the defaults of every field.
@@ -69,6 +82,9 @@ func invalid(format string, args ...any) error {
 func (r *Request) Validate() error {
 	if r.Dataset == "" {
 		return invalid("dataset is empty")
+	}
+	if r.Model != "" && !validModel.MatchString(r.Model) {
+		return invalid("model %q is not a model name: letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64", truncate(r.Model))
 	}
 	if len(r.Hidden) > MaxHidden {
 		return invalid("%d hidden layers, at most %d", len(r.Hidden), MaxHidden)

@@ -1,6 +1,6 @@
 """PyTorch side of cmd/server's interop test (interop_test.go).
 
-  torch_models.py build DIR   trains three MLPs briefly on DIR/train.f32 and DIR/train.labels, exports each with
+  torch_models.py build DIR   trains four MLPs briefly on DIR/train.f32 and DIR/train.labels, exports each with
                               torch.onnx.export to DIR/NAME.onnx, and writes PyTorch's class probabilities on
                               DIR/test.f32 to DIR/NAME.torch.f32
   torch_models.py check FILE  runs onnx.checker (with shape inference) on FILE
@@ -18,6 +18,12 @@ def build(d):
     import torch
     import torch.nn as nn
 
+    class View(nn.Module):
+        """x.view(x.size(0), -1), which exports as Shape, Gather, Unsqueeze and Concat computing a Reshape's target."""
+
+        def forward(self, x):
+            return x.view(x.size(0), -1)
+
     torch.manual_seed(1)
     xs = torch.from_numpy(np.fromfile(f"{d}/train.f32", dtype="<f4").reshape(-1, 784))
     ys = torch.from_numpy(np.fromfile(f"{d}/train.labels", dtype=np.uint8).astype(np.int64))
@@ -30,6 +36,8 @@ def build(d):
                                       nn.Linear(100, 10)), (784,), 13, False),
         "flatten-1x28x28": (nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.2),
                                           nn.Linear(64, 10), nn.LogSoftmax(dim=1)), (1, 28, 28), 11, True),
+        "view-1x28x28": (nn.Sequential(View(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(dim=1)),
+                         (1, 28, 28), 9, True),
     }
     for name, (m, shape, opset, final) in models.items():
         logits = m[:-1] if final else m
