@@ -15,19 +15,22 @@ import (
 
 // calibrateCmd calibrates a model file that training did not (one trained before training calibrated), on the
 // very examples its training held out: the training request in the header names the data set, seed, limit and
-// split, so they are drawn again exactly. Only the header changes; the weights, and so the version, stay.
+// split, so they are drawn again exactly. With -feature-distance it also fits the feature distance
+// (model.FeatureDistance) of a network with a hidden layer: class means and covariance on the training part,
+// threshold on the held-out part. Only the header changes; the weights, and so the version, stay.
 func calibrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("server calibrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	in := fs.String("model", "", "model file to calibrate (required)")
 	out := fs.String("out", "", "where to write the calibrated model (default: over -model)")
 	minConf := fs.Float64("min_confidence", -1, "default threshold to store, 0..1 (default: chosen from the held-out split)")
+	distance := fs.Bool("feature-distance", false, "also fit the hidden-layer feature distance that answers not_a_digit")
 	dataDir := fs.String("data-dir", envOr(getenv, "DATA_DIR", "./data"), "data set folder (env DATA_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *in == "" || fs.NArg() > 0 {
-		return errors.New("usage: server calibrate -model file.pcpt [-out file.pcpt] [-min_confidence 0..1]")
+		return errors.New("usage: server calibrate -model file.pcpt [-out file.pcpt] [-min_confidence 0..1] [-feature-distance]")
 	}
 	if *minConf != -1 && !(*minConf >= 0 && *minConf <= 1) {
 		return fmt.Errorf("-min_confidence %v outside 0..1", *minConf)
@@ -50,7 +53,7 @@ func calibrateCmd(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	val := train.HeldOut(req, data)
+	fit, val := train.Split(req, data)
 	if val == nil {
 		return fmt.Errorf("%s was trained without a validation split; there is no held-out data to calibrate on", *in)
 	}
@@ -62,6 +65,13 @@ func calibrateCmd(ctx context.Context, args []string, getenv func(string) string
 		cal.MinConfidence = math.Round(*minConf*1e4) / 1e4
 	}
 	net.Calibration = cal
+	if *distance {
+		if net.FeatureDistance, err = train.FitFeatureDistance(net, fit, val, train.DefaultRejectInDistribution, false); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "feature distance: class means and covariance of the last hidden layer on %d training examples, threshold %.4f\n",
+			net.FeatureDistance.Examples, net.FeatureDistance.Threshold)
+	}
 	if err := model.Save(*out, net); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -31,6 +32,9 @@ func TestCalibrateCommandRedoesWhatTrainingDid(t *testing.T) {
 	if want == nil || want.Examples != 200 {
 		t.Fatalf("trained model's calibration %+v; want one on the 200 held-out examples", want)
 	}
+	if net.FeatureDistance != nil {
+		t.Fatalf("training fitted a feature distance; only calibrate -feature-distance does")
+	}
 	net.Calibration = nil
 	if err := model.Save(plain, net); err != nil {
 		t.Fatal(err)
@@ -45,6 +49,30 @@ func TestCalibrateCommandRedoesWhatTrainingDid(t *testing.T) {
 	}
 	if got.Calibration == nil || *got.Calibration != *want || got.Version != net.Version {
 		t.Errorf("calibrated again: %+v, version %s; training stored %+v, version %s (output %q)", got.Calibration, got.Version, want, net.Version, out.String())
+	}
+	if got.FeatureDistance != nil {
+		t.Errorf("calibrate without -feature-distance fitted one")
+	}
+	// With -feature-distance: fitted on the 1800 training examples, and the same on every run.
+	withDistance := filepath.Join(dir, "distance.pcpt")
+	var files [2][]byte
+	for i := range files {
+		if err := run(context.Background(), []string{"server", "calibrate", "-model", plain, "-out", withDistance, "-feature-distance"}, getenv, nil, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if files[i], err = os.ReadFile(withDistance); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := model.Unmarshal(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.FeatureDistance == nil || d.FeatureDistance.Examples != 1800 || d.Version != net.Version {
+		t.Fatalf("calibrate -feature-distance: %+v, version %s; want a feature distance on 1800 examples, version %s", d.FeatureDistance, d.Version, net.Version)
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Errorf("calibrate -feature-distance wrote different files on two runs")
 	}
 	if err := run(context.Background(), []string{"server", "calibrate", "-model", plain, "-min_confidence", "0.75"}, getenv, nil, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 		if i > 0 {
 			b = append(b, ',')
 		}
-		verdict := outcome(hasNoDigit(noDigit, i), probs[best], minConfidence)
+		verdict := outcome(hasNoDigit(noDigit, i), unlikeDigits(res, i), probs[best], minConfidence)
 		if verdict == OutcomeNoDigit {
 			b = append(b, `{"label":null,"index":null,"accepted":false,"reason":"`+OutcomeNoDigit+`"`...)
 			b = appendDebugInput(b, debug, i, size)

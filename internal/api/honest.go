@@ -15,14 +15,19 @@ const (
 	OutcomeAccepted      = "accepted"
 	OutcomeLowConfidence = "low_confidence"
 	OutcomeNoDigit       = "no_digit_found"
+	OutcomeNotDigit      = "not_a_digit"
 )
 
-// outcome decides one answer: no digit when preprocessing found none, else low confidence when the calibrated
-// confidence is below the threshold, else accepted.
-func outcome(noDigit bool, confidence float32, minConfidence float64) string {
+// outcome decides one answer: no digit when preprocessing found none, else not a digit when the network's hidden
+// activations are far from every class of its training data (model.FeatureDistance), else low confidence when the
+// calibrated confidence is below the threshold, else accepted. The feature distance does not depend on
+// min_confidence: a confident answer about a letter is still not about a digit.
+func outcome(noDigit, unlike bool, confidence float32, minConfidence float64) string {
 	switch {
 	case noDigit:
 		return OutcomeNoDigit
+	case unlike:
+		return OutcomeNotDigit
 	case float64(confidence) < minConfidence:
 		return OutcomeLowConfidence
 	}
@@ -77,6 +82,12 @@ func (b *batchInput) markBlankRows(first int) {
 	}
 }
 
+// unlikeDigits reports whether row i of res lies beyond its model's feature distance threshold.
+func unlikeDigits(res inference.Result, i int) bool {
+	f := res.Model.FeatureDistance
+	return f != nil && i < len(res.Distances) && float64(res.Distances[i]) > f.Threshold
+}
+
 // hasNoDigit reports whether row i was marked.
 func hasNoDigit(flags []bool, i int) bool { return i < len(flags) && flags[i] }
 
@@ -105,7 +116,7 @@ func v2MinConfidence(params map[string]any) (v float64, ok bool, err error) {
 
 // v2Outputs builds the named outputs (probabilities alone when none is named), in the order named: probabilities
 // [n, classes]; accepted [n], false for an image without a digit or below the threshold; reason [n], "" for an
-// accepted answer, else low_confidence or no_digit_found.
+// accepted answer, else low_confidence, not_a_digit or no_digit_found.
 func v2Outputs(names []string, res inference.Result, n int, noDigit []bool, minConfidence float64) []v2OutputTensor {
 	if len(names) == 0 {
 		names = []string{"probabilities"}
@@ -118,7 +129,7 @@ func v2Outputs(names []string, res inference.Result, n int, noDigit []bool, minC
 			accepted, reasons = make([]bool, n), make([]string, n)
 			for i := range n {
 				probs := res.Probs[i*classes : (i+1)*classes]
-				o := outcome(hasNoDigit(noDigit, i), probs[model.Argmax(probs)], minConfidence)
+				o := outcome(hasNoDigit(noDigit, i), unlikeDigits(res, i), probs[model.Argmax(probs)], minConfidence)
 				accepted[i] = o == OutcomeAccepted
 				if !accepted[i] {
 					reasons[i] = o

@@ -182,11 +182,12 @@ func TestPredictionsAreCountedByOutcome(t *testing.T) {
 		send("", pic.data)
 	}
 	want := `
-# HELP perceptron_predictions_total Answers given, one per image, by model name and outcome: accepted, low_confidence (below the threshold) or no_digit_found.
+# HELP perceptron_predictions_total Answers given, one per image, by model name and outcome: accepted, low_confidence (below the threshold), not_a_digit (unlike every class of the training data) or no_digit_found.
 # TYPE perceptron_predictions_total counter
 perceptron_predictions_total{model="mnist-mlp",outcome="accepted"} 2
 perceptron_predictions_total{model="mnist-mlp",outcome="low_confidence"} 1
 perceptron_predictions_total{model="mnist-mlp",outcome="no_digit_found"} 4
+perceptron_predictions_total{model="mnist-mlp",outcome="not_a_digit"} 0
 `
 	if err := testutil.CollectAndCompare(m.answers, strings.NewReader(want)); err != nil {
 		t.Error(err)

@@ -40,9 +40,10 @@ func predictBatch(t *testing.T, url, query string, uploads [][]byte) []predictio
 	return all
 }
 
-// rejectedAt reports whether p, answered at min_confidence 0, is not accepted at threshold th.
+// rejectedAt reports whether p, answered at min_confidence 0, is not accepted at threshold th: the reasons that do
+// not depend on the threshold (no digit, not a digit) and the confidence below it.
 func rejectedAt(p prediction, th float64) bool {
-	return p.Reason == OutcomeNoDigit || p.Confidence < th
+	return p.Reason == OutcomeNoDigit || p.Reason == OutcomeNotDigit || p.Confidence < th
 }
 
 // TestNonDigitsAreRejected measures both sides of the threshold with the default model: realistic uploads that are

@@ -106,7 +106,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		classified: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "images_classified_total",
 			Help: "Images given a label (accepted or not), by predicted label."}, []string{"label"}),
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "predictions_total",
-			Help: "Answers given, one per image, by model name and outcome: accepted, low_confidence (below the threshold) or no_digit_found."},
+			Help: "Answers given, one per image, by model name and outcome: accepted, low_confidence (below the threshold), not_a_digit (unlike every class of the training data) or no_digit_found."},
 			[]string{"model", "outcome"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "perceptron", Name: "rejections_total",
 			Help: "Requests refused, by reason."}, []string{"reason"}),
@@ -249,14 +249,16 @@ func (m *Metrics) modelLabel(name string) string {
 // countAnswers counts each image of a result by its outcome, and each one that got a label under that label.
 func (m *Metrics) countAnswers(res inference.Result, noDigit []bool, minConfidence float64) {
 	classes := len(res.Model.Labels)
-	var counts [3]float64 // accepted, low confidence, no digit
+	var counts [4]float64 // accepted, low confidence, not a digit, no digit
 	for i := 0; (i+1)*classes <= len(res.Probs); i++ {
 		probs := res.Probs[i*classes : (i+1)*classes]
 		best := model.Argmax(probs)
-		switch outcome(hasNoDigit(noDigit, i), probs[best], minConfidence) {
+		switch outcome(hasNoDigit(noDigit, i), unlikeDigits(res, i), probs[best], minConfidence) {
 		case OutcomeNoDigit:
-			counts[2]++
+			counts[3]++
 			continue
+		case OutcomeNotDigit:
+			counts[2]++
 		case OutcomeLowConfidence:
 			counts[1]++
 		default:
@@ -269,7 +271,7 @@ func (m *Metrics) countAnswers(res inference.Result, noDigit []bool, minConfiden
 		m.classified.WithLabelValues(label).Inc()
 	}
 	name := m.modelLabel(res.Model.Name)
-	for i, o := range [3]string{OutcomeAccepted, OutcomeLowConfidence, OutcomeNoDigit} {
+	for i, o := range [4]string{OutcomeAccepted, OutcomeLowConfidence, OutcomeNotDigit, OutcomeNoDigit} {
 		// Every outcome is touched, so each series exists from the model's first answer and rate() works at once.
 		m.answers.WithLabelValues(name, o).Add(counts[i])
 	}

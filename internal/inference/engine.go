@@ -83,6 +83,8 @@ type Result struct {
 	Probs []float32
 	// Model is the network that computed them; every row comes from the same one.
 	Model *model.Network
+	// Distances holds each input's feature distance (model.FeatureDistance), nil when the model has none.
+	Distances []float32
 }
 
 // request is one caller's inputs travelling through the queue.
@@ -461,9 +463,9 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 		}
 	}
 	// One request alone needs no copy; several are gathered into one matrix.
-	var probs []float32
+	var probs, dists []float32
 	if len(live) == 1 {
-		probs = e.forward(net, live[0].x, rows, ws)
+		probs, dists = e.forward(net, live[0].x, rows, ws)
 	} else {
 		if cap(x) < rows*in {
 			x = make([]float32, rows*in)
@@ -473,11 +475,14 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 		for _, r := range live {
 			off += copy(x[off:], r.x)
 		}
-		probs = e.forward(net, x, rows, ws)
+		probs, dists = e.forward(net, x, rows, ws)
 	}
 	off := 0
 	for _, r := range live {
 		r.res = Result{Probs: append([]float32(nil), probs[off*classes:(off+r.n)*classes]...), Model: net}
+		if dists != nil {
+			r.res.Distances = dists[off : off+r.n : off+r.n]
+		}
 		off += r.n
 		r.finish()
 	}
@@ -490,17 +495,20 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 	return x
 }
 
-// forward runs rows inputs in slices of at most MaxBatch, returning all probabilities. For one slice it returns the
-// workspace's buffer directly.
-func (e *Engine) forward(net *model.Network, x []float32, rows int, ws *model.Workspace[float32]) []float32 {
+// forward runs rows inputs in slices of at most MaxBatch, returning all probabilities and, when the model has a
+// feature distance, each row's (in a fresh slice, nil otherwise). For one slice it returns the workspace's buffer of
+// probabilities directly.
+func (e *Engine) forward(net *model.Network, x []float32, rows int, ws *model.Workspace[float32]) (probs, dists []float32) {
 	if rows <= e.cfg.MaxBatch {
-		return net.Forward(x, rows, ws)
+		probs = net.Forward(x, rows, ws)
+		return probs, net.Distances(nil, rows, ws)
 	}
 	in, classes := net.MLP.Inputs(), net.MLP.Classes()
 	out := make([]float32, 0, rows*classes)
 	for lo := 0; lo < rows; lo += e.cfg.MaxBatch {
 		hi := min(lo+e.cfg.MaxBatch, rows)
 		out = append(out, net.Forward(x[lo*in:hi*in], hi-lo, ws)...)
+		dists = net.Distances(dists, hi-lo, ws)
 	}
-	return out
+	return out, dists
 }

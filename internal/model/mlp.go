@@ -126,6 +126,8 @@ type Workspace[T Float] struct {
 	Serial bool
 	// Outputs[i] holds the batch's output of layer i after Forward: hidden activations, then class probabilities.
 	Outputs [][]T
+
+	scratch []float64 // per-row scratch of Network.Distances
 }
 
 func (ws *Workspace[T]) output(i, size int) []T {

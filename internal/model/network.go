@@ -61,6 +61,10 @@ type Info struct {
 	// Calibration makes the model's confidence mean what it says; nil for a model never calibrated, whose
 	// probabilities are the plain softmax and which accepts every answer.
 	Calibration *Calibration `json:"calibration,omitempty"`
+	// FeatureDistance rejects inputs whose hidden activations are unlike every class of the training data; nil
+	// for a model without one, which this check accepts every input of. Left out of the header when nil, so older
+	// files keep their bytes.
+	FeatureDistance *FeatureDistance `json:"feature_distance,omitempty"`
 }
 
 // Origin is the provenance of an imported model.
@@ -161,6 +165,14 @@ func (info *Info) check() error {
 			return fmt.Errorf("calibration min_confidence %v outside 0..1", c.MinConfidence)
 		}
 	}
+	if f := info.FeatureDistance; f != nil {
+		if !(f.Layer >= 0 && f.Layer < len(info.Layers)-2) {
+			return fmt.Errorf("feature distance on hidden layer %d of %d", f.Layer, len(info.Layers)-2)
+		}
+		if err := f.check(info.Layers[f.Layer+1], info.Layers[len(info.Layers)-1]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -191,6 +203,15 @@ func (n *Network) Clone() *Network {
 	if n.Calibration != nil {
 		cal := *n.Calibration
 		c.Calibration = &cal
+	}
+	if n.FeatureDistance != nil {
+		f := *n.FeatureDistance
+		f.Whitening = slices.Clone(f.Whitening)
+		f.Means = make([][]float64, len(n.FeatureDistance.Means))
+		for i, m := range n.FeatureDistance.Means {
+			f.Means[i] = slices.Clone(m)
+		}
+		c.FeatureDistance = &f
 	}
 	return c
 }

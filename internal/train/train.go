@@ -140,6 +140,12 @@ func HeldOut(req Request, data *dataset.Set) *dataset.Set {
 	return val
 }
 
+// Split returns the training and held-out parts Train makes of data for req (a nil held-out part without one).
+func Split(req Request, data *dataset.Set) (trainSet, valSet *dataset.Set) {
+	_, trainSet, valSet = split(req, data)
+	return trainSet, valSet
+}
+
 // run is the state of one training run.
 type run struct {
 	req        Request

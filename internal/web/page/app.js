@@ -361,9 +361,11 @@
     }
     $("label").textContent = p.label;
     $("confidence").textContent = `${pct(p.confidence)} sure`;
-    let text = p.accepted === false
-      ? `Not sure this is a digit: the best guess, ${p.label}, is below the ${pct(res.min_confidence)} the model needs`
-      : `The model reads ${p.label}`;
+    let text = p.reason === "not_a_digit"
+      ? `Not a digit, it seems: the picture is unlike every digit the model learned from (best guess ${p.label})`
+      : p.accepted === false
+        ? `Not sure this is a digit: the best guess, ${p.label}, is below the ${pct(res.min_confidence)} the model needs`
+        : `The model reads ${p.label}`;
     if (top.length > 1) text += `; next best ${top[1].label} at ${pct(top[1].probability)}`;
     $("summary-text").textContent = text + ".";
 
