@@ -25,6 +25,7 @@ type config struct {
 	GRPCAddr        string
 	AdminTokenFile  string
 	TrainJobs       int
+	TrainPriority   string
 	ReplicaID       string
 	WatchInterval   time.Duration
 	ModelDir        string
@@ -145,6 +146,7 @@ func (c *config) settings() []setting {
 		{flag: "grpc-addr", env: "GRPC_ADDR", def: ":8081", usage: "Open Inference Protocol gRPC listen address (off or an empty -grpc-addr=: no gRPC)", value: strVal(&c.GRPCAddr)},
 		{flag: "admin-token", env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the admin routes (unset: a random one is generated and logged once)", value: strVal(&c.AdminToken)},
 		{flag: "admin-token-file", env: "ADMIN_TOKEN_FILE", usage: "file holding the admin token (a mounted Secret), used when ADMIN_TOKEN is unset", value: strVal(&c.AdminTokenFile)},
+		{flag: "train-priority", env: "TRAIN_PRIORITY", def: "idle", usage: "CPU priority of training jobs: idle (SCHED_IDLE, else nice 19: serving always comes first, and a job waits while the cores are busy) or normal", value: strVal(&c.TrainPriority)},
 		{flag: "train-jobs", env: "TRAIN_JOBS", def: "1", usage: "training jobs running at once; each runs on one low-priority thread", value: intVal(&c.TrainJobs)},
 		{flag: "replica-id", env: "REPLICA_ID", usage: "this replica's name among those sharing MODEL_DIR, naming the folder of the training jobs it runs; queued jobs belong to MODEL_DIR and run on any replica (default: the host name, a pod's name)", value: strVal(&c.ReplicaID)},
 		{flag: "watch-interval", env: "WATCH_INTERVAL", def: "1s", usage: "how often to check MODEL_DIR for a newly activated version (replicas converge within it)", value: durVal(&c.WatchInterval)},
@@ -208,6 +210,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("MAX_IMAGES must be at least 1")
 	case c.MaxLoadedModels < 1:
 		return nil, fmt.Errorf("MAX_LOADED_MODELS must be at least 1")
+	case c.TrainPriority != "idle" && c.TrainPriority != "normal":
+		return nil, fmt.Errorf("TRAIN_PRIORITY must be idle or normal")
 	case c.TrainJobs < 1:
 		return nil, fmt.Errorf("TRAIN_JOBS must be at least 1")
 	case c.WatchInterval <= 0:

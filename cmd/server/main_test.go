@@ -52,7 +52,9 @@ func startServerFull(t *testing.T, env map[string]string, args ...string) (base,
 		if v, ok := env[k]; ok {
 			return v
 		}
-		return map[string]string{"ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}[k]
+		return map[string]string{"ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "MODEL_DIR": t.TempDir(), "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn",
+			// Training at the lowest priority waits while the machine is busy; the tests must finish on a loaded one.
+			"TRAIN_PRIORITY": "normal"}[k]
 	}
 	pr, pw := io.Pipe()
 	stderr = &syncBuffer{}

@@ -71,7 +71,7 @@ func startProc(t *testing.T, bin string, env ...string) *process {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), append([]string{"ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0", "LOG_LEVEL=warn"}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"ADDR=127.0.0.1:0", "GRPC_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "TRAIN_PRIORITY=normal"}, env...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	p := &process{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr

@@ -124,7 +124,8 @@ func memoryPlan(cfg *config, log *zap.Logger) membudget.Plan {
 func serviceConfig(cfg *config, plan membudget.Plan) app.Config {
 	return app.Config{
 		ModelDir: cfg.ModelDir, DataDir: cfg.DataDir, ReplicaID: cfg.ReplicaID, TrainJobs: cfg.TrainJobs,
-		WatchInterval: cfg.WatchInterval, DefaultModel: cfg.DefaultModel, MaxLoadedModels: cfg.MaxLoadedModels, Memory: membudget.New(plan.Budget),
+		TrainNormalPriority: cfg.TrainPriority == "normal",
+		WatchInterval:       cfg.WatchInterval, DefaultModel: cfg.DefaultModel, MaxLoadedModels: cfg.MaxLoadedModels, Memory: membudget.New(plan.Budget),
 		Engine: inference.Config{Workers: cfg.Workers, MaxBatch: cfg.MaxBatch, BatchDelay: cfg.BatchDelay, QueueSize: cfg.QueueSize},
 		API: api.Config{
 			MaxBodyBytes: cfg.MaxBodyBytes, MaxPixels: cfg.MaxPixels, MaxImages: cfg.MaxImages,

@@ -16,7 +16,7 @@ func init() {
 	api.BuildService = func(t testing.TB, cfg api.Config) api.TestService {
 		t.Helper()
 		svc, err := app.New(zap.NewNop(), app.Config{ModelDir: t.TempDir(), DataDir: t.TempDir(),
-			Engine: inference.Config{Workers: 2}, API: cfg})
+			Engine: inference.Config{Workers: 2}, API: cfg, TrainNormalPriority: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,6 +47,9 @@ type Config struct {
 	ReplicaID string
 	// TrainJobs is how many training jobs run at once; 0 means 1.
 	TrainJobs int
+	// TrainNormalPriority keeps background training jobs at normal priority instead of the lowest (see
+	// train.JobsConfig.NormalPriority).
+	TrainNormalPriority bool
 	// Foreground runs training jobs at normal priority on every core (tests and the command line); the server
 	// runs them in the background, one low-priority thread each.
 	Foreground bool

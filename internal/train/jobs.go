@@ -106,6 +106,10 @@ type JobsConfig struct {
 	// of its own (addJobProc), so training never takes more than one core and yields it to serving whenever serving
 	// needs it. The zero value uses every core at normal priority.
 	Background bool
+	// NormalPriority keeps a background job's thread at normal priority. SCHED_IDLE gets almost no CPU while
+	// ordinary threads keep both cores busy, so a job can wait as long as serving (or anything else) is that busy:
+	// right for a server, wrong for a test that must finish on a loaded machine (TRAIN_PRIORITY=normal).
+	NormalPriority bool
 	// Serving returns the active network of model name (nil when it has none), for activate=if_better, which
 	// compares a new model only with the active version of its own name.
 	Serving func(name string) *model.Network

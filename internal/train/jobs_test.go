@@ -59,7 +59,7 @@ func newJobsForTest(t *testing.T, dir string, serving *servingStub) (*Jobs, *reg
 		t.Fatal(err)
 	}
 	j, err := NewJobs(JobsConfig{
-		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
+		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true, NormalPriority: true,
 		Serving: serving.get, GoLive: serving.goLive(reg),
 	})
 	if err != nil {
@@ -249,7 +249,7 @@ func TestReplicasShareJobRecords(t *testing.T) {
 	reg, _ := registry.Open(dir, nil)
 	newRunner := func(name string) *Jobs {
 		j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Replica: name, Registry: reg, Data: mnistSource{t},
-			Background: true, Serving: func(string) *model.Network { return nil }})
+			Background: true, NormalPriority: true, Serving: func(string) *model.Network { return nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +331,7 @@ func TestCancelDuringTheLastEpochNeverActivates(t *testing.T) {
 	var jobs atomic.Pointer[Jobs]
 	var cancelErr error
 	j, err := NewJobs(JobsConfig{
-		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
+		Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true, NormalPriority: true,
 		Serving: serving.get, GoLive: serving.goLive(reg),
 		Observe: func(job Job) {
 			if len(job.History) == job.Request.Epochs && job.Status == StatusRunning && cancelErr == nil {
@@ -409,7 +409,7 @@ func TestAnUnwritableModelDirFailsTheJobClearly(t *testing.T) {
 	var mu sync.Mutex
 	var saveErrs []error
 	j, err := NewJobs(JobsConfig{
-		Dir: filepath.Join(dir, "jobs"), Replica: "pod-a", Registry: reg, Data: mnistSource{t}, Background: true,
+		Dir: filepath.Join(dir, "jobs"), Replica: "pod-a", Registry: reg, Data: mnistSource{t}, Background: true, NormalPriority: true,
 		Serving:    func(string) *model.Network { return nil },
 		SaveFailed: func(_ Job, err error) { mu.Lock(); saveErrs = append(saveErrs, err); mu.Unlock() },
 	})
@@ -659,7 +659,7 @@ func TestAJobTrainsANamedModelAndComparesWithinIt(t *testing.T) {
 	dir := t.TempDir()
 	reg, _ := registry.Open(dir, nil)
 	var asked []string
-	j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true,
+	j, err := NewJobs(JobsConfig{Dir: filepath.Join(dir, "jobs"), Registry: reg, Data: mnistSource{t}, Background: true, NormalPriority: true,
 		Serving: func(name string) *model.Network {
 			asked = append(asked, name)
 			if name == serving.net.Name {

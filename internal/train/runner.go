@@ -58,7 +58,9 @@ func (j *Jobs) runner() {
 			go func() {
 				defer close(done)
 				runtime.LockOSThread()
-				lowerThreadPriority()
+				if !j.cfg.NormalPriority {
+					lowerThreadPriority()
+				}
 				j.run(ctx, id)
 			}()
 			<-done

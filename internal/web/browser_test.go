@@ -99,7 +99,7 @@ func newServer(t *testing.T) (*httptest.Server, *model.Network) {
 	}
 	dir := t.TempDir()
 	svc, err := app.New(zap.NewNop(), app.Config{ModelDir: dir, DataDir: dir, Embedded: net,
-		Engine: inference.Config{Workers: 2}, API: api.Config{AdminToken: adminToken}})
+		Engine: inference.Config{Workers: 2}, API: api.Config{AdminToken: adminToken}, TrainNormalPriority: true})
 	if err != nil {
 		t.Fatal(err)
 	}
