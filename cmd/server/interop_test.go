@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,8 +92,8 @@ func TestInteropWithPyTorchAndONNXRuntime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			version := c.importONNX(file)
-			ours := c.predict(inputs, testN)
+			modelName, version := c.importONNX(file)
+			ours := c.predict(inputs, testN, modelName, version)
 			torch := readFloats(t, filepath.Join(dir, name+".torch.f32"))
 			compare(t, "perceptron "+version, ours, "PyTorch", torch, testN)
 		})
@@ -100,8 +101,11 @@ func TestInteropWithPyTorchAndONNXRuntime(t *testing.T) {
 	for _, version := range []string{def.Version, sigmoidVersion} {
 		t.Run("perceptron "+version+" exported", func(t *testing.T) {
 			c.t = t
-			c.do("POST", "/models/"+version+"/activate", "", nil, http.StatusOK)
-			ours := c.predict(inputs, testN)
+			var e struct{ Name string }
+			if err := json.Unmarshal(c.do("POST", "/models/"+version+"/activate", "", nil, http.StatusOK), &e); err != nil {
+				t.Fatal(err)
+			}
+			ours := c.predict(inputs, testN, e.Name, version)
 			file := filepath.Join(dir, version+".onnx")
 			if err := os.WriteFile(file, c.do("GET", "/models/"+version+"/onnx", "", nil, http.StatusOK), 0o644); err != nil {
 				t.Fatal(err)
@@ -207,8 +211,8 @@ func (c *interopClient) do(method, path, contentType string, body []byte, want i
 	return data
 }
 
-// importONNX stores file through POST /models, activated, and returns its version.
-func (c *interopClient) importONNX(file []byte) string {
+// importONNX stores file through POST /models, activated, and returns its model's name and its version.
+func (c *interopClient) importONNX(file []byte) (name, version string) {
 	c.t.Helper()
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
@@ -216,16 +220,16 @@ func (c *interopClient) importONNX(file []byte) string {
 	w.Write(file)
 	mw.WriteField("activate", "always")
 	mw.Close()
-	var e struct{ Version string }
+	var e struct{ Name, Version string }
 	if err := json.Unmarshal(c.do("POST", "/models", mw.FormDataContentType(), b.Bytes(), http.StatusCreated), &e); err != nil {
 		c.t.Fatal(err)
 	}
-	return e.Version
+	return e.Name, e.Version
 }
 
-// predict sends n input rows to POST /predict as JSON, in requests of 200, and returns the probabilities of the
-// ten classes "0".."9" for each.
-func (c *interopClient) predict(x []float32, n int) []float32 {
+// predict sends n input rows to POST /predict?model=name as JSON, in requests of 200, checks that version answered,
+// and returns the probabilities of the ten classes "0".."9" for each.
+func (c *interopClient) predict(x []float32, n int, name, version string) []float32 {
 	c.t.Helper()
 	const per = 200
 	width := len(x) / n
@@ -248,10 +252,14 @@ func (c *interopClient) predict(x []float32, n int) []float32 {
 		}
 		b.WriteString("]}")
 		var resp struct {
+			Model       struct{ Name, Version string }
 			Predictions []struct{ Probabilities map[string]float64 }
 		}
-		if err := json.Unmarshal(c.do("POST", "/predict", "application/json", []byte(b.String()), http.StatusOK), &resp); err != nil {
+		if err := json.Unmarshal(c.do("POST", "/predict?model="+url.QueryEscape(name), "application/json", []byte(b.String()), http.StatusOK), &resp); err != nil {
 			c.t.Fatal(err)
+		}
+		if resp.Model.Version != version {
+			c.t.Fatalf("/predict?model=%s answered with %s %s; want version %s", name, resp.Model.Name, resp.Model.Version, version)
 		}
 		for _, p := range resp.Predictions {
 			for k := range 10 {
