@@ -141,7 +141,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
 		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
 		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
-		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, Serving: s.activeOf, Memory: cfg.Memory,
+		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, NormalPriority: cfg.TrainNormalPriority, Serving: s.activeOf, Memory: cfg.Memory,
 		GoLive: func(version string) error {
 			_, err := s.GoLive(SourceJob, version, nil)
 			return err
