@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -51,6 +52,11 @@ func newTestStack(t testing.TB, cfg Config) testStack {
 	t.Helper()
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = testToken
+	}
+	if cfg.PredictTimeout == 0 {
+		// The 10 s default is for production; a test under -race on a busy machine can take longer for a large
+		// upload, and a test that wants a timeout sets its own.
+		cfg.PredictTimeout = 10 * time.Minute
 	}
 	svc := serviceForTest(t, cfg)
 	srv := httptest.NewServer(svc.Handler)
