@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
@@ -176,10 +177,15 @@ func TestBrowserFollowsTheChosenModel(t *testing.T) {
 	t.Run("a photo sent to the photo model is answered by it, and previewed in colour", func(t *testing.T) {
 		for _, c := range []struct {
 			lightTop bool
+			drop     bool
 			want     string
-		}{{true, "top"}, {false, "bottom"}} {
+		}{{true, false, "top"}, {false, true, "bottom"}} {
 			path := halfPhoto(t, files, c.lightTop)
-			b.do(t, "choosing "+path, chromedp.SetUploadFiles(chromedp.ID("file"), []string{path}))
+			if c.drop {
+				b.drop(t, path)
+			} else {
+				b.do(t, "choosing "+path, chromedp.SetUploadFiles(chromedp.ID("file"), []string{path}))
+			}
 			r := b.result(t)
 			if r.Label != c.want || r.Bars != 2 || r.Best != c.want || r.Version != "halves "+halves.Version || r.ErrorMsg != "" {
 				t.Errorf("chose %s: label %q, %d bars, best %q, model %q %s; want %s, 2 bars, best %s, model halves %s",
@@ -244,6 +250,21 @@ func TestBrowserFollowsTheChosenModel(t *testing.T) {
 	defer b.mu.Unlock()
 	for _, p := range b.problems {
 		t.Errorf("browser console: %s", p)
+	}
+}
+
+// drop drops a file on the middle of the page's drop box, as a file dragged from the desktop.
+func (b *browser) drop(t *testing.T, path string) {
+	t.Helper()
+	b.do(t, "scrolling to the box", chromedp.Evaluate[chromedp.Void](`document.getElementById("dropzone").scrollIntoView({block: "center"})`))
+	var rect [4]float64
+	if err := json.Unmarshal(eval[[]byte](t, b, `(() => { const r = document.getElementById("dropzone").getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()`), &rect); err != nil {
+		t.Fatal(err)
+	}
+	x, y := rect[0]+rect[2]/2, rect[1]+rect[3]/2
+	data := &input.DragData{Items: []*input.DragDataItem{}, Files: []string{path}, DragOperationsMask: 1}
+	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+		call(t, b, "drag "+string(typ), input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: x, Y: y, Data: data})
 	}
 }
 
