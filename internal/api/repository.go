@@ -106,6 +106,12 @@ func (s *Server) repositoryIndex() ([]repoModel, error) {
 	}
 	others := make([]repoModel, 0, len(byName))
 	for _, m := range byName {
+		if m.State != "READY" {
+			// The registry lists only the versions that load: an active version missing from it is damaged.
+			if v, err := s.registry.ActiveOf(m.Name); err == nil && v != "" {
+				m.Reason = "its active version " + v + " does not load"
+			}
+		}
 		others = append(others, *m)
 	}
 	// The default model first, then the others by name, so the list reads the same on every call.

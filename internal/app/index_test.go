@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -68,6 +70,23 @@ func TestRepositoryIndexListsEveryModelWithItsLabelsAndInput(t *testing.T) {
 		if got := repositoryIndex(t, h, body); !reflect.DeepEqual(got, want) {
 			t.Errorf("index %q after activating pets:\n got %+v\nwant %+v", body, got, want)
 		}
+	}
+
+	// A damaged active version is not served, and the index says why.
+	pets2 := pets.Clone()
+	pets2.Version, pets2.Created = "pets-2", pets.Created.Add(time.Second)
+	if err := s.Registry.Put(pets2); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := do(t, h, "POST", "/models/pets/versions/pets-2/activate"); code != http.StatusOK {
+		t.Fatalf("activating pets-2: %d %s", code, body)
+	}
+	if err := os.Truncate(filepath.Join(s.Registry.Dir(), "versions", "pets-2.pcpt"), 100); err != nil {
+		t.Fatal(err)
+	}
+	want = []indexEntry{wantDigits, {Name: "pets", State: "UNAVAILABLE", Reason: "its active version pets-2 does not load"}}
+	if got := repositoryIndex(t, h, ""); !reflect.DeepEqual(got, want) {
+		t.Errorf("index with pets-1 damaged:\n got %+v\nwant %+v", got, want)
 	}
 }
 

@@ -94,6 +94,7 @@
 
   let models = []; // the index, default model first
   let current = null; // the chosen model's entry
+  let indexRetry = 0; // the timer that reads the index again after it failed
 
   const isPhoto = (m) => Boolean(m && m.input && m.input.preprocess === "resize");
   const served = (m) => Boolean(m && m.state === "READY");
@@ -105,6 +106,7 @@
       list = await api("POST", "/v2/repository/index", { json: {} });
     } catch (err) {
       $("serving-version").textContent = `no model (${err.message})`;
+      if (!indexRetry) indexRetry = setTimeout(() => { indexRetry = 0; loadIndex(); }, 5000); // a restart, a blip
       return;
     }
     models = Array.isArray(list) ? list : [];
