@@ -416,6 +416,9 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 				header: http.Header{"Inference-Header-Content-Length": {strconv.Itoa(len(binHeader))}}, body: binBody, status: 200},
 			{name: "400 binary sizes that do not add up", method: "POST", path: v2 + "/infer", contentType: "application/octet-stream",
 				header: http.Header{"Inference-Header-Content-Length": {strconv.Itoa(len(binHeader))}}, body: binBody[:len(binBody)-4], status: 400},
+			{name: "repository index", method: "POST", path: "/v2/repository/index", status: 200},
+			{name: "repository index of ready models", method: "POST", path: "/v2/repository/index", contentType: "application/json", body: []byte(`{"ready": true}`), status: 200},
+			{name: "400 repository index of an unknown field", method: "POST", path: "/v2/repository/index", contentType: "application/json", body: []byte(`{"state": "READY"}`), status: 400, specRefuses: true},
 			{name: "404 unknown v2 path", method: "GET", path: "/v2/nope", status: 404},
 			{name: "405 v2 method", method: "GET", path: v2 + "/infer", status: 405},
 		})

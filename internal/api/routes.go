@@ -82,6 +82,7 @@ func (s *Server) router(public, admin bool) http.Handler {
 			v.Get("/models/{name}/versions/{version}", s.handleV2ModelMetadata())
 			v.Get("/models/{name}/versions/{version}/ready", s.handleV2ModelReady())
 			body.Post("/models/{name}/versions/{version}/infer", s.handleV2Infer())
+			body.Post("/repository/index", s.handleRepositoryIndex())
 		})
 		r.With(withV2Errors).Get("/v2", s.handleV2ServerMetadata()) // after the mount, which would take /v2 too
 	}

@@ -93,6 +93,13 @@ func artifactsDir(t *testing.T) string {
 // embedded model.
 func newServer(t *testing.T) (*httptest.Server, *model.Network) {
 	t.Helper()
+	srv, _, net := newService(t)
+	return srv, net
+}
+
+// newService is newServer with the service, for a test that writes into its registry.
+func newService(t *testing.T) (*httptest.Server, *app.Service, *model.Network) {
+	t.Helper()
 	net, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +114,7 @@ func newServer(t *testing.T) (*httptest.Server, *model.Network) {
 	svc.Start(ctx)
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(func() { srv.Close(); cancel(); svc.Close() })
-	return srv, net
+	return srv, svc, net
 }
 
 func mnistTest(t *testing.T) *dataset.Set { return mnisttest.Test(t) }
@@ -544,6 +551,7 @@ func TestBrowser(t *testing.T) {
 		mw := multipart.NewWriter(&body)
 		fw, _ := mw.CreateFormFile("model", "torch.onnx")
 		fw.Write(onnxtest.MLP(1, 784, 8, 10))
+		mw.WriteField("name", def.Name) // a version of the model the page shows the versions of
 		mw.Close()
 		req, _ := http.NewRequest("POST", srv.URL+"/models", &body)
 		req.Header.Set("Content-Type", mw.FormDataContentType())

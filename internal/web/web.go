@@ -1,7 +1,8 @@
-// Package web is the service's web page: one HTML document, embedded in the binary, where a visitor draws or drops
-// an image and sees the prediction, and an operator with the admin token trains a model, follows its curves and
-// activates or rolls back versions. The page talks only to the service's own JSON API (/predict, /readyz, /train,
-// /models, /datasets); it has no build step and fetches nothing from other hosts.
+// Package web is the service's web page: one HTML document, embedded in the binary, where a visitor picks one of the
+// served models, draws a digit or drops a photo as that model takes it and sees the prediction, and an operator with
+// the admin token trains a model, follows its curves and activates or rolls back the chosen model's versions. The
+// page talks only to the service's own JSON API (/v2/repository/index, /predict, /train, /models, /datasets); it has
+// no build step and fetches nothing from other hosts.
 //
 // The page's script and style live in page/app.js and page/app.css so they can be read and linted as what they
 // are; Handler inlines them into page/index.html and allows exactly those two blocks by hash in the page's

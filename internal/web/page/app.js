@@ -1,5 +1,6 @@
-// perceptron's web page: draw or drop an image and see the prediction; train a model with the admin token and follow
-// its curves; list, activate and roll back model versions. Plain browser JavaScript with no build step. Nothing
+// perceptron's web page: pick one of the served models, draw a digit or drop a photo as that model takes it and see
+// the prediction; train a model with the admin token and follow its curves; list, activate and roll back the chosen
+// model's versions. Plain browser JavaScript with no build step. Nothing
 // here assigns HTML strings (the page's Content-Security-Policy requires Trusted Types for that): every text from
 // the server goes into the page as text.
 "use strict";
@@ -49,6 +50,7 @@
     const title = (problem && problem.title) || resp.statusText || "Error";
     let msg = `${title} (${resp.status})`;
     if (problem && problem.detail) msg += `: ${problem.detail}`;
+    else if (problem && typeof problem.error === "string") msg += `: ${problem.error}`; // the /v2 routes' errors
     if (resp.status === 401) msg = `The admin token was refused (${resp.status}). Check it and enter it again.`;
     if (resp.status === 404 && problem && problem.detail === "no such route") {
       msg = "This address does not serve the admin API (the server may run it on a separate ADMIN_ADDR).";
@@ -85,14 +87,81 @@
     box.hidden = !msg;
   }
 
-  async function refreshServing() {
+  // ---------------------------------------------------------------------------------------------------------------
+  // The models: the repository index lists every model by name with its state, served version, labels and input.
+  // The chosen model decides the page's words, its input widget (a drawing pad for digit models, preprocessed as
+  // MNIST; a photo picker for resize models), its class bars, where predictions go, and which versions are listed.
+
+  let models = []; // the index, default model first
+  let current = null; // the chosen model's entry
+  let indexRetry = 0; // the timer that reads the index again after it failed
+
+  const isPhoto = (m) => Boolean(m && m.input && m.input.preprocess === "resize");
+  const served = (m) => Boolean(m && m.state === "READY");
+
+  // loadIndex reads the index, keeps the chosen model chosen (else the default), and shows what changed.
+  async function loadIndex() {
+    let list;
     try {
-      const r = await api("GET", "/readyz");
-      $("serving-version").textContent = `${r.model} ${r.version}`;
+      list = await api("POST", "/v2/repository/index", { json: {} });
     } catch (err) {
       $("serving-version").textContent = `no model (${err.message})`;
+      if (!indexRetry) indexRetry = setTimeout(() => { indexRetry = 0; loadIndex(); }, 5000); // a restart, a blip
+      return;
     }
+    models = Array.isArray(list) ? list : [];
+    const select = $("model");
+    select.replaceChildren(...models.map((m) => el("option", { value: m.name },
+      served(m) ? m.name : `${m.name} (no active version)`)));
+    const keep = current && models.find((m) => m.name === current.name);
+    const next = keep || models.find((m) => m.default) || models[0] || null;
+    if (next) select.value = next.name;
+    chooseModel(next);
   }
+
+  // chooseModel shows model m. Switching to another model starts afresh (what was drawn or chosen was for the other
+  // model's input); the same model with a new version keeps the input and asks again.
+  function chooseModel(m) {
+    // A model that became served (or stopped) has a new input and labels: that is a switch too.
+    const switched = !current || !m || current.name !== m.name || current.state !== m.state;
+    const before = current;
+    current = m;
+    $("serving-version").textContent = !m ? "no model" : served(m) ? `${m.name} ${m.version}` : `${m.name}: no active version`;
+    if (!m) return;
+    const photo = isPhoto(m);
+    const labels = m.labels || [];
+    $("model-about").textContent = !served(m) ? "Not served: no version of this model is active."
+      : `${labels.length} classes${photo ? `: ${labels.join(", ")}` : ""}; input ${describeInput(m.input)}.`;
+    if (switched) {
+      $("train-model").value = m.name;
+      $("models-name").textContent = m.name;
+      dropzone.classList.toggle("photo", photo);
+      pad.hidden = photo;
+      $("clear").textContent = photo ? "Remove photo" : "Clear";
+      $("drop-hint").textContent = photo ? "Drop a photo here" : "Drop an image here";
+      $("file-label").textContent = photo ? "Choose a photo" : "Or choose an image file";
+      $("try-hint").textContent = photo
+        ? `Choose a photo, or drop one on the box: the model tells ${labels.length > 1 ? labels.slice(0, -1).join(", ") + " and " + labels[labels.length - 1] : "its classes"} apart.`
+        : "Draw a digit in the box with a mouse, pen or finger, or choose an image file (or drop one on the box). " +
+          "The prediction follows your pen.";
+      buildBars(labels);
+      clearAll();
+      if (adminToken) loadModels().catch((err) => showError("admin-error", err.message));
+    } else if (before && before.version !== m.version && (inked || chosenFile)) {
+      predictSoon();
+    }
+    const w = (m.input && m.input.width) || 28, h = (m.input && m.input.height) || 28;
+    $("seen-size").textContent = `${w} × ${h}`;
+  }
+
+  function describeInput(input) {
+    if (!input) return "unknown";
+    const colour = input.channels === 3 ? "colour" : input.channels === 1 ? "gray" : "";
+    return `${input.width} × ${input.height}${colour ? " " + colour : ""}, ` +
+      (input.preprocess === "resize" ? "a photo resized" : "a digit centred as in MNIST");
+  }
+
+  $("model").addEventListener("change", (e) => chooseModel(models.find((m) => m.name === e.target.value) || null));
 
   // ---------------------------------------------------------------------------------------------------------------
   // Try it: the drawing pad. The canvas is white only through CSS: its pixels stay transparent where nobody drew, so
@@ -225,6 +294,10 @@
     e.dataTransfer.dropEffect = "copy";
     dropzone.classList.add("over");
   });
+  // A photo model's box has no pad to draw on: clicking it opens the file picker.
+  dropzone.addEventListener("click", () => {
+    if (isPhoto(current)) $("file").click();
+  });
   dropzone.addEventListener("dragleave", () => dropzone.classList.remove("over"));
   dropzone.addEventListener("drop", (e) => {
     e.preventDefault();
@@ -287,6 +360,7 @@
   }
 
   async function body() {
+    if (!served(current)) return null;
     if (chosenFile) {
       const form = new FormData();
       form.append("image", chosenFile, chosenFile.name);
@@ -307,7 +381,7 @@
     try {
       const req = await body();
       if (req) {
-        const res = await api("POST", "/predict?debug=true&top_k=3", req);
+        const res = await api("POST", `/predict?model=${encodeURIComponent(current.name)}&debug=true&top_k=3`, req);
         if (gen === generation) {
           showError("predict-error", "");
           showResult(res);
@@ -326,10 +400,34 @@
 
   const bars = new Map(); // label -> {li, fill, value}
 
+  function idleText() {
+    if (current && !served(current)) return `Model ${current.name} has no active version; an operator can activate one below.`;
+    return isPhoto(current) ? "Choose or drop a photo to see what the model thinks." : "Draw a digit to see what the model thinks.";
+  }
+
+  // buildBars makes one bar per class of the chosen model, named by its labels, in output order.
+  function buildBars(labels) {
+    bars.clear();
+    const list = $("bars");
+    list.replaceChildren();
+    // The names' column fits the longest label (up to a limit; longer ones are cut, with the whole in a tooltip).
+    const longest = Math.max(2, ...labels.map((l) => [...l].length));
+    // Bold letters run wider than the digit a ch measures, hence the margin.
+    list.style.setProperty("--name-width", `${(Math.min(16, longest) * 1.15).toFixed(1)}ch`);
+    for (const label of labels) {
+      const fill = el("div", { class: "fill" });
+      const value = el("span", { class: "value" });
+      const li = el("li", {}, el("span", { class: "name", title: label }, label),
+        el("div", { class: "track", "aria-hidden": "true" }, fill), value);
+      list.append(li);
+      bars.set(label, { li, fill, value });
+    }
+  }
+
   function resetResult() {
     $("label").textContent = "–";
     $("confidence").textContent = "";
-    $("summary-text").textContent = "Draw a digit to see what the model thinks.";
+    $("summary-text").textContent = idleText();
     for (const b of bars.values()) {
       b.fill.style.width = "0%";
       b.value.textContent = "";
@@ -361,7 +459,11 @@
     }
     $("label").textContent = p.label;
     $("confidence").textContent = `${pct(p.confidence)} sure`;
-    let text = p.reason === "not_a_digit"
+    let text = isPhoto(current) ? (p.reason === "not_a_digit"
+      ? `Unlike every picture the model learned from, it seems (best guess ${p.label})`
+      : p.accepted === false
+        ? `Not sure: the best guess, ${p.label}, is below the ${pct(res.min_confidence)} the model needs`
+        : `The model says ${p.label}`) : p.reason === "not_a_digit"
       ? `Not a digit, it seems: the picture is unlike every digit the model learned from (best guess ${p.label})`
       : p.accepted === false
         ? `Not sure this is a digit: the best guess, ${p.label}, is below the ${pct(res.min_confidence)} the model needs`
@@ -371,17 +473,7 @@
 
     const entries = Object.entries(p.probabilities);
     if (entries.length !== bars.size || entries.some(([label]) => !bars.has(label))) {
-      bars.clear();
-      const list = $("bars");
-      list.replaceChildren();
-      for (const [label] of entries) {
-        const fill = el("div", { class: "fill" });
-        const value = el("span", { class: "value" });
-        const li = el("li", {}, el("span", { class: "name" }, label),
-          el("div", { class: "track", "aria-hidden": "true" }, fill), value);
-        list.append(li);
-        bars.set(label, { li, fill, value });
-      }
+      buildBars(entries.map(([label]) => label));
     }
     for (const [label, prob] of entries) {
       const b = bars.get(label);
@@ -392,16 +484,22 @@
     drawSeen(p.input);
   }
 
-  // drawSeen paints the model's input as it saw it: white ink on black, row by row.
+  // drawSeen paints the model's input as it saw it, row by row: for a digit model white ink on black. An input with
+  // more values than pixels (colour) is not drawn: its layout is the model's business.
   function drawSeen(input) {
     const seen = $("seen");
     if (!Array.isArray(input) || input.length === 0) return;
-    const side = Math.round(Math.sqrt(input.length));
-    if (side * side !== input.length) return;
-    seen.width = side;
-    seen.height = side;
+    const w = (current && current.input && current.input.width) || Math.round(Math.sqrt(input.length));
+    const h = (current && current.input && current.input.height) || w;
+    if (w * h !== input.length) {
+      seen.getContext("2d").clearRect(0, 0, seen.width, seen.height);
+      seen.setAttribute("aria-label", "The model's input is in colour and not drawn here");
+      return;
+    }
+    seen.width = w;
+    seen.height = h;
     const g = seen.getContext("2d");
-    const img = g.createImageData(side, side);
+    const img = g.createImageData(w, h);
     for (let i = 0; i < input.length; i++) {
       const v = Math.max(0, Math.min(255, Math.round(input[i] * 255)));
       img.data[4 * i] = v;
@@ -410,8 +508,8 @@
       img.data[4 * i + 3] = 255;
     }
     g.putImageData(img, 0, 0);
-    $("seen-size").textContent = `${side} × ${side}`;
-    seen.setAttribute("aria-label", `The ${side} by ${side} image the model saw`);
+    $("seen-size").textContent = `${w} × ${h}`;
+    seen.setAttribute("aria-label", `The ${w} by ${h} image the model saw`);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -498,7 +596,12 @@
       }
       return v;
     };
+    const name = $("train-model").value.trim();
+    if (name && !$("train-model").checkValidity()) {
+      throw { field: "train-model", message: "Model name: letters, digits, dots, dashes and underscores, up to 64, starting with a letter or digit." };
+    }
     return {
+      model: name || undefined,
       dataset: $("dataset").value,
       hidden,
       activation: $("activation").value,
@@ -580,7 +683,7 @@
       renderJob(job);
       if (finished(job)) {
         loadModels().catch((err) => showError("admin-error", err.message));
-        refreshServing();
+        loadIndex();
       } else {
         poll(id, gen);
       }
@@ -619,7 +722,8 @@
         status += p.epoch ? `, epoch ${p.epoch} of ${epochs}.` : ", loading the data.";
         break;
       case "succeeded":
-        status += `. Model ${job.model_version} ${job.activated ? "is now serving" : "was stored, not activated"}`;
+        status += `. ${job.request && job.request.model ? `Model ${job.request.model}, version` : "Model"} ${job.model_version} ` +
+          (job.activated ? "is now serving" : "was stored, not activated");
         status += job.decision ? ` (${job.decision}).` : ".";
         break;
       case "failed":
@@ -739,12 +843,16 @@
   // ---------------------------------------------------------------------------------------------------------------
   // Model versions: metrics, and a button to serve any version (activate a new one, or roll back to an old one).
 
+  // loadModels lists the chosen model's versions; the one marked active is the one its name serves.
   async function loadModels() {
-    const r = await api("GET", "/models", { admin: true });
-    const models = (r.models || []).slice().sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
-    const serving = models.find((m) => m.version === r.serving);
-    const rows = models.map((m) => {
-      const isServing = m.version === r.serving;
+    if (!current) return;
+    const name = current.name;
+    const r = await api("GET", `/models/${encodeURIComponent(name)}/versions`, { admin: true });
+    if (!current || current.name !== name) return; // another model was chosen meanwhile
+    const versions = (r.versions || []).slice().sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
+    const serving = versions.find((m) => m.active);
+    const rows = versions.map((m) => {
+      const isServing = m.active;
       const older = serving && Date.parse(m.created) < Date.parse(serving.created);
       let action;
       if (isServing) {
@@ -752,7 +860,7 @@
       } else {
         action = el("button", { type: "button", class: "secondary", "data-version": m.version,
           "aria-label": `${older ? "Roll back to" : "Activate"} version ${m.version}` }, older ? "Roll back" : "Activate");
-        action.addEventListener("click", () => activate(m.version, action));
+        action.addEventListener("click", () => activate(name, m.version, action));
       }
       const metrics = m.metrics || {};
       return el("tr", { class: isServing ? "active" : null, "data-version": m.version },
@@ -778,15 +886,14 @@
     return m.source === "embedded" ? "built in" : "trained here";
   }
 
-  async function activate(version, button) {
+  async function activate(name, version, button) {
     button.disabled = true;
     try {
-      await api("POST", `/models/${encodeURIComponent(version)}/activate`, { admin: true });
+      await api("POST", `/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/activate`, { admin: true });
       showError("admin-error", "");
-      $("token-state").textContent = `Now serving ${version}.`;
+      $("token-state").textContent = `Model ${name} now serves ${version}.`;
       await loadModels();
-      await refreshServing();
-      if (inked || chosenFile) predictSoon();
+      await loadIndex(); // asks again for what is on screen when the chosen model's version changed
     } catch (err) {
       button.disabled = false;
       showError("admin-error", `Version ${version} was not activated. ${err.message}`);
@@ -800,7 +907,7 @@
   // ---------------------------------------------------------------------------------------------------------------
   // Start.
 
-  refreshServing();
+  loadIndex();
   drawChart($("loss-chart"), { xMax: 10, series: [{ name: "loss", points: [] }], format: (v) => v.toFixed(2) });
   drawChart($("acc-chart"), { xMax: 10, series: [{ name: "train", points: [] }], accuracy: true,
     format: (v) => `${Math.round(v * 100)}%` });
