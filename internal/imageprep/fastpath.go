@@ -23,10 +23,17 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 		return false, false
 	}
 	n := w * h
+	// The zeros, most of the image, are counted apart: incrementing one bin over and over stalls on its own store.
 	var hist [256]int32
+	zeros := 0
 	for _, b := range levels {
-		hist[b]++
+		if b == 0 {
+			zeros++
+		} else {
+			hist[b]++
+		}
 	}
+	hist[0] = int32(zeros)
 	// flatBackground takes the first pixel as the background when it is dark and holds at least half the image; the
 	// full pipeline handles any other background.
 	if levels[0] != 0 || 2*int(hist[0]) < n {

@@ -55,7 +55,7 @@ func TestFastPathMatchesThePipeline(t *testing.T) {
 	set := mnistTest(t)
 	n := set.Len()
 	if testing.Short() {
-		n = 2000
+		n = 500
 	}
 	scaleOne := 0
 	for i := range n {
@@ -91,6 +91,9 @@ func TestFastPathMatchesThePipeline(t *testing.T) {
 		k := 20
 		if f.Large {
 			k = 2
+		}
+		if testing.Short() {
+			k = min(k, 3)
 		}
 		rng := rand.New(rand.NewPCG(uint64(fi), 19))
 		for j := range k {

@@ -33,7 +33,9 @@ func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x
 	var peak, mass, mx, my float64
 	for y := range ph {
 		for x, v := range patch[y*pw:][:pw] {
-			peak = max(peak, float64(v))
+			if float64(v) > peak { // the values are not NaN, and not -0 (built from products of non-negative values)
+				peak = float64(v)
+			}
 			mass += float64(v)
 			mx += float64(v) * float64(x)
 			my += float64(v) * float64(y)
