@@ -117,18 +117,25 @@ func (p *Preparer) grayLevels(img image.Image) (levels []byte, w, h int, ok bool
 	if w > fastMaxSide || h > fastMaxSide || w*h >= 2*maxSample || w*h < 16 {
 		return nil, 0, 0, false
 	}
-	p.levels = grow(p.levels, w*h)
-	levels = p.levels
 	switch m := img.(type) {
 	case *image.Gray:
+		if m.Stride == w {
+			return m.Pix[:w*h], w, h, true // rows back to back (the PNG decoder's image): read where they lie, never written
+		}
+		p.levels = grow(p.levels, w*h)
+		levels = p.levels
 		for y := range h {
 			copy(levels[y*w:][:w], m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w])
 		}
 	case *image.RGBA:
+		p.levels = grow(p.levels, w*h)
+		levels = p.levels
 		if !opaqueRGBA(levels, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), w, h) {
 			return nil, 0, 0, false
 		}
 	case *image.NRGBA:
+		p.levels = grow(p.levels, w*h)
+		levels = p.levels
 		if !opaqueRGBA(levels, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), w, h) {
 			return nil, 0, 0, false
 		}
