@@ -129,6 +129,13 @@ curl -sS -X DELETE -H 'Authorization: Bearer bench' "$base/train/$job" >/dev/nul
 echo
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 
+echo "## Preprocessing alone (one core: a 28x28 gray PNG, a 280x280 canvas PNG, a 1000x1000 JPEG)"
+echo
+echo '```'
+go test -run '^$' -bench PrepareBytes -benchmem -cpu 1 -count 3 ./internal/imageprep | grep -E '^Benchmark'
+echo '```'
+echo
+
 echo "## Training"
 echo
 echo '```'

@@ -14,18 +14,28 @@ func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x
 	boxW, boxH := max(1, math.Round(digitBox*float64(dw))), max(1, math.Round(digitBox*float64(dh)))
 	s := min(boxW/bw, boxH/bh)
 	pw, ph := clamp(int(math.Round(bw*s)), 1, dw), clamp(int(math.Round(bh*s)), 1, dh)
-	// Map a source interval of exactly pw/s around the box's centre, so rounding pw does not distort the aspect.
-	cx, cy := float64(x0+x1)/2, float64(y0+y1)/2
-	p.kx.set(pw, cx-float64(pw)/(2*s), float64(pw)/s, w, true)
-	p.ky.set(ph, cy-float64(ph)/(2*s), float64(ph)/s, h, true)
 	p.patch = grow(p.patch, pw*ph)
 	patch := p.patch
-	p.tmp = resample(patch, pw, ph, ink, w, &p.kx, &p.ky, p.tmp)
+	if s == 1 && pw == x1-x0 && ph == y1-y0 {
+		// The box fits as it is (an MNIST digit's does). The kernels would map the interval [x0, x1) onto itself with
+		// weights 1 and 0, so the patch is the box, exactly (TestFitAtScaleOneIsACopy).
+		for y := range ph {
+			copy(patch[y*pw:][:pw], ink[(y0+y)*w+x0:][:pw])
+		}
+	} else {
+		// Map a source interval of exactly pw/s around the box's centre, so rounding pw does not distort the aspect.
+		cx, cy := float64(x0+x1)/2, float64(y0+y1)/2
+		p.kx.set(pw, cx-float64(pw)/(2*s), float64(pw)/s, w, true)
+		p.ky.set(ph, cy-float64(ph)/(2*s), float64(ph)/s, h, true)
+		p.tmp = resample(patch, pw, ph, ink, w, &p.kx, &p.ky, p.tmp)
+	}
 
 	var peak, mass, mx, my float64
 	for y := range ph {
 		for x, v := range patch[y*pw:][:pw] {
-			peak = max(peak, float64(v))
+			if float64(v) > peak { // the values are not NaN, and not -0 (built from products of non-negative values)
+				peak = float64(v)
+			}
 			mass += float64(v)
 			mx += float64(v) * float64(x)
 			my += float64(v) * float64(y)

@@ -7,13 +7,14 @@ import (
 	"hash/adler32"
 	"hash/crc32"
 	"image"
+	"image/color"
 	"io"
 )
 
 // The serving hot path sees mostly small 8-bit PNGs (a digit, a canvas drawing). image/png allocates a fresh zlib
 // reader and image for each, tens of kilobytes per request, which keeps the garbage collector busy at high request
-// rates. pngDecoder handles that common shape (8-bit gray, gray+alpha, RGB or RGBA, not interlaced, no palette or
-// transparency key) with an inflater and pixel buffers reused from one image to the next, and produces exactly what
+// rates. pngDecoder handles that common shape (8-bit gray, gray+alpha, RGB, RGBA or paletted, not interlaced, no
+// transparency key outside a palette) with an inflater and pixel buffers reused from one image to the next, and produces exactly what
 // image/png would (the same image types and pixels; a differential test checks it). Anything else, and anything it
 // finds malformed, is left to the standard decoder, which then reports the error its own way.
 type pngDecoder struct {
@@ -24,7 +25,10 @@ type pngDecoder struct {
 	gray     image.Gray
 	nrgba    image.NRGBA
 	rgba     image.RGBA
-	one      [5]byte // a byte past the stream's end, then its Adler-32 (a local array read into would escape)
+	paletted image.Paletted
+	palette  [256]color.Color // backing of paletted.Palette
+	palRaw   [256][4]byte     // the colours palette holds, so an unchanged entry is not boxed again
+	one      [5]byte          // a byte past the stream's end, then its Adler-32 (a local array read into would escape)
 }
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
@@ -42,6 +46,8 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 	var w, h, colorType int
 	d.idat = d.idat[:0]
 	seenIHDR, seenIDAT, idatDone := false, false, false
+	seenPLTE, seenTRNS := false, false
+	var pal color.Palette
 	for {
 		if len(data) < 12 {
 			return nil, false
@@ -74,12 +80,12 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 			}
 			colorType = int(ct)
 			switch colorType {
-			case 0, 2, 4, 6:
+			case 0, 2, 3, 4, 6:
 			default:
 				return nil, false
 			}
 		case "IDAT":
-			if idatDone {
+			if idatDone || colorType == 3 && !seenPLTE {
 				return nil, false
 			}
 			seenIDAT = true
@@ -88,9 +94,37 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 			if !seenIDAT {
 				return nil, false
 			}
-			return d.pixels(w, h, colorType)
-		case "PLTE", "tRNS":
-			return nil, false // palettes and transparency keys are the standard decoder's
+			return d.pixels(w, h, colorType, pal)
+		case "PLTE":
+			// As image/png: the entries are opaque RGBA, and the palette has room for 256, the rest opaque black.
+			if colorType != 3 || seenPLTE || seenIDAT || len(body)%3 != 0 || len(body) == 0 || len(body) > 3*256 {
+				return nil, false // (a truecolour image's suggested palette, which may be ignored, is left to image/png)
+			}
+			seenPLTE = true
+			for i := range 256 {
+				var c [4]byte
+				if i < len(body)/3 {
+					c = [4]byte{body[3*i], body[3*i+1], body[3*i+2], 0xff}
+				} else {
+					c = [4]byte{0, 0, 0, 0xff}
+				}
+				d.setEntry(i, c, false)
+			}
+			pal = d.palette[:len(body)/3]
+		case "tRNS":
+			// As image/png: right after PLTE, the first entries get alpha (NRGBA), and the palette grows to cover them.
+			if colorType != 3 || !seenPLTE || seenTRNS || seenIDAT || len(body) > 256 {
+				return nil, false // transparency keys of the other types are the standard decoder's
+			}
+			seenTRNS = true
+			if len(pal) < len(body) {
+				pal = d.palette[:len(body)]
+			}
+			for i, a := range body {
+				c := d.palRaw[i]
+				c[3] = a
+				d.setEntry(i, c, true)
+			}
 		default:
 			if typ[0]&0x20 == 0 {
 				return nil, false // an unknown critical chunk
@@ -102,11 +136,28 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 	}
 }
 
-// pixels inflates the IDAT stream, checks its checksum, and unfilters the scanlines into an image.
-func (d *pngDecoder) pixels(w, h, colorType int) (image.Image, bool) {
+// setEntry sets palette entry i to the colour c, an RGBA one, or NRGBA when nrgba is set (a tRNS entry), boxing it
+// only when it differs from what the entry held.
+func (d *pngDecoder) setEntry(i int, c [4]byte, nrgba bool) {
+	if d.palette[i] != nil && d.palRaw[i] == c {
+		if _, isN := d.palette[i].(color.NRGBA); isN == nrgba {
+			return
+		}
+	}
+	d.palRaw[i] = c
+	if nrgba {
+		d.palette[i] = color.NRGBA{c[0], c[1], c[2], c[3]}
+	} else {
+		d.palette[i] = color.RGBA{c[0], c[1], c[2], c[3]}
+	}
+}
+
+// pixels inflates the IDAT stream, checks its checksum, and unfilters the scanlines into an image; pal is the
+// palette of a paletted one.
+func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image, bool) {
 	var bpp int
 	switch colorType {
-	case 0:
+	case 0, 3:
 		bpp = 1
 	case 2:
 		bpp = 3
@@ -150,6 +201,10 @@ func (d *pngDecoder) pixels(w, h, colorType int) (image.Image, bool) {
 		d.gray.Pix = grow(d.gray.Pix, w*h)
 		d.gray.Stride, d.gray.Rect = w, image.Rect(0, 0, w, h)
 		pix, img = d.gray.Pix, &d.gray
+	case 3:
+		d.paletted.Pix = grow(d.paletted.Pix, w*h)
+		d.paletted.Stride, d.paletted.Rect = w, image.Rect(0, 0, w, h)
+		pix, img = d.paletted.Pix, &d.paletted
 	case 2:
 		d.rgba.Pix = grow(d.rgba.Pix, 4*w*h)
 		d.rgba.Stride, d.rgba.Rect = 4*w, image.Rect(0, 0, w, h)
@@ -171,6 +226,14 @@ func (d *pngDecoder) pixels(w, h, colorType int) (image.Image, bool) {
 		switch colorType {
 		case 0, 6:
 			copy(out, line)
+		case 3:
+			// As image/png: an index past the palette grows it, over the opaque black entries.
+			for _, i := range line {
+				if int(i) >= len(pal) {
+					pal = d.palette[:int(i)+1]
+				}
+			}
+			copy(out, line)
 		case 2:
 			for x := range w {
 				out[4*x], out[4*x+1], out[4*x+2], out[4*x+3] = line[3*x], line[3*x+1], line[3*x+2], 255
@@ -181,6 +244,9 @@ func (d *pngDecoder) pixels(w, h, colorType int) (image.Image, bool) {
 				out[4*x], out[4*x+1], out[4*x+2], out[4*x+3] = g, g, g, line[2*x+1]
 			}
 		}
+	}
+	if colorType == 3 {
+		d.paletted.Palette = pal
 	}
 	return img, true
 }

@@ -24,6 +24,9 @@ func samePixels(a, b image.Image) bool {
 	case *image.NRGBA:
 		b, ok := b.(*image.NRGBA)
 		return ok && bytes.Equal(a.Pix, b.Pix)
+	case *image.Paletted:
+		b, ok := b.(*image.Paletted)
+		return ok && bytes.Equal(a.Pix, b.Pix) && slices.Equal(a.Palette, b.Palette)
 	}
 	return false
 }
@@ -52,7 +55,24 @@ func TestFastPNGMatchesTheStandardDecoder(t *testing.T) {
 		for i := range trans.Pix {
 			trans.Pix[i] = byte(i/4%w*5 + rng.IntN(10))
 		}
-		for _, img := range []image.Image{gray, opaque, trans, image.NewUniform(color.Black)} {
+		// Paletted: a gray ramp; a few colours with transparent ones (a tRNS chunk); and indexes past the end of a
+		// short palette, which image/png reads as opaque black.
+		ramp := image.NewPaletted(gray.Rect, nil)
+		for i := range 256 {
+			ramp.Palette = append(ramp.Palette, color.Gray{uint8(i)})
+		}
+		copy(ramp.Pix, gray.Pix)
+		alpha := image.NewPaletted(gray.Rect, color.Palette{color.NRGBA{0, 0, 0, 0}, color.NRGBA{255, 255, 255, 255}, color.NRGBA{10, 200, 30, 128}, color.RGBA{1, 2, 3, 255}})
+		short := image.NewPaletted(gray.Rect, nil)
+		for i := range 20 { // over 16 entries, so the encoder writes 8 bits per pixel
+			alpha.Palette = append(alpha.Palette, color.Gray{uint8(10 * i)})
+			short.Palette = append(short.Palette, color.Gray{uint8(i)})
+		}
+		for i := range alpha.Pix {
+			alpha.Pix[i] = byte(rng.IntN(24))
+			short.Pix[i] = byte(rng.IntN(30))
+		}
+		for _, img := range []image.Image{gray, opaque, trans, ramp, alpha, short, image.NewUniform(color.Black)} {
 			if _, ok := img.(*image.Uniform); ok {
 				continue
 			}
@@ -84,7 +104,7 @@ func TestFastPNGDeclinesWhatItDoesNotHandle(t *testing.T) {
 	var d pngDecoder
 	var b16, pal bytes.Buffer
 	png.Encode(&b16, image.NewGray16(image.Rect(0, 0, 4, 4)))
-	png.Encode(&pal, image.NewPaletted(image.Rect(0, 0, 4, 4), color.Palette{color.Black, color.White}))
+	png.Encode(&pal, image.NewPaletted(image.Rect(0, 0, 4, 4), color.Palette{color.Black, color.White})) // 1-bit
 	var ok28 bytes.Buffer
 	png.Encode(&ok28, image.NewGray(image.Rect(0, 0, 28, 28)))
 	good := ok28.Bytes()
@@ -110,6 +130,13 @@ func FuzzFastPNG(f *testing.F) {
 	f.Add(buf.Bytes())
 	buf.Reset()
 	png.Encode(&buf, image.NewNRGBA(image.Rect(0, 0, 3, 2)))
+	f.Add(buf.Bytes())
+	buf.Reset()
+	pal := image.NewPaletted(image.Rect(0, 0, 4, 3), nil)
+	for i := range 20 {
+		pal.Palette = append(pal.Palette, color.NRGBA{uint8(i), 0, 0, uint8(200 + i)})
+	}
+	png.Encode(&buf, pal)
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d pngDecoder

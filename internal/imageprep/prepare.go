@@ -47,6 +47,8 @@ type Preparer struct {
 	xpow       []float64
 	dist       []float32
 	png        pngDecoder
+	levels     []byte
+	colRun     []int32
 }
 
 var pool = sync.Pool{New: func() any { return new(Preparer) }}
@@ -103,7 +105,11 @@ func (p *Preparer) Prepare(dst []float32, img image.Image, spec Spec) error {
 	}
 	switch spec.Mode {
 	case ModeMNIST:
-		if !p.mnist(dst, img, spec.Width, spec.Height, true) {
+		handled, digit := p.mnistFast(dst, img, spec.Width, spec.Height) // an MNIST-like image (fastpath.go)
+		if !handled {
+			digit = p.mnist(dst, img, spec.Width, spec.Height, true)
+		}
+		if !digit {
 			return ErrNoDigit
 		}
 	case ModeResize:

@@ -1,0 +1,163 @@
+package imageprep
+
+import "image"
+
+// Most uploads to a digit classifier are MNIST-like already: a small opaque gray (or gray-looking) image with ink on
+// an exactly black field, as MNIST clients and the page's canvas send. On those, most steps of the mnist mode are
+// no-ops or reduce to table lookups: the working size is the image itself (f = 1, so no crop is refined either), the
+// luminance is the 8-bit level over 255, the background is flat at 0 (so flatInk takes steps 3 to 5, whose ink is
+// the luminance itself), the ink strength is a quantile of 8-bit levels, which a histogram gives exactly, and the
+// stroke-width step does nothing below minStrokeSide. mnistFast does exactly that, and then the remaining steps with
+// the same code as mnist, so its vector is the one mnist makes, bit for bit (TestFastPathMatchesThePipeline checks it
+// on every MNIST test digit and on every upload form).
+
+// fastMaxSide bounds the images mnistFast takes: the working size of a larger one is not the image itself.
+const fastMaxSide = workSide
+
+// mnistFast is mnist for an MNIST-like img. handled is false, with nothing done, when img is not one (see
+// grayLevels; its corner pixel must be 0 and at least half of its pixels too); otherwise digit is what mnist would
+// report and dst holds what mnist would write.
+func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handled, digit bool) {
+	levels, w, h, ok := p.grayLevels(img)
+	if !ok {
+		return false, false
+	}
+	n := w * h
+	// The zeros, most of the image, are counted apart: incrementing one bin over and over stalls on its own store.
+	var hist [256]int32
+	zeros := 0
+	for _, b := range levels {
+		if b == 0 {
+			zeros++
+		} else {
+			hist[b]++
+		}
+	}
+	hist[0] = int32(zeros)
+	// flatBackground takes the first pixel as the background when it is dark and holds at least half the image; the
+	// full pipeline handles any other background.
+	if levels[0] != 0 || 2*int(hist[0]) < n {
+		return false, false
+	}
+	clear(dst)
+
+	// flatInk with back = 0: the ink is the luminance, and the strength is quantileOf(the nonzero ink, 0.9), the k-th
+	// smallest nonzero level (n < 2*maxSample, so the sample is every pixel).
+	var strength float32
+	if nz := n - int(hist[0]); nz > 0 {
+		k := int(0.9 * float64(nz-1))
+		seen := 0
+		for b := 1; b < len(hist); b++ {
+			seen += int(hist[b])
+			if seen > k {
+				strength = gray8[b]
+				break
+			}
+		}
+	}
+	if strength < minContrast {
+		return true, false
+	}
+	// normalizeInk as a table of the 256 levels.
+	floor, inv := relFloor*strength, 1/strength
+	var table [256]float32
+	for b, x := range gray8 {
+		if x >= floor {
+			table[b] = min(x*inv, 1)
+		}
+	}
+	p.ink = grow(p.ink, n)
+	ink := p.ink
+	// While the ink is written, the longest horizontal and vertical runs of ink at least 0.5 bound how deep it is
+	// (see below).
+	p.colRun = grow(p.colRun, w)
+	col := p.colRun
+	clear(col)
+	var runH, longH, longV int32
+	for y := range h {
+		row, out := levels[y*w:][:w], ink[y*w:][:w]
+		runH = 0
+		for x, b := range row {
+			v := table[b]
+			out[x] = v
+			if v >= 0.5 {
+				runH++
+				col[x]++
+				longH, longV = max(longH, runH), max(longV, col[x])
+			} else {
+				runH, col[x] = 0, 0
+			}
+		}
+	}
+
+	x0, y0, x1, y1, ok := p.keepComponents(ink, w, h) // 6. specks and rules, as mnist
+	if !ok {
+		return true, false
+	}
+	// 7. inkDepth is the greatest chamfer distance of a pixel of ink (at least 0.5) to the paper; along its row alone
+	// a pixel of a run of L such pixels is at most (L+1)/2 steps of 1 from the paper, and likewise along its column.
+	// Erasing specks only shortens runs. When that bound is within maxInkDepth, so is the depth.
+	side := max(x1-x0, y1-y0)
+	if bound := (min(longH, longV) + 1) / 2; float64(bound)/float64(side) > maxInkDepth {
+		if p.inkDepth(ink, w, x0, y0, x1, y1) > maxInkDepth {
+			return true, false
+		}
+	}
+	x0, y0, x1, y1 = p.normalizeStroke(ink, w, h, x0, y0, x1, y1)
+	return true, p.fit(dst, dw, dh, ink, w, h, x0, y0, x1, y1)
+}
+
+// grayLevels returns the 8-bit luminance levels of img, row-major in a w x h buffer of p's, when reduce would give
+// exactly gray8 of them with the image opaque: an 8-bit gray image, or an RGBA or NRGBA one whose every pixel is
+// opaque (lum8 of a gray colour is its level; the tests check that the NRGBA sums divide back to gray8), of at most
+// fastMaxSide pixels a side and fewer than 2*maxSample pixels. ok is false otherwise.
+func (p *Preparer) grayLevels(img image.Image) (levels []byte, w, h int, ok bool) {
+	b := img.Bounds()
+	w, h = b.Dx(), b.Dy()
+	if w > fastMaxSide || h > fastMaxSide || w*h >= 2*maxSample || w*h < 16 {
+		return nil, 0, 0, false
+	}
+	switch m := img.(type) {
+	case *image.Gray:
+		if m.Stride == w {
+			return m.Pix[:w*h], w, h, true // rows back to back (the PNG decoder's image): read where they lie, never written
+		}
+		p.levels = grow(p.levels, w*h)
+		levels = p.levels
+		for y := range h {
+			copy(levels[y*w:][:w], m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):][:w])
+		}
+	case *image.RGBA:
+		p.levels = grow(p.levels, w*h)
+		levels = p.levels
+		if !opaqueRGBA(levels, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), w, h) {
+			return nil, 0, 0, false
+		}
+	case *image.NRGBA:
+		p.levels = grow(p.levels, w*h)
+		levels = p.levels
+		if !opaqueRGBA(levels, m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), w, h) {
+			return nil, 0, 0, false
+		}
+	default:
+		return nil, 0, 0, false
+	}
+	return levels, w, h, true
+}
+
+// opaqueRGBA writes the luminance levels of the w x h RGBA (or NRGBA) pixels starting at pix[off] into levels, and
+// reports whether all of them were opaque (with full alpha NRGBA and RGBA are the same colours).
+func opaqueRGBA(levels, pix []byte, stride, off, w, h int) bool {
+	for y := range h {
+		row := pix[off+y*stride:][:4*w]
+		out := levels[y*w:][:w]
+		for x := range out {
+			q := row[4*x : 4*x+4 : 4*x+4]
+			if q[3] != 255 {
+				return false
+			}
+			out[x] = uint8(lum8(q[0], q[1], q[2]))
+		}
+	}
+	return true
+}
