@@ -403,5 +403,5 @@ func idxClasses(raw *dataset.Set, names []string, lim Limits) ([]string, error) 
 
 // prepSpec is what preprocessing needs to know of the input the data set is built for.
 func prepSpec(in model.Input) imageprep.Spec {
-	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)}
+	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess), Channels: in.Channels}
 }
