@@ -192,7 +192,7 @@ func (r *run) minibatch(ctx context.Context) error {
 			idx := perm[b*bs : min((b+1)*bs, n)]
 			for i, j := range idx {
 				if r.req.Augment {
-					augment(x[i*f:(i+1)*f], r.train.Image(j), r.train.Rows, r.train.Cols, r.rng)
+					augment(x[i*f:(i+1)*f], r.train.Image(j), r.train.Rows, r.train.Cols, r.train.ChannelCount(), r.rng)
 				} else {
 					r.train.Inputs(x[i*f:(i+1)*f], j)
 				}
