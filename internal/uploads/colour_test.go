@@ -112,4 +112,3 @@ func TestImportRefusesChannelsItCannotMake(t *testing.T) {
 		}
 	})
 }
-
