@@ -171,6 +171,8 @@ func TestDatasetUploadErrors(t *testing.T) {
 		{"not an archive", []byte("just some text"), nil, 422},
 		{"one class only", oneClass, nil, 422},
 		{"unknown preprocessing", twoClassZip(t, 1, 2, 3), map[string]string{"preprocess": "magic"}, 422},
+		{"two channels", twoClassZip(t, 1, 2, 3), map[string]string{"channels": "2"}, 400},
+		{"colour with the mnist preprocessing", twoClassZip(t, 1, 2, 3), map[string]string{"channels": "3", "preprocess": "mnist"}, 422},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := uploadDataset(t, srv.URL, tt.archive, tt.fields)
