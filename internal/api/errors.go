@@ -3,7 +3,7 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strings"
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
 	"github.com/perceptron-dev/perceptron/internal/inference"
@@ -75,16 +75,17 @@ func asError(err error) *Error {
 	return &Error{Kind: KindInternal, Detail: "internal error", Err: err}
 }
 
-// domainDetail fills a detail template with the error's client-safe message: an uploads error's own detail, else
-// its message.
+// domainDetail fills a detail template's %v with the error's client-safe message: an uploads error's own detail,
+// else its message. A template without %v is the whole detail: the error's message stays out of it, since it may
+// repeat what the caller sent (an invalid version name) or say more than the row means to.
 func domainDetail(template string, err error) string {
+	if !strings.Contains(template, "%v") {
+		return template
+	}
 	msg := err.Error()
 	var ue *uploads.Error
 	if errors.As(err, &ue) {
 		msg = ue.Detail()
 	}
-	if template == "%v" {
-		return msg
-	}
-	return fmt.Sprintf(template, msg)
+	return strings.Replace(template, "%v", msg, 1)
 }

@@ -55,7 +55,7 @@ func (s *Server) ModelMetadata(_ context.Context, req *oippb.ModelMetadataReques
 		return out
 	}
 	return &oippb.ModelMetadataResponse{Name: m.Name, Versions: m.Versions, Platform: m.Platform,
-		Inputs: tensors(m.Inputs), Outputs: tensors(m.Outputs)}, nil
+		Inputs: tensors(m.Inputs), Outputs: tensors(outputsMeta(net))}, nil
 }
 
 // model returns the network that name (and version, if given) name, else a NotFound status listing the models
@@ -87,8 +87,9 @@ func (s *Server) model(name, version string) (*model.Network, func(), error) {
 
 // ModelInfer implements oippb.GRPCInferenceServiceServer. It takes one input: FP32 (or FP64) of shape [N, inputs]
 // with values in 0..1, or BYTES of shape [N] or [N,1] holding encoded images, in typed contents or in
-// raw_input_contents; it answers FP32 [N, classes] probabilities, as raw_output_contents when the input was raw (as
-// Triton does) and as typed contents otherwise.
+// raw_input_contents; it answers FP32 [N, classes] probabilities, and the honest answer's accepted (BOOL [N]) and
+// reason (BYTES [N]) when named, as raw_output_contents when the input was raw (as Triton does) and as typed
+// contents otherwise.
 func (s *Server) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (*oippb.ModelInferResponse, error) {
 	net, release, err := s.model(req.ModelName, req.ModelVersion)
 	if err != nil {
@@ -98,10 +99,17 @@ func (s *Server) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (
 	if len(req.Inputs) != 1 {
 		return nil, status.Errorf(codes.InvalidArgument, "expected one input tensor (%q), got %d", oip.InputName, len(req.Inputs))
 	}
-	for _, o := range req.Outputs {
-		if o.Name != oip.OutputName {
-			return nil, status.Errorf(codes.InvalidArgument, "unknown output %q; this model has %q", trunc(o.Name), oip.OutputName)
+	names := make([]string, len(req.Outputs))
+	for i, o := range req.Outputs {
+		if o.Name != oip.OutputName && o.Name != acceptedName && o.Name != reasonName {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown output %q; this model has %q, %q and %q",
+				trunc(o.Name), oip.OutputName, acceptedName, reasonName)
 		}
+		names[i] = o.Name
+	}
+	minConf, minGiven, err := minConfidence(req.Parameters)
+	if err != nil {
+		return nil, err
 	}
 	in := req.Inputs[0]
 	raw := len(req.RawInputContents) > 0
@@ -132,17 +140,13 @@ func (s *Server) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (
 	if s.counted != nil {
 		s.counted.Classified(res)
 	}
-	out := &oippb.ModelInferResponse_InferOutputTensor{
-		Name: oip.OutputName, Datatype: "FP32", Shape: []int64{int64(n), int64(res.Model.MLP.Classes())},
+	th := res.Model.MinConfidence()
+	if minGiven {
+		th = minConf
 	}
-	resp := &oippb.ModelInferResponse{ModelName: res.Model.Name, ModelVersion: res.Model.Version, Id: req.Id,
-		Outputs: []*oippb.ModelInferResponse_InferOutputTensor{out}}
-	if raw {
-		resp.RawOutputContents = [][]byte{oip.AppendFP32(make([]byte, 0, 4*len(res.Probs)), res.Probs)}
-	} else {
-		out.Contents = &oippb.InferTensorContents{Fp32Contents: res.Probs}
-	}
-	return resp, nil
+	outs, rawOuts := outputs(names, res, n, blankRows(res.Model, x, n), th, raw)
+	return &oippb.ModelInferResponse{ModelName: res.Model.Name, ModelVersion: res.Model.Version, Id: req.Id,
+		Outputs: outs, RawOutputContents: rawOuts}, nil
 }
 
 // inputs reads the input tensor into rows of model input.
