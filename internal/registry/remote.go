@@ -327,9 +327,9 @@ func (r *Registry) Polls() (byResult [3]uint64, errs uint64) {
 	return byResult, r.remote.errors.Load()
 }
 
-// Health returns why the store failed at the last poll, nil when it answered (and for a folder).
+// Health returns why the store failed at the last poll, nil when it answered (and for a folder, or no registry).
 func (r *Registry) Health() error {
-	if r.remote == nil {
+	if r == nil || r.remote == nil {
 		return nil
 	}
 	if p := r.remote.lastErr.Load(); p != nil {
