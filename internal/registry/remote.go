@@ -42,7 +42,7 @@ type remote struct {
 	pointers map[string]pointer   // by key: every pointer read so far, refreshed by Refresh
 	files    map[string]cacheFile // by version: the downloaded versions on disk
 
-	polls   [3]atomic.Uint64 // by PollResult
+	polls   [4]atomic.Uint64 // by PollResult
 	errors  atomic.Uint64
 	lastErr atomic.Pointer[error]
 }
@@ -281,6 +281,7 @@ func (rm *remote) pointer(r *Registry, key string) (pointer, error) {
 		}
 		return pointer{}, err
 	}
+	rm.polls[PollFirst].Add(1)
 	p = pointer{version: v, found: found, etag: etag}
 	rm.setPointer(key, p)
 	return p, nil
@@ -308,16 +309,20 @@ const (
 	PollUnchanged PollResult = iota // the ETag is the one last read (a 304 from a bucket)
 	PollChanged                     // another replica changed the pointer
 	PollError                       // the store did not answer
+	PollFirst                       // the first read of a pointer, or of a missing one again
 )
+
+// PollResults lists every PollResult.
+var PollResults = []PollResult{PollUnchanged, PollChanged, PollError, PollFirst}
 
 // String names a PollResult for a metric's label.
 func (p PollResult) String() string {
-	return [...]string{"unchanged", "changed", "error"}[p]
+	return [...]string{"unchanged", "changed", "error", "first"}[p]
 }
 
 // Polls returns how many pointer polls ended each way, and how many errors the store gave (polls, downloads and
 // corrupt objects), since the registry opened. A folder's registry is not polled through here: both are zero.
-func (r *Registry) Polls() (byResult [3]uint64, errs uint64) {
+func (r *Registry) Polls() (byResult [4]uint64, errs uint64) {
 	if r.remote == nil {
 		return byResult, 0
 	}
@@ -346,9 +351,16 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	if rm == nil {
 		return nil
 	}
+	// A missing pointer is forgotten rather than polled: any valid model name a client asks for is looked up, and
+	// polling each would let clients grow the poll without bound. The next lookup of that name reads it again (at
+	// most once per poll), which is how a first activation through another replica is seen.
 	rm.mu.Lock()
 	keys := make([]string, 0, len(rm.pointers))
-	for k := range rm.pointers {
+	for k, p := range rm.pointers {
+		if !p.found {
+			delete(rm.pointers, k)
+			continue
+		}
 		keys = append(keys, k)
 	}
 	rm.mu.Unlock()

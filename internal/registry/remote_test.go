@@ -143,18 +143,25 @@ func TestReplicasConvergeThroughTheBucket(t *testing.T) {
 	embedded := network(t, "t", "embedded", 0)
 	a := replica(t, store, embedded, registry.Options{})
 	b := replica(t, store, embedded, registry.Options{})
-	if err := a.Put(network(t, "t", "v1", 1)); err != nil {
-		t.Fatal(err)
+	for i, n := range []*model.Network{network(t, "t", "v0", 1), network(t, "t", "v1", 2), network(t, "pets", "p0", 3), network(t, "pets", "p1", 4)} {
+		if err := a.Put(n); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
 	}
-	if err := a.Put(network(t, "pets", "p1", 2)); err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"v0", "p0"} {
+		if _, err := a.Activate(v); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// B serves both models before any activation, reading each pointer once.
-	if v, err := b.ActiveOf("pets"); err != nil || v != "" {
+	// B serves both models, reading each pointer once.
+	if v, err := b.ActiveOf("pets"); err != nil || v != "p0" {
 		t.Fatalf("pets before: %q, %v", v, err)
 	}
+	if v, err := b.ActiveOf("t"); err != nil || v != "v0" {
+		t.Fatalf("t before: %q, %v", v, err)
+	}
 	var current atomic.Value
-	current.Store("embedded")
+	current.Store("v0")
 	swapped := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -179,8 +186,8 @@ func TestReplicasConvergeThroughTheBucket(t *testing.T) {
 	}
 	testwait.For(t, "B to follow pets' pointer", func() bool { v, _ := b.ActiveOf("pets"); return v == "p1" })
 	polls, _ := b.Polls()
-	if polls[registry.PollChanged] == 0 {
-		t.Fatalf("polls %v; want changes counted", polls)
+	if polls[registry.PollChanged] < 2 || polls[registry.PollUnchanged] == 0 {
+		t.Fatalf("polls %v; want both changes counted, and unchanged polls", polls)
 	}
 }
 
