@@ -30,7 +30,7 @@ type Options struct {
 	CacheVersions int
 	// CacheBytes is how many bytes of downloaded versions the cache keeps at most; 0 means 1 GiB.
 	CacheBytes int64
-	// Timeout bounds each request to the store; 0 means 30 seconds.
+	// Timeout bounds each request to the store, retries included; 0 means 10 seconds.
 	Timeout time.Duration
 }
 
@@ -75,7 +75,7 @@ func OpenStore(name string, store Store, embedded *model.Network, opts Options) 
 		opts.CacheBytes = 1 << 30
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
+		opts.Timeout = 10 * time.Second
 	}
 	for _, d := range []string{"versions", "pointers"} {
 		if err := os.MkdirAll(filepath.Join(opts.CacheDir, d), 0o755); err != nil {
@@ -282,6 +282,7 @@ func (rm *remote) pointer(r *Registry, key string) (pointer, error) {
 		return pointer{}, err
 	}
 	rm.polls[PollFirst].Add(1)
+	rm.lastErr.Store(nil)
 	p = pointer{version: v, found: found, etag: etag}
 	rm.setPointer(key, p)
 	return p, nil
@@ -406,7 +407,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	}
 	if firstErr != nil {
 		rm.lastErr.Store(&firstErr)
-	} else {
+	} else if len(keys) > 0 {
 		rm.lastErr.Store(nil)
 	}
 	return firstErr
