@@ -145,8 +145,8 @@ func (rm *remote) load(r *Registry, version string) (*model.Network, error) {
 			return net, nil
 		}
 		rm.drop(version)
-		if err == nil || errors.Is(err, ErrNotModified) {
-			return nil, fmt.Errorf("%w: %s: the cached copy: %v", ErrUnloadable, version, lerr)
+		if errors.Is(err, ErrNotModified) {
+			return rm.load(r, version) // the cached copy is gone or damaged: download it again
 		}
 		return nil, fmt.Errorf("registry: %s: %w", version, r.unavailable(err))
 	case errors.Is(err, fs.ErrNotExist):

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -322,4 +324,26 @@ func TestWithTheBucketDownTheCacheAndTheDefaultServe(t *testing.T) {
 			t.Fatalf("errors %v, health %v; want errors while down and health nil after", errs, r.Health())
 		}
 	})
+}
+
+func TestADamagedCachedCopyIsDownloadedAgain(t *testing.T) {
+	store := &registrytest.MemStore{}
+	cache := t.TempDir()
+	r := replica(t, store, nil, registry.Options{CacheDir: cache})
+	if err := r.Put(network(t, "t", "v1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Load("v1"); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "versions", "v1~*.pcpt"))
+	if len(files) != 1 {
+		t.Fatalf("cache files %v; want one for v1", files)
+	}
+	if err := os.WriteFile(files[0], []byte("damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if net, err := r.Load("v1"); err != nil || net.Version != "v1" {
+		t.Fatalf("Load with a damaged cached copy: %v, %v; want v1 downloaded again", net, err)
+	}
 }
