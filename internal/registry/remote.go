@@ -41,6 +41,9 @@ type remote struct {
 	mu       sync.Mutex
 	pointers map[string]pointer   // by key: every pointer read so far, refreshed by Refresh
 	files    map[string]cacheFile // by version: the downloaded versions on disk
+	// refused remembers the versions whose object was refused (corrupt), by version: a conditional GET on that ETag
+	// then costs a 304, not a download per poll while the pointer names it.
+	refused map[string]refusal
 
 	polls   [4]atomic.Uint64 // by PollResult
 	errors  atomic.Uint64
@@ -52,6 +55,12 @@ type pointer struct {
 	version string
 	found   bool
 	etag    string
+}
+
+// refusal is why a version's object, at one ETag, was refused.
+type refusal struct {
+	etag string
+	err  error
 }
 
 // cacheFile is a version's file in the cache, named VERSION~ETAG.pcpt (no version name holds a "~").
@@ -82,7 +91,7 @@ func OpenStore(name string, store Store, embedded *model.Network, opts Options) 
 			return nil, fmt.Errorf("registry: the cache: %w", err)
 		}
 	}
-	rm := &remote{opts: opts, pointers: map[string]pointer{}, files: map[string]cacheFile{}}
+	rm := &remote{opts: opts, pointers: map[string]pointer{}, files: map[string]cacheFile{}, refused: map[string]refusal{}}
 	des, _ := os.ReadDir(filepath.Join(opts.CacheDir, "versions"))
 	for _, de := range des {
 		base, ok := strings.CutSuffix(de.Name(), modelExt)
@@ -133,9 +142,19 @@ func (rm *remote) load(r *Registry, version string) (*model.Network, error) {
 	key := versionsDir + "/" + version + modelExt
 	rm.mu.Lock()
 	cf, have := rm.files[version]
+	bad, wasRefused := rm.refused[version]
 	rm.mu.Unlock()
 	ctx, cancel := rm.ctx()
 	defer cancel()
+	if !have && wasRefused {
+		_, _, err := r.store.Get(ctx, key, bad.etag)
+		if errors.Is(err, ErrNotModified) {
+			return nil, bad.err
+		}
+		rm.mu.Lock()
+		delete(rm.refused, version)
+		rm.mu.Unlock()
+	}
 	data, etag, err := r.store.Get(ctx, key, cf.etag)
 	switch {
 	case errors.Is(err, ErrNotModified) || err != nil && have && !errors.Is(err, fs.ErrNotExist):
@@ -161,7 +180,14 @@ func (rm *remote) load(r *Registry, version string) (*model.Network, error) {
 	net, err := model.Unmarshal(data)
 	if err != nil {
 		rm.errors.Add(1)
-		return nil, fmt.Errorf("%w: %s: object %s/%s refused: %v", ErrUnloadable, version, r.dir, key, err)
+		err = fmt.Errorf("%w: %s: object %s/%s refused: %v", ErrUnloadable, version, r.dir, key, err)
+		rm.mu.Lock()
+		if len(rm.refused) >= 1024 { // bounded: versions are few, and a refusal is only a saved download
+			clear(rm.refused)
+		}
+		rm.refused[version] = refusal{etag: etag, err: err}
+		rm.mu.Unlock()
+		return nil, err
 	}
 	if net.Version != version {
 		return nil, fmt.Errorf("%w: object %s/%s holds version %q", ErrUnloadable, r.dir, key, net.Version)

@@ -121,6 +121,7 @@ func TestACorruptVersionObjectIsRefusedAndTheFallbackServes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	good := store.Object("versions/v2.pcpt")
 	data := store.Object("versions/v2.pcpt")
 	data[len(data)-3] ^= 0xff
 	store.Overwrite("versions/v2.pcpt", data)
@@ -134,6 +135,15 @@ func TestACorruptVersionObjectIsRefusedAndTheFallbackServes(t *testing.T) {
 	if err != nil || net.Version != "v1" || !strings.Contains(fellBack, "versions/v2.pcpt") {
 		t.Fatalf("LoadActive: %v, %q, %v; want v1 with a reason naming the corrupt object", net, fellBack, err)
 	}
+	// Asking again costs a conditional GET answered 304, not another download, until the object changes.
+	if _, err := fresh.Load("v2"); !errors.Is(err, registry.ErrUnloadable) || !strings.Contains(err.Error(), "versions/v2.pcpt") {
+		t.Fatalf("loading the corrupt v2 again: got %v; want the same refusal", err)
+	}
+	store.Overwrite("versions/v2.pcpt", good)
+	if _, err := fresh.Load("v2"); err != nil {
+		t.Fatalf("loading v2 once repaired: %v", err)
+	}
+	store.Overwrite("versions/v2.pcpt", data)
 	// The replica that had v2 cached before the damage sees the new ETag and refuses it too.
 	if _, err := a.Load("v2"); !errors.Is(err, registry.ErrUnloadable) {
 		t.Fatalf("loading v2 on the replica with a cached copy: got %v; want ErrUnloadable", err)
