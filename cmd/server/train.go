@@ -32,12 +32,12 @@ func trainFlags(fs *flag.FlagSet, r *train.Request) {
 	fs.StringVar(&r.Optimizer, "optimizer", r.Optimizer, "sgd (with momentum), adam or lbfgs")
 	fs.Float64Var(&r.LearningRate, "learning_rate", r.LearningRate, "learning rate (sgd, adam)")
 	fs.Float64Var(&r.Momentum, "momentum", r.Momentum, "momentum (sgd)")
-	fs.IntVar(&r.BatchSize, "batch_size", r.BatchSize, "mini-batch size (sgd, adam)")
-	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs (lbfgs: major iterations)")
+	fs.IntVar(&r.BatchSize, "batch_size", r.BatchSize, "mini-batch size (sgd, adam); -1: automatic, from the data set's size")
+	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs (lbfgs: major iterations); -1: automatic, from the data set's size")
 	fs.Float64Var(&r.L2, "l2", r.L2, "L2 weight decay")
 	fs.Uint64Var(&r.Seed, "seed", r.Seed, "random seed for initialisation, split and shuffling")
-	fs.Float64Var(&r.ValidationSplit, "validation_split", r.ValidationSplit, "fraction of the training data held out for validation")
-	fs.IntVar(&r.EarlyStoppingPatience, "early_stopping_patience", r.EarlyStoppingPatience, "stop after this many epochs without better validation accuracy (0: never)")
+	fs.Float64Var(&r.ValidationSplit, "validation_split", r.ValidationSplit, "fraction of the training data held out for validation; -1: automatic, from the data set's size")
+	fs.IntVar(&r.EarlyStoppingPatience, "early_stopping_patience", r.EarlyStoppingPatience, "stop after this many epochs without better validation accuracy (0: never; -1: automatic, on when the validation split has at least 50 examples)")
 	fs.IntVar(&r.Limit, "limit", r.Limit, "use only the first N training examples (0: all)")
 	fs.StringVar(&r.Activate, "activate", r.Activate, "after training: never, if_better (than the active model, on the validation split) or always make it the active version, which servers sharing -model-dir then serve")
 	fs.BoolVar(&r.Augment, "augment", r.Augment, "augment: random rotation, scale, shear and shift of each example every epoch")
@@ -93,6 +93,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	req = req.Resolve(trainSet.Len())
 	reqJSON, _ := json.Marshal(req)
 	fmt.Fprintf(stderr, "training on %s (%d examples): %s\n", req.Dataset, trainSet.Head(req.Limit).Len(), reqJSON)
 

@@ -25,8 +25,8 @@ var archiveTypes = map[string]bool{
 func (s *Server) datasetBodyLimit() int64 { return s.datasets.Limits().MaxArchiveBytes + 1<<20 }
 
 // handleDatasetUpload imports a labelled data set: multipart/form-data with an "archive" part (.zip or .tar.gz of
-// class folders) or "images" and "labels" parts (an IDX pair), plus optional "name" and "preprocess" fields; or the
-// archive as the raw body with name and preprocess in the query.
+// class folders) or "images" and "labels" parts (an IDX pair), plus optional "name", "preprocess" and "channels"
+// fields; or the archive as the raw body with name, preprocess and channels in the query.
 func (s *Server) handleDatasetUpload() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		limit := s.datasetBodyLimit()
@@ -40,9 +40,10 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 		defer hold.Release()
 		parts := map[string][]byte{}
 		opts := uploads.ImportOptions{Name: r.URL.Query().Get("name"), Preprocess: model.Preprocessing(r.URL.Query().Get("preprocess"))}
+		channels, hasChannels := r.URL.Query().Get("channels"), r.URL.Query().Has("channels")
 		switch {
 		case mt == "multipart/form-data":
-			if err := readParts(r, parts, hold, limit, map[string]bool{"archive": true, "images": true, "labels": true, "name": true, "preprocess": true}); err != nil {
+			if err := readParts(r, parts, hold, limit, map[string]bool{"archive": true, "images": true, "labels": true, "name": true, "preprocess": true, "channels": true}); err != nil {
 				s.fail(w, r, err)
 				return
 			}
@@ -51,6 +52,9 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 			}
 			if v, ok := parts["preprocess"]; ok {
 				opts.Preprocess = model.Preprocessing(v)
+			}
+			if v, ok := parts["channels"]; ok {
+				channels, hasChannels = string(v), true
 			}
 		case archiveTypes[mt]:
 			data, err := readBody(r.Body, r.ContentLength, limit, hold)
@@ -68,6 +72,16 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 		default:
 			s.fail(w, r, errorf(KindUnprocessable, fmt.Sprintf("preprocess %q: want mnist or resize", opts.Preprocess)))
 			return
+		}
+		if hasChannels {
+			switch channels {
+			case "1", "3":
+				opts.Channels = int(channels[0] - '0')
+			case "", "auto":
+			default:
+				s.fail(w, r, errorf(KindInvalid, fmt.Sprintf("channels %q: want 1 (gray), 3 (colour) or auto", truncate(channels, 32))))
+				return
+			}
 		}
 		var info uploads.Info
 		switch {

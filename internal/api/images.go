@@ -20,7 +20,7 @@ func (s *Server) prepareImages(ctx context.Context, items [][]byte, in model.Inp
 	if len(items) > s.cfg.MaxImages {
 		return nil, 0, nil, &Error{Kind: KindTooLarge, Detail: fmt.Sprintf("%d images; at most %d per request", len(items), s.cfg.MaxImages)}
 	}
-	b := &batchInput{size: in.Width * in.Height}
+	b := &batchInput{size: in.Size()}
 	for i, data := range items {
 		if err := s.addImage(ctx, b, data, in, func() string { return fmt.Sprintf("item %d", i) }); err != nil {
 			return nil, 0, nil, err

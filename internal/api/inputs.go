@@ -36,7 +36,7 @@ func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input
 		return nil, errorf(KindInvalid, "malformed Content-Type")
 	}
 	buf := inputPool.Get().(*[]float32)
-	b := &batchInput{size: in.Width * in.Height, x: (*buf)[:0], pooled: buf}
+	b := &batchInput{size: in.Size(), x: (*buf)[:0], pooled: buf}
 	switch {
 	case mt == "multipart/form-data":
 		if params["boundary"] == "" {

@@ -61,12 +61,12 @@ func importResult(err error) string {
 
 // importParts are the multipart parts POST /models reads.
 var importParts = map[string]bool{"model": true, "name": true, "labels": true, "preprocess": true,
-	"input_width": true, "input_height": true, "activate": true}
+	"input_width": true, "input_height": true, "input_channels": true, "activate": true}
 
 // handleModelImport stores an ONNX model as a new registry version: multipart/form-data with the file in the part
-// "model" and optional fields name, labels (comma-separated), preprocess, input_width, input_height and activate
-// (never, the default, or always). It answers 201 with the version's entry; nothing is stored unless the whole
-// file imports.
+// "model" and optional fields name, labels (comma-separated), preprocess, input_width, input_height, input_channels
+// and activate (never, the default, or always). It answers 201 with the version's entry; nothing is stored unless
+// the whole file imports.
 func (s *Server) handleModelImport() http.HandlerFunc {
 	// One import at a time: each holds its file, the decoded protobuf and the weights in memory at once, so this
 	// bounds the memory imports take to one file's worth, whatever the number of admin clients.
@@ -121,7 +121,7 @@ func (s *Server) importModel(w http.ResponseWriter, r *http.Request) (*model.Net
 	for _, f := range []struct {
 		name string
 		dst  *int
-	}{{"input_width", &opts.InputWidth}, {"input_height", &opts.InputHeight}} {
+	}{{"input_width", &opts.InputWidth}, {"input_height", &opts.InputHeight}, {"input_channels", &opts.InputChannels}} {
 		if v, ok := parts[f.name]; ok {
 			n, err := strconv.Atoi(string(v))
 			if err != nil || n < 1 {

@@ -195,7 +195,7 @@ func (s *Server) handleFloor() http.HandlerFunc {
 
 // prepSpec is what preprocessing needs to know of a model's input.
 func prepSpec(in model.Input) imageprep.Spec {
-	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)}
+	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess), Channels: in.Channels}
 }
 
 // notAnImage refuses a body sent as one of sniffedTypes whose bytes are not an image format we read; bodies sent

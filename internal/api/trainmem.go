@@ -19,8 +19,9 @@ func (s *Server) checkTrainMemory(req train.Request) error {
 		if err != nil {
 			return nil // unknown sets are refused by the caller
 		}
-		examples, inputs, classes = info.Examples, info.Width*info.Height, len(info.Classes)
+		examples, inputs, classes = info.Examples, info.Input().Size(), len(info.Classes)
 	}
+	req = req.Resolve(examples)
 	need := req.MemoryEstimate(examples, inputs, classes)
 	if err := s.memory.Fits(need); err != nil {
 		return &Error{Kind: KindUnprocessable, Detail: fmt.Sprintf("this job needs about %s of memory (%s, hidden %v, batch %d), more than the budget of %s (MEMORY_LIMIT): use fewer or narrower layers, a smaller batch, or sgd or adam rather than lbfgs",

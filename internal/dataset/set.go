@@ -10,27 +10,35 @@ import (
 	"math/rand/v2"
 )
 
-// Set is a labelled set of same-sized grayscale images, one byte per pixel (0 = background, 255 = ink), stored
-// row-major one image after the other. Bytes rather than floats keep MNIST at 47 MB instead of 188 MB; Batch converts.
+// Set is a labelled set of same-sized images, one byte per value (gray: 0 = background, 255 = ink), stored
+// row-major one image after the other; a colour image is three planes, red, green then blue (CHW). Bytes rather than floats keep MNIST at 47 MB instead of 188 MB; Batch converts.
 type Set struct {
 	Name    string   // what the set is called, e.g. "mnist"; informational
 	Classes []string // class labels; Y holds indices into it
 	Rows    int
 	Cols    int
-	X       []byte // Len()*Rows*Cols pixels
-	Y       []byte // Len() class indices
+	// Channels is 3 for colour and 1, or 0, for gray.
+	Channels int
+	X        []byte // Len()*Features() values
+	Y        []byte // Len() class indices
 }
 
 // Len reports the number of examples.
 func (s *Set) Len() int { return len(s.Y) }
 
-// Features reports the number of inputs per example (Rows*Cols).
-func (s *Set) Features() int { return s.Rows * s.Cols }
+// Features reports the number of inputs per example (Rows*Cols*ChannelCount()).
+func (s *Set) Features() int { return s.Rows * s.Cols * s.ChannelCount() }
+
+// ChannelCount is 1 for gray and 3 for colour.
+func (s *Set) ChannelCount() int { return max(s.Channels, 1) }
 
 // Validate checks that the sizes agree and every label names a class.
 func (s *Set) Validate() error {
 	if s.Rows <= 0 || s.Cols <= 0 {
 		return fmt.Errorf("dataset: image size %dx%d", s.Rows, s.Cols)
+	}
+	if c := s.Channels; c != 0 && c != 1 && c != 3 {
+		return fmt.Errorf("dataset: %d channels", c)
 	}
 	if len(s.Classes) < 2 {
 		return errors.New("dataset: fewer than two classes")
@@ -62,7 +70,7 @@ func (s *Set) Inputs(dst []float32, i int) {
 // Subset returns a set of the examples at idx, in that order. The pixels are copied.
 func (s *Set) Subset(idx []int) *Set {
 	f := s.Features()
-	out := &Set{Name: s.Name, Classes: s.Classes, Rows: s.Rows, Cols: s.Cols,
+	out := &Set{Name: s.Name, Classes: s.Classes, Rows: s.Rows, Cols: s.Cols, Channels: s.Channels,
 		X: make([]byte, 0, len(idx)*f), Y: make([]byte, 0, len(idx))}
 	for _, i := range idx {
 		out.X = append(out.X, s.Image(i)...)

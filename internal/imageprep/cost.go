@@ -90,7 +90,8 @@ func estimateCost(data []byte, lim Limits, spec Spec) (Cost, error) {
 
 // prepareCost is the scratch Prepare needs for a w x h image: it first sums the image into a working copy whose
 // side is at most workSide (mnist) or a small multiple of the input size (resize), with about 48 bytes per working
-// pixel across its sums, luminance, alpha, ink and component buffers, plus one int32 per source column.
+// pixel across its sums, luminance, alpha, ink and component buffers, plus one int32 per source column. Colour adds
+// three sums and three planes, 36 bytes a working pixel.
 func prepareCost(w, h int, spec Spec) int64 {
 	var f int
 	if spec.Mode == ModeResize && spec.Width > 0 && spec.Height > 0 {
@@ -99,7 +100,11 @@ func prepareCost(w, h int, spec Spec) int64 {
 		f = (max(w, h) + workSide - 1) / workSide
 	}
 	ww, wh := int64((w+f-1)/f), int64((h+f-1)/f)
-	return 48*ww*wh + 4*int64(w) + 64<<10
+	perPixel := int64(48)
+	if spec.Channels == 3 {
+		perPixel += 36
+	}
+	return perPixel*ww*wh + 4*int64(w) + 64<<10
 }
 
 // bytesPerPixel is the size of one pixel of an image in colour model m, as the decoders return it.

@@ -15,7 +15,15 @@ type Spec struct {
 	Width, Height int
 	// Mode says how an image becomes the vector.
 	Mode Mode
+	// Channels is 1 (or 0, the same) for luminance, or 3 for colour, which only ModeResize makes: the vector is then
+	// channel-planar (all red values row-major, then all green, then all blue), PyTorch's CHW layout.
+	Channels int
 }
+
+// Size is the length of the vector spec describes: Width*Height*channels.
+func (spec Spec) Size() int { return spec.Width * spec.Height * spec.channels() }
+
+func (spec Spec) channels() int { return max(spec.Channels, 1) }
 
 // Mode names a way of turning an image into a vector; see the package documentation.
 type Mode string
@@ -47,6 +55,7 @@ type Preparer struct {
 	xpow       []float64
 	dist       []float32
 	png        pngDecoder
+	rgb        colourScratch
 }
 
 var pool = sync.Pool{New: func() any { return new(Preparer) }}
@@ -86,8 +95,8 @@ func (p *Preparer) PrepareBytes(dst []float32, data []byte, lim Limits, spec Spe
 // say "no digit" rather than classify it.
 var ErrNoDigit = errors.New("imageprep: no digit found")
 
-// Prepare writes into dst the spec.Width*spec.Height input vector of img, row-major with values in 0..1, made the way
-// spec.Mode says (see the package documentation). dst must have exactly spec.Width*spec.Height elements. An image
+// Prepare writes into dst the spec.Size() input vector of img, row-major (channel-planar in colour) with values in
+// 0..1, made the way spec.Mode says (see the package documentation). dst must have exactly spec.Size() elements. An image
 // without a digit (a blank page) gives a vector of zeros and ErrNoDigit in the mnist mode (the resize mode, for
 // photos, has no notion of ink and never says so). The error is ErrUndecodable for an empty image, and otherwise
 // reports a Spec that no model file may hold.
@@ -95,8 +104,12 @@ func (p *Preparer) Prepare(dst []float32, img image.Image, spec Spec) error {
 	if spec.Width <= 0 || spec.Height <= 0 || spec.Width > 1<<14 || spec.Height > 1<<14 {
 		return fmt.Errorf("imageprep: invalid input size %dx%d", spec.Width, spec.Height)
 	}
-	if len(dst) != spec.Width*spec.Height {
-		return fmt.Errorf("imageprep: dst has %d elements, want %dx%d", len(dst), spec.Width, spec.Height)
+	if c := spec.Channels; c != 0 && c != 1 && (c != 3 || spec.Mode != ModeResize) {
+		return fmt.Errorf("imageprep: %d channels in the %s mode; want 1, or 3 in the resize mode", c, spec.Mode)
+	}
+	if len(dst) != spec.Size() {
+		return fmt.Errorf("imageprep: dst has %d elements, want %dx%dx%d", len(dst), spec.Width, spec.Height,
+			spec.channels())
 	}
 	if img == nil || img.Bounds().Empty() {
 		return fmt.Errorf("%w: empty image", ErrUndecodable)
@@ -107,7 +120,11 @@ func (p *Preparer) Prepare(dst []float32, img image.Image, spec Spec) error {
 			return ErrNoDigit
 		}
 	case ModeResize:
-		p.resize(dst, img, spec.Width, spec.Height)
+		if spec.Channels == 3 {
+			p.resizeColour(dst, img, spec.Width, spec.Height) // colour.go
+		} else {
+			p.resize(dst, img, spec.Width, spec.Height)
+		}
 	default:
 		return fmt.Errorf("imageprep: unknown preprocessing %q", spec.Mode)
 	}

@@ -20,7 +20,8 @@ const (
 	// PreprocessMNIST makes any digit image look like MNIST: ink bright on black, fitted to 20x20 and centred by
 	// centre of mass in 28x28.
 	PreprocessMNIST Preprocessing = "mnist"
-	// PreprocessResize converts to grayscale and resizes the whole image to the input size, for photos.
+	// PreprocessResize resizes the whole image to the input size, for photos, in luminance or, with 3 channels, in
+	// colour.
 	PreprocessResize Preprocessing = "resize"
 )
 
@@ -29,6 +30,34 @@ type Input struct {
 	Width      int           `json:"width"`
 	Height     int           `json:"height"`
 	Preprocess Preprocessing `json:"preprocess"`
+	// Channels is 3 for colour (red, green and blue planes one after the other, only with PreprocessResize), and 1
+	// or 0 for luminance. Zero is left out of the header, so the files written before colour keep their bytes.
+	Channels int `json:"channels,omitempty"`
+}
+
+// ChannelCount is 1 for gray and 3 for colour.
+func (in Input) ChannelCount() int { return max(in.Channels, 1) }
+
+// Size is the number of input values, Width*Height*ChannelCount().
+func (in Input) Size() int { return in.Width * in.Height * in.ChannelCount() }
+
+// Check reports why in is not an input spec a model may have: an unknown preprocessing, or a channel count other
+// than 1, or 3 with the resize preprocessing.
+func (in Input) Check() error {
+	switch in.Preprocess {
+	case PreprocessMNIST, PreprocessResize:
+	default:
+		return fmt.Errorf("unknown preprocessing %q", in.Preprocess)
+	}
+	switch {
+	case in.Channels == 0 || in.Channels == 1:
+	case in.Channels == 3 && in.Preprocess == PreprocessResize:
+	case in.Channels == 3:
+		return fmt.Errorf("3 channels with the %s preprocessing, which is gray only", in.Preprocess)
+	default:
+		return fmt.Errorf("%d channels; want 1 (gray) or 3 (colour)", in.Channels)
+	}
+	return nil
 }
 
 // Metrics are a model's measured quality. Zero means not measured.
@@ -148,13 +177,12 @@ func (info *Info) check() error {
 	if c := info.Layers[len(info.Layers)-1]; len(info.Labels) != c {
 		return fmt.Errorf("%d labels for %d output classes", len(info.Labels), c)
 	}
-	if info.Input.Width*info.Input.Height != info.Layers[0] {
-		return fmt.Errorf("input %dx%d does not match %d input units", info.Input.Width, info.Input.Height, info.Layers[0])
+	if err := info.Input.Check(); err != nil {
+		return err
 	}
-	switch info.Input.Preprocess {
-	case PreprocessMNIST, PreprocessResize:
-	default:
-		return fmt.Errorf("unknown preprocessing %q", info.Input.Preprocess)
+	if info.Input.Size() != info.Layers[0] {
+		return fmt.Errorf("input %dx%dx%d does not match %d input units", info.Input.Width, info.Input.Height,
+			info.Input.ChannelCount(), info.Layers[0])
 	}
 	if c := info.Calibration; c != nil {
 		// The negated comparisons also refuse NaN.

@@ -60,7 +60,7 @@ func Metadata(net *model.Network) ModelMeta {
 		Inputs: []TensorMeta{{
 			Name: InputName, Datatype: "FP32", Shape: []int64{-1, int64(net.MLP.Inputs())},
 			Parameters: map[string]string{
-				"value_range": "0..1 (0 background, 1 ink), row-major " + fmt.Sprintf("%dx%d", net.Input.Width, net.Input.Height),
+				"value_range": valueRange(net.Input),
 				"bytes_alternative": "datatype BYTES, shape [-1] or [-1,1], named " + InputName + " or " + ImageName +
 					": one encoded image (PNG, JPEG, GIF, BMP, TIFF or WebP) per element, preprocessed by the server; " +
 					"in JSON each element is a base64 string, in binary tensor data and gRPC the raw bytes",
@@ -68,6 +68,14 @@ func Metadata(net *model.Network) ModelMeta {
 		}},
 		Outputs: []TensorMeta{{Name: OutputName, Datatype: "FP32", Shape: []int64{-1, int64(net.MLP.Classes())}}},
 	}
+}
+
+// valueRange says what the FP32 values of an input mean and how they are laid out.
+func valueRange(in model.Input) string {
+	if in.ChannelCount() == 3 {
+		return fmt.Sprintf("0..1, colour: %dx%d red values row-major, then green, then blue (CHW)", in.Width, in.Height)
+	}
+	return fmt.Sprintf("0..1 (0 background, 1 ink), row-major %dx%d", in.Width, in.Height)
 }
 
 // ErrLayout reports raw tensor bytes that do not fit the tensor's shape and datatype.

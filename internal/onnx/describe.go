@@ -21,7 +21,9 @@ const (
 	keyPreprocess  = "perceptron.preprocess" // mnist or resize
 	keyInputWidth  = "perceptron.input_width"
 	keyInputHeight = "perceptron.input_height"
-	keyInfo        = "perceptron.info" // JSON of model.Info
+	// keyInputChannels is 3 for a colour input; absent (as gray models export) means 1.
+	keyInputChannels = "perceptron.input_channels"
+	keyInfo          = "perceptron.info" // JSON of model.Info
 )
 
 // DefaultName names an imported model when neither the caller nor the file does.
@@ -134,10 +136,30 @@ func labels(given []string, meta map[string]string, saved []string, classes int)
 	return out, nil
 }
 
-// input picks the image size and preprocessing of the first layer's input.
+// input picks the image size, channels and preprocessing of the first layer's input.
 func input(opts Options, meta map[string]string, saved model.Input, g *network) (model.Input, error) {
 	features := g.layers[0].in
 	in := model.Input{Width: opts.InputWidth, Height: opts.InputHeight, Preprocess: opts.Preprocess}
+	c := opts.InputChannels
+	if c == 0 {
+		var err error
+		if c, err = metaInt(meta, keyInputChannels); err != nil {
+			return in, malformed("metadata %s: want a whole number", keyInputChannels)
+		}
+	}
+	if c == 0 && saved.Size() == features {
+		c = saved.ChannelCount()
+	}
+	if c == 0 {
+		c = imageChannels(g.inputDims)
+	}
+	if c != 1 && c != 3 {
+		return in, unsupported("%d input channels: want 1 (gray) or 3 (colour)", c)
+	}
+	if features%c != 0 {
+		return in, unsupported("the first layer's %d values cannot hold %d channels", features, c)
+	}
+	pixels := features / c
 	if in.Width == 0 && in.Height == 0 {
 		w, errW := metaInt(meta, keyInputWidth)
 		h, errH := metaInt(meta, keyInputHeight)
@@ -146,20 +168,23 @@ func input(opts Options, meta map[string]string, saved model.Input, g *network) 
 		}
 		in.Width, in.Height = w, h
 	}
-	if in.Width == 0 && in.Height == 0 && saved.Width*saved.Height == features {
+	if in.Width == 0 && in.Height == 0 && saved.Size() == features {
 		in.Width, in.Height = saved.Width, saved.Height
 	}
 	if in.Width == 0 && in.Height == 0 {
-		in.Width, in.Height = imageSize(g.inputDims, features)
+		in.Width, in.Height = imageSize(g.inputDims, pixels)
 	}
 	switch {
 	case in.Width == 0 || in.Height == 0:
 		return in, unsupported("cannot tell the image size of the model's %d inputs: give input_width and input_height", features)
 	case in.Width < 0 || in.Height < 0 || in.Width > maxImageSide || in.Height > maxImageSide:
 		return in, unsupported("input size %dx%d: each side must be 1 to %d", in.Width, in.Height, maxImageSide)
-	case in.Width*in.Height != features:
-		return in, unsupported("input size %dx%d is %d pixels, but the first layer takes %d values", in.Width, in.Height,
-			in.Width*in.Height, features)
+	case in.Width*in.Height*c != features:
+		return in, unsupported("input size %dx%dx%d is %d values, but the first layer takes %d", in.Width, in.Height, c,
+			in.Width*in.Height*c, features)
+	}
+	if c == 3 {
+		in.Channels = 3
 	}
 	if in.Preprocess == "" {
 		in.Preprocess = model.Preprocessing(meta[keyPreprocess])
@@ -169,7 +194,7 @@ func input(opts Options, meta map[string]string, saved model.Input, g *network) 
 	}
 	if in.Preprocess == "" {
 		in.Preprocess = model.PreprocessResize
-		if in.Width == 28 && in.Height == 28 {
+		if in.Width == 28 && in.Height == 28 && c == 1 {
 			in.Preprocess = model.PreprocessMNIST
 		}
 	}
@@ -178,7 +203,18 @@ func input(opts Options, meta map[string]string, saved model.Input, g *network) 
 	default:
 		return in, unsupported("preprocess %s: want %s or %s", quote(string(in.Preprocess)), model.PreprocessMNIST, model.PreprocessResize)
 	}
+	if err := in.Check(); err != nil {
+		return in, unsupported("%v", err)
+	}
 	return in, nil
+}
+
+// imageChannels is 3 when an input is shaped [N,3,H,W], a colour image in PyTorch's layout, and 1 otherwise.
+func imageChannels(dims []int64) int {
+	if len(dims) == 4 && dims[1] == 3 {
+		return 3
+	}
+	return 1
 }
 
 // imageSize guesses the image behind an input: the last two dimensions of [N,1,H,W] or [N,H,W], 28x28 for MNIST's

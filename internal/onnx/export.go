@@ -96,6 +96,9 @@ func Export(net *model.Network) ([]byte, error) {
 			{Key: ptr(keyInfo), Value: ptr(string(header))},
 		},
 	}
+	if net.Input.ChannelCount() == 3 {
+		m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: ptr(keyInputChannels), Value: ptr("3")})
+	}
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
 

@@ -37,12 +37,20 @@ func sigmoidNet(t testing.TB) *model.Network {
 	return net
 }
 
+// colourNet is sigmoidNet with a colour input of 8x6 pixels, 144 values.
+func colourNet(t testing.TB) *model.Network {
+	net := sigmoidNet(t)
+	net.Name = "colours"
+	net.Input = model.Input{Width: 8, Height: 6, Preprocess: model.PreprocessResize, Channels: 3}
+	return net
+}
+
 func TestExportThenImportIsLossless(t *testing.T) {
 	def, err := model.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, net := range []*model.Network{def, sigmoidNet(t)} {
+	for _, net := range []*model.Network{def, sigmoidNet(t), colourNet(t)} {
 		t.Run(net.Name, func(t *testing.T) {
 			file, err := Export(net)
 			if err != nil {

@@ -302,7 +302,9 @@ func TestImportOptionsOverrideTheDefaults(t *testing.T) {
 	}{
 		{"two labels for three classes", Options{Labels: []string{"a", "b"}}, "2 labels for the 3 classes"},
 		{"a repeated label", Options{Labels: []string{"a", "b", "a"}}, `label "a" appears twice`},
-		{"an input size that is not 784 pixels", Options{InputWidth: 20, InputHeight: 20}, "400 pixels, but the first layer takes 784"},
+		{"an input size that is not 784 pixels", Options{InputWidth: 20, InputHeight: 20}, "400 values, but the first layer takes 784"},
+		{"two input channels", Options{InputChannels: 2}, "2 input channels"},
+		{"three channels of 784 values", Options{InputChannels: 3}, "784 values cannot hold 3 channels"},
 		{"an unknown preprocessing", Options{Preprocess: "sharpen"}, `preprocess "sharpen"`},
 		{"a name with a newline", Options{Name: "a\nb"}, "unprintable"},
 	} {

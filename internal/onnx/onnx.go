@@ -84,6 +84,9 @@ type Options struct {
 	// InputWidth and InputHeight are the image size the input vector holds; default the last two dimensions of an
 	// image-shaped input ([N,1,H,W] or [N,H,W]), or 28x28 for 784 values, or the side of a square.
 	InputWidth, InputHeight int
+	// InputChannels is 1 for gray or 3 for colour (channel-planar, CHW); default the file's metadata, then 3 for an
+	// input shaped [N,3,H,W], then 1.
+	InputChannels int
 	// Created is the new version's creation time; default now.
 	Created time.Time
 	// MaxBytes is the largest file accepted; default DefaultMaxBytes.

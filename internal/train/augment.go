@@ -15,12 +15,17 @@ const (
 	augShift  = 2.5                // ± pixels
 )
 
-// augment writes a randomly transformed copy of the rows x cols image src (bytes 0..255) into dst as values in 0..1.
-// It maps every output pixel back into the source (inverse transform) and samples it bilinearly; outside the source
-// it repeats the nearest edge pixel, which is the background for digits.
-func augment(dst []float32, src []byte, rows, cols int, rng *rand.Rand) {
+// augment writes a randomly transformed copy of the rows x cols image src of channels planes (bytes 0..255) into
+// dst as values in 0..1. It maps every output pixel back into the source (inverse transform) and samples it
+// bilinearly; outside the source it repeats the nearest edge pixel, which is the background for digits.
+func augment(dst []float32, src []byte, rows, cols, channels int, rng *rand.Rand) {
 	pm := func() float64 { return 2*rng.Float64() - 1 }
-	warp(dst, src, rows, cols, pm()*augRotate, 1+pm()*augScale, pm()*augShear, pm()*augShift, pm()*augShift)
+	theta, scale, shear, tx, ty := pm()*augRotate, 1+pm()*augScale, pm()*augShear, pm()*augShift, pm()*augShift
+	// A colour image's planes move together.
+	n := rows * cols
+	for c := range channels {
+		warp(dst[c*n:(c+1)*n], src[c*n:(c+1)*n], rows, cols, theta, scale, shear, tx, ty)
+	}
 }
 
 // warp applies rotation theta, scaling, horizontal shear and a shift (tx, ty) about the image centre.

@@ -28,7 +28,7 @@ func TestAugmentKeepsValuesInRangeAndInkMostlyInFrame(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	dst := make([]float32, trainSet.Features())
 	for i := range 200 {
-		augment(dst, trainSet.Image(i), trainSet.Rows, trainSet.Cols, rng)
+		augment(dst, trainSet.Image(i), trainSet.Rows, trainSet.Cols, 1, rng)
 		var before, after float64
 		for j, v := range dst {
 			if v < 0 || v > 1 {

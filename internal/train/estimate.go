@@ -15,6 +15,7 @@ const activationCopies = 3
 // one batch (L-BFGS evaluates the whole set in chunks of 2048), and the examples themselves as float32 rows when
 // augmented. It is made when the request is validated, so a job that cannot fit is refused then, not after a 202.
 func (r Request) MemoryEstimate(examples, inputs, classes int) int64 {
+	r = r.Resolve(examples)
 	if r.Limit > 0 {
 		examples = min(examples, r.Limit)
 	}

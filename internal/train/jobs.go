@@ -237,7 +237,7 @@ func (j *Jobs) Submit(req Request) (Job, error) {
 		return Job{}, err
 	}
 	job := Job{ID: newJobID(), Status: StatusQueued, Request: req, CreatedAt: time.Now().UTC(),
-		Progress: JobProgress{Epochs: req.Epochs}, History: []Epoch{}}
+		Progress: JobProgress{Epochs: max(req.Epochs, 0)}, History: []Epoch{}}
 	waiting, _ := filepath.Glob(filepath.Join(j.cfg.Dir, queueDir, "*.json"))
 	j.mu.Lock()
 	defer j.mu.Unlock()

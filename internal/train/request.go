@@ -23,12 +23,12 @@ type Request struct {
 	Optimizer             string  `json:"optimizer"`               // sgd (with momentum), adam or lbfgs
 	LearningRate          float64 `json:"learning_rate"`           // step size; ignored by lbfgs
 	Momentum              float64 `json:"momentum"`                // sgd momentum in [0,1)
-	BatchSize             int     `json:"batch_size"`              // examples per mini-batch; ignored by lbfgs
-	Epochs                int     `json:"epochs"`                  // passes over the data (lbfgs: major iterations)
+	BatchSize             int     `json:"batch_size"`              // examples per mini-batch; ignored by lbfgs; Auto: see Resolve
+	Epochs                int     `json:"epochs"`                  // passes over the data (lbfgs: major iterations); Auto: see Resolve
 	L2                    float64 `json:"l2"`                      // weight decay: adds l2/2·Σw² to the loss
 	Seed                  uint64  `json:"seed"`                    // initialisation, split and shuffling
-	ValidationSplit       float64 `json:"validation_split"`        // fraction held out; 0 disables validation
-	EarlyStoppingPatience int     `json:"early_stopping_patience"` // epochs without better validation accuracy; 0 = off
+	ValidationSplit       float64 `json:"validation_split"`        // fraction held out; 0 disables validation; Auto: see Resolve
+	EarlyStoppingPatience int     `json:"early_stopping_patience"` // epochs without better validation accuracy; 0 = off; Auto: see Resolve
 	Limit                 int     `json:"limit"`                   // use the first N training examples; 0 = all
 	Augment               bool    `json:"augment"`                 // random rotation, scale, shear and shift per example
 	Activate              string  `json:"activate"`                // never, if_better or always (for jobs)
@@ -45,7 +45,7 @@ func truncate(s string) string {
 	return s
 }
 
-// DefaultRequest returns the defaults of every field.
+// DefaultRequest returns the defaults of every field; batch size, epochs, validation split and patience are Auto.
 func DefaultRequest() Request {
 	return Request{
 		Dataset:               dataset.MNISTName,
@@ -54,11 +54,11 @@ func DefaultRequest() Request {
 		Optimizer:             "adam",
 		LearningRate:          0.001,
 		Momentum:              0.9,
-		BatchSize:             64,
-		Epochs:                10,
+		BatchSize:             Auto,
+		Epochs:                Auto,
 		Seed:                  1,
-		ValidationSplit:       0.1,
-		EarlyStoppingPatience: 3,
+		ValidationSplit:       Auto,
+		EarlyStoppingPatience: Auto,
 		Activate:              "if_better",
 	}
 }
@@ -107,15 +107,15 @@ func (r *Request) Validate() error {
 		return invalid("learning_rate %v outside (0, 10]", r.LearningRate)
 	case !(r.Momentum >= 0 && r.Momentum < 1):
 		return invalid("momentum %v outside [0, 1)", r.Momentum)
-	case r.BatchSize < 1 || r.BatchSize > MaxBatchSize:
+	case r.BatchSize != Auto && (r.BatchSize < 1 || r.BatchSize > MaxBatchSize):
 		return invalid("batch_size %d outside 1..%d", r.BatchSize, MaxBatchSize)
-	case r.Epochs < 1 || r.Epochs > MaxEpochs:
+	case r.Epochs != Auto && (r.Epochs < 1 || r.Epochs > MaxEpochs):
 		return invalid("epochs %d outside 1..%d", r.Epochs, MaxEpochs)
 	case !(r.L2 >= 0 && r.L2 <= 1):
 		return invalid("l2 %v outside [0, 1]", r.L2)
-	case !(r.ValidationSplit >= 0 && r.ValidationSplit <= 0.5):
+	case r.ValidationSplit != Auto && !(r.ValidationSplit >= 0 && r.ValidationSplit <= 0.5):
 		return invalid("validation_split %v outside [0, 0.5]", r.ValidationSplit)
-	case r.EarlyStoppingPatience < 0 || r.EarlyStoppingPatience > MaxEpochs:
+	case r.EarlyStoppingPatience != Auto && (r.EarlyStoppingPatience < 0 || r.EarlyStoppingPatience > MaxEpochs):
 		return invalid("early_stopping_patience %d outside 0..%d", r.EarlyStoppingPatience, MaxEpochs)
 	case r.Limit < 0:
 		return invalid("limit %d is negative", r.Limit)

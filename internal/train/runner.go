@@ -99,6 +99,12 @@ func (j *Jobs) run(ctx context.Context, id string) {
 		fail(StatusFailed, fmt.Errorf("data set %q: %w", req.Dataset, err))
 		return
 	}
+	// The automatic fields are chosen now that the set's size is known, and the record shows the values used.
+	req = req.Resolve(trainSet.Len())
+	j.update(id, true, func(job *Job) {
+		job.Request = req
+		job.Progress.Epochs = req.Epochs
+	})
 	if j.cfg.Memory != nil {
 		// The job holds its estimate while it trains, so predictions and imports see what training takes; it waits
 		// for room (a cancel ends the wait) rather than pushing the process past its limit.

@@ -73,6 +73,7 @@ func Train(ctx context.Context, req Request, data *dataset.Set, opts Options) (*
 	if err := data.Validate(); err != nil {
 		return nil, err
 	}
+	req = req.Resolve(data.Len())
 	act, _ := model.ParseActivation(req.Activation)
 	rng, trainSet, valSet := split(req, data)
 	if trainSet.Len() == 0 {
@@ -128,6 +129,7 @@ func Train(ctx context.Context, req Request, data *dataset.Set, opts Options) (*
 
 // split makes the seeded random source of a run and with it the run's training and held-out parts of data.
 func split(req Request, data *dataset.Set) (rng *rand.Rand, trainSet, valSet *dataset.Set) {
+	req = req.Resolve(data.Len())
 	rng = rand.New(rand.NewPCG(req.Seed, req.Seed^0x9e3779b97f4a7c15))
 	trainSet, valSet = data.Head(req.Limit).Split(req.ValidationSplit, rng)
 	return rng, trainSet, valSet
@@ -192,7 +194,7 @@ func (r *run) minibatch(ctx context.Context) error {
 			idx := perm[b*bs : min((b+1)*bs, n)]
 			for i, j := range idx {
 				if r.req.Augment {
-					augment(x[i*f:(i+1)*f], r.train.Image(j), r.train.Rows, r.train.Cols, r.rng)
+					augment(x[i*f:(i+1)*f], r.train.Image(j), r.train.Rows, r.train.Cols, r.train.ChannelCount(), r.rng)
 				} else {
 					r.train.Inputs(x[i*f:(i+1)*f], j)
 				}

@@ -169,7 +169,7 @@ func TestRequestValidation(t *testing.T) {
 		{"a million epochs", func(r *Request) { r.Epochs = 1e6 }, "epochs"},
 		{"negative l2", func(r *Request) { r.L2 = -1 }, "l2"},
 		{"validation split of 0.9", func(r *Request) { r.ValidationSplit = 0.9 }, "validation_split"},
-		{"negative patience", func(r *Request) { r.EarlyStoppingPatience = -1 }, "patience"},
+		{"negative patience", func(r *Request) { r.EarlyStoppingPatience = -2 }, "patience"},
 		{"negative limit", func(r *Request) { r.Limit = -5 }, "limit"},
 		{"unknown activate", func(r *Request) { r.Activate = "sometimes" }, "activate"},
 		{"empty dataset", func(r *Request) { r.Dataset = "" }, "dataset"},

@@ -27,7 +27,7 @@ func MNISTInfo() Info {
 	return Info{
 		ID: dataset.MNISTName, Name: "MNIST handwritten digits (built in)", Classes: dataset.MNISTClasses(),
 		Counts: dataset.MNISTTrainCounts(), Examples: dataset.MNISTTrainExamples,
-		Width: MNISTInput.Width, Height: MNISTInput.Height, Preprocess: MNISTInput.Preprocess,
+		Width: MNISTInput.Width, Height: MNISTInput.Height, Preprocess: MNISTInput.Preprocess, Channels: 1,
 		Source: "builtin", Created: dataset.MNISTCreated,
 	}
 }

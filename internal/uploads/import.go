@@ -33,6 +33,11 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 	if err != nil {
 		return Info{}, err
 	}
+	// Automatic channels prepare every photo in colour, and keep gray if none turns out to have any.
+	auto := opts.Channels == 0 && in.Preprocess == model.PreprocessResize
+	if auto {
+		in.Channels = 3
+	}
 	lim := s.lim
 	if int64(len(archive)) > lim.MaxArchiveBytes {
 		return Info{}, tooLargef("", "the upload is %d bytes, more than the limit of %d", len(archive),
@@ -87,6 +92,16 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 	if err != nil {
 		return Info{}, err
 	}
+	if auto && !slices.ContainsFunc(pix, coloured) {
+		in.Channels = 0
+		for i, p := range pix {
+			pix[i] = p[:len(p)/3] // the red plane, equal to the others and to the luminance
+		}
+	}
+	if n := int64(len(pix)) * int64(in.Size()); n > lim.MaxSetBytes {
+		return Info{}, tooLargef("", "%d images at %dx%dx%d, more than the limit of %d stored bytes", len(pix),
+			in.Width, in.Height, in.ChannelCount(), lim.MaxSetBytes)
+	}
 	set, info, err := assemble(files, pix, in, lim)
 	if err != nil {
 		return Info{}, err
@@ -98,10 +113,29 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 	return s.save(set, info)
 }
 
-// maxExamples is how many examples of in's size fit the limits.
+// maxExamples is how many examples of in's size fit the limits. Automatic channels count gray examples here, and
+// the set's size is checked again once it is known to be colour.
 func maxExamples(lim Limits, in model.Input) int {
 	return int(min(int64(lim.MaxFiles), lim.MaxSetBytes/int64(in.Width*in.Height)))
 }
+
+// colourTolerance is how many levels apart a pixel's red, green and blue may be in an image taken for gray: JPEG
+// and resampling leave a little colour noise in gray pictures.
+const colourTolerance = 8
+
+// coloured reports whether a prepared colour example has a pixel whose channels differ by more than colourTolerance.
+func coloured(pix []byte) bool {
+	n := len(pix) / 3
+	r, g, b := pix[:n], pix[n:2*n], pix[2*n:]
+	for i := range n {
+		if absDiff(r[i], g[i]) > colourTolerance || absDiff(g[i], b[i]) > colourTolerance || absDiff(r[i], b[i]) > colourTolerance {
+			return true
+		}
+	}
+	return false
+}
+
+func absDiff(a, b byte) byte { return max(a, b) - min(a, b) }
 
 // imageError turns an error of imageprep into one of ours that names the file.
 func imageError(name string, err error) error {
@@ -143,7 +177,7 @@ func prepareAll(ctx context.Context, in model.Input, produce func(send func(job)
 	for range workers {
 		wg.Go(func() {
 			var p imageprep.Preparer
-			dst := make([]float32, in.Width*in.Height)
+			dst := make([]float32, in.Size())
 			var local []result
 			for j := range jobs {
 				if ctx.Err() != nil {
@@ -242,8 +276,8 @@ func assemble(files []file, pix [][]byte, in model.Input, lim Limits) (*dataset.
 	slices.SortFunc(order, func(a, b int) int {
 		return cmp.Or(cmp.Compare(index[labels[a]], index[labels[b]]), strings.Compare(files[a].name, files[b].name))
 	})
-	set := &dataset.Set{Classes: classes, Rows: in.Height, Cols: in.Width,
-		X: make([]byte, 0, len(files)*in.Width*in.Height), Y: make([]byte, 0, len(files))}
+	set := &dataset.Set{Classes: classes, Rows: in.Height, Cols: in.Width, Channels: in.ChannelCount(),
+		X: make([]byte, 0, len(files)*in.Size()), Y: make([]byte, 0, len(files))}
 	for _, i := range order {
 		set.X = append(set.X, pix[i]...)
 		set.Y = append(set.Y, byte(index[labels[i]]))
@@ -262,7 +296,7 @@ func newInfo(set *dataset.Set, in model.Input) Info {
 		counts[y]++
 	}
 	return Info{Classes: set.Classes, Counts: counts, Examples: set.Len(), Width: in.Width, Height: in.Height,
-		Preprocess: in.Preprocess, Created: time.Now().UTC().Truncate(time.Second)}
+		Preprocess: in.Preprocess, Channels: in.ChannelCount(), Created: time.Now().UTC().Truncate(time.Second)}
 }
 
 // checkLabel says what is wrong with a class label or set name, which is shown in lists and responses: it must be
@@ -314,6 +348,9 @@ func (s *Store) ImportIDX(ctx context.Context, images, labels []byte, opts Impor
 	in, err := opts.input(model.PreprocessMNIST, cols, rows)
 	if err != nil {
 		return Info{}, err
+	}
+	if in.Channels == 3 {
+		return Info{}, invalidf("", "channels 3: IDX images are gray; upload colour images in an archive")
 	}
 	if n > maxExamples(lim, in) {
 		return Info{}, tooLargef("", "%d images at %dx%d, more than the limit of %d stored bytes", n, in.Width,
@@ -403,5 +440,5 @@ func idxClasses(raw *dataset.Set, names []string, lim Limits) ([]string, error) 
 
 // prepSpec is what preprocessing needs to know of the input the data set is built for.
 func prepSpec(in model.Input) imageprep.Spec {
-	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess)}
+	return imageprep.Spec{Width: in.Width, Height: in.Height, Mode: imageprep.Mode(in.Preprocess), Channels: in.Channels}
 }

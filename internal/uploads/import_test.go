@@ -161,7 +161,7 @@ func TestImportDigitArchives(t *testing.T) {
 
 func equalInfo(a, b Info) bool {
 	return a.ID == b.ID && a.Name == b.Name && slices.Equal(a.Classes, b.Classes) && slices.Equal(a.Counts, b.Counts) &&
-		a.Examples == b.Examples && a.Width == b.Width && a.Height == b.Height && a.Preprocess == b.Preprocess &&
+		a.Examples == b.Examples && a.Width == b.Width && a.Height == b.Height && a.Preprocess == b.Preprocess && max(a.Channels, 1) == max(b.Channels, 1) &&
 		a.Source == b.Source && a.Created.Equal(b.Created)
 }
 
@@ -214,13 +214,14 @@ func TestImportPhotosWithResize(t *testing.T) {
 	}
 	t.Run("the info describes the set", func(t *testing.T) {
 		want := Info{ID: info.ID, Name: "photos", Classes: []string{"day", "night"}, Counts: []int{20, 20},
-			Examples: 40, Width: 16, Height: 12, Preprocess: model.PreprocessResize, Source: "tar.gz",
+			Examples: 40, Width: 16, Height: 12, Preprocess: model.PreprocessResize, Channels: 3, Source: "tar.gz",
 			Created: info.Created}
 		if !equalInfo(info, want) {
 			t.Errorf("got %+v; want %+v", info, want)
 		}
-		if got := info.Input(); got != (model.Input{Width: 16, Height: 12, Preprocess: model.PreprocessResize}) {
-			t.Errorf("got input %+v; want 16x12 resize", got)
+		// The photos are tinted, so the set keeps their colour.
+		if got := info.Input(); got != (model.Input{Width: 16, Height: 12, Preprocess: model.PreprocessResize, Channels: 3}) {
+			t.Errorf("got input %+v; want 16x12x3 resize", got)
 		}
 	})
 	t.Run("day examples are bright and night examples dark", func(t *testing.T) {

@@ -139,6 +139,11 @@ type ImportOptions struct {
 	// Width and Height are the stored image size, MinSide..MaxSide. Zero means DefaultSide (28) for archives and the
 	// IDX images' own size for IDX.
 	Width, Height int
+	// Channels is 1 to store gray examples or 3 to store colour ones (red, green and blue planes), which only the
+	// "resize" preprocessing makes. Zero means automatic: gray for "mnist" and for IDX, whose images are gray; for
+	// an archive with "resize", colour when any of its images is coloured (a pixel whose channels differ by more than
+	// colourTolerance levels), gray when all are gray.
+	Channels int
 	// Classes names the labels of an IDX pair: label i is Classes[i]. Nil means the decimal numbers "0", "1", ...,
 	// up to the largest label, as for MNIST. Ignored for archives, whose folder names are the labels.
 	Classes []string
@@ -161,6 +166,17 @@ func (o ImportOptions) input(mode model.Preprocessing, width, height int) (model
 	default:
 		return in, invalidf("", "unknown preprocessing %q; want %q or %q", in.Preprocess,
 			model.PreprocessMNIST, model.PreprocessResize)
+	}
+	switch o.Channels {
+	case 0, 1:
+	case 3:
+		if in.Preprocess != model.PreprocessResize {
+			return in, invalidf("", "channels 3 (colour) needs the %q preprocessing; %q is gray only",
+				model.PreprocessResize, in.Preprocess)
+		}
+		in.Channels = 3
+	default:
+		return in, invalidf("", "channels %d; want 1 (gray) or 3 (colour)", o.Channels)
 	}
 	if in.Width < MinSide || in.Width > MaxSide || in.Height < MinSide || in.Height > MaxSide {
 		return in, invalidf("", "image size %dx%d; each side must be %d to %d", in.Width, in.Height, MinSide, MaxSide)

@@ -32,13 +32,19 @@ type Info struct {
 	Width      int                 `json:"width"`
 	Height     int                 `json:"height"`
 	Preprocess model.Preprocessing `json:"preprocess"`
-	Source     string              `json:"source"` // the upload's format: "zip", "tar.gz", "tar" or "idx"
-	Created    time.Time           `json:"created"`
+	// Channels is 3 when the examples are in colour, 1 when gray. Sets stored before colour have none, which is 1.
+	Channels int       `json:"channels"`
+	Source   string    `json:"source"` // the upload's format: "zip", "tar.gz", "tar" or "idx"
+	Created  time.Time `json:"created"`
 }
 
 // Input is the input a model trained on the set expects.
 func (i Info) Input() model.Input {
-	return model.Input{Width: i.Width, Height: i.Height, Preprocess: i.Preprocess}
+	in := model.Input{Width: i.Width, Height: i.Height, Preprocess: i.Preprocess}
+	if i.Channels == 3 {
+		in.Channels = 3
+	}
+	return in
 }
 
 // infoFile is info.json: Info and the version of the folder's layout.
@@ -130,6 +136,9 @@ func (s *Store) Get(id string) (Info, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return Info{}, fmt.Errorf("uploads: data set %s: %s: %w", id, infoName, err)
 	}
+	if f.Channels == 0 {
+		f.Channels = 1
+	}
 	if err := f.check(id); err != nil {
 		return Info{}, fmt.Errorf("uploads: data set %s: %s: %w", id, infoName, err)
 	}
@@ -153,6 +162,8 @@ func (f *infoFile) check(id string) error {
 		return fmt.Errorf("%d examples, but the counts add up to %d", f.Examples, sum)
 	case f.Width < MinSide || f.Width > MaxSide || f.Height < MinSide || f.Height > MaxSide:
 		return fmt.Errorf("image size %dx%d", f.Width, f.Height)
+	case f.Channels != 1 && (f.Channels != 3 || f.Preprocess != model.PreprocessResize):
+		return fmt.Errorf("%d channels with the %s preprocessing", f.Channels, f.Preprocess)
 	}
 	return nil
 }
@@ -165,7 +176,7 @@ func (s *Store) Load(id string) (*dataset.Set, error) {
 		return nil, err
 	}
 	dir := filepath.Join(s.dir, id)
-	images, err := dataset.ReadIDXFile(filepath.Join(dir, imagesName), int64(info.Examples)*int64(info.Width*info.Height))
+	images, err := dataset.ReadIDXFile(filepath.Join(dir, imagesName), int64(info.Examples)*int64(info.Input().Size()))
 	if err != nil {
 		return nil, fmt.Errorf("uploads: %w", err)
 	}
@@ -177,13 +188,15 @@ func (s *Store) Load(id string) (*dataset.Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uploads: data set %s: %w", id, err)
 	}
-	if set.Len() != info.Examples || set.Rows != info.Height || set.Cols != info.Width ||
+	// A colour example is stored as its three planes stacked, an image three times as tall.
+	if set.Len() != info.Examples || set.Rows != info.Height*info.Channels || set.Cols != info.Width ||
 		len(set.Classes) > len(info.Classes) {
 		return nil, fmt.Errorf("uploads: data set %s: the files hold %d examples of %dx%d in %d classes, but %s "+
 			"says %d of %dx%d in %d", id, set.Len(), set.Cols, set.Rows, len(set.Classes), infoName, info.Examples,
 			info.Width, info.Height, len(info.Classes))
 	}
 	set.Classes, set.Name = info.Classes, info.ID
+	set.Rows, set.Channels = info.Height, info.Channels
 	return set, set.Validate()
 }
 
@@ -215,7 +228,7 @@ func (s *Store) save(set *dataset.Set, info Info) (Info, error) {
 	}
 	defer os.RemoveAll(tmp) // nothing is left to remove once the rename succeeded
 	if err := writeFile(filepath.Join(tmp, imagesName), func(w *bufio.Writer) error {
-		return dataset.WriteGzipIDX(w, []int{set.Len(), set.Rows, set.Cols}, set.X)
+		return dataset.WriteGzipIDX(w, []int{set.Len(), set.Rows * set.ChannelCount(), set.Cols}, set.X)
 	}); err != nil {
 		return Info{}, err
 	}
