@@ -1,16 +1,14 @@
 package main
 
 import (
-	"archive/zip"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/png"
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,64 +17,19 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/apitest"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 const replicaToken = "replica-token"
 
-// stripes draws a 28x28 gray picture of dark stripes on light paper, horizontal or vertical, with a random
-// period, thickness, phase and contrast: a two-class set no model can learn by one pixel.
-func stripes(rng *rand.Rand, horizontal bool) []byte {
-	g := image.NewGray(image.Rect(0, 0, 28, 28))
-	period := 4 + rng.IntN(5)
-	thick := 1 + rng.IntN(period/2)
-	phase := rng.IntN(period)
-	paper, ink := 180+rng.IntN(76), rng.IntN(90)
-	for y := range 28 {
-		for x := range 28 {
-			along := x
-			if horizontal {
-				along = y
-			}
-			v := paper
-			if (along+phase)%period < thick {
-				v = ink
-			}
-			v += rng.IntN(31) - 15
-			g.Pix[y*28+x] = uint8(max(0, min(255, v)))
-		}
-	}
-	var b bytes.Buffer
-	png.Encode(&b, g)
-	return b.Bytes()
-}
-
-// stripesZip is n pictures of each class in class folders, zipped as a user would upload them.
-func stripesZip(t *testing.T, rng *rand.Rand, n int) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for i := range 2 * n {
-		class := []string{"vertical", "horizontal"}[i%2]
-		w, err := zw.Create(fmt.Sprintf("stripes/%s/%03d.png", class, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(stripes(rng, i%2 == 1))
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// uploadSet posts archive to base's /datasets and returns the data set's id.
-func uploadSet(t *testing.T, base string, archive []byte, preprocess string) string {
+// uploadSet posts archive to base's /datasets, with the data set's settings left to their defaults, and returns the
+// data set's id.
+func uploadSet(t *testing.T, base string, archive []byte) string {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	fw, _ := mw.CreateFormFile("archive", "set.zip")
 	fw.Write(archive)
-	mw.WriteField("preprocess", preprocess)
 	mw.Close()
 	resp, data := apitest.Send(t, "POST", base+"/datasets", replicaToken, mw.FormDataContentType(), body.Bytes())
 	var set struct{ ID string }
@@ -194,8 +147,9 @@ type probe struct {
 }
 
 // TestThreeReplicasServeTwoModelsThroughLiveSwaps runs three server processes on one MODEL_DIR and DATA_DIR. A
-// second model, "stripes" (gray stripes, horizontal or vertical), is uploaded and trained through the HTTP API; both
-// it and the digit model answer correctly on every replica, through /predict?model= and /v2/models/{name}/infer.
+// second model, "pets" (colour pictures of cats and dogs), is uploaded and trained with the default settings through
+// the HTTP API; both it and the digit model answer correctly on every replica, through /predict?model= and
+// /v2/models/{name}/infer.
 // Then, while client loops classify with both models on all three replicas through both routes, a new version of
 // each model is activated, each through a different replica: every loop must see its replica move to the new
 // version of its model (and never back), and no request may fail or answer wrongly.
@@ -209,17 +163,16 @@ func TestThreeReplicasServeTwoModelsThroughLiveSwaps(t *testing.T) {
 	for range 3 {
 		bases = append(bases, startProcess(t, bin, env...))
 	}
-	rng := rand.New(rand.NewPCG(15, 3))
-	set := uploadSet(t, bases[0], stripesZip(t, rng, 100), "resize")
-	stripesRequest := `{"dataset": %q, "model": "stripes", "hidden": [16], "epochs": 30, "batch_size": 16, "early_stopping_patience": 0, "seed": %d, "activate": %q}`
-	stripes1 := trainVersion(t, bases[0], fmt.Sprintf(stripesRequest, set, 1, "always"))
+	set := uploadSet(t, bases[0], uploadtest.Zip("pets", uploadtest.Pets(60, rand.New(rand.NewPCG(15, 1)))))
+	petsRequest := `{"dataset": %q, "model": "pets", "seed": %d, "activate": %q}`
+	pets1 := trainVersion(t, bases[0], fmt.Sprintf(petsRequest, set, 1, "always"))
 	digits1 := servingVersion(t, bases[0])
 
-	// Held-out pictures: stripes the training never saw, and test digits.
-	var stripeProbes, digitProbes []probe
-	for i := range 20 {
-		// The classes are indexed in the order of their names: horizontal 0, vertical 1.
-		stripeProbes = append(stripeProbes, probe{stripes(rng, i%2 == 0), fmt.Sprint(i % 2)})
+	// Held-out pictures: pets drawn with another seed, and test digits.
+	var petProbes, digitProbes []probe
+	for _, p := range uploadtest.Pets(10, rand.New(rand.NewPCG(15, 2))) {
+		// The classes are indexed in upload order: cat 0, dog 1.
+		petProbes = append(petProbes, probe{uploadtest.EncodePNG(p.Image), fmt.Sprint(slices.Index(uploadtest.PetClasses, p.Label))})
 	}
 	for i := range 20 {
 		img, label := mnisttest.PNG(t, i)
@@ -247,20 +200,20 @@ func TestThreeReplicasServeTwoModelsThroughLiveSwaps(t *testing.T) {
 	}
 	// A replica may learn of a model's activation only at its next look at the registry.
 	for _, b := range bases {
-		testwait.For(t, b+" to serve stripes "+stripes1, func() bool {
-			a, err := classify(client, b, "stripes", "", stripeProbes[0].img, false)
-			return err == nil && a.version == stripes1
+		testwait.For(t, b+" to serve pets "+pets1, func() bool {
+			a, err := classify(client, b, "pets", "", petProbes[0].img, false)
+			return err == nil && a.version == pets1
 		})
 		for _, v2 := range []bool{false, true} {
-			check(b, "stripes", stripes1, stripeProbes, v2)
+			check(b, "pets", pets1, petProbes, v2)
 			check(b, "mnist-mlp", digits1, digitProbes, v2)
 		}
 	}
 
 	// The next version of each, stored but not active yet.
-	stripes2 := trainVersion(t, bases[1], fmt.Sprintf(stripesRequest, set, 2, "never"))
+	pets2 := trainVersion(t, bases[1], fmt.Sprintf(petsRequest, set, 2, "never"))
 	digits2 := trainVersion(t, bases[2], `{"model": "mnist-mlp", "hidden": [32], "epochs": 2, "limit": 10000, "activate": "never"}`)
-	check(bases[0], "stripes", stripes2, stripeProbes, true)
+	check(bases[0], "pets", pets2, petProbes, true)
 	check(bases[0], "mnist-mlp", digits2, digitProbes, true)
 	// Under load every answer is checked, so each loop sends an image both versions of its model get right.
 	agreed := func(name, old, next string, probes []probe) probe {
@@ -279,7 +232,7 @@ func TestThreeReplicasServeTwoModelsThroughLiveSwaps(t *testing.T) {
 		probe           probe
 	}
 	models := []loadModel{
-		{"stripes", stripes1, stripes2, agreed("stripes", stripes1, stripes2, stripeProbes)},
+		{"pets", pets1, pets2, agreed("pets", pets1, pets2, petProbes)},
 		{"mnist-mlp", digits1, digits2, agreed("mnist-mlp", digits1, digits2, digitProbes)},
 	}
 
@@ -375,5 +328,5 @@ func TestThreeReplicasServeTwoModelsThroughLiveSwaps(t *testing.T) {
 		total += l.requests.Load()
 	}
 	t.Logf("%d loops, %d requests, none failed; all replicas serve %s and %s within %v of the activations",
-		len(loops), total, stripes2, digits2, elapsed.Round(time.Millisecond))
+		len(loops), total, pets2, digits2, elapsed.Round(time.Millisecond))
 }
