@@ -149,8 +149,7 @@ type probe struct {
 // TestThreeReplicasServeTwoModelsThroughLiveSwaps runs three server processes on one MODEL_DIR and DATA_DIR. A
 // second model, "pets" (colour pictures of cats and dogs), is uploaded and trained with the default settings through
 // the HTTP API; both it and the digit model answer correctly on every replica, through /predict?model= and
-// /v2/models/{name}/infer.
-// Then, while client loops classify with both models on all three replicas through both routes, a new version of
+// /v2/models/{name}/infer. Then, while client loops classify with both models on all three replicas through both routes, a new version of
 // each model is activated, each through a different replica: every loop must see its replica move to the new
 // version of its model (and never back), and no request may fail or answer wrongly.
 func TestThreeReplicasServeTwoModelsThroughLiveSwaps(t *testing.T) {
