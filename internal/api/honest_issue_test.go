@@ -219,7 +219,7 @@ func TestEveryModelAnswersHonestly(t *testing.T) {
 		set.Y = append(set.Y, y)
 	}
 	req := train.DefaultRequest()
-	req.Dataset, req.Hidden, req.Epochs = "halves", []int{8}, 3
+	req.Dataset, req.Hidden, req.Epochs, req.ValidationSplit = "halves", []int{8}, 3, 0.1
 	res, err := train.Train(context.Background(), req, set, train.Options{Input: model.Input{Width: 8, Height: 8, Preprocess: model.PreprocessResize}})
 	if err != nil {
 		t.Fatal(err)

@@ -124,3 +124,12 @@ func TestPrepareRefusesColourItCannotMake(t *testing.T) {
 		})
 	}
 }
+
+func TestColourCostsMoreToPrepare(t *testing.T) {
+	gray := prepareCost(640, 480, Spec{Width: 28, Height: 28, Mode: ModeResize})
+	colour := prepareCost(640, 480, Spec{Width: 28, Height: 28, Mode: ModeResize, Channels: 3})
+	// The image is reduced by 17, the smaller of 640/28 and 480/28, to 38x29 working pixels of 36 more bytes each.
+	if want := gray + 36*38*29; colour != want {
+		t.Errorf("colour costs %d, gray %d; want %d", colour, gray, want)
+	}
+}

@@ -10,7 +10,8 @@
 // Prepare then makes the vector a model expects, as a Spec says (a model file records its size and mode):
 //
 //   - "resize", for photos: luminance, and the whole image resized to the input size by area averaging (bilinear when
-//     enlarging). Nothing else, so the model sees what it was trained on.
+//     enlarging). Nothing else, so the model sees what it was trained on. With Spec.Channels 3 the red, green and
+//     blue planes are each resized the same way, one after the other (colour.go).
 //   - "mnist", for digits: make any upload look like an MNIST digit, white ink on black, fitted into 20x20 and centred
 //     by centre of mass in 28x28. A network trained on MNIST only knows that picture; every step below removes one way
 //     in which real uploads differ from it.

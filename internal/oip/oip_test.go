@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
 func TestRawFP32RoundTripsLittleEndian(t *testing.T) {
@@ -70,4 +74,25 @@ func ExampleSplitBytes() {
 	items, err := SplitBytes(tensor, 2)
 	fmt.Printf("%q %v\n", items, err)
 	// Output: ["first" "second"] <nil>
+}
+
+func TestMetadataStatesTheColourLayout(t *testing.T) {
+	for _, tc := range []struct {
+		in     model.Input
+		inputs int
+		want   string
+	}{
+		{model.Input{Width: 28, Height: 28, Preprocess: model.PreprocessMNIST}, 784, "row-major 28x28"},
+		{model.Input{Width: 8, Height: 6, Preprocess: model.PreprocessResize, Channels: 3}, 144, "8x6 red values row-major, then green, then blue (CHW)"},
+	} {
+		net, err := model.New(model.Info{Name: "m", Layers: []int{tc.inputs, 2}, Activation: model.ReLU, Labels: []string{"a", "b"}, Input: tc.in},
+			rand.New(rand.NewPCG(1, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta := Metadata(net)
+		if got := meta.Inputs[0]; got.Shape[1] != int64(tc.inputs) || !strings.Contains(got.Parameters["value_range"], tc.want) {
+			t.Errorf("input %+v: shape %v, value_range %q; want [-1,%d] and %q", tc.in, got.Shape, got.Parameters["value_range"], tc.inputs, tc.want)
+		}
+	}
 }

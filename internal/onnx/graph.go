@@ -186,10 +186,10 @@ func (w *walker) readInput(in *onnxpb.ValueInfoProto) error {
 	}
 	switch {
 	case len(dims) < 2 || len(dims) > 4:
-		return unsupported("the input %s has shape %s; perceptron imports [N,features], [N,H,W] or [N,1,H,W]",
+		return unsupported("the input %s has shape %s; perceptron imports [N,features], [N,H,W], [N,1,H,W] or [N,3,H,W]",
 			quote(in.GetName()), shapeString(dims))
-	case len(dims) == 4 && dims[1] != 1 && dims[1] != -1:
-		return unsupported("the input %s has shape %s with %d channels; perceptron imports one channel, gray",
+	case len(dims) == 4 && dims[1] != 1 && dims[1] != 3 && dims[1] != -1:
+		return unsupported("the input %s has shape %s with %d channels; perceptron imports one channel (gray) or three (colour)",
 			quote(in.GetName()), shapeString(dims), dims[1])
 	}
 	w.net.inputDims = dims

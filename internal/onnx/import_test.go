@@ -104,8 +104,11 @@ func name(prefix string, l int) string { return prefix + string(rune('0'+l)) }
 
 // pytorch writes s as torch.onnx.export does for nn.Sequential(Flatten, Linear, act, ..., Linear, Softmax) with a
 // [N,1,H,W] input.
-func pytorch(s spec, h, w int) []byte {
-	m := onnxtest.New(17, "input", -1, 1, int64(h), int64(w)).
+func pytorch(s spec, h, w int) []byte { return pytorchColour(s, 1, h, w) }
+
+// pytorchColour is pytorch with an input of c channels, [N,c,H,W].
+func pytorchColour(s spec, c, h, w int) []byte {
+	m := onnxtest.New(17, "input", -1, int64(c), int64(h), int64(w)).
 		Node("/flatten/Flatten", "Flatten", []string{"input"}, []string{"f"}, onnxtest.Int("axis", 1))
 	x := "f"
 	for l := range s.w {
@@ -282,6 +285,16 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+func TestImportReadsAColourInputFromItsShape(t *testing.T) {
+	net, err := ImportBytes(pytorchColour(newSpec(6, "Relu", 3*8*6, 8, 2), 3, 6, 8), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (model.Input{Width: 8, Height: 6, Preprocess: model.PreprocessResize, Channels: 3}); net.Input != want {
+		t.Errorf("input %+v; want %+v", net.Input, want)
+	}
 }
 
 func TestImportOptionsOverrideTheDefaults(t *testing.T) {

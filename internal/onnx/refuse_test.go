@@ -101,9 +101,9 @@ func TestImportRefusesWhatItCannotServe(t *testing.T) {
 		{"a NaN weight", edit(t, mlp, func(m *onnxpb.ModelProto) {
 			copy(m.Graph.Initializer[0].RawData, []byte{0, 0, 0xc0, 0x7f})
 		}), ErrMalformed, []string{"NaN"}},
-		{"an RGB input", edit(t, mlp, func(m *onnxpb.ModelProto) {
-			m.Graph.Input[0].Type.GetTensorType().Shape.Dim[1].Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: 3}
-		}), ErrUnsupported, []string{"3 channels"}},
+		{"a two-channel input", edit(t, mlp, func(m *onnxpb.ModelProto) {
+			m.Graph.Input[0].Type.GetTensorType().Shape.Dim[1].Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: 2}
+		}), ErrUnsupported, []string{"2 channels"}},
 		{"Dropout in training mode", onnxtest.New(13, "x", -1, 4).
 			Init(onnxtest.Float32("w", []int64{4, 2}, make([]float32, 8))).
 			Init(&onnxpb.TensorProto{Name: proto.String("train"), DataType: proto.Int32(int32(onnxpb.TensorProto_BOOL)), RawData: []byte{1}}).

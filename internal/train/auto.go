@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"math/bits"
@@ -18,9 +19,9 @@ const (
 	autoSteps = 3000
 	// minAutoEpochs and maxAutoEpochs bound the automatic epochs.
 	minAutoEpochs = 10
-	maxAutoEpochs = 200
+	maxAutoEpochs = 100
 	// minAutoBatch and maxAutoBatch bound the automatic batch size.
-	minAutoBatch = 8
+	minAutoBatch = 16
 	maxAutoBatch = 64
 	// minAutoValidation is the fewest examples that get a validation split; smaller sets train on everything.
 	minAutoValidation = 20
@@ -30,8 +31,8 @@ const (
 // other fields are left as they are. The rule, where n is the number of examples used:
 //   - validation_split: enough to hold out MinValidation (50) examples, at least 0.1 and at most 0.2; 0 when n is
 //     under 20.
-//   - batch_size: an eighth of the training examples, rounded down to a power of two, within 8..64.
-//   - epochs: enough passes for about 3000 steps, within 10..200.
+//   - batch_size: an eighth of the training examples, rounded down to a power of two, within 16..64.
+//   - epochs: enough passes for about 3000 steps, within 10..100.
 //   - early_stopping_patience: a tenth of the epochs, at least 3, when the validation split holds at least
 //     MinValidation examples, which can judge; otherwise 0 (off: the run trains every epoch and keeps the last
 //     weights).
@@ -82,9 +83,9 @@ func floorPow2(n int) int {
 	return 1 << (bits.Len(uint(n)) - 1)
 }
 
-// UnmarshalJSON reads r from JSON onto its current values, as encoding/json does, except that BatchSize, Epochs,
-// ValidationSplit and EarlyStoppingPatience become Auto when absent or null: that is how MarshalJSON writes them,
-// so a queued job read back from its file is still automatic.
+// UnmarshalJSON reads r from JSON onto its current values, as encoding/json does, refusing unknown fields, except
+// that BatchSize, Epochs, ValidationSplit and EarlyStoppingPatience become Auto when absent or null: that is how
+// MarshalJSON writes them, so a queued job read back from its file is still automatic.
 func (r *Request) UnmarshalJSON(data []byte) error {
 	type plain Request
 	w := struct {
@@ -94,7 +95,11 @@ func (r *Request) UnmarshalJSON(data []byte) error {
 		ValidationSplit       *float64 `json:"validation_split"`
 		EarlyStoppingPatience *int     `json:"early_stopping_patience"`
 	}{plain: (*plain)(r)}
-	if err := json.Unmarshal(data, &w); err != nil {
+	// A decoder's DisallowUnknownFields does not reach a type's own UnmarshalJSON, so it is set again here: a
+	// request with a misspelt field is refused rather than trained with the default.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
 		return err
 	}
 	// The marker is not a value a client sends: it leaves the field out.

@@ -18,11 +18,11 @@ func TestResolveAdaptsTheDefaultsToTheDataSet(t *testing.T) {
 		want     got
 	}{
 		{"MNIST gets the fixed defaults the rule replaced", 60000, 0, got{64, 10, 3, 0.1}},
-		{"120 pictures hold out 24, too few to stop early by, and take 200 small epochs", 120, 0, got{8, 200, 0, 0.2}},
-		{"500 examples hold out 50, enough to stop early", 500, 0, got{32, 200, 20, 0.1}},
-		{"2000 examples", 2000, 0, got{64, 104, 10, 0.1}},
-		{"a tiny set trains on everything", 12, 0, got{8, 200, 0, 0}},
-		{"the limit counts, not the set", 60000, 120, got{8, 200, 0, 0.2}},
+		{"120 pictures hold out 24, too few to stop early by, and take 100 small epochs", 120, 0, got{16, 100, 0, 0.2}},
+		{"500 examples hold out 50, enough to stop early", 500, 0, got{32, 100, 10, 0.1}},
+		{"2000 examples", 2000, 0, got{64, 100, 10, 0.1}},
+		{"a tiny set trains on everything", 12, 0, got{16, 100, 0, 0}},
+		{"the limit counts, not the set", 60000, 120, got{16, 100, 0, 0.2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := DefaultRequest()
@@ -64,9 +64,18 @@ func TestRequestJSONLeavesOutWhatIsStillAutomatic(t *testing.T) {
 		t.Fatalf("decoded %+v, %v; want the fields automatic", back, err)
 	}
 	data, _ = json.Marshal(back.Resolve(120))
-	for _, f := range []string{`"batch_size":8`, `"epochs":200`, `"validation_split":0.2`, `"early_stopping_patience":0`} {
+	for _, f := range []string{`"batch_size":16`, `"epochs":100`, `"validation_split":0.2`, `"early_stopping_patience":0`} {
 		if !strings.Contains(string(data), f) {
 			t.Errorf("%s lacks %s", data, f)
+		}
+	}
+}
+
+func TestRequestJSONRefusesUnknownFieldsAndTheMarker(t *testing.T) {
+	for _, body := range []string{`{"epoch": 3}`, `{"batch_size": -1}`, `{"validation_split": -1}`} {
+		r := DefaultRequest()
+		if err := json.Unmarshal([]byte(body), &r); err == nil {
+			t.Errorf("%s decoded to %+v; want an error", body, r)
 		}
 	}
 }
