@@ -161,7 +161,12 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 		if err := s.reserveDecode(ctx, cost.Total(), what); err != nil {
 			return err
 		}
-		err = s.prepare(ctx, row, data, lim, spec, cost.Total())
+		if err = s.turns.acquire(ctx, info(ctx).model); err == nil {
+			err = s.prepare(ctx, row, data, lim, spec, cost.Total())
+			s.turns.release()
+		} else {
+			s.memory.Release(cost.Total())
+		}
 	}
 	s.metrics.preprocess.Observe(time.Since(start).Seconds())
 	if err != nil {

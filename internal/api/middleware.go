@@ -23,6 +23,8 @@ const (
 // requestInfo collects facts about a request that handlers learn and the access log prints.
 type requestInfo struct {
 	images int
+	// model is the name of the model the request is for, once known: its images are decoded in that model's turn.
+	model string
 	// v2 is set by the Open Inference Protocol's routes (withV2Errors): their errors are {"error": "..."}.
 	v2 bool
 }

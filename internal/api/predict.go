@@ -104,6 +104,7 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5, Reason: RejectNoModel})
 			return
 		}
+		info(r.Context()).model = net.Name
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		// PREDICT_TIMEOUT covers decoding as well as inference: a request of many large images ends near it.
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)

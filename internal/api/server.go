@@ -98,6 +98,7 @@ type Server struct {
 	handler  http.Handler
 	labels   labelCache
 	memory   *membudget.Budget
+	turns    *turns // image decoding, in turns by model
 }
 
 // NewServer wires the routes. The engine serves predictions with its active model; the registry, the jobs and the
@@ -107,6 +108,7 @@ func NewServer(log *zap.Logger, cfg Config, gatherer prometheus.Gatherer, m *Met
 	s := &Server{log: log, cfg: cfg.withDefaults(), gatherer: gatherer, metrics: m, engine: engine, registry: reg, jobs: jobs, datasets: sets}
 	s.fails.limit = s.cfg.AdminFailLimit
 	s.memory = s.cfg.Memory
+	s.turns = newTurns(0)
 	s.handler = s.routes()
 	return s
 }

@@ -141,6 +141,7 @@ func (s *Server) handleV2Infer() http.HandlerFunc {
 			return
 		}
 		defer release()
+		info(r.Context()).model = net.Name
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
 		defer cancel()
 		hold := s.memory.Hold()
