@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
@@ -53,9 +54,13 @@ func rejectedAt(p prediction, th float64) bool {
 // uploadtest.All, must not be (at most 1% of them all). It prints the trade-off over thresholds, the README's
 // table, and each form's accuracy, which must stay that of TestUploadFormsThroughPredict.
 func TestNonDigitsAreRejected(t *testing.T) {
+	measureNonDigits(t, nonDigitSeed, testDigits(t))
+}
+
+// measureNonDigits is TestNonDigitsAreRejected on the non-digits of seed and the digits of set.
+func measureNonDigits(t *testing.T, seed uint64, set *dataset.Set) {
 	srv, eng := newTestServer(t, Config{})
 	def := eng.Model().MinConfidence()
-	set := testDigits(t)
 	// The non-digits are cheap and the shares need the whole sample to be measured (a different count draws
 	// different pictures), so only the race build, which cannot measure anything at its size, takes fewer.
 	perFamily, perForm := 60, 200
@@ -68,7 +73,7 @@ func TestNonDigitsAreRejected(t *testing.T) {
 
 	// The two-digit family takes its digits from the training set, so no digit below is also a non-digit's half.
 	train := mnisttest.Train(t)
-	nds := uploadtest.NonDigits(perFamily, rand.New(rand.NewPCG(nonDigitSeed, 1)), train.Image, train.Len())
+	nds := uploadtest.NonDigits(perFamily, rand.New(rand.NewPCG(seed, 1)), train.Image, train.Len())
 	uploads := make([][]byte, len(nds))
 	for i, nd := range nds {
 		uploads[i] = nd.Data
