@@ -83,15 +83,24 @@ func (g *Gate) NotADigit(score float32) bool {
 	return g != nil && float64(score) > g.Threshold && !math.IsNaN(float64(score))
 }
 
-// SetGate gives n the gate g with the weights of m (nil for both removes it), and renames its version after the
-// weights of both networks: the gate changes answers, so a model with another gate is another version.
+// SetGate gives n the gate g with the weights of m (nil for both removes it), and renames its version (see
+// VersionDigest): the gate changes answers, so a model with another gate is another version.
 func (n *Network) SetGate(g *Gate, m *MLP[float32]) {
 	if g != nil {
 		g.Layers = slices.Clone(m.Sizes)
 		g.Activation = m.Activation
 	}
 	n.Gate, n.GateMLP = g, m
-	n.Version = NewVersion(n.Created, n.allParams())
+	n.Version = NewVersion(n.Created, n.VersionDigest())
+}
+
+// VersionDigest returns the numbers a version's digest covers: the digit network's weights and, for a model with a
+// gate, the gate's weights and its threshold (as float32), which decide its answers as much as the weights do.
+func (n *Network) VersionDigest() []float32 {
+	if n.GateMLP == nil || n.Gate == nil {
+		return n.MLP.Params
+	}
+	return append(n.allParams(), float32(n.Gate.Threshold))
 }
 
 // allParams returns the digit network's parameters followed by the gate's, as the file stores them.

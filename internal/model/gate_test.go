@@ -77,6 +77,13 @@ func TestGateTravelsInTheFileAndRenamesTheVersion(t *testing.T) {
 	if plain.Version == n.Version {
 		t.Errorf("the same version %s with and without a gate", n.Version)
 	}
+	other := n.Clone()
+	g := *n.Gate
+	g.Threshold = 0.6
+	other.SetGate(&g, other.GateMLP)
+	if other.Version == n.Version {
+		t.Errorf("the same version %s with the gate's threshold at 0.5 and 0.6", n.Version)
+	}
 	data, err := Marshal(n)
 	if err != nil {
 		t.Fatal(err)
