@@ -18,10 +18,11 @@ const (
 	OutcomeNotDigit      = "not_a_digit"
 )
 
-// outcome decides one answer: no digit when preprocessing found none, else not a digit when the network's hidden
-// activations are far from every class of its training data (model.FeatureDistance), else low confidence when the
-// calibrated confidence is below the threshold, else accepted. The feature distance does not depend on
-// min_confidence: a confident answer about a letter is still not about a digit.
+// outcome decides one answer: no digit when preprocessing found none, else not a digit when the model's gate takes
+// the input for something else (model.Gate) or the network's hidden activations are far from every class of its
+// training data (model.FeatureDistance), else low confidence when the calibrated confidence is below the threshold,
+// else accepted. Neither gate nor distance depends on min_confidence: a confident answer about a letter is still
+// not about a digit.
 func outcome(noDigit, unlike bool, confidence float32, minConfidence float64) string {
 	switch {
 	case noDigit:
@@ -82,8 +83,12 @@ func (b *batchInput) markBlankRows(first int) {
 	}
 }
 
-// unlikeDigits reports whether row i of res lies beyond its model's feature distance threshold.
+// unlikeDigits reports whether row i of res is not taken for a digit: beyond its model's feature distance threshold,
+// or beyond its gate's (model.Gate).
 func unlikeDigits(res inference.Result, i int) bool {
+	if g := res.Model.Gate; g != nil && i < len(res.NotDigit) && g.NotADigit(res.NotDigit[i]) {
+		return true
+	}
 	f := res.Model.FeatureDistance
 	return f != nil && i < len(res.Distances) && float64(res.Distances[i]) > f.Threshold
 }

@@ -206,9 +206,9 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 		}
 	}
 	// One request alone needs no copy; several are gathered into one matrix.
-	var probs, dists []float32
+	var probs, dists, gate []float32
 	if len(live) == 1 {
-		probs, dists = e.forward(net, live[0].x, rows, ws)
+		probs, dists, gate = e.forward(net, live[0].x, rows, ws)
 	} else {
 		if cap(x) < rows*in {
 			x = make([]float32, rows*in)
@@ -218,13 +218,16 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 		for _, r := range live {
 			off += copy(x[off:], r.x)
 		}
-		probs, dists = e.forward(net, x, rows, ws)
+		probs, dists, gate = e.forward(net, x, rows, ws)
 	}
 	off := 0
 	for _, r := range live {
 		r.res = Result{Probs: append([]float32(nil), probs[off*classes:(off+r.n)*classes]...), Model: net}
 		if dists != nil {
 			r.res.Distances = dists[off : off+r.n : off+r.n]
+		}
+		if gate != nil {
+			r.res.NotDigit = gate[off : off+r.n : off+r.n]
 		}
 		off += r.n
 		r.finish()
@@ -239,12 +242,13 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 }
 
 // forward runs rows inputs in slices of at most MaxBatch, returning all probabilities and, when the model has a
-// feature distance, each row's (in a fresh slice, nil otherwise). For one slice it returns the workspace's buffer of
-// probabilities directly.
-func (e *Engine) forward(net *model.Network, x []float32, rows int, ws *model.Workspace[float32]) (probs, dists []float32) {
+// feature distance or a gate, each row's distance or gate score (in fresh slices, nil otherwise). For one slice it
+// returns the workspace's buffer of probabilities directly.
+func (e *Engine) forward(net *model.Network, x []float32, rows int, ws *model.Workspace[float32]) (probs, dists, gate []float32) {
 	if rows <= e.cfg.MaxBatch {
 		probs = net.Forward(x, rows, ws)
-		return probs, net.Distances(nil, rows, ws)
+		dists = net.Distances(nil, rows, ws)
+		return probs, dists, net.NotDigitScores(nil, x, rows, ws)
 	}
 	in, classes := net.MLP.Inputs(), net.MLP.Classes()
 	out := make([]float32, 0, rows*classes)
@@ -252,6 +256,7 @@ func (e *Engine) forward(net *model.Network, x []float32, rows int, ws *model.Wo
 		hi := min(lo+e.cfg.MaxBatch, rows)
 		out = append(out, net.Forward(x[lo*in:hi*in], hi-lo, ws)...)
 		dists = net.Distances(dists, hi-lo, ws)
+		gate = net.NotDigitScores(gate, x[lo*in:hi*in], hi-lo, ws)
 	}
-	return out, dists
+	return out, dists, gate
 }

@@ -85,6 +85,9 @@ type Result struct {
 	Model *model.Network
 	// Distances holds each input's feature distance (model.FeatureDistance), nil when the model has none.
 	Distances []float32
+	// NotDigit holds each input's gate score, the probability that it is not a digit (model.Gate), nil when the
+	// model has no gate.
+	NotDigit []float32
 }
 
 // request is one caller's inputs travelling through the queue.

@@ -508,3 +508,38 @@ func TestRandomLoadWithCloseAnswersEveryCall(t *testing.T) {
 		}
 	}
 }
+
+// TestGateScoresFollowEveryRow checks that a model's gate scores come back with its probabilities, one per row and
+// in order, for requests batched together and for one split into MaxBatch passes.
+func TestGateScoresFollowEveryRow(t *testing.T) {
+	net := testNet(t, 4, "v1")
+	g := model.NewMLP[float32]([]int{16, 5, 2}, model.ReLU)
+	g.Init(rand.New(rand.NewPCG(7, 7)))
+	net.SetGate(&model.Gate{Threshold: 0.5}, g)
+	want := func(x []float32, n int) []float32 {
+		var ws model.Workspace[float32]
+		return net.NotDigitScores(nil, x, n, &ws)
+	}
+	e := New(Config{Workers: 1, MaxBatch: 4, QueueSize: 64}, net)
+	defer e.Close()
+	var wg sync.WaitGroup
+	for k, n := range []int{11, 1, 3, 2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := inputs(n, uint64(20+k))
+			res, err := e.Predict(context.Background(), x, n, 16)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if w := want(x, n); len(res.NotDigit) != n || !equal(res.NotDigit, w) {
+				t.Errorf("%d rows: gate scores %v; want %v", n, res.NotDigit, w)
+			}
+			if !equal(res.Probs, direct(net, x, n)) {
+				t.Errorf("%d rows: the probabilities changed beside the gate", n)
+			}
+		}()
+	}
+	wg.Wait()
+}

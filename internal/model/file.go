@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 )
@@ -21,7 +22,8 @@ import (
 //	headerLen  uint32   length of the JSON header, at most MaxHeaderBytes
 //	header     JSON     Info: architecture, labels, preprocessing, data set, metrics, hyper-parameters, created time
 //	paramCount uint64   number of float32 parameters; must equal what the architecture needs
-//	params     float32  every layer's weights (In x Out, row-major) then its biases, layer by layer
+//	params     float32  every layer's weights (In x Out, row-major) then its biases, layer by layer; then, when the
+//	                    header has a gate, the gate network's in the same layout
 //	checksum   32 bytes SHA-256 of everything before it
 //
 // The header is readable with `head -c 2000 file`, so a file explains itself; the checksum catches truncation and
@@ -46,6 +48,9 @@ func Encode(w io.Writer, n *Network) error {
 	if err := n.check(); err != nil {
 		return fmt.Errorf("model: encode: %w", err)
 	}
+	if (n.Gate == nil) != (n.GateMLP == nil) || n.Gate != nil && !slices.Equal(n.Gate.Layers, n.GateMLP.Sizes) {
+		return fmt.Errorf("model: encode: the gate's header and network disagree")
+	}
 	header, err := json.Marshal(n.Info)
 	if err != nil {
 		return fmt.Errorf("model: encode header: %w", err)
@@ -57,12 +62,13 @@ func Encode(w io.Writer, n *Network) error {
 	binary.Write(&buf, binary.LittleEndian, uint32(FormatVersion))
 	binary.Write(&buf, binary.LittleEndian, uint32(len(header)))
 	buf.Write(header)
-	binary.Write(&buf, binary.LittleEndian, uint64(len(n.MLP.Params)))
+	all := n.allParams()
+	binary.Write(&buf, binary.LittleEndian, uint64(len(all)))
 	if _, err := mw.Write(buf.Bytes()); err != nil {
 		return err
 	}
-	params := make([]byte, 4*len(n.MLP.Params))
-	for i, p := range n.MLP.Params {
+	params := make([]byte, 4*len(all))
+	for i, p := range all {
 		binary.LittleEndian.PutUint32(params[4*i:], math.Float32bits(p))
 	}
 	if _, err := mw.Write(params); err != nil {
@@ -129,7 +135,7 @@ func Unmarshal(data []byte) (*Network, error) {
 	off := fixed + hlen
 	count := binary.LittleEndian.Uint64(data[off:])
 	off += 8
-	want := ParamCount(info.Layers)
+	want := ParamCount(info.Layers) + info.gateParams()
 	if count != uint64(want) {
 		return nil, formatErr("%d parameters stored, architecture %v needs %d", count, info.Layers, want)
 	}
@@ -137,12 +143,24 @@ func Unmarshal(data []byte) (*Network, error) {
 		return nil, formatErr("%d bytes of parameters, architecture %v needs %d", len(body)-off, info.Layers, 4*want)
 	}
 	n := &Network{Info: info, MLP: NewMLP[float32](info.Layers, info.Activation)}
-	for i := range n.MLP.Params {
-		p := math.Float32frombits(binary.LittleEndian.Uint32(body[off+4*i:]))
-		if math.IsNaN(float64(p)) || math.IsInf(float64(p), 0) {
-			return nil, formatErr("parameter %d is %v", i, p)
+	read := func(dst []float32, first int) error {
+		for i := range dst {
+			p := math.Float32frombits(binary.LittleEndian.Uint32(body[off+4*(first+i):]))
+			if math.IsNaN(float64(p)) || math.IsInf(float64(p), 0) {
+				return formatErr("parameter %d is %v", first+i, p)
+			}
+			dst[i] = p
 		}
-		n.MLP.Params[i] = p
+		return nil
+	}
+	if err := read(n.MLP.Params, 0); err != nil {
+		return nil, err
+	}
+	if g := info.Gate; g != nil {
+		n.GateMLP = NewMLP[float32](g.Layers, g.Activation)
+		if err := read(n.GateMLP.Params, len(n.MLP.Params)); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }

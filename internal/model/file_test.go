@@ -204,7 +204,7 @@ func TestOriginRoundTripsAndOldFilesAreUnchanged(t *testing.T) {
 		if !bytes.Equal(data, defaultModel) {
 			t.Errorf("re-encoded default model differs from the embedded file (%d vs %d bytes)", len(data), len(defaultModel))
 		}
-		if v := NewVersion(n.Created, n.MLP.Params); v != n.Version {
+		if v := NewVersion(n.Created, n.VersionDigest()); v != n.Version {
 			t.Errorf("version recomputed from the weights = %s; want %s", v, n.Version)
 		}
 	})

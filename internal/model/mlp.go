@@ -127,7 +127,8 @@ type Workspace[T Float] struct {
 	// Outputs[i] holds the batch's output of layer i after Forward: hidden activations, then class probabilities.
 	Outputs [][]T
 
-	scratch []float64 // per-row scratch of Network.Distances
+	scratch []float64     // per-row scratch of Network.Distances
+	gate    *Workspace[T] // the gate network's own outputs (Network.NotDigitScores)
 }
 
 func (ws *Workspace[T]) output(i, size int) []T {

@@ -94,6 +94,9 @@ type Info struct {
 	// for a model without one, which this check accepts every input of. Left out of the header when nil, so older
 	// files keep their bytes.
 	FeatureDistance *FeatureDistance `json:"feature_distance,omitempty"`
+	// Gate describes the network that answers not_a_digit for inputs that are not digits (see Gate); nil for a
+	// model without one. Left out of the header when nil, so older files keep their bytes.
+	Gate *Gate `json:"gate,omitempty"`
 }
 
 // Origin is the provenance of an imported model.
@@ -150,6 +153,8 @@ func (info *Info) MinConfidence() float64 {
 type Network struct {
 	Info
 	MLP *MLP[float32]
+	// GateMLP is the gate's network (see Gate), nil when Info.Gate is.
+	GateMLP *MLP[float32]
 }
 
 // New returns a network of the given architecture with weights drawn from rng (He or Xavier, see MLP.Init).
@@ -201,6 +206,14 @@ func (info *Info) check() error {
 			return err
 		}
 	}
+	if g := info.Gate; g != nil {
+		if err := g.check(info.Layers[0]); err != nil {
+			return err
+		}
+		if ParamCount(info.Layers)+ParamCount(g.Layers) > MaxParams {
+			return fmt.Errorf("network and gate: %d parameters, at most %d", ParamCount(info.Layers)+ParamCount(g.Layers), MaxParams)
+		}
+	}
 	return nil
 }
 
@@ -240,6 +253,13 @@ func (n *Network) Clone() *Network {
 			f.Means[i] = slices.Clone(m)
 		}
 		c.FeatureDistance = &f
+	}
+	if n.Gate != nil {
+		g := *n.Gate
+		g.Layers = slices.Clone(g.Layers)
+		c.Gate = &g
+		c.GateMLP = NewMLP[float32](n.GateMLP.Sizes, n.GateMLP.Activation)
+		copy(c.GateMLP.Params, n.GateMLP.Params)
 	}
 	return c
 }

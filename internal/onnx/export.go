@@ -28,7 +28,7 @@ const (
 // model's temperature, and Softmax over the classes. The
 // input "input" is [N, inputs] float32 with a symbolic batch size N and the output "probabilities" [N, classes].
 // metadata_props carry the labels, the preprocessing, the image size and the whole header, so Import gives back
-// the same network.
+// the same network. A model with a gate has a second output, "not_a_digit" [N] (see exportGate).
 func Export(net *model.Network) ([]byte, error) {
 	if err := net.Validate(); err != nil {
 		return nil, fmt.Errorf("onnx: export: %w", err)
@@ -79,6 +79,9 @@ func Export(net *model.Network) ([]byte, error) {
 		Name: ptr("softmax"), OpType: ptr("Softmax"), Input: []string{x}, Output: []string{OutputName},
 		Attribute: []*onnxpb.AttributeProto{{Name: ptr("axis"), Type: ptr(onnxpb.AttributeProto_INT), I: ptr(int64(1))}},
 	})
+	if net.Gate != nil && net.GateMLP != nil {
+		exportGate(g, net)
+	}
 
 	m := &onnxpb.ModelProto{
 		IrVersion:       ptr(int64(exportIR)),

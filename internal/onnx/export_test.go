@@ -18,6 +18,16 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/onnx/onnxtest"
 )
 
+// gatedNet is sigmoidNet with a gate (model.Gate) of random weights.
+func gatedNet(t testing.TB) *model.Network {
+	net := sigmoidNet(t)
+	net.Name = "gated"
+	m := model.NewMLP[float32]([]int{144, 6, 2}, model.Tanh)
+	m.Init(rand.New(rand.NewPCG(5, 5)))
+	net.SetGate(&model.Gate{Threshold: 0.7, HeldOutRejected: 0.003, Digits: 100, NonDigits: 90, Seed: 2}, m)
+	return net
+}
+
 func sigmoidNet(t testing.TB) *model.Network {
 	t.Helper()
 	net, err := model.New(model.Info{
@@ -50,7 +60,7 @@ func TestExportThenImportIsLossless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, net := range []*model.Network{def, sigmoidNet(t), colourNet(t)} {
+	for _, net := range []*model.Network{def, sigmoidNet(t), colourNet(t), gatedNet(t)} {
 		t.Run(net.Name, func(t *testing.T) {
 			file, err := Export(net)
 			if err != nil {
@@ -79,7 +89,7 @@ func TestExportThenImportIsLossless(t *testing.T) {
 				t.Errorf("parent %q origin %+v; want both to name %s, produced by perceptron at opset %d", got.Parent, got.Origin, net.Version, ExportOpset)
 			}
 			got.Created = net.Created
-			if model.NewVersion(got.Created, got.MLP.Params) != net.Version {
+			if model.NewVersion(got.Created, got.VersionDigest()) != net.Version {
 				t.Error("the version of the imported weights at the original time differs from the original version")
 			}
 			// The calibration comes back, and so the probabilities are the same bits.
@@ -93,6 +103,14 @@ func TestExportThenImportIsLossless(t *testing.T) {
 			want := net.Forward(x, 3, &model.Workspace[float32]{})
 			if p := got.Forward(x, 3, &model.Workspace[float32]{}); !slices.Equal(p, want) {
 				t.Errorf("probabilities after round trip %v; want %v", p[:5], want[:5])
+			}
+			// The gate comes back with its threshold, and so its scores are the same bits.
+			if !reflect.DeepEqual(got.Gate, net.Gate) {
+				t.Errorf("gate after round trip %+v; want %+v", got.Gate, net.Gate)
+			}
+			wantGate := net.NotDigitScores(nil, x, 3, &model.Workspace[float32]{})
+			if g := got.NotDigitScores(nil, x, 3, &model.Workspace[float32]{}); !slices.Equal(g, wantGate) {
+				t.Errorf("gate scores after round trip %v; want %v", g, wantGate)
 			}
 		})
 	}
@@ -166,5 +184,34 @@ func TestImportReadsATemperature(t *testing.T) {
 				t.Errorf("probability %v; want %v", p[0], want)
 			}
 		})
+	}
+}
+
+// TestGateOutputWithoutItsThresholdIsRefused: a not_a_digit output whose threshold the metadata does not give is
+// refused, not imported without its gate.
+func TestGateOutputWithoutItsThresholdIsRefused(t *testing.T) {
+	net := gatedNet(t)
+	file, err := Export(net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m onnxpb.ModelProto
+	if err := proto.Unmarshal(file, &m); err != nil {
+		t.Fatal(err)
+	}
+	if outs := m.GetGraph().GetOutput(); len(outs) != 2 || outs[1].GetName() != GateOutputName {
+		t.Fatalf("outputs %v; want probabilities and %s", outs, GateOutputName)
+	}
+	plain := net.Info
+	plain.Gate = nil
+	header, _ := json.Marshal(plain)
+	for _, p := range m.GetMetadataProps() {
+		if p.GetKey() == keyInfo {
+			p.Value = ptr(string(header))
+		}
+	}
+	data, _ := proto.Marshal(&m)
+	if _, err := ImportBytes(data, Options{}); err == nil || !strings.Contains(err.Error(), "gate threshold") {
+		t.Errorf("import without the gate's threshold: %v; want a refusal naming it", err)
 	}
 }

@@ -124,7 +124,11 @@ func ImportBytes(data []byte, opts Options) (*model.Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := readGraph(m.GetGraph(), opset)
+	digits, gate, err := splitGate(m.GetGraph())
+	if err != nil {
+		return nil, err
+	}
+	g, err := readGraph(digits, opset)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +136,14 @@ func ImportBytes(data []byte, opts Options) (*model.Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	return assemble(info, g)
+	net, err := assemble(info, g)
+	if err != nil || gate == nil {
+		return net, err
+	}
+	if err := importGate(m, gate, opset, net); err != nil {
+		return nil, err
+	}
+	return net, nil
 }
 
 // maxTextBytes bounds a name or a label.
