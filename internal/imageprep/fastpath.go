@@ -3,27 +3,29 @@ package imageprep
 import "image"
 
 // Most uploads to a digit classifier are MNIST-like already: a small opaque gray (or gray-looking) image with ink on
-// an exactly black field, as MNIST clients and the page's canvas send. On those, most steps of the mnist mode are
-// no-ops or reduce to table lookups: the working size is the image itself (f = 1, so no crop is refined either), the
-// luminance is the 8-bit level over 255, the background is flat at 0 (so flatInk takes steps 3 to 5, whose ink is
-// the luminance itself), the ink strength is a quantile of 8-bit levels, which a histogram gives exactly, and the
-// stroke-width step does nothing below minStrokeSide. mnistFast does exactly that, and then the remaining steps with
-// the same code as mnist, so its vector is the one mnist makes, bit for bit (TestFastPathMatchesThePipeline checks it
-// on every MNIST test digit and on every upload form).
+// a flat field, light on black as MNIST clients send or dark on white as a scan or a canvas exported opaque. On those,
+// most steps of the mnist mode are no-ops or reduce to table lookups: the working size is the image itself (f = 1, so
+// no crop is refined either), the luminance is the 8-bit level over 255, the background is flat (so flatInk takes
+// steps 3 to 5, whose ink at each level is its distance from the background's), the ink strength is a quantile of
+// those 256 values, which a histogram gives exactly, and the stroke-width step does nothing below minStrokeSide.
+// mnistFast does exactly that, and then the remaining steps with the same code as mnist, so its vector is the one
+// mnist makes, bit for bit (TestFastPathMatchesThePipeline checks it on every MNIST test digit, either way round, and
+// on every upload form).
 
 // fastMaxSide bounds the images mnistFast takes: the working size of a larger one is not the image itself.
 const fastMaxSide = workSide
 
 // mnistFast is mnist for an MNIST-like img. handled is false, with nothing done, when img is not one (see
-// grayLevels; its corner pixel must be 0 and at least half of its pixels too); otherwise digit is what mnist would
-// report and dst holds what mnist would write.
+// grayLevels; the level of its first or last pixel must be within 0.02 of black or white and hold at least half of its
+// pixels); otherwise digit is what mnist would report and dst holds what mnist would write.
 func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handled, digit bool) {
 	levels, w, h, ok := p.grayLevels(img)
 	if !ok {
 		return false, false
 	}
 	n := w * h
-	// The zeros, most of the image, are counted apart: incrementing one bin over and over stalls on its own store.
+	// The zeros, most of an MNIST image, are counted apart: incrementing one bin over and over stalls on its own
+	// store.
 	var hist [256]int32
 	zeros := 0
 	for _, b := range levels {
@@ -33,24 +35,58 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 			hist[b]++
 		}
 	}
-	hist[0] = int32(zeros)
-	// flatBackground takes the first pixel as the background when it is dark and holds at least half the image; the
-	// full pipeline handles any other background.
-	if levels[0] != 0 || 2*int(hist[0]) < n {
+	hist[0] += int32(zeros)
+	// flatBackground: the first of the two corner pixels (the first and the last) that is dark or light and holds at
+	// least half the image is the background; the full pipeline handles any other.
+	c, flat := 0, false
+	for _, b := range [...]uint8{levels[0], levels[n-1]} {
+		if x := gray8[b]; x > 0.02 && x < 0.98 {
+			continue
+		}
+		if 2*int(hist[b]) >= n {
+			c, flat = int(b), true
+			break
+		}
+	}
+	if !flat {
 		return false, false
 	}
 	clear(dst)
 
-	// flatInk with back = 0: the ink is the luminance, and the strength is quantileOf(the nonzero ink, 0.9), the k-th
-	// smallest nonzero level (n < 2*maxSample, so the sample is every pixel).
+	// flatInk: the ink of level b is its distance from the background, towards the other end of the range, with
+	// flatInk's own float32 arithmetic. It grows monotonically along order, from the background's side.
+	back := gray8[c]
+	var inkOf [256]float32
+	order, step := 0, 1
+	if back >= 0.5 {
+		order, step = 255, -1
+		for b, x := range gray8 {
+			inkOf[b] = max(back-x, 0)
+		}
+	} else {
+		for b, x := range gray8 {
+			inkOf[b] = max(x-back, 0)
+		}
+	}
+	// The strength is quantileOf(the nonzero ink, 0.9), the k-th smallest nonzero ink (n < 2*maxSample, so the
+	// sample is every pixel).
+	nz := 0
+	for b, x := range inkOf {
+		if x > 0 {
+			nz += int(hist[b])
+		}
+	}
 	var strength float32
-	if nz := n - int(hist[0]); nz > 0 {
+	if nz > 0 {
 		k := int(0.9 * float64(nz-1))
 		seen := 0
-		for b := 1; b < len(hist); b++ {
+		for b := order; b >= 0 && b < len(hist); b += step {
+			if inkOf[b] == 0 {
+				continue
+			}
 			seen += int(hist[b])
 			if seen > k {
-				strength = gray8[b]
+				strength = inkOf[b]
 				break
 			}
 		}
@@ -61,7 +97,7 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
 	var table [256]float32
-	for b, x := range gray8 {
+	for b, x := range inkOf {
 		if x >= floor {
 			table[b] = min(x*inv, 1)
 		}

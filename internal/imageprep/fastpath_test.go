@@ -61,6 +61,10 @@ func TestFastPathMatchesThePipeline(t *testing.T) {
 	for i := range n {
 		g := uploadtest.DigitGray(set.Image(i))
 		sameVector(t, "gray digit", g, mnistInput, true)
+		// Dark ink on white paper, and ink on a dark field that is not quite black.
+		sameVector(t, "inverted gray digit", levelMap(g, func(v uint8) uint8 { return 255 - v }), mnistInput, true)
+		lift := uint8(1 + i%5)
+		sameVector(t, "gray digit on a dark gray field", levelMap(g, func(v uint8) uint8 { return max(v, lift) }), mnistInput, true)
 		if b := g.Bounds(); max(b.Dx(), b.Dy()) > 0 {
 			var p Preparer
 			x0, y0, x1, y1, _ := p.keepComponents(p.flatInkOf(g), 28, 28)
@@ -119,6 +123,15 @@ func TestFastPathMatchesThePipeline(t *testing.T) {
 	if taken == 0 {
 		t.Errorf("the fast path took none of the upload forms; want at least the raw 28x28 PNG")
 	}
+}
+
+// levelMap returns a copy of g with every level v replaced by f(v).
+func levelMap(g *image.Gray, f func(uint8) uint8) *image.Gray {
+	m := image.NewGray(g.Bounds())
+	for i, v := range g.Pix {
+		m.Pix[i] = f(v)
+	}
+	return m
 }
 
 // flatInkOf is the ink mnist works on for an MNIST-like gray image, for the test to find its box.
@@ -210,6 +223,19 @@ func nearMNISTCase(t *testing.T, pix []byte, rng *rand.Rand, r int) bool {
 		clear(g.Pix)
 		for range rng.IntN(3) {
 			g.Pix[rng.IntN(w*h)] = uint8(rng.IntN(30))
+		}
+	}
+	// The field lifted off black (at most 0.02 is still a flat dark background, beyond it is not), and then often
+	// the polarity turned round: ink dark on light paper.
+	if rng.IntN(3) == 0 {
+		lift := uint8(rng.IntN(9))
+		for i, v := range g.Pix {
+			g.Pix[i] = max(v, lift)
+		}
+	}
+	if rng.IntN(2) == 0 {
+		for i, v := range g.Pix {
+			g.Pix[i] = 255 - v
 		}
 	}
 	var img image.Image = g
