@@ -65,3 +65,24 @@ func benchInputs(b *testing.B) []benchInput {
 		{"jpeg-ycbcr=1000x1000", uploadtest.EncodeJPEG(uploadtest.Paint{Paper: uploadtest.OffWhite, Ink: uploadtest.Pencil, Noise: 4}.RGBA(uploadtest.InkMap(pix, 1000), 1000, 1000, rng), 85)},
 	}
 }
+
+// BenchmarkKeepComponents measures the labelling step alone on the ink of MNIST test digits, which it leaves as it
+// was (they have no specks to erase, so every round does the same work).
+func BenchmarkKeepComponents(b *testing.B) {
+	set := mnistTest(b)
+	var p Preparer
+	inks := make([][]float32, 16)
+	for i := range inks {
+		inks[i] = append([]float32(nil), p.flatInkOf(uploadtest.DigitGray(set.Image(i)))...)
+	}
+	ink := make([]float32, 28*28)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		copy(ink, inks[i%len(inks)])
+		if _, _, _, _, ok := p.keepComponents(ink, 28, 28); !ok {
+			b.Fatal("no ink")
+		}
+		i++
+	}
+}
