@@ -125,10 +125,15 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 			}
 		}
 	}
+	return true, p.fastFinish(dst, dw, dh, ink, w, h, longH, longV)
+}
 
+// fastFinish is the rest of mnist from step 6 on, for an image whose working size is its own (f = 1, so no crop is
+// refined), given the longest horizontal and vertical runs of ink at least 0.5 (see below).
+func (p *Preparer) fastFinish(dst []float32, dw, dh int, ink []float32, w, h int, longH, longV int32) (digit bool) {
 	x0, y0, x1, y1, ok := p.keepComponents(ink, w, h) // 6. specks and rules, as mnist
 	if !ok {
-		return true, false
+		return false
 	}
 	// 7. inkDepth is the greatest chamfer distance of a pixel of ink (at least 0.5) to the paper; along its row alone
 	// a pixel of a run of L such pixels is at most (L+1)/2 steps of 1 from the paper, and likewise along its column.
@@ -136,11 +141,94 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	side := max(x1-x0, y1-y0)
 	if bound := (min(longH, longV) + 1) / 2; float64(bound)/float64(side) > maxInkDepth {
 		if p.inkDepth(ink, w, x0, y0, x1, y1) > maxInkDepth {
-			return true, false
+			return false
 		}
 	}
 	x0, y0, x1, y1 = p.normalizeStroke(ink, w, h, x0, y0, x1, y1)
-	return true, p.fit(dst, dw, dh, ink, w, h, x0, y0, x1, y1)
+	return p.fit(dst, dw, dh, ink, w, h, x0, y0, x1, y1)
+}
+
+// A canvas drawing is ink on a transparent field, which the luminance step composites over white (dark ink) or black
+// (light ink): the background then is flat at exactly 1 or 0. Up to workSide pixels a side the working image is the
+// image itself; mnistAlpha then fills p.lum and p.alpha as reduce does for f = 1, with the same arithmetic but
+// without its per-cell sums, and runs the same luminance, flatInk and later steps as mnist, skipping the distance
+// transform where the runs of ink bound it (see fastFinish).
+
+// mnistAlpha is mnist for an RGBA or NRGBA img of at most fastMaxSide pixels a side whose luminance has a flat
+// background. handled is false, with dst untouched, for any other image; otherwise digit is what mnist would report
+// and dst holds what mnist would write.
+func (p *Preparer) mnistAlpha(dst []float32, img image.Image, dw, dh int) (handled, digit bool) {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w > fastMaxSide || h > fastMaxSide || w*h < 16 {
+		return false, false
+	}
+	var pix []byte
+	var stride, off int
+	var scaleY uint32 // as reduce: full intensity in the units of the luminance summed
+	switch m := img.(type) {
+	case *image.RGBA:
+		pix, stride, off, scaleY = m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 255
+	case *image.NRGBA:
+		pix, stride, off, scaleY = m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 255*255
+	default:
+		return false, false
+	}
+	n := w * h
+	p.lum = grow(p.lum, n)
+	p.alpha = grow(p.alpha, n)
+	invY, invA := 1/float64(scaleY), 1/float64(255)
+	var totY, totA float64
+	opaque := true
+	for y := range h {
+		row := pix[off+y*stride:][:4*w]
+		lum, alpha := p.lum[y*w:][:w], p.alpha[y*w:][:w]
+		for x := range lum {
+			q := row[4*x : 4*x+4 : 4*x+4]
+			sy := lum8(q[0], q[1], q[2])
+			if scaleY != 255 {
+				sy *= uint32(q[3])
+			}
+			l := float64(sy) * invY
+			totY += l
+			lum[x] = float32(l)
+			opaque = opaque && q[3] == 255
+			a := float64(q[3]) * invA
+			totA += a
+			alpha[x] = float32(a)
+		}
+	}
+	r := reduction{ww: w, wh: h, opaque: opaque}
+	if totA > 0 {
+		r.meanInk = totY / totA
+	}
+	v := p.luminance(r)
+	back, flat := flatBackground(v)
+	if !flat {
+		return false, false
+	}
+	clear(dst)
+	ink, digit := p.flatInk(v, back)
+	if !digit {
+		return true, false
+	}
+	p.colRun = grow(p.colRun, w)
+	col := p.colRun
+	clear(col)
+	var runH, longH, longV int32
+	for y := range h {
+		runH = 0
+		for x, v := range ink[y*w:][:w] {
+			if v >= 0.5 {
+				runH++
+				col[x]++
+				longH, longV = max(longH, runH), max(longV, col[x])
+			} else {
+				runH, col[x] = 0, 0
+			}
+		}
+	}
+	return true, p.fastFinish(dst, dw, dh, ink, w, h, longH, longV)
 }
 
 // grayLevels returns the 8-bit luminance levels of img, row-major in a w x h buffer of p's, when reduce would give
