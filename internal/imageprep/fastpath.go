@@ -54,28 +54,30 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	clear(dst)
 
 	// flatInk: the ink of level b is its distance from the background, towards the other end of the range, with
-	// flatInk's own float32 arithmetic. It grows monotonically along order, from the background's side.
-	back := gray8[c]
-	var inkOf [256]float32
-	order, step := 0, 1
-	if back >= 0.5 {
-		order, step = 255, -1
-		for b, x := range gray8 {
-			inkOf[b] = max(back-x, 0)
+	// flatInk's own float32 arithmetic. It grows monotonically along order, from the background's side. On an exactly
+	// black field, MNIST's own, it is the luminance itself, and the nonzero ink is every pixel but the background's.
+	inkOf, order, step, nz := &gray8, 0, 1, n-int(hist[0])
+	if back := gray8[c]; c != 0 {
+		var t [256]float32
+		if back >= 0.5 {
+			order, step = 255, -1
+			for b, x := range gray8 {
+				t[b] = max(back-x, 0)
+			}
+		} else {
+			for b, x := range gray8 {
+				t[b] = max(x-back, 0)
+			}
 		}
-	} else {
-		for b, x := range gray8 {
-			inkOf[b] = max(x-back, 0)
+		inkOf, nz = &t, 0
+		for b, x := range t {
+			if x > 0 {
+				nz += int(hist[b])
+			}
 		}
 	}
 	// The strength is quantileOf(the nonzero ink, 0.9), the k-th smallest nonzero ink (n < 2*maxSample, so the
 	// sample is every pixel).
-	nz := 0
-	for b, x := range inkOf {
-		if x > 0 {
-			nz += int(hist[b])
-		}
-	}
 	var strength float32
 	if nz > 0 {
 		k := int(0.9 * float64(nz-1))
