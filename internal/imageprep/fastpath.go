@@ -3,27 +3,29 @@ package imageprep
 import "image"
 
 // Most uploads to a digit classifier are MNIST-like already: a small opaque gray (or gray-looking) image with ink on
-// an exactly black field, as MNIST clients and the page's canvas send. On those, most steps of the mnist mode are
-// no-ops or reduce to table lookups: the working size is the image itself (f = 1, so no crop is refined either), the
-// luminance is the 8-bit level over 255, the background is flat at 0 (so flatInk takes steps 3 to 5, whose ink is
-// the luminance itself), the ink strength is a quantile of 8-bit levels, which a histogram gives exactly, and the
-// stroke-width step does nothing below minStrokeSide. mnistFast does exactly that, and then the remaining steps with
-// the same code as mnist, so its vector is the one mnist makes, bit for bit (TestFastPathMatchesThePipeline checks it
-// on every MNIST test digit and on every upload form).
+// a flat field, light on black as MNIST clients send or dark on white as a scan or a canvas exported opaque. On those,
+// most steps of the mnist mode are no-ops or reduce to table lookups: the working size is the image itself (f = 1, so
+// no crop is refined either), the luminance is the 8-bit level over 255, the background is flat (so flatInk takes
+// steps 3 to 5, whose ink at each level is its distance from the background's), the ink strength is a quantile of
+// those 256 values, which a histogram gives exactly, and the stroke-width step does nothing below minStrokeSide.
+// mnistFast does exactly that, and then the remaining steps with the same code as mnist, so its vector is the one
+// mnist makes, bit for bit (TestFastPathMatchesThePipeline checks it on every MNIST test digit, either way round, and
+// on every upload form).
 
 // fastMaxSide bounds the images mnistFast takes: the working size of a larger one is not the image itself.
 const fastMaxSide = workSide
 
 // mnistFast is mnist for an MNIST-like img. handled is false, with nothing done, when img is not one (see
-// grayLevels; its corner pixel must be 0 and at least half of its pixels too); otherwise digit is what mnist would
-// report and dst holds what mnist would write.
+// grayLevels; the level of its first or last pixel must be within 0.02 of black or white and hold at least half of its
+// pixels); otherwise digit is what mnist would report and dst holds what mnist would write.
 func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handled, digit bool) {
 	levels, w, h, ok := p.grayLevels(img)
 	if !ok {
 		return false, false
 	}
 	n := w * h
-	// The zeros, most of the image, are counted apart: incrementing one bin over and over stalls on its own store.
+	// The zeros, most of an MNIST image, are counted apart: incrementing one bin over and over stalls on its own
+	// store.
 	var hist [256]int32
 	zeros := 0
 	for _, b := range levels {
@@ -33,24 +35,60 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 			hist[b]++
 		}
 	}
-	hist[0] = int32(zeros)
-	// flatBackground takes the first pixel as the background when it is dark and holds at least half the image; the
-	// full pipeline handles any other background.
-	if levels[0] != 0 || 2*int(hist[0]) < n {
+	hist[0] += int32(zeros)
+	// flatBackground: the first of the two corner pixels (the first and the last) that is dark or light and holds at
+	// least half the image is the background; the full pipeline handles any other.
+	c, flat := 0, false
+	for _, b := range [...]uint8{levels[0], levels[n-1]} {
+		if x := gray8[b]; x > 0.02 && x < 0.98 {
+			continue
+		}
+		if 2*int(hist[b]) >= n {
+			c, flat = int(b), true
+			break
+		}
+	}
+	if !flat {
 		return false, false
 	}
 	clear(dst)
 
-	// flatInk with back = 0: the ink is the luminance, and the strength is quantileOf(the nonzero ink, 0.9), the k-th
-	// smallest nonzero level (n < 2*maxSample, so the sample is every pixel).
+	// flatInk: the ink of level b is its distance from the background, towards the other end of the range, with
+	// flatInk's own float32 arithmetic. It grows monotonically along order, from the background's side. On an exactly
+	// black field, MNIST's own, it is the luminance itself, and the nonzero ink is every pixel but the background's.
+	inkOf, order, step, nz := &gray8, 0, 1, n-int(hist[0])
+	if back := gray8[c]; c != 0 {
+		var t [256]float32
+		if back >= 0.5 {
+			order, step = 255, -1
+			for b, x := range gray8 {
+				t[b] = max(back-x, 0)
+			}
+		} else {
+			for b, x := range gray8 {
+				t[b] = max(x-back, 0)
+			}
+		}
+		inkOf, nz = &t, 0
+		for b, x := range t {
+			if x > 0 {
+				nz += int(hist[b])
+			}
+		}
+	}
+	// The strength is quantileOf(the nonzero ink, 0.9), the k-th smallest nonzero ink (n < 2*maxSample, so the
+	// sample is every pixel).
 	var strength float32
-	if nz := n - int(hist[0]); nz > 0 {
+	if nz > 0 {
 		k := int(0.9 * float64(nz-1))
 		seen := 0
-		for b := 1; b < len(hist); b++ {
+		for b := order; b >= 0 && b < len(hist); b += step {
+			if inkOf[b] == 0 {
+				continue
+			}
 			seen += int(hist[b])
 			if seen > k {
-				strength = gray8[b]
+				strength = inkOf[b]
 				break
 			}
 		}
@@ -61,7 +99,7 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
 	var table [256]float32
-	for b, x := range gray8 {
+	for b, x := range inkOf {
 		if x >= floor {
 			table[b] = min(x*inv, 1)
 		}
@@ -89,10 +127,15 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 			}
 		}
 	}
+	return true, p.fastFinish(dst, dw, dh, ink, w, h, longH, longV)
+}
 
+// fastFinish is the rest of mnist from step 6 on, for an image whose working size is its own (f = 1, so no crop is
+// refined), given the longest horizontal and vertical runs of ink at least 0.5 (see below).
+func (p *Preparer) fastFinish(dst []float32, dw, dh int, ink []float32, w, h int, longH, longV int32) (digit bool) {
 	x0, y0, x1, y1, ok := p.keepComponents(ink, w, h) // 6. specks and rules, as mnist
 	if !ok {
-		return true, false
+		return false
 	}
 	// 7. inkDepth is the greatest chamfer distance of a pixel of ink (at least 0.5) to the paper; along its row alone
 	// a pixel of a run of L such pixels is at most (L+1)/2 steps of 1 from the paper, and likewise along its column.
@@ -100,11 +143,94 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	side := max(x1-x0, y1-y0)
 	if bound := (min(longH, longV) + 1) / 2; float64(bound)/float64(side) > maxInkDepth {
 		if p.inkDepth(ink, w, x0, y0, x1, y1) > maxInkDepth {
-			return true, false
+			return false
 		}
 	}
 	x0, y0, x1, y1 = p.normalizeStroke(ink, w, h, x0, y0, x1, y1)
-	return true, p.fit(dst, dw, dh, ink, w, h, x0, y0, x1, y1)
+	return p.fit(dst, dw, dh, ink, w, h, x0, y0, x1, y1)
+}
+
+// A canvas drawing is ink on a transparent field, which the luminance step composites over white (dark ink) or black
+// (light ink): the background then is flat at exactly 1 or 0. Up to workSide pixels a side the working image is the
+// image itself; mnistAlpha then fills p.lum and p.alpha as reduce does for f = 1, with the same arithmetic but
+// without its per-cell sums, and runs the same luminance, flatInk and later steps as mnist, skipping the distance
+// transform where the runs of ink bound it (see fastFinish).
+
+// mnistAlpha is mnist for an RGBA or NRGBA img of at most fastMaxSide pixels a side whose luminance has a flat
+// background. handled is false, with dst untouched, for any other image; otherwise digit is what mnist would report
+// and dst holds what mnist would write.
+func (p *Preparer) mnistAlpha(dst []float32, img image.Image, dw, dh int) (handled, digit bool) {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w > fastMaxSide || h > fastMaxSide || w*h < 16 {
+		return false, false
+	}
+	var pix []byte
+	var stride, off int
+	var scaleY uint32 // as reduce: full intensity in the units of the luminance summed
+	switch m := img.(type) {
+	case *image.RGBA:
+		pix, stride, off, scaleY = m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 255
+	case *image.NRGBA:
+		pix, stride, off, scaleY = m.Pix, m.Stride, m.PixOffset(b.Min.X, b.Min.Y), 255*255
+	default:
+		return false, false
+	}
+	n := w * h
+	p.lum = grow(p.lum, n)
+	p.alpha = grow(p.alpha, n)
+	invY, invA := 1/float64(scaleY), 1/float64(255)
+	var totY, totA float64
+	opaque := true
+	for y := range h {
+		row := pix[off+y*stride:][:4*w]
+		lum, alpha := p.lum[y*w:][:w], p.alpha[y*w:][:w]
+		for x := range lum {
+			q := row[4*x : 4*x+4 : 4*x+4]
+			sy := lum8(q[0], q[1], q[2])
+			if scaleY != 255 {
+				sy *= uint32(q[3])
+			}
+			l := float64(sy) * invY
+			totY += l
+			lum[x] = float32(l)
+			opaque = opaque && q[3] == 255
+			a := float64(q[3]) * invA
+			totA += a
+			alpha[x] = float32(a)
+		}
+	}
+	r := reduction{ww: w, wh: h, opaque: opaque}
+	if totA > 0 {
+		r.meanInk = totY / totA
+	}
+	v := p.luminance(r)
+	back, flat := flatBackground(v)
+	if !flat {
+		return false, false
+	}
+	clear(dst)
+	ink, digit := p.flatInk(v, back)
+	if !digit {
+		return true, false
+	}
+	p.colRun = grow(p.colRun, w)
+	col := p.colRun
+	clear(col)
+	var runH, longH, longV int32
+	for y := range h {
+		runH = 0
+		for x, v := range ink[y*w:][:w] {
+			if v >= 0.5 {
+				runH++
+				col[x]++
+				longH, longV = max(longH, runH), max(longV, col[x])
+			} else {
+				runH, col[x] = 0, 0
+			}
+		}
+	}
+	return true, p.fastFinish(dst, dw, dh, ink, w, h, longH, longV)
 }
 
 // grayLevels returns the 8-bit luminance levels of img, row-major in a w x h buffer of p's, when reduce would give

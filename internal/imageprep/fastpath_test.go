@@ -61,6 +61,10 @@ func TestFastPathMatchesThePipeline(t *testing.T) {
 	for i := range n {
 		g := uploadtest.DigitGray(set.Image(i))
 		sameVector(t, "gray digit", g, mnistInput, true)
+		// Dark ink on white paper, and ink on a dark field that is not quite black.
+		sameVector(t, "inverted gray digit", levelMap(g, func(v uint8) uint8 { return 255 - v }), mnistInput, true)
+		lift := uint8(1 + i%5)
+		sameVector(t, "gray digit on a dark gray field", levelMap(g, func(v uint8) uint8 { return max(v, lift) }), mnistInput, true)
 		if b := g.Bounds(); max(b.Dx(), b.Dy()) > 0 {
 			var p Preparer
 			x0, y0, x1, y1, _ := p.keepComponents(p.flatInkOf(g), 28, 28)
@@ -119,6 +123,15 @@ func TestFastPathMatchesThePipeline(t *testing.T) {
 	if taken == 0 {
 		t.Errorf("the fast path took none of the upload forms; want at least the raw 28x28 PNG")
 	}
+}
+
+// levelMap returns a copy of g with every level v replaced by f(v).
+func levelMap(g *image.Gray, f func(uint8) uint8) *image.Gray {
+	m := image.NewGray(g.Bounds())
+	for i, v := range g.Pix {
+		m.Pix[i] = f(v)
+	}
+	return m
 }
 
 // flatInkOf is the ink mnist works on for an MNIST-like gray image, for the test to find its box.
@@ -212,6 +225,19 @@ func nearMNISTCase(t *testing.T, pix []byte, rng *rand.Rand, r int) bool {
 			g.Pix[rng.IntN(w*h)] = uint8(rng.IntN(30))
 		}
 	}
+	// The field lifted off black (at most 0.02 is still a flat dark background, beyond it is not), and then often
+	// the polarity turned round: ink dark on light paper.
+	if rng.IntN(3) == 0 {
+		lift := uint8(rng.IntN(9))
+		for i, v := range g.Pix {
+			g.Pix[i] = max(v, lift)
+		}
+	}
+	if rng.IntN(2) == 0 {
+		for i, v := range g.Pix {
+			g.Pix[i] = 255 - v
+		}
+	}
 	var img image.Image = g
 	if rng.IntN(3) == 0 {
 		m := image.NewNRGBA(g.Bounds())
@@ -277,4 +303,178 @@ func TestFitAtScaleOneIsACopy(t *testing.T) {
 		t.Fatal("no digit has a 20-pixel box; the test checks nothing")
 	}
 	t.Logf("%d digits checked", copies)
+}
+
+// sameAlphaVector fails the test unless mnistAlpha took img and gave bit for bit what the full pipeline gives.
+func sameAlphaVector(t *testing.T, name string, img image.Image, mustHandle bool) bool {
+	t.Helper()
+	var pf, pp Preparer
+	fast, full := make([]float32, 784), make([]float32, 784)
+	for i := range fast {
+		fast[i] = -1
+	}
+	handled, fastDigit := pf.mnistAlpha(fast, img, 28, 28)
+	fullDigit := pp.mnist(full, img, 28, 28, true)
+	if !handled {
+		if mustHandle {
+			t.Errorf("%s: mnistAlpha declined it; want it taken", name)
+		}
+		return false
+	}
+	if fastDigit != fullDigit {
+		t.Errorf("%s: digit %v through mnistAlpha, %v through the full pipeline", name, fastDigit, fullDigit)
+		return true
+	}
+	for i := range fast {
+		if fast[i] != full[i] {
+			t.Errorf("%s: input %d is %v through mnistAlpha, %v through the full pipeline", name, i, fast[i], full[i])
+			return true
+		}
+	}
+	return true
+}
+
+// TestAlphaPathMatchesThePipeline checks mnistAlpha against the full pipeline, bit for bit, on canvas drawings of the
+// MNIST test digits: the page's dark ink (#111111) on a transparent field and white ink on one, as NRGBA (what a PNG
+// decodes to) and as premultiplied RGBA, at 28x28, as a sub-image, and scaled up to a larger canvas within the
+// working size; and through PrepareBytes on the PNG.
+func TestAlphaPathMatchesThePipeline(t *testing.T) {
+	set := mnistTest(t)
+	n := set.Len()
+	if testing.Short() {
+		n = 200
+	}
+	dark, light := color.NRGBA{0x11, 0x11, 0x11, 0}, color.NRGBA{255, 255, 255, 0}
+	for i := range n {
+		pix := set.Image(i)
+		ink := uploadtest.InkMap(pix, 28)
+		for _, stroke := range []color.NRGBA{dark, light} {
+			c := uploadtest.Canvas(ink, 28, stroke)
+			sameAlphaVector(t, "canvas digit", c, true)
+			if i%10 != 0 {
+				continue
+			}
+			rgba := image.NewRGBA(c.Bounds())
+			draw.Draw(rgba, rgba.Bounds(), c, image.Point{}, draw.Src)
+			sameAlphaVector(t, "premultiplied canvas digit", rgba, true)
+			big := image.NewNRGBA(image.Rect(0, 0, 40, 36))
+			draw.Draw(big, image.Rect(5, 3, 33, 31), c, image.Point{}, draw.Src)
+			sameAlphaVector(t, "sub-image canvas digit", big.SubImage(image.Rect(5, 3, 33, 31)), true)
+		}
+		if i%50 == 0 {
+			side := 100 + i%157 // up to workSide, the largest the path takes
+			sameAlphaVector(t, "large canvas digit", uploadtest.Canvas(uploadtest.InkMap(pix, side), side, dark), true)
+		}
+		if t.Failed() {
+			t.Fatalf("stopped at digit %d", i)
+		}
+	}
+	// Through the bytes a client sends, with the fast PNG decoder.
+	data := uploadtest.EncodePNG(uploadtest.Canvas(uploadtest.InkMap(set.Image(0), 200), 200, dark))
+	var p, q Preparer
+	got, want := make([]float32, 784), make([]float32, 784)
+	if _, err := p.PrepareBytes(got, data, Limits{}, mnistInput); err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := Decode(data, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.mnist(want, img, 28, 28, true)
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("PrepareBytes of a canvas PNG: input %d is %v, the full pipeline's %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestAlphaPathNearCanvas checks mnistAlpha against the full pipeline on random canvas drawings near an MNIST digit:
+// any ink colour, specks, a partly opaque or coloured field, blots, other sizes, beyond the working size; every case
+// it takes must match bit for bit.
+func TestAlphaPathNearCanvas(t *testing.T) {
+	set := mnistTest(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	rounds := 1500
+	if testing.Short() {
+		rounds = 300
+	}
+	taken := 0
+	for r := range rounds {
+		if nearCanvasCase(t, set.Image(rng.IntN(set.Len())), rng, r) {
+			taken++
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	if taken < rounds/3 {
+		t.Errorf("mnistAlpha took %d of %d cases; want at least a third, or the test checks little", taken, rounds)
+	}
+	t.Logf("mnistAlpha took %d of %d cases", taken, rounds)
+}
+
+// FuzzAlphaPath checks, on fuzzed canvas drawings near an MNIST digit, that mnistAlpha matches the full pipeline
+// wherever it applies:
+//
+//	go test ./internal/imageprep -run '^$' -fuzz FuzzAlphaPath -fuzztime 1m
+func FuzzAlphaPath(f *testing.F) {
+	f.Add(uint64(1), uint64(2), 0)
+	f.Add(uint64(5), uint64(8), 321)
+	set := mnistTest(f)
+	f.Fuzz(func(t *testing.T, a, b uint64, digit int) {
+		digit = ((digit % set.Len()) + set.Len()) % set.Len()
+		nearCanvasCase(t, set.Image(digit), rand.New(rand.NewPCG(a, b)), 0)
+	})
+}
+
+// nearCanvasCase draws the 28x28 digit pix at random as a canvas drawing near the page's, perturbed, and compares
+// mnistAlpha with the full pipeline on it. It reports whether mnistAlpha took the image.
+func nearCanvasCase(t *testing.T, pix []byte, rng *rand.Rand, r int) bool {
+	t.Helper()
+	side := 28
+	switch rng.IntN(4) {
+	case 0:
+		side = 16 + rng.IntN(60)
+	case 1:
+		side = 200 + rng.IntN(80) // either side of workSide
+	}
+	stroke := color.NRGBA{uint8(rng.IntN(256)), uint8(rng.IntN(256)), uint8(rng.IntN(256)), 0}
+	m := uploadtest.Canvas(uploadtest.InkMap(pix, side), side, stroke)
+	switch rng.IntN(6) {
+	case 0: // specks of any colour and alpha
+		for range rng.IntN(8) {
+			i := 4 * rng.IntN(side*side)
+			for k := range 4 {
+				m.Pix[i+k] = uint8(rng.IntN(256))
+			}
+		}
+	case 1: // a field partly filled in: opaque white, or a faint tint
+		a := uint8(255)
+		if rng.IntN(2) == 0 {
+			a = uint8(rng.IntN(20))
+		}
+		for i := 0; i < len(m.Pix); i += 4 {
+			if m.Pix[i+3] == 0 && rng.IntN(3) > 0 {
+				m.Pix[i], m.Pix[i+1], m.Pix[i+2], m.Pix[i+3] = 255, 255, 255, a
+			}
+		}
+	case 2, 3: // a blot next to the digit, or alone (then there are no strokes: no digit)
+		if rng.IntN(2) == 0 {
+			clear(m.Pix)
+		}
+		s := side/8 + rng.IntN(side/2)
+		x0, y0 := rng.IntN(side-s), rng.IntN(side-s)
+		for y := y0; y < y0+s; y++ {
+			for x := x0; x < x0+s; x++ {
+				m.SetNRGBA(x, y, color.NRGBA{stroke.R, stroke.G, stroke.B, 255})
+			}
+		}
+	}
+	var img image.Image = m
+	if rng.IntN(4) == 0 {
+		rgba := image.NewRGBA(m.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), m, image.Point{}, draw.Src)
+		img = rgba
+	}
+	return sameAlphaVector(t, "near-canvas case "+itoa(r), img, false)
 }

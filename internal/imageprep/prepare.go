@@ -120,6 +120,9 @@ func (p *Preparer) Prepare(dst []float32, img image.Image, spec Spec) error {
 	case ModeMNIST:
 		handled, digit := p.mnistFast(dst, img, spec.Width, spec.Height) // an MNIST-like image (fastpath.go)
 		if !handled {
+			handled, digit = p.mnistAlpha(dst, img, spec.Width, spec.Height) // a small canvas drawing (fastpath.go)
+		}
+		if !handled {
 			digit = p.mnist(dst, img, spec.Width, spec.Height, true)
 		}
 		if !digit {
