@@ -13,6 +13,7 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/api"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/membudget"
+	"github.com/perceptron-dev/perceptron/internal/s3store"
 )
 
 // config is the server's effective configuration. Every field has a flag and an environment variable (named in
@@ -29,6 +30,8 @@ type config struct {
 	ReplicaID       string
 	WatchInterval   time.Duration
 	ModelDir        string
+	CacheDir        string
+	S3              *s3store.Config // from the AWS variables when ModelDir is s3://bucket/prefix
 	DefaultModel    string
 	MaxLoadedModels int
 	DataDir         string
@@ -150,7 +153,8 @@ func (c *config) settings() []setting {
 		{flag: "train-jobs", env: "TRAIN_JOBS", def: "1", usage: "training jobs running at once; each runs on one low-priority thread", value: intVal(&c.TrainJobs)},
 		{flag: "replica-id", env: "REPLICA_ID", usage: "this replica's name among those sharing MODEL_DIR, naming the folder of the training jobs it runs; queued jobs belong to MODEL_DIR and run on any replica (default: the host name, a pod's name)", value: strVal(&c.ReplicaID)},
 		{flag: "watch-interval", env: "WATCH_INTERVAL", def: "1s", usage: "how often to check MODEL_DIR for a newly activated version (replicas converge within it)", value: durVal(&c.WatchInterval)},
-		{flag: "model-dir", env: "MODEL_DIR", def: "./models", usage: "model registry folder", value: strVal(&c.ModelDir)},
+		{flag: "model-dir", env: "MODEL_DIR", def: "./models", usage: "model registry: a folder, or s3://bucket/prefix for an S3-compatible bucket (endpoint, region and credentials from the standard AWS_* variables and files; S3_FORCE_PATH_STYLE=true for gateways that need it)", value: strVal(&c.ModelDir)},
+		{flag: "cache-dir", env: "CACHE_DIR", usage: "where versions downloaded from an s3:// MODEL_DIR are cached (16 versions and 1 GiB at most, least recently used out first), with the pointers last read (empty: a folder under the system's temporary directory)", value: strVal(&c.CacheDir)},
 		{flag: "default-model", env: "DEFAULT_MODEL", def: "mnist-mlp", usage: "the model name served by routes that name none (its active version, or the embedded model for mnist-mlp)", value: strVal(&c.DefaultModel)},
 		{flag: "max-loaded-models", env: "MAX_LOADED_MODELS", def: "4", usage: "models (or versions) kept loaded to serve at most, the default one included; the least recently used one no request holds makes room", value: intVal(&c.MaxLoadedModels)},
 		{flag: "data-dir", env: "DATA_DIR", def: "./data", usage: "data set folder", value: strVal(&c.DataDir)},
@@ -220,6 +224,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, fmt.Errorf("READ_TIMEOUT must be positive")
 	case c.BatchDelay < 0 || c.PredictTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DrainDelay < 0:
 		return nil, fmt.Errorf("durations must be positive")
+	}
+	if s3store.IsURL(c.ModelDir) {
+		s3, err := s3store.ConfigFromEnv(c.ModelDir, getenv)
+		if err != nil {
+			return nil, err
+		}
+		c.S3 = &s3
 	}
 	return c, nil
 }

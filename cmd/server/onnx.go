@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/app"
 	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/onnx"
 	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/s3store"
 )
 
 // importCmd stores an ONNX model in the registry as a new version, activating it only when asked.
@@ -57,7 +59,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("%s: %w", *path, err)
 	}
-	reg, err := openRegistry(*modelDir)
+	reg, err := openRegistry(*modelDir, getenv)
 	if err != nil {
 		return err
 	}
@@ -98,7 +100,7 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	} else {
-		reg, err := openRegistry(*modelDir)
+		reg, err := openRegistry(*modelDir, getenv)
 		if err != nil {
 			return err
 		}
@@ -122,11 +124,20 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-// openRegistry opens the registry in dir with the embedded default model.
-func openRegistry(dir string) (*registry.Registry, error) {
+// openRegistry opens the registry in dir (a folder, or an s3:// bucket reached as the AWS variables say) with the
+// embedded default model, as the server does.
+func openRegistry(dir string, getenv func(string) string) (*registry.Registry, error) {
 	embedded, err := model.Default()
 	if err != nil {
 		return nil, err
 	}
-	return registry.Open(dir, embedded)
+	var s3 *s3store.Config
+	if s3store.IsURL(dir) {
+		c, err := s3store.ConfigFromEnv(dir, getenv)
+		if err != nil {
+			return nil, err
+		}
+		s3 = &c
+	}
+	return app.OpenRegistry(dir, s3, embedded, getenv("CACHE_DIR"))
 }

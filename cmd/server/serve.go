@@ -123,7 +123,7 @@ func memoryPlan(cfg *config, log *zap.Logger) membudget.Plan {
 // serviceConfig is the service's configuration as the settings give it.
 func serviceConfig(cfg *config, plan membudget.Plan) app.Config {
 	return app.Config{
-		ModelDir: cfg.ModelDir, DataDir: cfg.DataDir, ReplicaID: cfg.ReplicaID, TrainJobs: cfg.TrainJobs,
+		ModelDir: cfg.ModelDir, S3: cfg.S3, CacheDir: cfg.CacheDir, DataDir: cfg.DataDir, ReplicaID: cfg.ReplicaID, TrainJobs: cfg.TrainJobs,
 		TrainNormalPriority: cfg.TrainPriority == "normal",
 		WatchInterval:       cfg.WatchInterval, DefaultModel: cfg.DefaultModel, MaxLoadedModels: cfg.MaxLoadedModels, Memory: membudget.New(plan.Budget),
 		Engine: inference.Config{Workers: cfg.Workers, MaxBatch: cfg.MaxBatch, BatchDelay: cfg.BatchDelay, QueueSize: cfg.QueueSize},

@@ -143,11 +143,7 @@ func trainCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	net.Version = model.NewVersion(net.Created, net.MLP.Params)
 	if *modelDir != "" {
-		embedded, err := model.Default()
-		if err != nil {
-			return err
-		}
-		reg, err := registry.Open(*modelDir, embedded)
+		reg, err := openRegistry(*modelDir, getenv)
 		if err != nil {
 			return err
 		}

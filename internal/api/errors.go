@@ -47,6 +47,8 @@ var domainErrors = []struct {
 	{registry.ErrInvalid, KindNotFound, "no such model version", 0, ""},
 	{registry.ErrUnloadable, KindUnprocessable, "%v; the served model is unchanged", 0, ""},
 	{registry.ErrExists, KindConflict, "this version exists already: the same weights were stored in the same second", 0, ""},
+	{registry.ErrConflict, KindConflict, "%v", 0, ""},
+	{registry.ErrUnavailable, KindUnavailable, "the model registry's store is unavailable; retry", 5, ""},
 
 	{onnx.ErrTooLarge, KindTooLarge, "%v", 0, ""},
 	{onnx.ErrMalformed, KindUnprocessable, "%v", 0, ""},

@@ -24,14 +24,20 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
+	"github.com/perceptron-dev/perceptron/internal/s3store"
 	"github.com/perceptron-dev/perceptron/internal/train"
 	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // Config is everything the service is built from. Zero values pick the defaults noted on each field.
 type Config struct {
-	// ModelDir holds the registry (versions, the active pointer) and the job records; required.
+	// ModelDir holds the registry (versions, the active pointer) and the job records; required. With S3 it is the
+	// bucket's s3://bucket/prefix address, and the job records are kept in DataDir/jobs instead (not shared).
 	ModelDir string
+	// S3 reaches the bucket of an s3:// ModelDir; nil means ModelDir is a folder.
+	S3 *s3store.Config
+	// CacheDir keeps the versions downloaded from a bucket; "" means a folder under os.TempDir().
+	CacheDir string
 	// DataDir holds uploaded data sets (DataDir/sets); required.
 	DataDir string
 	// Embedded is the model served when none has been activated; nil means the built-in default model.
@@ -107,7 +113,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 	}
 	s := &Service{Log: log, cfg: cfg, Prometheus: prometheus.NewRegistry()}
 	var err error
-	if s.Registry, err = registry.Open(cfg.ModelDir, cfg.Embedded); err != nil {
+	if s.Registry, err = OpenRegistry(cfg.ModelDir, cfg.S3, cfg.Embedded, cfg.CacheDir); err != nil {
 		return nil, err
 	}
 	if bad, _ := s.Registry.Problems(); len(bad) > 0 {
@@ -119,6 +125,7 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.Metrics = api.NewMetrics(s.Prometheus)
+	registerRegistryMetrics(s.Prometheus, s.Registry)
 	engineCfg := cfg.Engine
 	engineCfg.Observer = s.Metrics
 	s.Engine = inference.New(engineCfg, nil)
@@ -138,8 +145,14 @@ func New(log *zap.Logger, cfg Config) (*Service, error) {
 		return nil, err
 	}
 
+	// Job records need a shared folder for the queue any replica claims from (renames); in a bucket there is none,
+	// so each replica keeps its own jobs' records and runs the jobs it accepted.
+	jobsDir := filepath.Join(cfg.ModelDir, "jobs")
+	if cfg.S3 != nil {
+		jobsDir = filepath.Join(cfg.DataDir, "jobs")
+	}
 	s.Jobs, err = train.NewJobs(train.JobsConfig{
-		Dir: filepath.Join(cfg.ModelDir, "jobs"), Replica: cfg.ReplicaID, Registry: s.Registry,
+		Dir: jobsDir, Replica: cfg.ReplicaID, Registry: s.Registry,
 		Data:        &uploads.Catalog{Store: s.Sets, DataDir: cfg.DataDir},
 		Concurrency: cfg.TrainJobs, Background: !cfg.Foreground, NormalPriority: cfg.TrainNormalPriority, Serving: s.activeOf, Memory: cfg.Memory,
 		GoLive: func(version string) error {

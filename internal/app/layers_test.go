@@ -27,7 +27,9 @@ var layers = map[string][]string{
 	"internal/inference": {"net/http", "internal/train", "internal/api", "internal/registry", "internal/app"},
 	"internal/registry":  {"net/http", "internal/train", "internal/api", "internal/inference", "internal/app"},
 	"internal/train":     {"net/http", "internal/api", "internal/inference", "internal/app"},
-	"internal/api":       {"internal/app", "internal/grpcapi"},
+	// The S3 store speaks S3 for the registry and nothing else.
+	"internal/s3store": {"internal/train", "internal/api", "internal/inference", "internal/app"},
+	"internal/api":     {"internal/app", "internal/grpcapi"},
 	// The protocol's shared facts know neither transport; the gRPC service is a transport beside the HTTP one.
 	"internal/oip":     {"net/http", "internal/api", "internal/grpcapi", "internal/inference", "internal/train", "internal/app"},
 	"internal/grpcapi": {"internal/app"},

@@ -5,15 +5,15 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 
-	"github.com/perceptron-dev/perceptron/internal/atomicfile"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -25,15 +25,15 @@ func (r *Registry) DefaultName() string {
 	return r.embedded.Name
 }
 
-// files returns the paths of a model name's pointer and history files.
+// files returns the keys of a model name's pointer and history objects.
 func (r *Registry) files(name string) (active, history string, err error) {
 	if !validVersion.MatchString(name) {
 		return "", "", fmt.Errorf("%w: model name %q", ErrInvalid, name)
 	}
 	if name == r.DefaultName() {
-		return filepath.Join(r.dir, activeFile), filepath.Join(r.dir, historyFile), nil
+		return activeFile, historyFile, nil
 	}
-	return filepath.Join(r.dir, modelsDir, name, activeFile), filepath.Join(r.dir, modelsDir, name, historyFile), nil
+	return modelsDir + "/" + name + "/" + activeFile, modelsDir + "/" + name + "/" + historyFile, nil
 }
 
 // nameOf returns the model name a version belongs to, reading its file's header (once while the file is
@@ -45,6 +45,9 @@ func (r *Registry) nameOf(version string) (name string, ok bool) {
 	p, err := r.path(version)
 	if err != nil {
 		return "", false
+	}
+	if r.remote != nil {
+		return r.remote.nameOf(r, version)
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -65,20 +68,31 @@ func (r *Registry) nameOf(version string) (name string, ok bool) {
 	return c.info.Name, c.err == nil
 }
 
-// readPointer reads a pointer file; found is false when there is none.
-func readPointer(path string) (version string, found bool, err error) {
-	b, err := os.ReadFile(path)
+// readPointer reads a pointer object; found is false when there is none. From a bucket it is the copy the watch
+// keeps fresh (see Refresh), so that serving a request never waits for the bucket.
+func (r *Registry) readPointer(key string) (version string, found bool, err error) {
+	if r.remote != nil {
+		p, err := r.remote.pointer(r, key)
+		return p.version, p.found, err
+	}
+	version, found, _, err = r.fetchPointer(key, "")
+	return version, found, err
+}
+
+// fetchPointer reads a pointer object from the store, with its ETag (see Store.Get for ifNoneMatch).
+func (r *Registry) fetchPointer(key, ifNoneMatch string) (version string, found bool, etag string, err error) {
+	b, etag, err := r.store.Get(context.Background(), key, ifNoneMatch)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
+		return "", false, "", nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("registry: %w", err)
+		return "", false, etag, fmt.Errorf("registry: %w", r.unavailable(r.relative(err)))
 	}
 	v := string(bytes.TrimSpace(b))
 	if !validVersion.MatchString(v) {
-		return "", false, fmt.Errorf("registry: %s names %q, not a version", filepath.Base(path), v)
+		return "", false, etag, fmt.Errorf("registry: %s names %q, not a version", path.Base(key), v)
 	}
-	return v, true, nil
+	return v, true, etag, nil
 }
 
 // Active returns the active version of the embedded model (see ActiveOf).
@@ -91,7 +105,7 @@ func (r *Registry) ActiveOf(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	v, found, err := readPointer(activePath)
+	v, found, err := r.readPointer(activePath)
 	if err != nil {
 		return "", err
 	}
@@ -99,7 +113,7 @@ func (r *Registry) ActiveOf(name string) (string, error) {
 	if !found && !top {
 		// A registry from before named models kept one pointer at the top; it is this model's while it names one
 		// of its versions.
-		if v, found, err = readPointer(filepath.Join(r.dir, activeFile)); err != nil || !found {
+		if v, found, err = r.readPointer(activeFile); err != nil || !found {
 			return "", err
 		}
 		if owner, ok := r.nameOf(v); !ok || owner != name {
@@ -172,6 +186,15 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 			return nil, err
 		}
 	}
+	// The pointer's ETag is read before anything is decided, so that a change by another replica from here on
+	// makes the write below fail rather than silently undo it.
+	_, pfound, petag, err := r.fetchPointer(activePath, "")
+	if err != nil {
+		return nil, err
+	}
+	if !pfound {
+		petag = IfAbsent
+	}
 	hist, herr := r.HistoryOf(net.Name)
 	if herr == nil && len(hist) == 0 {
 		// A registry from before the history was kept: the version active until now was chosen by someone too.
@@ -179,31 +202,62 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 			hist = []string{prev}
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(activePath), 0o755); err != nil {
-		return nil, fmt.Errorf("registry: %w", r.relative(err))
+	etag, err := r.store.Put(context.Background(), activePath, []byte(version+"\n"), petag)
+	if errors.Is(err, ErrPrecondition) {
+		return nil, fmt.Errorf("%w: %s was activated by another replica meanwhile; %s is not active", ErrConflict, net.Name, version)
 	}
-	if err := atomicfile.Write(activePath, []byte(version+"\n")); err != nil {
-		return nil, fmt.Errorf("registry: writing the active pointer: %w", r.relative(err))
+	if err != nil {
+		return nil, fmt.Errorf("registry: writing the active pointer: %w", r.unavailable(r.relative(err)))
+	}
+	if r.remote != nil {
+		r.remote.setPointer(activePath, pointer{version: version, found: true, etag: etag})
 	}
 	// The pointer is written first: a crash between the two writes leaves the history one activation short, so a
 	// fallback can only miss a version, never pick one that was not active.
 	if herr == nil {
-		hist = append(hist, version)
-		if len(hist) > maxHistory {
-			hist = hist[len(hist)-maxHistory:]
-		}
-		if err := atomicfile.Write(historyPath, []byte(strings.Join(hist, "\n")+"\n")); err != nil {
-			return nil, fmt.Errorf("registry: recording the activation: %w", r.relative(err))
+		if err := r.appendHistory(net.Name, historyPath, hist, version); err != nil {
+			return nil, err
 		}
 	}
 	return net, nil
+}
+
+// appendHistory records an activation in a model's history object. The write is conditional on the history read,
+// and retried on a conflict (another replica's activation that landed in between): an append cannot be lost.
+func (r *Registry) appendHistory(name, key string, hist []string, version string) error {
+	ctx := context.Background()
+	for attempt := 0; ; attempt++ {
+		_, etag, err := r.store.Get(ctx, key, "")
+		if errors.Is(err, fs.ErrNotExist) {
+			etag = IfAbsent
+		} else if err != nil {
+			return fmt.Errorf("registry: recording the activation: %w", r.unavailable(r.relative(err)))
+		}
+		if attempt > 0 {
+			if hist, err = r.HistoryOf(name); err != nil {
+				return err
+			}
+		}
+		next := append(slices.Clip(hist), version)
+		if len(next) > maxHistory {
+			next = next[len(next)-maxHistory:]
+		}
+		_, err = r.store.Put(ctx, key, []byte(strings.Join(next, "\n")+"\n"), etag)
+		if errors.Is(err, ErrPrecondition) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("registry: recording the activation: %w", r.unavailable(r.relative(err)))
+		}
+		return nil
+	}
 }
 
 // migrateTop gives the model that the top pointer of an older registry names its own pointer and history, before
 // the embedded model's activation overwrites the top pointer. It does nothing when the top pointer names a version
 // of the embedded model, names none, or its model already has its own pointer.
 func (r *Registry) migrateTop() error {
-	v, found, err := readPointer(filepath.Join(r.dir, activeFile))
+	v, found, err := r.readPointer(activeFile)
 	if err != nil || !found {
 		return nil
 	}
@@ -215,21 +269,19 @@ func (r *Registry) migrateTop() error {
 	if err != nil {
 		return nil
 	}
-	if _, err := os.Stat(activePath); err == nil {
+	if _, found, _, err := r.fetchPointer(activePath, ""); err != nil || found {
 		return nil
 	}
 	hist, err := r.HistoryOf(owner)
 	if err != nil || len(hist) == 0 || hist[len(hist)-1] != v {
 		hist = append(hist, v)
 	}
-	if err := os.MkdirAll(filepath.Dir(activePath), 0o755); err != nil {
-		return fmt.Errorf("registry: %w", r.relative(err))
+	ctx := context.Background()
+	if _, err := r.store.Put(ctx, historyPath, []byte(strings.Join(hist, "\n")+"\n"), Always); err != nil {
+		return fmt.Errorf("registry: moving the pointer of %s: %w", owner, r.unavailable(r.relative(err)))
 	}
-	if err := atomicfile.Write(historyPath, []byte(strings.Join(hist, "\n")+"\n")); err != nil {
-		return fmt.Errorf("registry: moving the pointer of %s: %w", owner, r.relative(err))
-	}
-	if err := atomicfile.Write(activePath, []byte(v+"\n")); err != nil {
-		return fmt.Errorf("registry: moving the pointer of %s: %w", owner, r.relative(err))
+	if _, err := r.store.Put(ctx, activePath, []byte(v+"\n"), IfAbsent); err != nil && !errors.Is(err, ErrPrecondition) {
+		return fmt.Errorf("registry: moving the pointer of %s: %w", owner, r.unavailable(r.relative(err)))
 	}
 	return nil
 }
@@ -245,18 +297,18 @@ func (r *Registry) HistoryOf(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(historyPath)
+	ctx := context.Background()
+	b, _, err := r.store.Get(ctx, historyPath, "")
 	top := name == r.DefaultName()
 	if errors.Is(err, fs.ErrNotExist) && !top {
-		historyPath = filepath.Join(r.dir, historyFile)
-		b, err = os.ReadFile(historyPath)
+		b, _, err = r.store.Get(ctx, historyFile, "")
 		top = true
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("registry: %w", r.relative(err))
+		return nil, fmt.Errorf("registry: %w", r.unavailable(r.relative(err)))
 	}
 	hist := parseHistory(b)
 	if !top {

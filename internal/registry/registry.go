@@ -1,6 +1,8 @@
-// Package registry keeps model versions on disk, shared by every replica that mounts the same MODEL_DIR. Each
-// version is one checksummed model file written atomically (temporary file, fsync, rename); the active version is a
-// small pointer file written the same way, and every activation is appended to a history file (also written
+// Package registry keeps model versions in a Store shared by every replica: a folder they all mount (MODEL_DIR), or
+// an S3 bucket (MODEL_DIR=s3://bucket/prefix, through package s3store) with the same layout under its prefix. Each
+// version is one checksummed model file written once, whole (on disk: temporary file, fsync, rename; in a bucket: a
+// single PUT only if the key is absent); the active version is a small pointer object changed with a write
+// conditional on its ETag, so of two activations at once one wins and the other is ErrConflict, and every activation is appended to a history file (also written
 // atomically), so that when the active version's file is damaged the registry falls back only to a version someone
 // activated before, never to one nobody chose. The embedded default model is listed as a version too, so an operator can
 // always roll back to it. Replicas converge by watching the pointer (Watch).
@@ -14,10 +16,12 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -37,6 +41,11 @@ var (
 	ErrUnloadable = errors.New("model version does not load")
 	// ErrNoActive means a model name has no version that was ever activated and no embedded default.
 	ErrNoActive = errors.New("model has no active version")
+	// ErrConflict means another activation of the same model changed its pointer between this one's read and
+	// write; the other one won.
+	ErrConflict = errors.New("another activation of this model won")
+	// ErrUnavailable means the store did not answer (an unreachable bucket, say).
+	ErrUnavailable = errors.New("the model store is unavailable")
 )
 
 // validVersion is the shape of a version name, and of a model name; anything else is refused before it touches a
@@ -61,10 +70,12 @@ type Entry struct {
 	Active bool   `json:"active"`
 }
 
-// Registry is a folder of model versions. Its methods are safe for concurrent use, and several processes may share
-// the folder: writes are atomic renames, so a reader sees a whole file or none.
+// Registry is a store of model versions. Its methods are safe for concurrent use, and several processes may share
+// the store: every write is of a whole object, so a reader sees a whole one or none.
 type Registry struct {
-	dir      string
+	dir      string // the folder, or the s3:// address, for messages
+	store    Store
+	remote   *remote // nil for a folder
 	embedded *model.Network
 
 	mu    sync.Mutex
@@ -82,6 +93,12 @@ type cached struct {
 	err     error
 	modTime time.Time
 	size    int64
+	etag    string
+}
+
+// same reports whether a listed object is the one whose header c holds.
+func (c cached) same(o Object) bool {
+	return c.modTime.Equal(o.ModTime) && c.size == o.Size && c.etag == o.ETag
 }
 
 // Open opens (creating it if needed) the registry in dir. embedded, the model built into the binary, is always
@@ -92,7 +109,7 @@ func Open(dir string, embedded *model.Network) (*Registry, error) {
 	}
 	removeStaleTemporaries(filepath.Join(dir, versionsDir))
 	removeStaleTemporaries(dir)
-	return &Registry{dir: dir, embedded: embedded, cache: map[string]cached{}, load: model.Load}, nil
+	return &Registry{dir: dir, store: &dirStore{dir: dir}, embedded: embedded, cache: map[string]cached{}, load: model.Load}, nil
 }
 
 // staleAfter is how old a temporary file must be before Open removes it: a write by another replica is never that
@@ -139,6 +156,9 @@ func (r *Registry) Put(net *model.Network) error {
 	if r.embedded != nil && net.Version == r.embedded.Version {
 		return fmt.Errorf("%w: %s", ErrExists, net.Version)
 	}
+	if r.remote != nil {
+		return r.remote.put(r, net)
+	}
 	if _, err := os.Stat(p); err == nil {
 		return fmt.Errorf("%w: %s", ErrExists, net.Version)
 	}
@@ -175,6 +195,9 @@ func (r *Registry) Load(version string) (*model.Network, error) {
 	p, err := r.path(version)
 	if err != nil {
 		return nil, err
+	}
+	if r.remote != nil {
+		return r.remote.load(r, version)
 	}
 	net, err := r.load(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -220,28 +243,23 @@ func (r *Registry) Problems() (map[string]error, error) {
 }
 
 func (r *Registry) scan() ([]Entry, map[string]error, error) {
-	des, err := os.ReadDir(filepath.Join(r.dir, versionsDir))
+	objs, err := r.store.List(context.Background(), versionsDir+"/")
 	if err != nil {
-		return nil, nil, fmt.Errorf("registry: %w", err)
+		return nil, nil, fmt.Errorf("registry: %w", r.unavailable(err))
 	}
 	var out []Entry
 	bad := map[string]error{}
 	seen := map[string]bool{}
 	r.mu.Lock()
-	for _, de := range des {
-		name := de.Name()
-		version, ok := strings.CutSuffix(name, modelExt)
-		if !ok || !validVersion.MatchString(version) || !de.Type().IsRegular() {
+	for _, o := range objs {
+		version, ok := strings.CutSuffix(path.Base(o.Key), modelExt)
+		if !ok || !validVersion.MatchString(version) {
 			continue // temporary files of writes in progress, and anything else
 		}
-		fi, err := de.Info()
-		if err != nil {
-			continue
-		}
 		c, ok := r.cache[version]
-		if !ok || !c.modTime.Equal(fi.ModTime()) || c.size != fi.Size() {
-			c = cached{modTime: fi.ModTime(), size: fi.Size()}
-			if net, err := r.load(filepath.Join(r.dir, versionsDir, name)); err != nil {
+		if !ok || !c.same(o) {
+			c = cached{modTime: o.ModTime, size: o.Size, etag: o.ETag}
+			if net, err := r.readHeader(version); err != nil {
 				c.err = r.relative(err)
 			} else {
 				c.info = net.Info
@@ -280,6 +298,23 @@ func (r *Registry) scan() ([]Entry, map[string]error, error) {
 		return strings.Compare(b.Version, a.Version)
 	})
 	return out, bad, nil
+}
+
+// readHeader reads a version's file to learn what it holds: from the folder, or through the download cache.
+func (r *Registry) readHeader(version string) (*model.Network, error) {
+	if r.remote != nil {
+		return r.remote.load(r, version)
+	}
+	return r.load(filepath.Join(r.dir, versionsDir, version+modelExt))
+}
+
+// unavailable marks an error of the store other than a missing object as ErrUnavailable, for a bucket; a folder's
+// errors are returned as they are.
+func (r *Registry) unavailable(err error) error {
+	if r.remote == nil || err == nil || errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrPrecondition) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // Describe returns the entry of a network that was just loaded from the registry and made active.
