@@ -344,7 +344,14 @@ func TestS3RegistryEndToEnd(t *testing.T) {
 	gw := startGateway(t, versitygwBinary(t))
 	bin := buildServer(t)
 	hooks := &s3Hooks{}
-	const watch = 200 * time.Millisecond
+	// A short WATCH_INTERVAL keeps the test quick; PERCEPTRON_S3_WATCH sets another, to measure convergence at it.
+	watch := 200 * time.Millisecond
+	if v := os.Getenv("PERCEPTRON_S3_WATCH"); v != "" {
+		var err error
+		if watch, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("PERCEPTRON_S3_WATCH=%q: %v", v, err)
+		}
+	}
 	var proxies []*s3Proxy
 	var bases []string
 	started := time.Now()
