@@ -81,37 +81,47 @@ func startGateway(t *testing.T, bin string) *gateway {
 			t.Fatal(err)
 		}
 	}
-	// versitygw prints the port it was given, not the one it bound, so the test picks a free one.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	g.url = "http://" + addr
-	cmd := exec.Command(bin, "--port", addr, "--access", s3AccessKey, "--secret", s3SecretKey, "--region", "us-east-1",
-		"--quiet", "posix", "--sidecar", filepath.Join(dir, "sidecar"), g.root)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	testwait.For(t, "versitygw to listen on "+addr, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("versitygw exited:\n%s", out.String())
-		default:
+	// versitygw prints the port it was given, not the one it bound, so the test picks a free one; another process
+	// may take it first, and then versitygw exits and the test tries another.
+	for attempt := 1; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
+		addr := l.Addr().String()
+		l.Close()
+		cmd := exec.Command(bin, "--port", addr, "--access", s3AccessKey, "--secret", s3SecretKey, "--region", "us-east-1",
+			"--quiet", "posix", "--sidecar", filepath.Join(dir, "sidecar"), g.root)
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		return err == nil
-	})
-	return g
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		var gone bool
+		testwait.For(t, "versitygw to listen on "+addr, func() bool {
+			select {
+			case <-exited:
+				gone = true
+				return true
+			default:
+			}
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+		if !gone {
+			g.url = "http://" + addr
+			return g
+		}
+		if attempt == 3 {
+			t.Fatalf("versitygw exited before listening, %d times; the last time:\n%s", attempt, out.String())
+		}
+	}
 }
 
 // s3Proxy stands between one replica and the gateway: it counts the replica's object-store requests and lets the
