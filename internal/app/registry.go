@@ -25,10 +25,10 @@ func OpenRegistry(dir string, s3 *s3store.Config, embedded *model.Network, cache
 // registerRegistryMetrics exports the polls of the registry's pointers and the errors of its store: with a bucket,
 // registry_polls_total divided by the uptime is what a replica costs the store.
 func registerRegistryMetrics(reg prometheus.Registerer, r *registry.Registry) {
-	for _, res := range []registry.PollResult{registry.PollUnchanged, registry.PollChanged, registry.PollError} {
+	for _, res := range registry.PollResults {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "registry_polls_total",
-			Help:        "Polls of the model pointers in an object-store registry (one conditional GET each), by result: unchanged (304), changed, error.",
+			Help:        "Polls of the model pointers in an object-store registry (one conditional GET each), by result: unchanged (a 304), changed, error, first (the first read of a pointer, or of a missing one again).",
 			ConstLabels: prometheus.Labels{"result": res.String()},
 		}, func() float64 { polls, _ := r.Polls(); return float64(polls[res]) }))
 	}

@@ -5,7 +5,6 @@ package registry
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -81,7 +80,9 @@ func (r *Registry) readPointer(key string) (version string, found bool, err erro
 
 // fetchPointer reads a pointer object from the store, with its ETag (see Store.Get for ifNoneMatch).
 func (r *Registry) fetchPointer(key, ifNoneMatch string) (version string, found bool, etag string, err error) {
-	b, etag, err := r.store.Get(context.Background(), key, ifNoneMatch)
+	ctx, cancel := r.opCtx()
+	defer cancel()
+	b, etag, err := r.store.Get(ctx, key, ifNoneMatch)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, "", nil
 	}
@@ -202,7 +203,9 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 			hist = []string{prev}
 		}
 	}
-	etag, err := r.store.Put(context.Background(), activePath, []byte(version+"\n"), petag)
+	ctx, cancel := r.opCtx()
+	defer cancel()
+	etag, err := r.store.Put(ctx, activePath, []byte(version+"\n"), petag)
 	if errors.Is(err, ErrPrecondition) {
 		return nil, fmt.Errorf("%w: %s was activated by another replica meanwhile; %s is not active", ErrConflict, net.Name, version)
 	}
@@ -225,7 +228,8 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 // appendHistory records an activation in a model's history object. The write is conditional on the history read,
 // and retried on a conflict (another replica's activation that landed in between): an append cannot be lost.
 func (r *Registry) appendHistory(name, key string, hist []string, version string) error {
-	ctx := context.Background()
+	ctx, cancel := r.opCtx()
+	defer cancel()
 	for attempt := 0; ; attempt++ {
 		_, etag, err := r.store.Get(ctx, key, "")
 		if errors.Is(err, fs.ErrNotExist) {
@@ -276,7 +280,8 @@ func (r *Registry) migrateTop() error {
 	if err != nil || len(hist) == 0 || hist[len(hist)-1] != v {
 		hist = append(hist, v)
 	}
-	ctx := context.Background()
+	ctx, cancel := r.opCtx()
+	defer cancel()
 	if _, err := r.store.Put(ctx, historyPath, []byte(strings.Join(hist, "\n")+"\n"), Always); err != nil {
 		return fmt.Errorf("registry: moving the pointer of %s: %w", owner, r.unavailable(r.relative(err)))
 	}
@@ -297,7 +302,8 @@ func (r *Registry) HistoryOf(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := context.Background()
+	ctx, cancel := r.opCtx()
+	defer cancel()
 	b, _, err := r.store.Get(ctx, historyPath, "")
 	top := name == r.DefaultName()
 	if errors.Is(err, fs.ErrNotExist) && !top {
@@ -366,7 +372,11 @@ func (r *Registry) LoadActiveOf(name string) (net *model.Network, fellBack strin
 		}
 		aerr = err
 	}
-	hist, herr := r.HistoryOf(name)
+	var hist []string
+	herr := aerr
+	if !errors.Is(aerr, ErrUnavailable) { // the history is in the same store: it would not answer either
+		hist, herr = r.HistoryOf(name)
+	}
 	for i := len(hist) - 1; i >= 0; i-- {
 		if v := hist[i]; v != active {
 			if net, err := r.Load(v); err == nil && net.Name == name {

@@ -243,7 +243,9 @@ func (r *Registry) Problems() (map[string]error, error) {
 }
 
 func (r *Registry) scan() ([]Entry, map[string]error, error) {
-	objs, err := r.store.List(context.Background(), versionsDir+"/")
+	ctx, cancel := r.opCtx()
+	defer cancel()
+	objs, err := r.store.List(ctx, versionsDir+"/")
 	if err != nil {
 		return nil, nil, fmt.Errorf("registry: %w", r.unavailable(err))
 	}
@@ -306,6 +308,14 @@ func (r *Registry) readHeader(version string) (*model.Network, error) {
 		return r.remote.load(r, version)
 	}
 	return r.load(filepath.Join(r.dir, versionsDir, version+modelExt))
+}
+
+// opCtx bounds a request to the store (a folder's operations are not cancellable, and need no bound).
+func (r *Registry) opCtx() (context.Context, context.CancelFunc) {
+	if r.remote != nil {
+		return r.remote.ctx()
+	}
+	return context.Background(), func() {}
 }
 
 // unavailable marks an error of the store other than a missing object as ErrUnavailable, for a bucket; a folder's

@@ -30,7 +30,7 @@ type Options struct {
 	CacheVersions int
 	// CacheBytes is how many bytes of downloaded versions the cache keeps at most; 0 means 1 GiB.
 	CacheBytes int64
-	// Timeout bounds each request to the store; 0 means 30 seconds.
+	// Timeout bounds each request to the store, retries included; 0 means 10 seconds.
 	Timeout time.Duration
 }
 
@@ -41,8 +41,11 @@ type remote struct {
 	mu       sync.Mutex
 	pointers map[string]pointer   // by key: every pointer read so far, refreshed by Refresh
 	files    map[string]cacheFile // by version: the downloaded versions on disk
+	// refused remembers the versions whose object was refused (corrupt), by version: a conditional GET on that ETag
+	// then costs a 304, not a download per poll while the pointer names it.
+	refused map[string]refusal
 
-	polls   [3]atomic.Uint64 // by PollResult
+	polls   [4]atomic.Uint64 // by PollResult
 	errors  atomic.Uint64
 	lastErr atomic.Pointer[error]
 }
@@ -52,6 +55,12 @@ type pointer struct {
 	version string
 	found   bool
 	etag    string
+}
+
+// refusal is why a version's object, at one ETag, was refused.
+type refusal struct {
+	etag string
+	err  error
 }
 
 // cacheFile is a version's file in the cache, named VERSION~ETAG.pcpt (no version name holds a "~").
@@ -75,14 +84,14 @@ func OpenStore(name string, store Store, embedded *model.Network, opts Options) 
 		opts.CacheBytes = 1 << 30
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
+		opts.Timeout = 10 * time.Second
 	}
 	for _, d := range []string{"versions", "pointers"} {
 		if err := os.MkdirAll(filepath.Join(opts.CacheDir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("registry: the cache: %w", err)
 		}
 	}
-	rm := &remote{opts: opts, pointers: map[string]pointer{}, files: map[string]cacheFile{}}
+	rm := &remote{opts: opts, pointers: map[string]pointer{}, files: map[string]cacheFile{}, refused: map[string]refusal{}}
 	des, _ := os.ReadDir(filepath.Join(opts.CacheDir, "versions"))
 	for _, de := range des {
 		base, ok := strings.CutSuffix(de.Name(), modelExt)
@@ -133,9 +142,19 @@ func (rm *remote) load(r *Registry, version string) (*model.Network, error) {
 	key := versionsDir + "/" + version + modelExt
 	rm.mu.Lock()
 	cf, have := rm.files[version]
+	bad, wasRefused := rm.refused[version]
 	rm.mu.Unlock()
 	ctx, cancel := rm.ctx()
 	defer cancel()
+	if !have && wasRefused {
+		_, _, err := r.store.Get(ctx, key, bad.etag)
+		if errors.Is(err, ErrNotModified) {
+			return nil, bad.err
+		}
+		rm.mu.Lock()
+		delete(rm.refused, version)
+		rm.mu.Unlock()
+	}
 	data, etag, err := r.store.Get(ctx, key, cf.etag)
 	switch {
 	case errors.Is(err, ErrNotModified) || err != nil && have && !errors.Is(err, fs.ErrNotExist):
@@ -145,8 +164,8 @@ func (rm *remote) load(r *Registry, version string) (*model.Network, error) {
 			return net, nil
 		}
 		rm.drop(version)
-		if err == nil || errors.Is(err, ErrNotModified) {
-			return nil, fmt.Errorf("%w: %s: the cached copy: %v", ErrUnloadable, version, lerr)
+		if errors.Is(err, ErrNotModified) {
+			return rm.load(r, version) // the cached copy is gone or damaged: download it again
 		}
 		return nil, fmt.Errorf("registry: %s: %w", version, r.unavailable(err))
 	case errors.Is(err, fs.ErrNotExist):
@@ -161,7 +180,14 @@ func (rm *remote) load(r *Registry, version string) (*model.Network, error) {
 	net, err := model.Unmarshal(data)
 	if err != nil {
 		rm.errors.Add(1)
-		return nil, fmt.Errorf("%w: %s: object %s/%s refused: %v", ErrUnloadable, version, r.dir, key, err)
+		err = fmt.Errorf("%w: %s: object %s/%s refused: %v", ErrUnloadable, version, r.dir, key, err)
+		rm.mu.Lock()
+		if len(rm.refused) >= 1024 { // bounded: versions are few, and a refusal is only a saved download
+			clear(rm.refused)
+		}
+		rm.refused[version] = refusal{etag: etag, err: err}
+		rm.mu.Unlock()
+		return nil, err
 	}
 	if net.Version != version {
 		return nil, fmt.Errorf("%w: object %s/%s holds version %q", ErrUnloadable, r.dir, key, net.Version)
@@ -281,6 +307,8 @@ func (rm *remote) pointer(r *Registry, key string) (pointer, error) {
 		}
 		return pointer{}, err
 	}
+	rm.polls[PollFirst].Add(1)
+	rm.lastErr.Store(nil)
 	p = pointer{version: v, found: found, etag: etag}
 	rm.setPointer(key, p)
 	return p, nil
@@ -308,16 +336,20 @@ const (
 	PollUnchanged PollResult = iota // the ETag is the one last read (a 304 from a bucket)
 	PollChanged                     // another replica changed the pointer
 	PollError                       // the store did not answer
+	PollFirst                       // the first read of a pointer, or of a missing one again
 )
+
+// PollResults lists every PollResult.
+var PollResults = []PollResult{PollUnchanged, PollChanged, PollError, PollFirst}
 
 // String names a PollResult for a metric's label.
 func (p PollResult) String() string {
-	return [...]string{"unchanged", "changed", "error"}[p]
+	return [...]string{"unchanged", "changed", "error", "first"}[p]
 }
 
 // Polls returns how many pointer polls ended each way, and how many errors the store gave (polls, downloads and
 // corrupt objects), since the registry opened. A folder's registry is not polled through here: both are zero.
-func (r *Registry) Polls() (byResult [3]uint64, errs uint64) {
+func (r *Registry) Polls() (byResult [4]uint64, errs uint64) {
 	if r.remote == nil {
 		return byResult, 0
 	}
@@ -346,9 +378,16 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	if rm == nil {
 		return nil
 	}
+	// A missing pointer is forgotten rather than polled: any valid model name a client asks for is looked up, and
+	// polling each would let clients grow the poll without bound. The next lookup of that name reads it again (at
+	// most once per poll), which is how a first activation through another replica is seen.
 	rm.mu.Lock()
 	keys := make([]string, 0, len(rm.pointers))
-	for k := range rm.pointers {
+	for k, p := range rm.pointers {
+		if !p.found {
+			delete(rm.pointers, k)
+			continue
+		}
 		keys = append(keys, k)
 	}
 	rm.mu.Unlock()
@@ -394,7 +433,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	}
 	if firstErr != nil {
 		rm.lastErr.Store(&firstErr)
-	} else {
+	} else if len(keys) > 0 {
 		rm.lastErr.Store(nil)
 	}
 	return firstErr

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -119,6 +121,7 @@ func TestACorruptVersionObjectIsRefusedAndTheFallbackServes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	good := store.Object("versions/v2.pcpt")
 	data := store.Object("versions/v2.pcpt")
 	data[len(data)-3] ^= 0xff
 	store.Overwrite("versions/v2.pcpt", data)
@@ -132,6 +135,15 @@ func TestACorruptVersionObjectIsRefusedAndTheFallbackServes(t *testing.T) {
 	if err != nil || net.Version != "v1" || !strings.Contains(fellBack, "versions/v2.pcpt") {
 		t.Fatalf("LoadActive: %v, %q, %v; want v1 with a reason naming the corrupt object", net, fellBack, err)
 	}
+	// Asking again costs a conditional GET answered 304, not another download, until the object changes.
+	if _, err := fresh.Load("v2"); !errors.Is(err, registry.ErrUnloadable) || !strings.Contains(err.Error(), "versions/v2.pcpt") {
+		t.Fatalf("loading the corrupt v2 again: got %v; want the same refusal", err)
+	}
+	store.Overwrite("versions/v2.pcpt", good)
+	if _, err := fresh.Load("v2"); err != nil {
+		t.Fatalf("loading v2 once repaired: %v", err)
+	}
+	store.Overwrite("versions/v2.pcpt", data)
 	// The replica that had v2 cached before the damage sees the new ETag and refuses it too.
 	if _, err := a.Load("v2"); !errors.Is(err, registry.ErrUnloadable) {
 		t.Fatalf("loading v2 on the replica with a cached copy: got %v; want ErrUnloadable", err)
@@ -143,18 +155,25 @@ func TestReplicasConvergeThroughTheBucket(t *testing.T) {
 	embedded := network(t, "t", "embedded", 0)
 	a := replica(t, store, embedded, registry.Options{})
 	b := replica(t, store, embedded, registry.Options{})
-	if err := a.Put(network(t, "t", "v1", 1)); err != nil {
-		t.Fatal(err)
+	for i, n := range []*model.Network{network(t, "t", "v0", 1), network(t, "t", "v1", 2), network(t, "pets", "p0", 3), network(t, "pets", "p1", 4)} {
+		if err := a.Put(n); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
 	}
-	if err := a.Put(network(t, "pets", "p1", 2)); err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"v0", "p0"} {
+		if _, err := a.Activate(v); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// B serves both models before any activation, reading each pointer once.
-	if v, err := b.ActiveOf("pets"); err != nil || v != "" {
+	// B serves both models, reading each pointer once.
+	if v, err := b.ActiveOf("pets"); err != nil || v != "p0" {
 		t.Fatalf("pets before: %q, %v", v, err)
 	}
+	if v, err := b.ActiveOf("t"); err != nil || v != "v0" {
+		t.Fatalf("t before: %q, %v", v, err)
+	}
 	var current atomic.Value
-	current.Store("embedded")
+	current.Store("v0")
 	swapped := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -179,8 +198,8 @@ func TestReplicasConvergeThroughTheBucket(t *testing.T) {
 	}
 	testwait.For(t, "B to follow pets' pointer", func() bool { v, _ := b.ActiveOf("pets"); return v == "p1" })
 	polls, _ := b.Polls()
-	if polls[registry.PollChanged] == 0 {
-		t.Fatalf("polls %v; want changes counted", polls)
+	if polls[registry.PollChanged] < 2 || polls[registry.PollUnchanged] == 0 {
+		t.Fatalf("polls %v; want both changes counted, and unchanged polls", polls)
 	}
 }
 
@@ -315,4 +334,26 @@ func TestWithTheBucketDownTheCacheAndTheDefaultServe(t *testing.T) {
 			t.Fatalf("errors %v, health %v; want errors while down and health nil after", errs, r.Health())
 		}
 	})
+}
+
+func TestADamagedCachedCopyIsDownloadedAgain(t *testing.T) {
+	store := &registrytest.MemStore{}
+	cache := t.TempDir()
+	r := replica(t, store, nil, registry.Options{CacheDir: cache})
+	if err := r.Put(network(t, "t", "v1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Load("v1"); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "versions", "v1~*.pcpt"))
+	if len(files) != 1 {
+		t.Fatalf("cache files %v; want one for v1", files)
+	}
+	if err := os.WriteFile(files[0], []byte("damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if net, err := r.Load("v1"); err != nil || net.Version != "v1" {
+		t.Fatalf("Load with a damaged cached copy: %v, %v; want v1 downloaded again", net, err)
+	}
 }

@@ -123,6 +123,9 @@ func New(c Config) (*Store, error) {
 	}
 	client, err := minio.New(host, &minio.Options{
 		Creds: credentials.NewChainCredentials(chain), Secure: secure, Region: c.Region, BucketLookup: lookup,
+		// The registry retries on its own schedule (the watch's backoff), and a start with the bucket down must
+		// not wait through ten retries of each request before serving the embedded default.
+		MaxRetries: 2,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
@@ -150,18 +153,19 @@ func (s *Store) Get(ctx context.Context, key, ifNoneMatch string) ([]byte, strin
 		return nil, "", s.wrap(key, err)
 	}
 	defer obj.Close()
-	// The response (and so a 304 or 404) arrives with the first read; Stat makes that request.
-	info, err := obj.Stat()
+	// The GET is sent at the first read (a Stat first would send a HEAD as well); its answer, a 304 or a 404
+	// included, comes back as the read's error.
+	data, err := io.ReadAll(io.LimitReader(obj, maxObject))
 	if err != nil {
 		if ifNoneMatch != "" && isNotModified(err) {
 			return nil, ifNoneMatch, registry.ErrNotModified
 		}
 		return nil, "", s.wrap(key, err)
 	}
-	if info.Size > maxObject {
-		return nil, "", fmt.Errorf("s3store: %s is %d bytes, larger than any registry object", key, info.Size)
+	if len(data) >= maxObject {
+		return nil, "", fmt.Errorf("s3store: %s is larger than any registry object", key)
 	}
-	data, err := io.ReadAll(io.LimitReader(obj, maxObject))
+	info, err := obj.Stat() // from the GET's headers, no request
 	if err != nil {
 		return nil, "", s.wrap(key, err)
 	}

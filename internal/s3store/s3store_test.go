@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/registry"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
 )
@@ -134,5 +136,111 @@ func TestAgainstARealGateway(t *testing.T) {
 	}
 	if err := s.Delete(ctx, "versions/a.pcpt"); err != nil {
 		t.Fatalf("delete of a missing key: %v", err)
+	}
+}
+
+// FuzzConfigFromEnv: any MODEL_DIR and S3_FORCE_PATH_STYLE is an error or a configuration naming a bucket, never a
+// panic, and the bucket and prefix never carry the separators they were cut at.
+func FuzzConfigFromEnv(f *testing.F) {
+	for _, seed := range []string{"s3://b/p", "s3://b", "s3://b//p/q/", "s3:///p", "s3://b/p?x", "s3://%zz/p", "file:///x", ""} {
+		f.Add(seed, "true")
+	}
+	f.Fuzz(func(t *testing.T, address, pathStyle string) {
+		c, err := ConfigFromEnv(address, func(k string) string {
+			if k == "S3_FORCE_PATH_STYLE" {
+				return pathStyle
+			}
+			return ""
+		})
+		if err != nil {
+			return
+		}
+		if c.Bucket == "" || strings.Contains(c.Bucket, "/") || strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") {
+			t.Fatalf("ConfigFromEnv(%q) = %+v", address, c)
+		}
+	})
+}
+
+// hookedStore lets a test run another replica's request at the moment one replica writes.
+type hookedStore struct {
+	registry.Store
+	beforePut func(key string)
+}
+
+func (h *hookedStore) Put(ctx context.Context, key string, data []byte, ifMatch string) (string, error) {
+	if h.beforePut != nil {
+		h.beforePut(key)
+	}
+	return h.Store.Put(ctx, key, data, ifMatch)
+}
+
+// TestTheRegistryOnARealGateway runs the registry's guarantees through versitygw: a version is written once, of two
+// racing activations one wins and the other is ErrConflict, another replica's poll sees the change, and a corrupt
+// object is refused naming its key.
+func TestTheRegistryOnARealGateway(t *testing.T) {
+	s := gatewayStore(t)
+	embedded, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked := &hookedStore{Store: s}
+	open := func(store registry.Store) *registry.Registry {
+		r, err := registry.OpenStore("s3://bucket/reg", store, embedded, registry.Options{CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := open(hooked), open(s)
+	for _, v := range []string{"v1", "v2"} {
+		n := embedded.Clone()
+		n.Version = v
+		if err := a.Put(n); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Put(n); !errors.Is(err, registry.ErrExists) {
+			t.Fatalf("the second put of %s: got %v; want ErrExists", v, err)
+		}
+	}
+	if v, err := b.Active(); err != nil || v != "" {
+		t.Fatalf("b's active version before: %q, %v", v, err)
+	}
+	if _, err := a.Activate("v1"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := b.Active(); v != "" {
+		t.Fatalf("b reads %q without polling; want the pointer it read", v)
+	}
+	if err := b.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := b.Active(); v != "v1" {
+		t.Fatalf("b after a poll: %q; want v1", v)
+	}
+	hooked.beforePut = func(key string) {
+		if key == "ACTIVE" {
+			hooked.beforePut = nil
+			if _, err := b.Activate("v2"); err != nil {
+				t.Errorf("b's activation: %v", err)
+			}
+		}
+	}
+	if _, err := a.Activate("v1"); !errors.Is(err, registry.ErrConflict) {
+		t.Fatalf("the activation that lost the race: got %v; want ErrConflict", err)
+	}
+	if hist, err := b.History(); err != nil || strings.Join(hist, ",") != "v1,v2" {
+		t.Fatalf("history %v, %v; want v1,v2", hist, err)
+	}
+	data, _, err := s.Get(context.Background(), "versions/v2.pcpt", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 1
+	if _, err := s.Put(context.Background(), "versions/v2.pcpt", data, registry.Always); err != nil {
+		t.Fatal(err)
+	}
+	net, fellBack, err := open(s).LoadActive()
+	if err != nil || net.Version != "v1" || !strings.Contains(fellBack, "object s3://bucket/reg/versions/v2.pcpt refused") {
+		t.Fatalf("a fresh replica with v2 corrupt: %v, %q, %v; want v1 and a reason naming the object", net, fellBack, err)
 	}
 }
