@@ -131,7 +131,9 @@ type s3Proxy struct {
 	url      string
 	requests atomic.Int64
 	inflight atomic.Int64 // requests not yet answered
-	hooks    *s3Hooks
+	// down, set, makes the gateway unreachable for this replica: every connection is closed without an answer.
+	down  atomic.Bool
+	hooks *s3Hooks
 }
 
 // s3Hooks are shared by the proxies of one test.
@@ -243,6 +245,12 @@ func startS3Proxy(t *testing.T, g *gateway, hooks *s3Hooks) *s3Proxy {
 		p.requests.Add(1)
 		p.inflight.Add(1)
 		defer p.inflight.Add(-1)
+		if p.down.Load() {
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
+			return
+		}
 		hooks.before(r)
 		rp.ServeHTTP(w, r)
 	}))
@@ -363,13 +371,14 @@ func TestS3RegistryEndToEnd(t *testing.T) {
 		}
 	}
 	var proxies []*s3Proxy
+	var procs []*process
 	var bases []string
 	started := time.Now()
 	for range 3 {
 		px := startS3Proxy(t, gw, hooks)
 		p := startProc(t, bin, s3Env(px.url, "DATA_DIR="+t.TempDir(), "CACHE_DIR="+t.TempDir(),
-			"WATCH_INTERVAL="+watch.String())...)
-		proxies, bases = append(proxies, px), append(bases, p.base)
+			"WATCH_INTERVAL="+watch.String(), "LOG_LEVEL=info")...)
+		proxies, procs, bases = append(proxies, px), append(procs, p), append(bases, p.base)
 	}
 	original := servingVersion(t, bases[0])
 	for i, b := range bases {
@@ -382,8 +391,17 @@ func TestS3RegistryEndToEnd(t *testing.T) {
 	// converge waits until every replica serves want, and returns how long that took from since.
 	converge := func(want string, since time.Time) time.Duration {
 		t.Helper()
+		deadline := testwait.Deadline(t)
 		for i, b := range bases {
-			testwait.For(t, fmt.Sprintf("replica %d to serve %s", i, want), func() bool { return servingVersion(t, b) == want })
+			for servingVersion(t, b) != want {
+				if time.Now().After(deadline) {
+					pointer, _ := os.ReadFile(gw.objectPath("ACTIVE"))
+					_, ready := apitest.Do(t, "GET", b+"/readyz", "", "")
+					t.Fatalf("replica %d does not serve %s after %v; the bucket's ACTIVE is %q; its /readyz: %s; its log:\n%s",
+						i, want, time.Since(since).Round(time.Millisecond), pointer, ready, procs[i].stderr.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 		return time.Since(since)
 	}
@@ -541,6 +559,37 @@ func TestS3RegistryEndToEnd(t *testing.T) {
 	if pointer, _ := os.ReadFile(gw.objectPath("ACTIVE")); strings.TrimSpace(string(pointer)) != winner {
 		t.Errorf("after the refused activation the bucket's ACTIVE is %q; want %s", pointer, winner)
 	}
+
+	// The bucket becomes unreachable for replica 2 while an activation goes through replica 0: replica 2 keeps
+	// serving what it served, says why in /readyz, and follows once the bucket is back.
+	storeError := func(base string) string {
+		_, r := apitest.JSON(t, "GET", base+"/readyz", "", "")
+		e, _ := r["registry"].(string)
+		return e
+	}
+	proxies[2].down.Store(true)
+	testwait.For(t, "replica 2's /readyz to name the store's error", func() bool { return storeError(bases[2]) != "" })
+	t.Logf("with the bucket unreachable, replica 2's /readyz says: %s", storeError(bases[2]))
+	next := original
+	if winner == original {
+		next = spare
+	}
+	if code, body := activate(0, next); code != http.StatusOK {
+		t.Fatalf("activate %s through replica 0: %d %s", next, code, body)
+	}
+	for i := range 2 {
+		testwait.For(t, fmt.Sprintf("replica %d to serve %s", i, next), func() bool { return servingVersion(t, bases[i]) == next })
+	}
+	if v := servingVersion(t, bases[2]); v != winner {
+		t.Errorf("replica 2, cut off from the bucket, serves %q; want %s, what it served", v, winner)
+	}
+	proxies[2].down.Store(false)
+	back := time.Now()
+	testwait.For(t, "replica 2 to follow once the bucket is back", func() bool {
+		return servingVersion(t, bases[2]) == next && storeError(bases[2]) == ""
+	})
+	t.Logf("replica 2 served %s and cleared the error %v after the bucket came back (the watch backs off while it fails)",
+		next, time.Since(back).Round(time.Millisecond))
 
 	loop.finish(t)
 	elapsed := time.Since(started)
