@@ -331,11 +331,12 @@ func (l *predictLoop) finish(t *testing.T) {
 	}
 }
 
-// trainVersion runs a small training job through base and returns the version it stored.
-func trainVersion(t *testing.T, base, activate string) string {
+// trainVersion runs a small training job through base and returns the version it stored. Jobs with the same
+// settings finished in the same second store the same version, so each caller gives its own hidden size.
+func trainVersion(t *testing.T, base string, hidden int, activate string) string {
 	t.Helper()
 	code, job := apitest.JSON(t, "POST", base+"/train", "s3-token",
-		`{"hidden":[16],"epochs":1,"limit":2000,"activate":"`+activate+`"}`)
+		fmt.Sprintf(`{"hidden":[%d],"epochs":1,"limit":2000,"activate":%q}`, hidden, activate))
 	if code != http.StatusAccepted {
 		t.Fatalf("POST /train: %d %v", code, job)
 	}
@@ -412,13 +413,16 @@ func TestS3RegistryEndToEnd(t *testing.T) {
 	}
 
 	// Publish and activate through replica 0; the others follow.
-	trained := trainVersion(t, bases[0], "always")
+	trained := trainVersion(t, bases[0], 16, "always")
 	d := converge(trained, time.Now())
 	t.Logf("after training, all replicas serve %s within %v of the job's end", trained, d.Round(time.Millisecond))
 	if _, err := os.Stat(gw.objectPath("versions/" + trained + ".pcpt")); err != nil {
 		t.Errorf("the trained version is not an object in the bucket: %v", err)
 	}
-	spare := trainVersion(t, bases[1], "never")
+	spare := trainVersion(t, bases[1], 12, "never")
+	if spare == trained || spare == original {
+		t.Fatalf("the second job stored %s, a version that existed", spare)
+	}
 
 	// Convergence after activations through each replica in turn.
 	var times []time.Duration
@@ -487,7 +491,7 @@ func TestS3RegistryEndToEnd(t *testing.T) {
 	cut := hooks.armCut()
 	killPx := startS3Proxy(t, gw, hooks)
 	victim := startProc(t, bin, s3Env(killPx.url, "DATA_DIR="+t.TempDir(), "CACHE_DIR="+t.TempDir())...)
-	code, job := apitest.JSON(t, "POST", victim.base+"/train", "s3-token", `{"hidden":[16],"epochs":1,"limit":2000,"activate":"always"}`)
+	code, job := apitest.JSON(t, "POST", victim.base+"/train", "s3-token", `{"hidden":[20],"epochs":1,"limit":2000,"activate":"always"}`)
 	if code != http.StatusAccepted {
 		t.Fatalf("POST /train: %d %v", code, job)
 	}
