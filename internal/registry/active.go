@@ -190,10 +190,12 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 	// The pointer's ETag is read before anything is decided, so that a change by another replica from here on
 	// makes the write below fail rather than silently undo it.
 	_, pfound, petag, err := r.fetchPointer(activePath, "")
-	if err != nil {
+	switch {
+	case err != nil && petag != "":
+		// The pointer reads but names no version (damage): this activation repairs it, still conditionally.
+	case err != nil:
 		return nil, err
-	}
-	if !pfound {
+	case !pfound:
 		petag = IfAbsent
 	}
 	hist, herr := r.HistoryOf(net.Name)
@@ -207,6 +209,11 @@ func (r *Registry) Activate(version string) (*model.Network, error) {
 	defer cancel()
 	etag, err := r.store.Put(ctx, activePath, []byte(version+"\n"), petag)
 	if errors.Is(err, ErrPrecondition) {
+		if r.remote != nil { // follow the winner from now on, without waiting for the next poll
+			if v, found, etag, err := r.fetchPointer(activePath, ""); err == nil {
+				r.remote.setPointer(activePath, pointer{version: v, found: found, etag: etag})
+			}
+		}
 		return nil, fmt.Errorf("%w: %s was activated by another replica meanwhile; %s is not active", ErrConflict, net.Name, version)
 	}
 	if err != nil {

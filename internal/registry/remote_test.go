@@ -92,6 +92,9 @@ func TestOfTwoConcurrentActivationsOneWinsAndTheOtherConflicts(t *testing.T) {
 	if !errors.Is(aErr, registry.ErrConflict) {
 		t.Fatalf("A's activation: got %v; want ErrConflict", aErr)
 	}
+	if v, err := a.Active(); err != nil || v != "v2" {
+		t.Fatalf("A's active version after losing: %q, %v; want the winner v2 at once", v, err)
+	}
 	if got := strings.TrimSpace(string(store.Object("ACTIVE"))); got != "v2" {
 		t.Fatalf("the pointer names %q; want the winner v2", got)
 	}
@@ -355,5 +358,20 @@ func TestADamagedCachedCopyIsDownloadedAgain(t *testing.T) {
 	}
 	if net, err := r.Load("v1"); err != nil || net.Version != "v1" {
 		t.Fatalf("Load with a damaged cached copy: %v, %v; want v1 downloaded again", net, err)
+	}
+}
+
+func TestActivatingRepairsADamagedPointer(t *testing.T) {
+	store := &registrytest.MemStore{}
+	r := replica(t, store, network(t, "t", "embedded", 0), registry.Options{})
+	if err := r.Put(network(t, "t", "v1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	store.Overwrite("ACTIVE", []byte("../../etc\n"))
+	if _, err := r.Activate("v1"); err != nil {
+		t.Fatalf("activating over a damaged pointer: %v", err)
+	}
+	if got := strings.TrimSpace(string(store.Object("ACTIVE"))); got != "v1" {
+		t.Fatalf("the pointer names %q; want v1", got)
 	}
 }
