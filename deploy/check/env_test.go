@@ -27,17 +27,23 @@ var environments = []struct {
 	name, dir, training string
 	monitoring          bool // renders the ServiceMonitor and the Grafana dashboard
 	exampleSecret       bool // renders the example admin token Secret (never in prod: a real token is not in git)
+	objectStore         bool // the registry is in a bucket (MODEL_DIR=s3://...), not on a ReadWriteMany volume
 }{
 	{name: "dev", dir: "../overlays/dev", training: "../overlays/dev/training", exampleSecret: true},
 	{name: "prod", dir: "../overlays/prod", training: "../overlays/prod/training", monitoring: true},
+	{name: "s3", dir: "../overlays/s3", training: "../overlays/s3/training", objectStore: true},
 }
 
 // podEnv is a container's environment as the process sees it: the ConfigMaps of envFrom, then env. A variable set
-// from a field or resource reference has the value "".
+// from a field or resource reference has the value "". A Secret of envFrom is not in git, so its variables are not
+// known here (checkObjectStore checks the example of the one the manifests name).
 func podEnv(t *testing.T, r rendering, c corev1.Container) map[string]string {
 	t.Helper()
 	env := map[string]string{}
 	for _, from := range c.EnvFrom {
+		if from.SecretRef != nil {
+			continue
+		}
 		if from.ConfigMapRef == nil {
 			t.Errorf("container %s: envFrom other than a ConfigMap", c.Name)
 			continue
@@ -187,12 +193,12 @@ func TestEnvironments(t *testing.T) {
 			if t.Failed() {
 				t.FailNow()
 			}
-			checkEnvironment(t, s, env.monitoring, env.exampleSecret, r, tr)
+			checkEnvironment(t, s, env.monitoring, env.exampleSecret, env.objectStore, r, tr)
 		})
 	}
 }
 
-func checkEnvironment(t *testing.T, s server, monitoring, exampleSecret bool, r, tr rendering) {
+func checkEnvironment(t *testing.T, s server, monitoring, exampleSecret, objectStore bool, r, tr rendering) {
 	deploy := only[appsv1.Deployment](t, r, "Deployment")
 	if len(deploy.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("the Deployment has %d containers; want 1", len(deploy.Spec.Template.Spec.Containers))
@@ -302,12 +308,12 @@ func checkEnvironment(t *testing.T, s server, monitoring, exampleSecret bool, r,
 
 	t.Run("every environment variable is one the server or the Go runtime reads", func(t *testing.T) {
 		for name := range env {
-			if !s.config[name] && !runtimeEnv[name] {
+			if !s.config[name] && !runtimeEnv[name] && !objectStoreEnv[name] {
 				t.Errorf("server: %s is not a configuration variable of cmd/server/config.go", name)
 			}
 		}
 		for _, e := range trainer.Env {
-			if !s.config[e.Name] && !runtimeEnv[e.Name] && e.Name != "SOURCE_DATE_EPOCH" {
+			if !s.config[e.Name] && !runtimeEnv[e.Name] && !objectStoreEnv[e.Name] && e.Name != "SOURCE_DATE_EPOCH" {
 				t.Errorf("training Job: %s is not a variable the server reads", e.Name)
 			}
 		}
@@ -345,67 +351,17 @@ func checkEnvironment(t *testing.T, s server, monitoring, exampleSecret bool, r,
 		checkHardened(t, s, "Job", job.Spec.Template.Spec)
 	})
 
-	pvc := only[corev1.PersistentVolumeClaim](t, r, "PersistentVolumeClaim")
-	pvcName := r.all("PersistentVolumeClaim")[0].name
-
-	t.Run("the registry volume is ReadWriteMany", func(t *testing.T) {
-		if !slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany) {
-			t.Errorf("access modes %v; replicas on several nodes need ReadWriteMany", pvc.Spec.AccessModes)
-		}
-	})
-
-	// The server writes to MODEL_DIR and DATA_DIR/sets and nowhere else (the root file system is read-only).
-	writable := func(t *testing.T, what string, spec corev1.PodSpec, c corev1.Container, dir string, readOnly bool) corev1.VolumeMount {
-		t.Helper()
-		m, v, ok := mountAt(spec, c, dir)
-		if !ok {
-			t.Fatalf("%s: nothing is mounted at %s", what, dir)
-		}
-		if v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != pvcName {
-			t.Errorf("%s: %s is not on the PersistentVolumeClaim %s", what, dir, pvcName)
-		}
-		if m.ReadOnly != readOnly {
-			t.Errorf("%s: %s: readOnly %v; want %v", what, dir, m.ReadOnly, readOnly)
-		}
-		return m
-	}
-
-	t.Run("MODEL_DIR and DATA_DIR/sets are writable mounts of the registry volume", func(t *testing.T) {
-		for _, name := range []string{"MODEL_DIR", "DATA_DIR"} {
-			if env[name] == "" || env[name] != s.imageEnv[name] {
-				t.Errorf("%s=%q; the Dockerfile's ENV has %q, and the image's folders are laid out for it", name,
-					env[name], s.imageEnv[name])
-			}
-		}
-		models := writable(t, "Deployment", pod.Spec, server, env["MODEL_DIR"], false)
-		sets := writable(t, "Deployment", pod.Spec, server, path.Join(env["DATA_DIR"], "sets"), false)
-		if models.SubPath == sets.SubPath {
-			t.Errorf("MODEL_DIR and DATA_DIR/sets share the subPath %q", models.SubPath)
-		}
-		if _, _, ok := mountAt(pod.Spec, server, env["DATA_DIR"]); ok {
-			t.Errorf("DATA_DIR %s is mounted over: it would hide the image's MNIST in %s/mnist", env["DATA_DIR"], env["DATA_DIR"])
-		}
-	})
-
-	t.Run("the training Job uses the server's image, registry volume and folders", func(t *testing.T) {
+	t.Run("the training Job runs the server's image", func(t *testing.T) {
 		if trainer.Image != server.Image {
 			t.Errorf("image %s; the Deployment runs %s", trainer.Image, server.Image)
 		}
-		jobEnv := podEnv(t, tr, trainer)
-		for _, name := range []string{"MODEL_DIR", "DATA_DIR"} {
-			if jobEnv[name] != env[name] {
-				t.Errorf("%s=%q; the server has %q", name, jobEnv[name], env[name])
-			}
-		}
-		srvModels, _, _ := mountAt(pod.Spec, server, env["MODEL_DIR"])
-		srvSets, _, _ := mountAt(pod.Spec, server, path.Join(env["DATA_DIR"], "sets"))
-		models := writable(t, "Job", job.Spec.Template.Spec, trainer, jobEnv["MODEL_DIR"], false)
-		sets := writable(t, "Job", job.Spec.Template.Spec, trainer, path.Join(jobEnv["DATA_DIR"], "sets"), true)
-		if models.SubPath != srvModels.SubPath || sets.SubPath != srvSets.SubPath {
-			t.Errorf("subPaths %q and %q; the server's are %q and %q", models.SubPath, sets.SubPath,
-				srvModels.SubPath, srvSets.SubPath)
-		}
 	})
+
+	if objectStore {
+		checkObjectStore(t, r, tr, pod.Spec, server, job.Spec.Template.Spec, trainer)
+	} else {
+		checkRegistryVolume(t, s, r, tr, pod.Spec, server, job.Spec.Template.Spec, trainer)
+	}
 
 	t.Run("the training Job runs `server train` with flags it has", func(t *testing.T) {
 		args := append(slices.Clone(trainer.Command), trainer.Args...)
@@ -593,4 +549,68 @@ func show[T any](p *T) string {
 		return "unset"
 	}
 	return fmt.Sprint(*p)
+}
+
+// checkRegistryVolume checks an environment whose registry is a ReadWriteMany volume that every replica and the
+// training Job mount.
+func checkRegistryVolume(t *testing.T, s server, r, tr rendering, spec corev1.PodSpec, server corev1.Container, jobSpec corev1.PodSpec, trainer corev1.Container) {
+	env := podEnv(t, r, server)
+	pvc := only[corev1.PersistentVolumeClaim](t, r, "PersistentVolumeClaim")
+	pvcName := r.all("PersistentVolumeClaim")[0].name
+
+	t.Run("the registry volume is ReadWriteMany", func(t *testing.T) {
+		if !slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany) {
+			t.Errorf("access modes %v; replicas on several nodes need ReadWriteMany", pvc.Spec.AccessModes)
+		}
+	})
+
+	// The server writes to MODEL_DIR and DATA_DIR/sets and nowhere else (the root file system is read-only).
+	writable := func(t *testing.T, what string, spec corev1.PodSpec, c corev1.Container, dir string, readOnly bool) corev1.VolumeMount {
+		t.Helper()
+		m, v, ok := mountAt(spec, c, dir)
+		if !ok {
+			t.Fatalf("%s: nothing is mounted at %s", what, dir)
+		}
+		if v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != pvcName {
+			t.Errorf("%s: %s is not on the PersistentVolumeClaim %s", what, dir, pvcName)
+		}
+		if m.ReadOnly != readOnly {
+			t.Errorf("%s: %s: readOnly %v; want %v", what, dir, m.ReadOnly, readOnly)
+		}
+		return m
+	}
+
+	t.Run("MODEL_DIR and DATA_DIR/sets are writable mounts of the registry volume", func(t *testing.T) {
+		for _, name := range []string{"MODEL_DIR", "DATA_DIR"} {
+			if env[name] == "" || env[name] != s.imageEnv[name] {
+				t.Errorf("%s=%q; the Dockerfile's ENV has %q, and the image's folders are laid out for it", name,
+					env[name], s.imageEnv[name])
+			}
+		}
+		models := writable(t, "Deployment", spec, server, env["MODEL_DIR"], false)
+		sets := writable(t, "Deployment", spec, server, path.Join(env["DATA_DIR"], "sets"), false)
+		if models.SubPath == sets.SubPath {
+			t.Errorf("MODEL_DIR and DATA_DIR/sets share the subPath %q", models.SubPath)
+		}
+		if _, _, ok := mountAt(spec, server, env["DATA_DIR"]); ok {
+			t.Errorf("DATA_DIR %s is mounted over: it would hide the image's MNIST in %s/mnist", env["DATA_DIR"], env["DATA_DIR"])
+		}
+	})
+
+	t.Run("the training Job uses the server's registry volume and folders", func(t *testing.T) {
+		jobEnv := podEnv(t, tr, trainer)
+		for _, name := range []string{"MODEL_DIR", "DATA_DIR"} {
+			if jobEnv[name] != env[name] {
+				t.Errorf("%s=%q; the server has %q", name, jobEnv[name], env[name])
+			}
+		}
+		srvModels, _, _ := mountAt(spec, server, env["MODEL_DIR"])
+		srvSets, _, _ := mountAt(spec, server, path.Join(env["DATA_DIR"], "sets"))
+		models := writable(t, "Job", jobSpec, trainer, jobEnv["MODEL_DIR"], false)
+		sets := writable(t, "Job", jobSpec, trainer, path.Join(jobEnv["DATA_DIR"], "sets"), true)
+		if models.SubPath != srvModels.SubPath || sets.SubPath != srvSets.SubPath {
+			t.Errorf("subPaths %q and %q; the server's are %q and %q", models.SubPath, sets.SubPath,
+				srvModels.SubPath, srvSets.SubPath)
+		}
+	})
 }

@@ -27,6 +27,7 @@ import (
 var kinds = map[string]func() any{
 	"v1 ConfigMap":                            func() any { return new(corev1.ConfigMap) },
 	"v1 Secret":                               func() any { return new(corev1.Secret) },
+	"v1 ServiceAccount":                       func() any { return new(corev1.ServiceAccount) },
 	"v1 Service":                              func() any { return new(corev1.Service) },
 	"v1 PersistentVolumeClaim":                func() any { return new(corev1.PersistentVolumeClaim) },
 	"apps/v1 Deployment":                      func() any { return new(appsv1.Deployment) },
@@ -149,7 +150,7 @@ func named[T any](r rendering, kind, name string) *T {
 // own included.
 func TestEveryKustomizationRenders(t *testing.T) {
 	for _, dir := range []string{"../base", "../training", "../grafana", "../overlays/dev", "../overlays/prod",
-		"../overlays/dev/training", "../overlays/prod/training"} {
+		"../overlays/dev/training", "../overlays/prod/training", "../overlays/s3", "../overlays/s3/training"} {
 		t.Run(strings.TrimPrefix(dir, "../"), func(t *testing.T) {
 			if r := render(t, dir); len(r.objects) == 0 {
 				t.Errorf("%s renders no objects", dir)
