@@ -331,28 +331,6 @@ func (l *predictLoop) finish(t *testing.T) {
 	}
 }
 
-// trainVersion runs a small training job through base and returns the version it stored. Jobs with the same
-// settings finished in the same second store the same version, so each caller gives its own hidden size.
-func trainVersion(t *testing.T, base string, hidden int, activate string) string {
-	t.Helper()
-	code, job := apitest.JSON(t, "POST", base+"/train", "s3-token",
-		fmt.Sprintf(`{"hidden":[%d],"epochs":1,"limit":2000,"activate":%q}`, hidden, activate))
-	if code != http.StatusAccepted {
-		t.Fatalf("POST /train: %d %v", code, job)
-	}
-	id := job["id"].(string)
-	var version string
-	testwait.For(t, "training job "+id+" to succeed", func() bool {
-		_, j := apitest.JSON(t, "GET", base+"/train/"+id, "s3-token", "")
-		if j["status"] == "failed" {
-			t.Fatalf("job %s failed: %v", id, j)
-		}
-		version, _ = j["model_version"].(string)
-		return j["status"] == "succeeded"
-	})
-	return version
-}
-
 // TestS3RegistryEndToEnd runs three server processes on one bucket of a real S3 gateway (versitygw, POSIX backend)
 // and checks the registry's promises there: a version trained and activated through one replica is served by all
 // three; two activations at the same moment through two replicas end with one 200 and one 409; a replica killed
@@ -413,13 +391,13 @@ func TestS3RegistryEndToEnd(t *testing.T) {
 	}
 
 	// Publish and activate through replica 0; the others follow.
-	trained := trainVersion(t, bases[0], 16, "always")
+	trained := trainVersion(t, bases[0], "s3-token", s3TrainRequest(16, "always"))
 	d := converge(trained, time.Now())
 	t.Logf("after training, all replicas serve %s within %v of the job's end", trained, d.Round(time.Millisecond))
 	if _, err := os.Stat(gw.objectPath("versions/" + trained + ".pcpt")); err != nil {
 		t.Errorf("the trained version is not an object in the bucket: %v", err)
 	}
-	spare := trainVersion(t, bases[1], 12, "never")
+	spare := trainVersion(t, bases[1], "s3-token", s3TrainRequest(12, "never"))
 	if spare == trained || spare == original {
 		t.Fatalf("the second job stored %s, a version that existed", spare)
 	}
@@ -602,4 +580,10 @@ func TestS3RegistryEndToEnd(t *testing.T) {
 		t.Logf("replica %d: %d object-store requests in %v (%.0f a minute, polls and the test's own operations)",
 			i, n, elapsed.Round(time.Second), float64(n)/elapsed.Minutes())
 	}
+}
+
+// s3TrainRequest is a small training job; the hidden sizes differ between the test's jobs so that two jobs finishing
+// in the same second never store one version.
+func s3TrainRequest(hidden int, activate string) string {
+	return fmt.Sprintf(`{"hidden":[%d],"epochs":1,"limit":2000,"activate":%q}`, hidden, activate)
 }

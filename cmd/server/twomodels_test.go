@@ -40,15 +40,15 @@ func uploadSet(t *testing.T, base string, archive []byte) string {
 }
 
 // trainVersion runs a training job through base and returns the version it stored once it has succeeded.
-func trainVersion(t *testing.T, base, request string) string {
+func trainVersion(t *testing.T, base, token, request string) string {
 	t.Helper()
-	code, job := apitest.JSON(t, "POST", base+"/train", replicaToken, request)
+	code, job := apitest.JSON(t, "POST", base+"/train", token, request)
 	if code != http.StatusAccepted {
 		t.Fatalf("POST /train %s: %d %v", request, code, job)
 	}
 	id, _ := job["id"].(string)
 	testwait.For(t, "training job "+id+" to succeed", func() bool {
-		_, job = apitest.JSON(t, "GET", base+"/train/"+id, replicaToken, "")
+		_, job = apitest.JSON(t, "GET", base+"/train/"+id, token, "")
 		if s := job["status"]; s == "failed" || s == "cancelled" {
 			t.Fatalf("job %s: %v", id, job)
 		}
@@ -164,7 +164,7 @@ func TestThreeReplicasServeTwoModelsThroughLiveSwaps(t *testing.T) {
 	}
 	set := uploadSet(t, bases[0], uploadtest.Zip("pets", uploadtest.Pets(60, rand.New(rand.NewPCG(15, 1)))))
 	petsRequest := `{"dataset": %q, "model": "pets", "seed": %d, "activate": %q}`
-	pets1 := trainVersion(t, bases[0], fmt.Sprintf(petsRequest, set, 1, "always"))
+	pets1 := trainVersion(t, bases[0], replicaToken, fmt.Sprintf(petsRequest, set, 1, "always"))
 	digits1 := servingVersion(t, bases[0])
 
 	// Held-out pictures: pets drawn with another seed, and test digits.
@@ -210,8 +210,8 @@ func TestThreeReplicasServeTwoModelsThroughLiveSwaps(t *testing.T) {
 	}
 
 	// The next version of each, stored but not active yet.
-	pets2 := trainVersion(t, bases[1], fmt.Sprintf(petsRequest, set, 2, "never"))
-	digits2 := trainVersion(t, bases[2], `{"model": "mnist-mlp", "hidden": [32], "epochs": 2, "limit": 10000, "activate": "never"}`)
+	pets2 := trainVersion(t, bases[1], replicaToken, fmt.Sprintf(petsRequest, set, 2, "never"))
+	digits2 := trainVersion(t, bases[2], replicaToken, `{"model": "mnist-mlp", "hidden": [32], "epochs": 2, "limit": 10000, "activate": "never"}`)
 	check(bases[0], "pets", pets2, petProbes, true)
 	check(bases[0], "mnist-mlp", digits2, digitProbes, true)
 	// Under load every answer is checked, so each loop sends an image both versions of its model get right.
