@@ -280,8 +280,8 @@ func (m *Metrics) countAnswers(res inference.Result, noDigit []bool, minConfiden
 // LatencyOpts are the options of every latency histogram of the service, for the other transports' metrics.
 func LatencyOpts(name, help string) prometheus.HistogramOpts { return latencyOpts(name, help) }
 
-// Classified counts the predicted labels and outcomes of res at the model's own threshold, for the transports that
-// do not say which images had no digit.
-func (m *Metrics) Classified(res inference.Result) {
-	m.countAnswers(res, nil, threshold(res.Model, 0, false))
+// CountAnswers counts the predicted labels and outcomes of res for the other transports (gRPC), as the REST routes
+// count theirs: noDigit marks the rows without a digit (nil when none), minConfidence is the threshold that applied.
+func (m *Metrics) CountAnswers(res inference.Result, noDigit []bool, minConfidence float64) {
+	m.countAnswers(res, noDigit, minConfidence)
 }

@@ -83,7 +83,11 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		debug := q.Get("debug") == "true" || q.Get("debug") == "1"
+		debug, err := parseDebug(q["debug"])
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if len(q["model"]) > 1 {
 			s.fail(w, r, errorf(KindInvalid, "model is given more than once"))
 			return
@@ -209,4 +213,21 @@ func notAnImage(mediaType string, data []byte) error {
 			"send an image (with curl: --data-binary @digit.png -H 'Content-Type: image/png'), multipart/form-data or application/json", mediaType))
 	}
 	return nil
+}
+
+// parseDebug reads the debug parameter of /predict: absent or empty is false, else one value strconv.ParseBool
+// reads (true, 1, false, 0 and their capitalised spellings). Anything else is refused rather than read as false,
+// so a typo does not silently drop the input from the answer.
+func parseDebug(vs []string) (bool, error) {
+	switch {
+	case len(vs) > 1:
+		return false, errorf(KindInvalid, "debug is given more than once")
+	case len(vs) == 0 || vs[0] == "":
+		return false, nil
+	}
+	v, err := strconv.ParseBool(vs[0])
+	if err != nil {
+		return false, errorf(KindInvalid, fmt.Sprintf("debug must be true or false, got %q", truncate(vs[0], 32)))
+	}
+	return v, nil
 }

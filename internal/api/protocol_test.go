@@ -51,6 +51,8 @@ func TestTheEdgesOfHTTP(t *testing.T) {
 		{name: "HEAD /openapi.yaml", method: "HEAD", path: "/openapi.yaml", status: 200, want: []string{"Content-Type: application/yaml"}},
 		{name: "HEAD /models (admin)", method: "HEAD", path: "/models", header: admin, status: 200},
 		{name: "HEAD /predict", method: "HEAD", path: "/predict", status: 405, want: []string{"Allow: POST"}},
+		{name: "HEAD /v2", method: "HEAD", path: "/v2", status: 200, want: []string{"Content-Type: application/json"}},
+		{name: "GET /v2", method: "GET", path: "/v2", status: 200, want: []string{`"name":`}},
 		{name: "PUT /healthz", method: "PUT", path: "/healthz", status: 405, want: []string{"Allow: GET, HEAD"}},
 		{name: "DELETE /train", method: "DELETE", path: "/train", header: admin, status: 405, want: []string{"Allow: GET, HEAD, POST"}},
 		// Methods chi does not know: 404 where no route matches, 405 where one does, and never the raw method.
@@ -84,6 +86,14 @@ func TestTheEdgesOfHTTP(t *testing.T) {
 			header: h("Authorization", "Bearer "+testToken, "Authorization", "Bearer "+testToken), status: 401, want: []string{"malformed admin token"}},
 		// top_k: once, and anything above the number of classes means all of them.
 		{name: "top_k twice", method: "POST", path: "/predict?top_k=2&top_k=5", header: png, body: img, status: 400, want: []string{"more than once"}},
+		// debug: true or false as strconv.ParseBool spells them, once.
+		{name: "debug=1", method: "POST", path: "/predict?debug=1", header: png, body: img, status: 200, want: []string{`"input":`}},
+		{name: "debug=false", method: "POST", path: "/predict?debug=false", header: png, body: img, status: 200, never: []string{`"input":`}},
+		{name: "debug=maybe", method: "POST", path: "/predict?debug=maybe", header: png, body: img, status: 400,
+			want: []string{"application/problem+json", "debug must be true or false"}},
+		{name: "debug=yes", method: "POST", path: "/predict?debug=yes", header: png, body: img, status: 400},
+		{name: "debug empty is debug absent", method: "POST", path: "/predict?debug=", header: png, body: img, status: 200, never: []string{`"input":`}},
+		{name: "debug twice", method: "POST", path: "/predict?debug=true&debug=true", header: png, body: img, status: 400, want: []string{"more than once"}},
 		{name: "top_k beyond int64", method: "POST", path: "/predict?top_k=99999999999999999999999", header: png, body: img, status: 200},
 		{name: "top_k below int64", method: "POST", path: "/predict?top_k=-99999999999999999999999", header: png, body: img, status: 400},
 		// JSON errors name the place in the body, not Go's types.

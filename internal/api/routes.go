@@ -84,7 +84,11 @@ func (s *Server) router(public, admin bool) http.Handler {
 			body.Post("/models/{name}/versions/{version}/infer", s.handleV2Infer())
 			body.Post("/repository/index", s.handleRepositoryIndex())
 		})
-		r.With(withV2Errors).Get("/v2", s.handleV2ServerMetadata()) // after the mount, which would take /v2 too
+		// After the mount, which would take /v2 too. HEAD is named here because middleware.GetHead finds the mount
+		// for HEAD /v2 and leaves the method as it is; /v2/ stays unknown, as the protocol names no such route.
+		v2 := r.With(withV2Errors)
+		v2.Get("/v2", s.handleV2ServerMetadata())
+		v2.Head("/v2", s.handleV2ServerMetadata())
 	}
 
 	if !admin {

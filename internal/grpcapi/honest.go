@@ -78,25 +78,15 @@ func isZero(row []float32) bool {
 	return true
 }
 
-// verdicts decides each row's answer as the REST routes do: no digit when preprocessing found none, not a digit when
-// the network's features lie beyond its model's feature distance threshold, low confidence below minConfidence,
-// else accepted. reasons[i] is "" for an accepted answer.
+// verdicts decides each row's answer by the REST routes' rule (api.RowOutcome); reasons[i] is "" for an accepted
+// answer.
 func verdicts(res inference.Result, n int, noDigit []bool, minConfidence float64) (accepted []bool, reasons []string) {
-	classes := res.Model.MLP.Classes()
 	accepted, reasons = make([]bool, n), make([]string, n)
 	for i := range n {
-		probs := res.Probs[i*classes : (i+1)*classes]
-		unlike := res.Model.FeatureDistance != nil && i < len(res.Distances) &&
-			float64(res.Distances[i]) > res.Model.FeatureDistance.Threshold
-		switch {
-		case i < len(noDigit) && noDigit[i]:
-			reasons[i] = api.OutcomeNoDigit
-		case unlike:
-			reasons[i] = api.OutcomeNotDigit
-		case float64(probs[model.Argmax(probs)]) < minConfidence:
-			reasons[i] = api.OutcomeLowConfidence
-		default:
+		if o := api.RowOutcome(res, i, noDigit, minConfidence); o == api.OutcomeAccepted {
 			accepted[i] = true
+		} else {
+			reasons[i] = o
 		}
 	}
 	return accepted, reasons

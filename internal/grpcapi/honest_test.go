@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/perceptron-dev/perceptron/internal/api"
 	"github.com/perceptron-dev/perceptron/internal/inference"
 	"github.com/perceptron-dev/perceptron/internal/oip"
 	"github.com/perceptron-dev/perceptron/internal/oip/oippb"
@@ -193,5 +194,71 @@ func TestModelInferAnswersTheHonestOutputsRawWhenTheInputWasRaw(t *testing.T) {
 	}
 	if want := typed.Outputs[1].Contents.GetBoolContents(); !slices.Equal(accepted, want) || string(reasons[1]) != "no_digit_found" {
 		t.Fatalf("got raw accepted %v, reasons %q; want %v and no_digit_found for the blank row", accepted, reasons, want)
+	}
+}
+
+// outcomeCounts reads perceptron_predictions_total of k's registry, by outcome.
+func outcomeCounts(t *testing.T, k *kit) map[string]float64 {
+	t.Helper()
+	mfs, err := k.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "perceptron_predictions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					out[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+// A gRPC answer is counted in perceptron_predictions_total as the same request over REST /v2 is: a blank row as
+// no_digit_found, the others at the request's min_confidence.
+func TestModelInferCountsOutcomesAsTheRESTRoutesDo(t *testing.T) {
+	k := newKit(t, Config{}, inference.Config{Workers: 1})
+	x := append(digits(t, 4), make([]float32, 784)...)
+	for _, mc := range []float64{-1, 0, 1} {
+		name := "with the model's own threshold"
+		if mc >= 0 {
+			name = fmt.Sprintf("with min_confidence %v", mc)
+		}
+		t.Run(name, func(t *testing.T) {
+			req := fp32Request(k.net.Name, x, 5, false)
+			restBody := map[string]any{
+				"inputs": []any{map[string]any{"name": "input", "shape": []int{5, 784}, "datatype": "FP32", "data": x}},
+			}
+			if mc >= 0 {
+				req.Parameters = map[string]*oippb.InferParameter{"min_confidence": {ParameterChoice: &oippb.InferParameter_DoubleParam{DoubleParam: mc}}}
+				restBody["parameters"] = map[string]any{"min_confidence": mc}
+			}
+			before := outcomeCounts(t, k)
+			if _, err := k.client.ModelInfer(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			mid := outcomeCounts(t, k)
+			restV2(t, k, restBody)
+			after := outcomeCounts(t, k)
+			for _, o := range []string{api.OutcomeAccepted, api.OutcomeLowConfidence, api.OutcomeNotDigit, api.OutcomeNoDigit} {
+				if g, r := mid[o]-before[o], after[o]-mid[o]; g != r {
+					t.Errorf("gRPC counted %v %s; REST counted %v", g, o, r)
+				}
+			}
+			if got := mid[api.OutcomeNoDigit] - before[api.OutcomeNoDigit]; got != 1 {
+				t.Errorf("gRPC counted %v no_digit_found; want 1, the blank row", got)
+			}
+			if mc == 1 {
+				if got := mid[api.OutcomeAccepted] - before[api.OutcomeAccepted]; got != 0 {
+					t.Errorf("gRPC counted %v accepted at min_confidence 1; want 0", got)
+				}
+			}
+		})
 	}
 }

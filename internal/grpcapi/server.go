@@ -68,10 +68,10 @@ type Images interface {
 	PrepareImages(ctx context.Context, items [][]byte, in model.Input) ([]float32, int, error)
 }
 
-// Classified is told about every successful inference, for the metrics of predicted labels; *api.Metrics
-// implements it.
+// Classified is told about every successful inference, with the rows that had no digit and the threshold that
+// applied, for the metrics of predicted labels and outcomes; *api.Metrics implements it.
 type Classified interface {
-	Classified(res inference.Result)
+	CountAnswers(res inference.Result, noDigit []bool, minConfidence float64)
 }
 
 // Server is the gRPC server: the inference service, the health service, and their interceptors.

@@ -137,14 +137,15 @@ func (s *Server) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (
 	if err != nil {
 		return nil, statusOf(err)
 	}
-	if s.counted != nil {
-		s.counted.Classified(res)
-	}
 	th := res.Model.MinConfidence()
 	if minGiven {
 		th = minConf
 	}
-	outs, rawOuts := outputs(names, res, n, blankRows(res.Model, x, n), th, raw)
+	noDigit := blankRows(res.Model, x, n)
+	if s.counted != nil {
+		s.counted.CountAnswers(res, noDigit, th)
+	}
+	outs, rawOuts := outputs(names, res, n, noDigit, th, raw)
 	return &oippb.ModelInferResponse{ModelName: res.Model.Name, ModelVersion: res.Model.Version, Id: req.Id,
 		Outputs: outs, RawOutputContents: rawOuts}, nil
 }

@@ -51,7 +51,9 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 	var files []file // names only: the bytes go to the workers and are dropped once decoded
 	seen := make(map[string]bool)
 	decodeLim := imageprep.Limits{MaxPixels: lim.MaxPixels, MaxBytes: lim.MaxFileBytes}
-	var decoded int64 // pixels of the images sent so far
+	if err := checkDecodedPixels(walk, lim, decodeLim, prepSpec(in)); err != nil {
+		return Info{}, err
+	}
 	pix, err := prepareAll(ctx, in, func(send func(job) error) error {
 		return walk(func(f file) error {
 			if seen[f.name] {
@@ -66,9 +68,6 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 			data := f.data
 			cost, err := imageprep.EstimateCost(data, decodeLim, prepSpec(in))
 			if err == nil {
-				if decoded += int64(cost.Width) * int64(cost.Height); decoded > lim.MaxDecodedPixels {
-					return tooLargef(f.name, "the images decode to more than %d pixels in all, the limit of one import", lim.MaxDecodedPixels)
-				}
 				if err := lim.Memory.Fits(cost.Total()); err != nil {
 					return tooLargef(f.name, "%dx%d %s: %v (MEMORY_LIMIT)", cost.Width, cost.Height, cost.Format, err)
 				}
@@ -111,6 +110,25 @@ func (s *Store) Import(ctx context.Context, archive []byte, opts ImportOptions) 
 	}
 	info.Source = source
 	return s.save(set, info)
+}
+
+// checkDecodedPixels walks the archive once reading only the images' headers, and refuses it when their pixels
+// sum past lim.MaxDecodedPixels: the decoding pass works on several images at once, so checking the sum as it goes
+// would still decode up to the cap before refusing. Entries whose header cannot be read are left to that pass,
+// which reports them by name. Inflating the archive twice costs far less than decoding what it holds.
+func checkDecodedPixels(walk walker, lim Limits, decodeLim imageprep.Limits, spec imageprep.Spec) error {
+	var total int64
+	return walk(func(f file) error {
+		cost, err := imageprep.EstimateCost(f.data, decodeLim, spec)
+		if err != nil {
+			return nil
+		}
+		if total += int64(cost.Width) * int64(cost.Height); total > lim.MaxDecodedPixels {
+			return tooLargef(f.name, "the images decode to more than %d pixels in all, the limit of one import",
+				lim.MaxDecodedPixels)
+		}
+		return nil
+	})
 }
 
 // maxExamples is how many examples of in's size fit the limits. Automatic channels count gray examples here, and

@@ -50,9 +50,12 @@ func TestImportRefusesAnImageBeyondTheMemoryBudget(t *testing.T) {
 	}
 }
 
-// The pixels decoded by one import are capped, so many small entries of large images cannot take an hour.
+// The pixels decoded by one import are capped, so many small entries of large images cannot take an hour; the cap
+// is checked on the images' headers, so an archive over it is refused before any image is decoded (none holds
+// memory for its pixels).
 func TestImportCapsTheDecodedPixels(t *testing.T) {
-	s, err := Open(t.TempDir(), Limits{MaxDecodedPixels: 3 * 1000 * 1000})
+	mem := membudget.New(2 << 30)
+	s, err := Open(t.TempDir(), Limits{MaxDecodedPixels: 3 * 1000 * 1000, Memory: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +69,9 @@ func TestImportCapsTheDecodedPixels(t *testing.T) {
 	zw.Close()
 	if _, err := s.Import(context.Background(), buf.Bytes(), ImportOptions{}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("got %v; want ErrTooLarge for 4 megapixels over a limit of 3", err)
+	}
+	if mem.Peak() != 0 {
+		t.Fatalf("budget peak %d; want nothing reserved, no image decoded", mem.Peak())
 	}
 }
 

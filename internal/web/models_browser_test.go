@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +22,12 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
+	"github.com/perceptron-dev/perceptron/internal/app"
 	"github.com/perceptron-dev/perceptron/internal/dataset"
 	"github.com/perceptron-dev/perceptron/internal/model"
 	"github.com/perceptron-dev/perceptron/internal/testwait"
 	"github.com/perceptron-dev/perceptron/internal/train"
+	"github.com/perceptron-dev/perceptron/internal/uploads"
 )
 
 // halvesModel trains a small photo model, as one trained on an uploaded set of pictures is: 8x8 inputs with the
@@ -81,6 +86,56 @@ func halfPhoto(t *testing.T, dir string, lightTop bool) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// importSet stores a data set of two classes, a square of ink in the top-left or the bottom-right corner of a
+// 16x16 picture (red on blue when colour, white on black otherwise), prepared as opts say, and returns its id.
+func importSet(t *testing.T, svc *app.Service, opts uploads.ImportOptions, colour bool) string {
+	t.Helper()
+	ink, paper := color.RGBA{255, 255, 255, 255}, color.RGBA{0, 0, 0, 255}
+	if colour {
+		ink, paper = color.RGBA{220, 30, 30, 255}, color.RGBA{20, 20, 160, 255}
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := range 8 {
+		class := []string{"top", "bottom"}[i%2]
+		img := image.NewRGBA(image.Rect(0, 0, 16, 16))
+		for y := range 16 {
+			for x := range 16 {
+				c := paper
+				if (class == "top" && x < 8 && y < 8) || (class == "bottom" && x >= 8 && y >= 8) {
+					c = ink
+				}
+				img.SetRGBA(x, y, c)
+			}
+		}
+		w, err := zw.Create(fmt.Sprintf("%s/%d.png", class, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(w, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := svc.Sets.Import(context.Background(), buf.Bytes(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.ID
+}
+
+// waitDatasets waits until the training form offers exactly the data sets want, in any order.
+func (b *browser) waitDatasets(t *testing.T, what string, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	b.waitFor(t, what, `(() => {
+		const got = [...document.getElementById("dataset").options].map((o) => o.value).sort().join(",");
+		return got === `+fmt.Sprintf("%q", strings.Join(want, ","))+` && got;
+	})()`, 10*time.Second)
 }
 
 // pick chooses a model in the page's picker as a person does, which fires the select's change event.
@@ -147,8 +202,13 @@ func TestBrowserFollowsTheChosenModel(t *testing.T) {
 	if want := def.Name + "=" + def.Name + "|halves=halves (no active version) chosen " + def.Name; options != want {
 		t.Errorf("the picker: %q; want %q", options, want)
 	}
+	// Three uploaded sets besides mnist: the training form offers each only for the models it can train.
+	colourSet := importSet(t, svc, uploads.ImportOptions{Name: "colour squares", Preprocess: model.PreprocessResize, Channels: 3}, true)
+	graySet := importSet(t, svc, uploads.ImportOptions{Name: "gray squares", Preprocess: model.PreprocessResize, Channels: 1}, false)
+	digitSet := importSet(t, svc, uploads.ImportOptions{Name: "digit-like squares", Preprocess: model.PreprocessMNIST}, false)
 	b.do(t, "entering the token", chromedp.SendKeys(chromedp.ID("token"), adminToken), chromedp.Click(chromedp.ID("use-token")))
 	b.waitFor(t, "the digit model's versions", `document.querySelector('#models tr[data-version="`+def.Version+`"] .badge') && "yes"`, 10*time.Second)
+	b.waitDatasets(t, "the digit model's data sets: mnist and the one prepared as MNIST", "mnist", digitSet)
 	if w := b.widget(t); strings.Contains(strings.Join(w.Versions, " "), halves.Version) || w.Train != def.Name {
 		t.Errorf("with %s chosen the versions are %q and the training form names %q; want none of halves and %s", def.Name, w.Versions, w.Train, def.Name)
 	}
@@ -163,6 +223,11 @@ func TestBrowserFollowsTheChosenModel(t *testing.T) {
 		b.do(t, "activating "+halves.Version, chromedp.Click(chromedp.CSS(`#models button[data-version="`+halves.Version+`"]`)))
 		b.waitFor(t, "the photo model serving", `document.getElementById("serving-version").textContent === "halves `+halves.Version+`" &&
 			document.querySelector('#models tr[data-version="`+halves.Version+`"] .badge') && "yes"`, 10*time.Second)
+		b.waitDatasets(t, "the photo model's data sets: the uploads prepared as photos", colourSet, graySet)
+		if kinds := eval[string](t, b, `[...document.getElementById("dataset").options].map((o) => o.textContent).sort().join("|")`); kinds !=
+			"colour squares (8 examples, colour)|gray squares (8 examples, gray)" {
+			t.Errorf("the photo model's data sets read %q; want each with its examples and whether it is in colour", kinds)
+		}
 	})
 
 	t.Run("the photo model's page is a photo picker with its own words and bars", func(t *testing.T) {
@@ -219,6 +284,7 @@ func TestBrowserFollowsTheChosenModel(t *testing.T) {
 			t.Errorf("back on %s: pad shown %v, hint %q, bars %q, versions %q, training names %q; want the pad, \"Draw a digit\", "+
 				"bars 0 to 9, no halves version, %s", def.Name, w.PadShown, w.Hint, w.Bars, w.Versions, w.Train, def.Name)
 		}
+		b.waitDatasets(t, "the digit model's data sets again", "mnist", digitSet)
 		b.draw(t, skeletonStrokes(digits.Image(firstOf(t, digits, 7)), digits.Cols, digits.Rows), mouse)
 		if r := b.result(t); r.Label != "7" || r.Bars != 10 || !strings.Contains(r.Version, def.Version) || r.ErrorMsg != "" {
 			t.Errorf("drew a 7 on %s: label %q, %d bars, model %q %s; want 7, 10 bars, %s", def.Name, r.Label, r.Bars, r.Version, r.ErrorMsg, def.Version)

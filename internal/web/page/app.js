@@ -134,6 +134,7 @@
       : `${labels.length} classes${photo ? `: ${labels.join(", ")}` : ""}; input ${describeInput(m.input)}.`;
     if (switched) {
       $("train-model").value = m.name;
+      fillDatasets();
       $("models-name").textContent = m.name;
       dropzone.classList.toggle("photo", photo);
       pad.hidden = photo;
@@ -565,14 +566,35 @@
       "Enter the admin token to list the model versions.")));
   });
 
+  let datasets = null; // the data sets the server listed, once the token is accepted
+
+  // fitsModel reports whether data set d can train a new version of model m: a photo model learns from uploaded
+  // sets prepared as photos ("resize", gray or colour as each set was recorded), a digit model from mnist and from
+  // sets prepared as MNIST digits. Another set would make a model whose input differs from the one chosen.
+  const fitsModel = (d, m) => isPhoto(m)
+    ? d.id !== "mnist" && d.preprocess === "resize"
+    : d.id === "mnist" || d.preprocess === "mnist";
+
+  // fillDatasets lists the data sets that fit the chosen model, keeping the one picked when it still fits.
+  function fillDatasets() {
+    if (!datasets) return;
+    const select = $("dataset");
+    const picked = select.value;
+    const fit = datasets.filter((d) => fitsModel(d, current));
+    const kind = (d) => d.preprocess !== "resize" ? "" : d.channels === 3 ? ", colour" : ", gray";
+    select.replaceChildren(...fit.map((d) => el("option", { value: d.id },
+      d.id === "mnist" ? "mnist (built in)" : `${d.name || d.id} (${d.examples} examples${kind(d)})`)));
+    if (fit.length === 0) {
+      select.replaceChildren(el("option", { value: "" }, "none fits this model: upload photos to train it"));
+    }
+    if (fit.some((d) => d.id === picked)) select.value = picked;
+  }
+
   async function loadDatasets() {
     try {
       const r = await api("GET", "/datasets", { admin: true });
-      const select = $("dataset");
-      const current = select.value;
-      select.replaceChildren(...r.datasets.map((d) => el("option", { value: d.id },
-        d.id === "mnist" ? "mnist (built in)" : `${d.name || d.id} (${d.examples} examples)`)));
-      if ([...select.options].some((o) => o.value === current)) select.value = current;
+      datasets = Array.isArray(r.datasets) ? r.datasets : [];
+      fillDatasets();
     } catch (err) {
       showError("admin-error", `Could not list the data sets. ${err.message}`);
     }
@@ -599,6 +621,9 @@
     const name = $("train-model").value.trim();
     if (name && !$("train-model").checkValidity()) {
       throw { field: "train-model", message: "Model name: letters, digits, dots, dashes and underscores, up to 64, starting with a letter or digit." };
+    }
+    if (!$("dataset").value) {
+      throw { field: "dataset", message: "Data set: none fits the chosen model; upload a set of its kind first." };
     }
     return {
       model: name || undefined,
