@@ -58,8 +58,12 @@ def load_pcpt(path):
     if header.get("activation", "relu") != "relu":
         raise ValueError(f"{path}: activation {header.get('activation')}, this baseline only does relu")
     need = sum(i * o + o for i, o in zip(layers, layers[1:]))
-    if count != need or len(body) - off != 4 * need:
-        raise ValueError(f"{path}: {count} parameters stored, {layers} needs {need}")
+    # A gate (a second network that answers "not a digit") follows the digit network's parameters; this baseline
+    # serves the digit network alone, so it only checks that the gate's parameters account for the rest.
+    gate = header.get("gate", {}).get("layers", [])
+    extra = sum(i * o + o for i, o in zip(gate, gate[1:]))
+    if count != need + extra or len(body) - off != 4 * (need + extra):
+        raise ValueError(f"{path}: {count} parameters stored, {layers} (and gate {gate}) needs {need + extra}")
     params = np.frombuffer(body, dtype="<f4", count=need, offset=off)
 
     mods, p = [], 0
