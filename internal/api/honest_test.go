@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"mime/multipart"
 	"slices"
@@ -180,7 +181,14 @@ func measureNonDigits(t *testing.T, seed uint64, set *dataset.Set) {
 	if got := share(inked, def); got < 0.80 {
 		t.Errorf("%.1f%% of the other non-digits rejected at the default threshold %v; want at least 80%%", 100*got, def)
 	}
-	if got := share(correct, def); got > 0.01 {
-		t.Errorf("%.2f%% of the correctly classified digits rejected at the default threshold %v; want at most 1%%", 100*got, def)
+	// The 1% is a target for the whole sample (200 digits a form, 3,739 answered correctly); -short sends 30 a form,
+	// whose share is an estimate with about a third of a point of sampling error, so it is held to 1% plus 2.5
+	// standard errors of that estimate: it still fails when the gate or the threshold turns away digits wholesale.
+	limit := 0.01
+	if n := len(correct); perForm < 200 && n > 0 {
+		limit += 2.5 * math.Sqrt(0.01*0.99/float64(n))
+	}
+	if got := share(correct, def); got > limit {
+		t.Errorf("%.2f%% of the %d correctly classified digits rejected at the default threshold %v; want at most %.2f%%", 100*got, len(correct), def, 100*limit)
 	}
 }

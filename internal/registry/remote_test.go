@@ -184,6 +184,9 @@ func TestReplicasConvergeThroughTheBucket(t *testing.T) {
 		current.Store(n.Version)
 		swapped <- n.Version
 	}, func(error) {})
+	// One poll that finds nothing changed, before anything changes, so that the count below does not depend on
+	// how soon the watch first runs.
+	testwait.For(t, "B to poll once with nothing changed", func() bool { p, _ := b.Polls(); return p[registry.PollUnchanged] > 0 })
 
 	if _, err := a.Activate("v1"); err != nil {
 		t.Fatal(err)
