@@ -2,8 +2,10 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +54,51 @@ type Metrics struct {
 	servingLabel [2]string // name and version currently exported by modelInfo
 	answerModels sync.Map  // model names with their own series of answers; at most maxModelLabels of them
 	answerCount  int       // entries in answerModels, under mu
+	series       sync.Map  // model name -> *answerSeries, for the names in answerModels
+}
+
+// answerSeries are the predictions_total series of one model name and the images_classified_total series of its
+// labels, resolved once: resolving a series from its label values hashes them and locks the vector, several times an
+// answer otherwise.
+type answerSeries struct {
+	labels     []string // the labels the classified series were resolved for
+	outcomes   [4]prometheus.Counter
+	classified []atomic.Pointer[prometheus.Counter] // by class; each resolved at the class's first answer
+}
+
+// seriesOf returns the series of net's answers. A name past maxModelLabels counts under "other" and is resolved
+// each time rather than kept, so the names kept stay bounded; a new version of a name with other labels replaces
+// its entry.
+func (m *Metrics) seriesOf(net *model.Network) *answerSeries {
+	if v, ok := m.series.Load(net.Name); ok {
+		if s := v.(*answerSeries); slices.Equal(s.labels, net.Labels) {
+			return s
+		}
+	}
+	name := m.modelLabel(net.Name)
+	s := &answerSeries{labels: net.Labels, classified: make([]atomic.Pointer[prometheus.Counter], len(net.Labels))}
+	for i, o := range [4]string{OutcomeAccepted, OutcomeLowConfidence, OutcomeNotDigit, OutcomeNoDigit} {
+		s.outcomes[i] = m.answers.WithLabelValues(name, o)
+	}
+	if name == net.Name {
+		m.series.Store(net.Name, s)
+	}
+	return s
+}
+
+// classifiedAs returns the images_classified_total series of class i, creating it at its first use so that only the
+// labels ever predicted are exported.
+func (m *Metrics) classifiedAs(s *answerSeries, i int) prometheus.Counter {
+	if c := s.classified[i].Load(); c != nil {
+		return *c
+	}
+	label := "other"
+	if len(s.labels) <= maxLabelValues {
+		label = s.labels[i]
+	}
+	c := m.classified.WithLabelValues(label)
+	s.classified[i].Store(&c)
+	return c
 }
 
 // Rejection reasons, a fixed set so the label stays bounded. Each names what happened, so an alert on one (say
@@ -249,6 +296,7 @@ func (m *Metrics) modelLabel(name string) string {
 // countAnswers counts each image of a result by its outcome, and each one that got a label under that label.
 func (m *Metrics) countAnswers(res inference.Result, noDigit []bool, minConfidence float64) {
 	classes := len(res.Model.Labels)
+	series := m.seriesOf(res.Model)
 	var counts [4]float64 // accepted, low confidence, not a digit, no digit
 	for i := 0; (i+1)*classes <= len(res.Probs); i++ {
 		probs := res.Probs[i*classes : (i+1)*classes]
@@ -264,16 +312,11 @@ func (m *Metrics) countAnswers(res inference.Result, noDigit []bool, minConfiden
 		default:
 			counts[0]++
 		}
-		label := "other"
-		if classes <= maxLabelValues {
-			label = res.Model.Labels[best]
-		}
-		m.classified.WithLabelValues(label).Inc()
+		m.classifiedAs(series, best).Inc()
 	}
-	name := m.modelLabel(res.Model.Name)
-	for i, o := range [4]string{OutcomeAccepted, OutcomeLowConfidence, OutcomeNotDigit, OutcomeNoDigit} {
-		// Every outcome is touched, so each series exists from the model's first answer and rate() works at once.
-		m.answers.WithLabelValues(name, o).Add(counts[i])
+	// Every outcome is touched, so each series exists from the model's first answer and rate() works at once.
+	for i, c := range series.outcomes {
+		c.Add(counts[i])
 	}
 }
 

@@ -322,3 +322,51 @@ func TestRejectionReasonOfEachError(t *testing.T) {
 		})
 	}
 }
+
+func TestAnswerCountsFollowEachModelsNameAndLabels(t *testing.T) {
+	net, err := model.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(prometheus.NewRegistry())
+	answer := func(n *model.Network, class int) {
+		probs := make([]float32, len(n.Labels))
+		probs[class] = 1
+		m.countAnswers(inference.Result{Probs: probs, Model: n}, nil, 0.5)
+	}
+	relabelled := *net
+	relabelled.Labels = make([]string, len(net.Labels))
+	for i := range relabelled.Labels {
+		relabelled.Labels[i] = fmt.Sprintf("class-%d", i)
+	}
+	answer(net, 3)
+	answer(net, 3)
+	answer(&relabelled, 3) // the same name with other labels: counted under its own labels
+	answer(net, 3)
+	for i := range maxModelLabels - 1 { // with net's, maxModelLabels names
+		other := *net
+		other.Name = fmt.Sprintf("model-%d", i)
+		answer(&other, 1)
+	}
+	late := *net
+	late.Name = "late" // past maxModelLabels names
+	answer(&late, 2)
+	answer(&late, 2)
+	for _, c := range []struct {
+		what string
+		got  prometheus.Counter
+		want float64
+	}{
+		{"images_classified_total{label=" + net.Labels[3] + "}", m.classified.WithLabelValues(net.Labels[3]), 3},
+		{"images_classified_total{label=class-3}", m.classified.WithLabelValues("class-3"), 1},
+		{"images_classified_total{label=" + net.Labels[2] + "}", m.classified.WithLabelValues(net.Labels[2]), 2},
+		{"predictions_total{model=" + net.Name + ",outcome=accepted}", m.answers.WithLabelValues(net.Name, OutcomeAccepted), 4},
+		{"predictions_total{model=" + net.Name + ",outcome=low_confidence}", m.answers.WithLabelValues(net.Name, OutcomeLowConfidence), 0},
+		{"predictions_total{model=other,outcome=accepted}", m.answers.WithLabelValues("other", OutcomeAccepted), 2},
+		{"predictions_total{model=late,outcome=accepted}", m.answers.WithLabelValues("late", OutcomeAccepted), 0},
+	} {
+		if got := testutil.ToFloat64(c.got); got != c.want {
+			t.Errorf("%s = %v; want %v", c.what, got, c.want)
+		}
+	}
+}
