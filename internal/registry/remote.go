@@ -5,6 +5,8 @@ package registry
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -319,6 +321,13 @@ func (rm *remote) pointerPath(key string) string {
 }
 
 func (rm *remote) setPointer(key string, p pointer) {
+	if p.found && !etagMatches(p.etag, []byte(p.version+"\n")) {
+		// The ETag answered with the pointer may not be the one of the bytes answered: a gateway that stores the
+		// two apart (versitygw's POSIX backend keeps the ETag in a sidecar) can answer one write's ETag with
+		// another's bytes. Kept, such an ETag would make every later poll a 304 for a version that is no longer
+		// the pointer's, and the replica would never follow. Without one, the next poll reads the pointer whole.
+		p.etag = ""
+	}
 	rm.mu.Lock()
 	old, had := rm.pointers[key]
 	rm.pointers[key] = p
@@ -437,4 +446,18 @@ func (r *Registry) Refresh(ctx context.Context) error {
 		rm.lastErr.Store(nil)
 	}
 	return firstErr
+}
+
+// etagMatches reports whether etag is the one S3 gives data written in one PUT: the hex MD5 of its bytes, quoted.
+// An ETag of another form (a multipart upload's, an encrypted object's) is not checked and matches.
+func etagMatches(etag string, data []byte) bool {
+	e := strings.Trim(etag, `"`)
+	if len(e) != 2*md5.Size {
+		return true
+	}
+	if _, err := hex.DecodeString(e); err != nil {
+		return true
+	}
+	sum := md5.Sum(data)
+	return strings.EqualFold(e, hex.EncodeToString(sum[:]))
 }
