@@ -106,18 +106,22 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	}
 	p.ink = grow(p.ink, n)
 	ink := p.ink
-	// While the ink is written, the longest horizontal and vertical runs of ink at least 0.5 bound how deep it is
-	// (see below).
+	for i, b := range levels[:n] {
+		ink[i] = table[b]
+	}
+	longH, longV := p.longestRuns(ink, w, h)
+	return true, p.fastFinish(dst, dw, dh, ink, w, h, longH, longV)
+}
+
+// longestRuns returns the longest horizontal and vertical runs of ink at least 0.5 in the w x h ink, which bound how
+// deep the ink is (see fastFinish).
+func (p *Preparer) longestRuns(ink []float32, w, h int) (longH, longV int32) {
 	p.colRun = grow(p.colRun, w)
 	col := p.colRun
 	clear(col)
-	var runH, longH, longV int32
 	for y := range h {
-		row, out := levels[y*w:][:w], ink[y*w:][:w]
-		runH = 0
-		for x, b := range row {
-			v := table[b]
-			out[x] = v
+		var runH int32
+		for x, v := range ink[y*w:][:w] {
 			if v >= 0.5 {
 				runH++
 				col[x]++
@@ -127,7 +131,7 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 			}
 		}
 	}
-	return true, p.fastFinish(dst, dw, dh, ink, w, h, longH, longV)
+	return longH, longV
 }
 
 // fastFinish is the rest of mnist from step 6 on, for an image whose working size is its own (f = 1, so no crop is
@@ -214,22 +218,7 @@ func (p *Preparer) mnistAlpha(dst []float32, img image.Image, dw, dh int) (handl
 	if !digit {
 		return true, false
 	}
-	p.colRun = grow(p.colRun, w)
-	col := p.colRun
-	clear(col)
-	var runH, longH, longV int32
-	for y := range h {
-		runH = 0
-		for x, v := range ink[y*w:][:w] {
-			if v >= 0.5 {
-				runH++
-				col[x]++
-				longH, longV = max(longH, runH), max(longV, col[x])
-			} else {
-				runH, col[x] = 0, 0
-			}
-		}
-	}
+	longH, longV := p.longestRuns(ink, w, h)
 	return true, p.fastFinish(dst, dw, dh, ink, w, h, longH, longV)
 }
 
