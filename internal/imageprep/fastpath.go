@@ -24,18 +24,12 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 		return false, false
 	}
 	n := w * h
-	// The zeros, most of an MNIST image, are counted apart: incrementing one bin over and over stalls on its own
-	// store.
+	// The histogram, and the pixels whose level is not the first pixel's, which is most often the background's.
 	var hist [256]int32
-	zeros := 0
-	for _, b := range levels {
-		if b == 0 {
-			zeros++
-		} else {
-			hist[b]++
-		}
-	}
-	hist[0] += int32(zeros)
+	p.cand = grow(p.cand, (n+63)/64)
+	cand := p.cand
+	clear(cand)
+	levelHist(levels, levels[0], &hist, cand)
 	// flatBackground: the first of the two corner pixels (the first and the last) that is dark or light and holds at
 	// least half the image is the background; the full pipeline handles any other.
 	c, flat := 0, false
@@ -77,17 +71,18 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 		}
 	}
 	// The strength is quantileOf(the nonzero ink, 0.9), the k-th smallest nonzero ink (n < 2*maxSample, so the
-	// sample is every pixel).
+	// sample is every pixel), that is the (nz-1-k)-th largest: counted from the strong end of order, as most ink of
+	// an MNIST digit is at full strength.
 	var strength float32
 	if nz > 0 {
-		k := int(0.9 * float64(nz-1))
+		rank := nz - 1 - int(0.9*float64(nz-1))
 		seen := 0
-		for b := order; b >= 0 && b < len(hist); b += step {
+		for b := 255 - order; b >= 0 && b < len(hist); b -= step {
 			if inkOf[b] == 0 {
 				continue
 			}
 			seen += int(hist[b])
-			if seen > k {
+			if seen > rank {
 				strength = inkOf[b]
 				break
 			}
@@ -98,11 +93,26 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	}
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
+	// The ink grows along order, so each test below changes its answer once: the branches are predictable.
 	var table [256]float32
+	var class [256]uint8 // for mnistBits: 1 for nonzero ink, 3 for ink at least 0.5
 	for b, x := range inkOf {
 		if x >= floor {
-			table[b] = min(x*inv, 1)
+			v := x * inv
+			if v >= 1 {
+				v = 1
+			}
+			table[b], class[b] = v, 1
+			if v >= 0.5 {
+				class[b] = 3
+			}
 		}
+	}
+	if w <= bitRowMax {
+		if byte(c) != levels[0] {
+			otherLevels(levels, byte(c), cand)
+		}
+		return true, p.mnistBits(dst, dw, dh, levels, w, h, cand, &table, &class)
 	}
 	p.ink = grow(p.ink, n)
 	ink := p.ink
