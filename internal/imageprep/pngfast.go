@@ -18,7 +18,8 @@ import (
 // image/png would (the same image types and pixels; a differential test checks it). Anything else, and anything it
 // finds malformed, is left to the standard decoder, which then reports the error its own way.
 type pngDecoder struct {
-	inflater io.ReadCloser
+	inflate  inflater      // the whole-buffer inflater (inflate.go)
+	inflater io.ReadCloser // compress/flate, for what inflate declines
 	src      bytes.Reader
 	idat     []byte
 	raw      []byte // filtered scanlines
@@ -172,27 +173,44 @@ func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image
 	if len(z) < 6 || z[0]&0x0f != 8 || z[0]>>4 > 7 || (uint16(z[0])<<8|uint16(z[1]))%31 != 0 || z[1]&0x20 != 0 {
 		return nil, false
 	}
-	d.src.Reset(z[2:])
-	if d.inflater == nil {
-		d.inflater = flate.NewReader(&d.src)
-	} else if err := d.inflater.(flate.Resetter).Reset(&d.src, nil); err != nil {
-		return nil, false
-	}
 	if cap(d.raw) < size {
 		d.raw = make([]byte, size)
 	}
 	raw := d.raw[:size]
-	if _, err := io.ReadFull(d.inflater, raw); err != nil {
+	if n, ok := d.inflate.inflate(raw, z[2:]); ok {
+		if sum := z[2+n:]; len(sum) < 4 || binary.BigEndian.Uint32(sum) != adler32.Checksum(raw) {
+			return nil, false
+		}
+	} else if !d.flate(raw, z[2:]) {
 		return nil, false
+	}
+	return d.unfilter(raw, w, h, colorType, bpp, pal)
+}
+
+// flate inflates the zlib payload z, after its header, into raw with compress/flate, for the streams inflate leaves
+// to it, and checks its checksum.
+func (d *pngDecoder) flate(raw, z []byte) bool {
+	d.src.Reset(z)
+	if d.inflater == nil {
+		d.inflater = flate.NewReader(&d.src)
+	} else if err := d.inflater.(flate.Resetter).Reset(&d.src, nil); err != nil {
+		return false
+	}
+	if _, err := io.ReadFull(d.inflater, raw); err != nil {
+		return false
 	}
 	// The stream must end here, followed by its Adler-32.
 	if n, err := d.inflater.Read(d.one[:]); n != 0 || err != io.EOF {
-		return nil, false
+		return false
 	}
 	sum := d.one[1:5]
-	if _, err := io.ReadFull(&d.src, sum); err != nil || binary.BigEndian.Uint32(sum) != adler32.Checksum(raw) {
-		return nil, false
-	}
+	_, err := io.ReadFull(&d.src, sum)
+	return err == nil && binary.BigEndian.Uint32(sum) == adler32.Checksum(raw)
+}
+
+// unfilter reverses the filters of the scanlines raw into an image of the colour type.
+func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Palette) (image.Image, bool) {
+	stride := w * bpp
 
 	var pix []byte
 	var img image.Image
