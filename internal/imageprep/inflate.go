@@ -295,14 +295,32 @@ var (
 )
 
 // huffmanBlock decodes the symbols of a block coded with lit and dist into out from pos, up to its end-of-block
-// symbol, and returns the new pos.
+// symbol, and returns the new pos. The bit buffer lives in locals meanwhile, so that it stays in registers.
 func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int, bool) {
+	b, nb, in, ip := r.b, r.nb, r.in, r.pos
 	for {
-		r.need(15 + 5 + 15 + 13) // a length, its extra bits, a distance and its extra bits
-		v, ok := r.sym(lit)
-		if !ok {
+		if nb < 15+5+15+13 { // a length, its extra bits, a distance and its extra bits
+			if ip+8 <= len(in) {
+				b |= binary.LittleEndian.Uint64(in[ip:]) << nb
+				ip += int(63-nb) >> 3
+				nb |= 56
+			} else {
+				r.b, r.nb, r.pos = b, nb, ip
+				r.fill()
+				b, nb, ip = r.b, r.nb, r.pos
+			}
+		}
+		e := lit.primary[b&(1<<huffPrimaryBits-1)]
+		if e&huffLink != 0 {
+			e = lit.sub[int(e>>8)+int(b>>huffPrimaryBits)&(1<<lit.subBits-1)]
+		}
+		n := uint(e & huffLenMask)
+		if n == 0 {
 			return 0, false
 		}
+		b >>= n
+		nb -= n
+		v := int(e >> 8)
 		if v < 256 {
 			if pos >= len(out) {
 				return 0, false
@@ -312,28 +330,64 @@ func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int
 			continue
 		}
 		if v == 256 {
+			r.b, r.nb, r.pos = b, nb, ip
 			return pos, true
 		}
 		v -= 257
 		if v >= len(lengthBase) {
 			return 0, false // 286 and 287
 		}
-		length := int(lengthBase[v]) + int(r.take(uint(lengthExtra[v])))
-		d, ok := r.sym(dist)
-		if !ok || d >= len(distBase) {
+		x := uint(lengthExtra[v])
+		length := int(lengthBase[v]) + int(b&(1<<x-1))
+		b >>= x
+		nb -= x
+		e = dist.primary[b&(1<<huffPrimaryBits-1)]
+		if e&huffLink != 0 {
+			e = dist.sub[int(e>>8)+int(b>>huffPrimaryBits)&(1<<dist.subBits-1)]
+		}
+		n = uint(e & huffLenMask)
+		d := int(e >> 8)
+		if n == 0 || d >= len(distBase) {
 			return 0, false
 		}
-		d = int(distBase[d]) + int(r.take(uint(distExtra[d])))
-		if d > pos || pos+length > len(out) {
+		b >>= n
+		nb -= n
+		x = uint(distExtra[d])
+		d = int(distBase[d]) + int(b&(1<<x-1))
+		b >>= x
+		nb -= x
+		if d > pos || length > len(out)-pos {
 			return 0, false
 		}
-		if d >= length {
-			copy(out[pos:pos+length], out[pos-d:])
-		} else {
-			for i := range length {
-				out[pos+i] = out[pos-d+i]
-			}
+		// An overlapping copy repeats the last d bytes: each copy doubles what the next can take.
+		for k := 0; k < length; {
+			k += copy(out[pos+k:pos+length], out[pos-d:pos+k])
 		}
 		pos += length
 	}
+}
+
+// adler32Of is hash/adler32.Checksum, summing eight bytes per step: the eight updates of s2 add 8*s1 and the bytes
+// weighted 8 to 1, and cut the chain of dependent additions by eight.
+func adler32Of(p []byte) uint32 {
+	const mod, nmax = 65521, 5552 // nmax bytes keep s2 within 32 bits (zlib's bound), and is a multiple of 8
+	s1, s2 := uint32(1), uint32(0)
+	for len(p) > 0 {
+		q := p[:min(len(p), nmax)]
+		p = p[len(q):]
+		for ; len(q) >= 8; q = q[8:] {
+			c := q[:8:8]
+			s2 += 8*s1 + 8*uint32(c[0]) + 7*uint32(c[1]) + 6*uint32(c[2]) + 5*uint32(c[3]) + 4*uint32(c[4]) +
+				3*uint32(c[5]) + 2*uint32(c[6]) + uint32(c[7])
+			s1 += uint32(c[0]) + uint32(c[1]) + uint32(c[2]) + uint32(c[3]) + uint32(c[4]) + uint32(c[5]) +
+				uint32(c[6]) + uint32(c[7])
+		}
+		for _, c := range q {
+			s1 += uint32(c)
+			s2 += s1
+		}
+		s1 %= mod
+		s2 %= mod
+	}
+	return s2<<16 | s1
 }

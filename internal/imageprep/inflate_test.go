@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"hash/adler32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -207,4 +208,21 @@ func idatOf(t testing.TB, data []byte) (z []byte, size int) {
 		data = data[12+n:]
 	}
 	return z, h * (1 + w*bpp)
+}
+
+// TestAdler32MatchesHashAdler32 checks adler32Of against hash/adler32 on every length up to a few blocks, including
+// the worst case for overflow (all bytes 0xff).
+func TestAdler32MatchesHashAdler32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, fill := range []func() byte{func() byte { return 0xff }, func() byte { return byte(rng.IntN(256)) }} {
+		data := make([]byte, 3*5552+20)
+		for i := range data {
+			data[i] = fill()
+		}
+		for n := range len(data) {
+			if got, want := adler32Of(data[:n]), adler32.Checksum(data[:n]); got != want {
+				t.Fatalf("adler32Of of %d bytes = %#x; want %#x", n, got, want)
+			}
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"io"
+	"strconv"
 )
 
 // The serving hot path sees mostly small 8-bit PNGs (a digit, a canvas drawing). image/png allocates a fresh zlib
@@ -178,7 +179,7 @@ func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image
 	}
 	raw := d.raw[:size]
 	if n, ok := d.inflate.inflate(raw, z[2:]); ok {
-		if sum := z[2+n:]; len(sum) < 4 || binary.BigEndian.Uint32(sum) != adler32.Checksum(raw) {
+		if sum := z[2+n:]; len(sum) < 4 || binary.BigEndian.Uint32(sum) != adler32Of(raw) {
 			return nil, false
 		}
 	} else if !d.flate(raw, z[2:]) {
@@ -286,18 +287,14 @@ func unfilter(filter byte, cur, prev []byte, bpp int) bool {
 			filter = 1
 		}
 		if filter == 1 {
-			for i := bpp; i < len(cur); i++ {
-				cur[i] += cur[i-bpp]
-			}
+			subFilter(cur, bpp)
 		}
 		return true
 	}
 	prev = prev[:len(cur)]
 	switch filter {
 	case 1:
-		for i := bpp; i < len(cur); i++ {
-			cur[i] += cur[i-bpp]
-		}
+		subFilter(cur, bpp)
 	case 2:
 		for i, p := range prev {
 			cur[i] += p
@@ -310,29 +307,49 @@ func unfilter(filter byte, cur, prev []byte, bpp int) bool {
 			cur[i] += byte((int(cur[i-bpp]) + int(prev[i])) / 2)
 		}
 	case 4:
-		// With no left neighbour a = c = 0, and the predictor is the byte above.
-		for i := range min(bpp, len(cur)) {
-			cur[i] += prev[i]
-		}
-		for i := bpp; i < len(cur); i++ {
-			a, b, c := int(cur[i-bpp]), int(prev[i]), int(prev[i-bpp])
-			pa, pb, pc := abs(b-c), abs(a-c), abs(a+b-2*c)
-			switch {
-			case pa <= pb && pa <= pc:
-				cur[i] += byte(a)
-			case pb <= pc:
-				cur[i] += byte(b)
-			default:
-				cur[i] += byte(c)
+		// One channel at a time, its left and upper-left neighbours kept in registers; with no left neighbour
+		// a = c = 0, and the predictor is the byte above.
+		for k := range min(bpp, len(cur)) {
+			var a, c int
+			for i := k; i < len(cur); i += bpp {
+				b := int(prev[i])
+				pa, pb := b-c, a-c
+				pc := abs(pa + pb)
+				pa, pb = abs(pa), abs(pb)
+				switch {
+				case pa <= pb && pa <= pc:
+				case pb <= pc:
+					a = b
+				default:
+					a = c
+				}
+				a = (a + int(cur[i])) & 0xff
+				cur[i] = byte(a)
+				c = b
 			}
 		}
 	}
 	return true
 }
 
-func abs(x int) int {
-	if x < 0 {
-		return -x
+// subFilter reverses the Sub filter: each byte adds the one bpp to its left, kept in a register for one byte per
+// pixel.
+func subFilter(cur []byte, bpp int) {
+	if bpp == 1 {
+		var a byte
+		for i, x := range cur {
+			a += x
+			cur[i] = a
+		}
+		return
 	}
-	return x
+	for i := bpp; i < len(cur); i++ {
+		cur[i] += cur[i-bpp]
+	}
+}
+
+// abs is |x|, without a branch: the signs of Paeth's differences are unpredictable.
+func abs(x int) int {
+	m := x >> (strconv.IntSize - 1)
+	return (x ^ m) - m
 }
