@@ -87,43 +87,56 @@ func (p *Preparer) inkRows(levels []byte, w, h int, cand []uint64, class *[256]u
 	return ink, half
 }
 
-// longestRunsBits is longestRuns for the rows of ink at least 0.5 given as masks: a row's longest run is how many
-// times it can be shifted onto itself before nothing is left, and a column's how many consecutive rows can be
-// intersected before nothing is left.
-func (p *Preparer) longestRunsBits(half []uint64) (longH, longV int32) {
+// runsOf reports whether the rows of ink at least 0.5, given as masks, have both a horizontal and a vertical run of
+// at least n pixels: min(longestRuns) >= n. A row has a run of 2c where it has a run of c starting c further on as
+// well, so the runs are measured by doubling, in a few word operations per row.
+func (p *Preparer) runsOf(half []uint64, n int) bool {
+	found := false
+	for _, r := range half {
+		c := 1
+		for ; 2*c <= n; c *= 2 {
+			r &= r >> c
+		}
+		if c < n {
+			r &= r >> (n - c)
+		}
+		if r != 0 {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return false
+	}
+	// acc[y] is the intersection of rows y to y+c-1, for the rows that have as many below them.
 	p.acc = grow(p.acc, len(half))
 	acc := p.acc
 	copy(acc, half)
-	// acc[y] is what is left of row y after longH shifts.
-	for {
-		var any uint64
-		for y, a := range acc {
-			any |= a
-			acc[y] = a & (a >> 1)
+	c := 1
+	for ; 2*c <= n; c *= 2 {
+		if c >= len(acc) {
+			return false
 		}
-		if any == 0 {
-			break
+		for y := range len(acc) - c {
+			acc[y] &= acc[y+c]
 		}
-		longH++
+		acc = acc[:len(acc)-c]
 	}
-	acc = p.acc
-	copy(acc, half)
-	// acc[y] is the intersection of rows y to y+longV, for the rows that have as many below them.
-	for len(acc) > 0 {
-		var any uint64
-		for _, a := range acc {
-			any |= a
+	if k := n - c; k > 0 {
+		if k >= len(acc) {
+			return false
 		}
-		if any == 0 {
-			break
+		for y := range len(acc) - k {
+			acc[y] &= acc[y+k]
 		}
-		longV++
-		acc = acc[:len(acc)-1]
-		for y := range acc {
-			acc[y] &= half[y+int(longV)]
+		acc = acc[:len(acc)-k]
+	}
+	for _, a := range acc {
+		if a != 0 {
+			return true
 		}
 	}
-	return longH, longV
+	return false
 }
 
 // keepComponentsBits is keepComponents for the ink given as row masks, the ink of a pixel being table of its level:
@@ -165,14 +178,19 @@ func (p *Preparer) keepComponentsBits(rows []uint64, levels []byte, table *[256]
 // fastFinish would.
 func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int, cand []uint64, table *[256]float32, class *[256]uint8) (digit bool) {
 	rows, half := p.inkRows(levels, w, h, cand, class)
-	longH, longV := p.longestRunsBits(half)
 	x0, y0, x1, y1, ok := p.keepComponentsBits(rows, levels, table, w, h)
 	if !ok {
 		return false
 	}
-	// As fastFinish: the depth of the ink is measured only when the runs do not bound it.
+	// As fastFinish: the depth of the ink is measured only when the runs do not bound it, that is when
+	// (min(longestRuns)+1)/2 steps reach deeper than maxInkDepth: when both runs reach 2q-1 pixels, q the fewest
+	// steps that do.
 	side := max(x1-x0, y1-y0)
-	deep := float64((min(longH, longV)+1)/2)/float64(side) > maxInkDepth
+	q := int(maxInkDepth * float64(side))
+	for float64(q)/float64(side) <= maxInkDepth {
+		q++
+	}
+	deep := p.runsOf(half, 2*q-1)
 	s, pw, ph := fitSize(dw, dh, x1-x0, y1-y0)
 	if deep || side >= minStrokeSide || s != 1 || pw != x1-x0 || ph != y1-y0 {
 		ink := p.inkOfRows(rows, levels, table, w, h)

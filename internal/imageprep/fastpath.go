@@ -93,19 +93,27 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	}
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
-	// The ink grows along order, so each test below changes its answer once: the branches are predictable.
+	// The ink grows along order: from the background's side, levels under floor have none, then it grows to 1.
 	var table [256]float32
 	var class [256]uint8 // for mnistBits: 1 for nonzero ink, 3 for ink at least 0.5
-	for b, x := range inkOf {
-		if x >= floor {
-			v := x * inv
-			if v >= 1 {
-				v = 1
+	for i := range 256 {
+		b := order + step*i
+		x := inkOf[b]
+		if x < floor {
+			continue
+		}
+		v := x * inv
+		if v >= 1 {
+			// The rest of the levels, further along order, are at 1 as well.
+			for ; i < 256; i++ {
+				b := order + step*i
+				table[b], class[b] = 1, 3
 			}
-			table[b], class[b] = v, 1
-			if v >= 0.5 {
-				class[b] = 3
-			}
+			break
+		}
+		table[b], class[b] = v, 1
+		if v >= 0.5 {
+			class[b] = 3
 		}
 	}
 	if w <= bitRowMax {

@@ -359,9 +359,17 @@ func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int
 		if d > pos || length > len(out)-pos {
 			return 0, false
 		}
-		// An overlapping copy repeats the last d bytes: each copy doubles what the next can take.
-		for k := 0; k < length; {
-			k += copy(out[pos+k:pos+length], out[pos-d:pos+k])
+		if length <= 16 {
+			// Most matches of a small image are short: a loop costs less than a call, and repeats overlaps.
+			src, dst := out[pos-d:pos-d+length], out[pos:pos+length]
+			for i := range dst {
+				dst[i] = src[i]
+			}
+		} else {
+			// An overlapping copy repeats the last d bytes: each copy doubles what the next can take.
+			for k := 0; k < length; {
+				k += copy(out[pos+k:pos+length], out[pos-d:pos+k])
+			}
 		}
 		pos += length
 	}
