@@ -223,7 +223,11 @@ func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int,
 		row, out := levels[y*w:][:w], dst[(oy+y-y0)*dw+ox:]
 		for r := rows[y]; r != 0; r &= r - 1 {
 			x := bits.TrailingZeros64(r)
-			out[x-x0] = min(table[row[x]]*gain, 1)
+			v := table[row[x]] * gain
+			if v > 1 {
+				v = 1
+			}
+			out[x-x0] = v
 		}
 	}
 	return true

@@ -50,6 +50,7 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 	seenIHDR, seenIDAT, idatDone := false, false, false
 	seenPLTE, seenTRNS := false, false
 	var pal color.Palette
+	var idat []byte // the zlib stream
 	for {
 		if len(data) < 12 {
 			return nil, false
@@ -90,13 +91,23 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 			if idatDone || colorType == 3 && !seenPLTE {
 				return nil, false
 			}
+			// One IDAT, as small images have, is read where it lies; more are joined in d.idat.
+			switch {
+			case !seenIDAT:
+				idat = body
+			case len(d.idat) == 0:
+				d.idat = append(append(d.idat, idat...), body...)
+				idat = d.idat
+			default:
+				d.idat = append(d.idat, body...)
+				idat = d.idat
+			}
 			seenIDAT = true
-			d.idat = append(d.idat, body...)
 		case "IEND":
 			if !seenIDAT {
 				return nil, false
 			}
-			return d.pixels(w, h, colorType, pal)
+			return d.pixels(idat, w, h, colorType, pal)
 		case "PLTE":
 			// As image/png: the entries are opaque RGBA, and the palette has room for 256, the rest opaque black.
 			if colorType != 3 || seenPLTE || seenIDAT || len(body)%3 != 0 || len(body) == 0 || len(body) > 3*256 {
@@ -154,9 +165,9 @@ func (d *pngDecoder) setEntry(i int, c [4]byte, nrgba bool) {
 	}
 }
 
-// pixels inflates the IDAT stream, checks its checksum, and unfilters the scanlines into an image; pal is the
+// pixels inflates the IDAT stream z, checks its checksum, and unfilters the scanlines into an image; pal is the
 // palette of a paletted one.
-func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image, bool) {
+func (d *pngDecoder) pixels(z []byte, w, h, colorType int, pal color.Palette) (image.Image, bool) {
 	var bpp int
 	switch colorType {
 	case 0, 3:
@@ -170,7 +181,6 @@ func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image
 	}
 	stride := w * bpp
 	size := h * (1 + stride)
-	z := d.idat
 	if len(z) < 6 || z[0]&0x0f != 8 || z[0]>>4 > 7 || (uint16(z[0])<<8|uint16(z[1]))%31 != 0 || z[1]&0x20 != 0 {
 		return nil, false
 	}
@@ -237,22 +247,27 @@ func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Pa
 	ostride := len(pix) / h
 	for y := range h {
 		line := raw[y*(1+stride)+1 : (y+1)*(1+stride)]
-		if !unfilter(raw[y*(1+stride)], line, prev, bpp) {
-			return nil, false
-		}
-		prev = line
 		out := pix[y*ostride : (y+1)*ostride]
+		if colorType == 0 || colorType == 3 || colorType == 6 {
+			// The image's pixels are the scanline's bytes: unfiltered straight into it.
+			if !unfilter(raw[y*(1+stride)], out, line, prev, bpp) {
+				return nil, false
+			}
+			prev = out
+		} else {
+			if !unfilter(raw[y*(1+stride)], line, line, prev, bpp) {
+				return nil, false
+			}
+			prev = line
+		}
 		switch colorType {
-		case 0, 6:
-			copy(out, line)
 		case 3:
 			// As image/png: an index past the palette grows it, over the opaque black entries.
-			for _, i := range line {
+			for _, i := range out {
 				if int(i) >= len(pal) {
 					pal = d.palette[:int(i)+1]
 				}
 			}
-			copy(out, line)
 		case 2:
 			for x := range w {
 				out[4*x], out[4*x+1], out[4*x+2], out[4*x+3] = line[3*x], line[3*x+1], line[3*x+2], 255
@@ -270,48 +285,64 @@ func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Pa
 	return img, true
 }
 
-// unfilter reverses a scanline's PNG filter in place; prev is the unfiltered line above (empty for the first).
-func unfilter(filter byte, cur, prev []byte, bpp int) bool {
+// unfilter reverses a scanline's PNG filter, from cur into dst (which may be cur itself: each byte of cur is read
+// before its place in dst is written); prev is the unfiltered line above (empty for the first).
+func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 	if filter > 4 {
 		return false
 	}
+	cur = cur[:len(dst)]
+	n := min(bpp, len(dst))
 	if len(prev) == 0 {
 		// The line above the first is zeros: Up adds nothing, Average adds half the left byte, Paeth the left byte.
 		switch filter {
+		case 2:
+			filter = 0
 		case 3:
-			for i := bpp; i < len(cur); i++ {
-				cur[i] += cur[i-bpp] / 2
+			copy(dst[:n], cur)
+			for i := bpp; i < len(dst); i++ {
+				dst[i] = cur[i] + dst[i-bpp]/2
 			}
 			return true
 		case 4:
 			filter = 1
 		}
-		if filter == 1 {
-			subFilter(cur, bpp)
-		}
-		return true
+	} else {
+		prev = prev[:len(dst)]
 	}
-	prev = prev[:len(cur)]
 	switch filter {
+	case 0:
+		copy(dst, cur)
 	case 1:
-		subFilter(cur, bpp)
+		if bpp == 1 {
+			var a byte // the left neighbour, kept in a register
+			for i, x := range cur {
+				a += x
+				dst[i] = a
+			}
+			break
+		}
+		copy(dst[:n], cur)
+		for i := bpp; i < len(dst); i++ {
+			dst[i] = cur[i] + dst[i-bpp]
+		}
 	case 2:
 		for i, p := range prev {
-			cur[i] += p
+			dst[i] = cur[i] + p
 		}
 	case 3:
-		for i := range min(bpp, len(cur)) {
-			cur[i] += prev[i] / 2
+		for i := range n {
+			dst[i] = cur[i] + prev[i]/2
 		}
-		for i := bpp; i < len(cur); i++ {
-			cur[i] += byte((int(cur[i-bpp]) + int(prev[i])) / 2)
+		for i := bpp; i < len(dst); i++ {
+			dst[i] = cur[i] + byte((int(dst[i-bpp])+int(prev[i]))/2)
 		}
 	case 4:
 		// One channel at a time, its left and upper-left neighbours kept in registers; with no left neighbour
 		// a = c = 0, and the predictor is the byte above.
-		for k := range min(bpp, len(cur)) {
+		for k := range n {
 			var a, c int
-			for i := k; i < len(cur); i += bpp {
+			for i := k; i < len(dst); i += bpp {
 				b := int(prev[i])
 				pa, pb := b-c, a-c
 				pc := abs(pa + pb)
@@ -324,28 +355,12 @@ func unfilter(filter byte, cur, prev []byte, bpp int) bool {
 					a = c
 				}
 				a = (a + int(cur[i])) & 0xff
-				cur[i] = byte(a)
+				dst[i] = byte(a)
 				c = b
 			}
 		}
 	}
 	return true
-}
-
-// subFilter reverses the Sub filter: each byte adds the one bpp to its left, kept in a register for one byte per
-// pixel.
-func subFilter(cur []byte, bpp int) {
-	if bpp == 1 {
-		var a byte
-		for i, x := range cur {
-			a += x
-			cur[i] = a
-		}
-		return
-	}
-	for i := bpp; i < len(cur); i++ {
-		cur[i] += cur[i-bpp]
-	}
 }
 
 // abs is |x|, without a branch: the signs of Paeth's differences are unpredictable.
