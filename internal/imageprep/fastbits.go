@@ -17,10 +17,10 @@ import (
 // bitRowMax is the widest image mnistBits takes.
 const bitRowMax = 64
 
-// levelHist adds the histogram of levels to hist and sets in mask (len(levels) bits, row-major, zero on entry) the
-// bit of each pixel whose level is not first. Eight pixels are tested at a time: on an MNIST-like image most words
-// are all background, and each costs a compare.
-func levelHist(levels []byte, first byte, hist *[256]int32, mask []uint64) {
+// levelHist adds the histogram of levels to hist, sets in mask (len(levels) bits, row-major, zero on entry) the bit
+// of each pixel whose level is not first, and in present the bit of each level that occurs. Eight pixels are tested
+// at a time: on an MNIST-like image most words are all background, and each costs a compare.
+func levelHist(levels []byte, first byte, hist *[256]int32, mask []uint64, present *[4]uint64) {
 	const lo7, hi = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
 	rep := uint64(first) * 0x0101010101010101
 	n := len(levels)
@@ -35,12 +35,15 @@ func levelHist(levels []byte, first byte, hist *[256]int32, mask []uint64) {
 		m := uint((t >> 7) * 0x0102040810204080 >> 56)
 		mask[i>>6] |= uint64(m) << (i & 63)
 		for ; m != 0; m &= m - 1 {
-			hist[levels[i+bits.TrailingZeros(m)]]++
+			b := levels[i+bits.TrailingZeros(m)]
+			hist[b]++
+			present[b>>6] |= 1 << (b & 63)
 		}
 	}
 	for ; i < n; i++ {
 		if b := levels[i]; b != first {
 			hist[b]++
+			present[b>>6] |= 1 << (b & 63)
 			mask[i>>6] |= 1 << (i & 63)
 		}
 	}
@@ -49,6 +52,9 @@ func levelHist(levels []byte, first byte, hist *[256]int32, mask []uint64) {
 		other += bits.OnesCount64(m)
 	}
 	hist[first] += int32(n - other)
+	if n > other {
+		present[first>>6] |= 1 << (first & 63)
+	}
 }
 
 // otherLevels sets in mask (zeroed first) the bit of each pixel whose level is not c.

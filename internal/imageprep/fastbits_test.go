@@ -47,16 +47,18 @@ func TestLevelHistMatchesACount(t *testing.T) {
 		}
 		first := levels[0]
 		var hist, want [256]int32
+		var present, wantPresent [4]uint64
 		mask := make([]uint64, (n+63)/64)
-		levelHist(levels, first, &hist, mask)
+		levelHist(levels, first, &hist, mask, &present)
 		for i, b := range levels {
 			want[b]++
+			wantPresent[b>>6] |= 1 << (b & 63)
 			if got := mask[i>>6]>>(i&63)&1 == 1; got != (b != first) {
 				t.Fatalf("%d levels: pixel %d (level %d, first %d) is marked %v", n, i, b, first, got)
 			}
 		}
-		if hist != want {
-			t.Fatalf("%d levels: histogram %v; want %v", n, hist, want)
+		if hist != want || present != wantPresent {
+			t.Fatalf("%d levels: histogram %v, levels present %x; want %v, %x", n, hist, present, want, wantPresent)
 		}
 	}
 }

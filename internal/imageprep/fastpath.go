@@ -1,6 +1,9 @@
 package imageprep
 
-import "image"
+import (
+	"image"
+	"math/bits"
+)
 
 // Most uploads to a digit classifier are MNIST-like already: a small opaque gray (or gray-looking) image with ink on
 // a flat field, light on black as MNIST clients send or dark on white as a scan or a canvas exported opaque. On those,
@@ -29,7 +32,8 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	p.cand = grow(p.cand, (n+63)/64)
 	cand := p.cand
 	clear(cand)
-	levelHist(levels, levels[0], &hist, cand)
+	var present [4]uint64
+	levelHist(levels, levels[0], &hist, cand, &present)
 	// flatBackground: the first of the two corner pixels (the first and the last) that is dark or light and holds at
 	// least half the image is the background; the full pipeline handles any other.
 	c, flat := 0, false
@@ -93,27 +97,22 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	}
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
-	// The ink grows along order: from the background's side, levels under floor have none, then it grows to 1.
+	// Only the levels present are looked up: the table is filled for them alone.
 	var table [256]float32
 	var class [256]uint8 // for mnistBits: 1 for nonzero ink, 3 for ink at least 0.5
-	for i := range 256 {
-		b := order + step*i
-		x := inkOf[b]
-		if x < floor {
-			continue
-		}
-		v := x * inv
-		if v >= 1 {
-			// The rest of the levels, further along order, are at 1 as well.
-			for ; i < 256; i++ {
-				b := order + step*i
-				table[b], class[b] = 1, 3
+	for k, word := range present {
+		for ; word != 0; word &= word - 1 {
+			b := k<<6 | bits.TrailingZeros64(word)
+			x := inkOf[b]
+			if x < floor {
+				continue
 			}
-			break
-		}
-		table[b], class[b] = v, 1
-		if v >= 0.5 {
-			class[b] = 3
+			v := min(x*inv, 1)
+			c := uint8(1)
+			if v >= 0.5 {
+				c = 3
+			}
+			table[b], class[b] = v, c
 		}
 	}
 	if w <= bitRowMax {
