@@ -38,9 +38,9 @@ func (t *huffTable) init(lengths []uint8) bool {
 		maxLen = max(maxLen, int(n))
 	}
 	count[0] = 0
-	clear(t.primary[:])
 	t.sub = t.sub[:0]
 	if maxLen == 0 {
+		clear(t.primary[:])
 		return true
 	}
 	var next [16]int
@@ -56,6 +56,10 @@ func (t *huffTable) init(lengths []uint8) bool {
 	}
 	if total != 1<<maxLen && !(total == 1 && maxLen == 1) {
 		return false
+	}
+	if total != 1<<maxLen || maxLen > huffPrimaryBits {
+		// A complete code of short codes writes every entry; otherwise some must read as no code, or as no link yet.
+		clear(t.primary[:])
 	}
 	t.subBits = uint(max(maxLen-huffPrimaryBits, 0))
 	for sym, n := range lengths {
