@@ -347,14 +347,15 @@ func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 				pa, pb := b-c, a-c
 				pc := abs(pa + pb)
 				pa, pb = abs(pa), abs(pb)
-				switch {
-				case pa <= pb && pa <= pc:
-				case pb <= pc:
-					a = b
-				default:
-					a = c
+				// Paeth's choice, a, else b, else c, as conditional moves: its branches would be unpredictable.
+				pred := c
+				if pb <= pc {
+					pred = b
 				}
-				a = (a + int(cur[i])) & 0xff
+				if pa <= min(pb, pc) {
+					pred = a
+				}
+				a = (pred + int(cur[i])) & 0xff
 				dst[i] = byte(a)
 				c = b
 			}
