@@ -57,7 +57,7 @@ type benchInput struct {
 // benchInputs are the uploads both benchmarks use: a raw 28x28 digit (decodes to Gray), the same dark on white,
 // canvas drawings of the page's ink on a transparent field (NRGBA) at 28x28, 200x200 and the page's 280x280, and a
 // 1000x1000 pencil-on-paper JPEG (YCbCr), all of real MNIST test digit 0.
-func benchInputs(b *testing.B) []benchInput {
+func benchInputs(b testing.TB) []benchInput {
 	pix := mnistTest(b).Image(0)
 	rng := rand.New(rand.NewPCG(1, 1))
 	return []benchInput{

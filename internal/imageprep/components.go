@@ -32,23 +32,49 @@ func (p *Preparer) keepComponents(ink []float32, w, h int) (x0, y0, x1, y1 int, 
 			for ; x < w && row[x] != 0; x++ {
 				m += float64(row[x])
 			}
-			id := int32(len(runs))
-			runs = append(runs, inkRun{y: int32(y), x0: int32(a), x1: int32(x), parent: id, mass: m})
-			// A run of the row above touches [a, x) diagonally when it overlaps [a-1, x+1).
-			for j < here && int(runs[j].x1) < a {
-				j++
-			}
-			for k := j; k < here && int(runs[k].x0) <= x; k++ {
-				union(runs, id, int32(k))
-			}
-			// The last run touched may reach past this one and touch the next run of this row as well.
-			for j < here && int(runs[j].x1) <= x {
-				j++
-			}
+			runs, j = linkRun(runs, here, j, inkRun{y: int32(y), x0: int32(a), x1: int32(x), mass: m})
 		}
 		above = here
 	}
 	p.runs = runs
+	x0, y0, x1, y1, ok = p.keptBox(w, h)
+	if !ok {
+		return 0, 0, 0, 0, false
+	}
+	for i := range runs {
+		if r := &runs[i]; r.drop {
+			clear(ink[int(r.y)*w+int(r.x0) : int(r.y)*w+int(r.x1)])
+		}
+	}
+	return x0, y0, x1, y1, true
+}
+
+// linkRun appends the run r of the row whose first run is at here, and joins it with the runs of the row above that
+// touch it, from j on (they are sorted by x, and j walks them once per row). It returns the runs and the next j.
+func linkRun(runs []inkRun, here, j int, r inkRun) ([]inkRun, int) {
+	id := int32(len(runs))
+	r.parent = id
+	runs = append(runs, r)
+	a, x := r.x0, r.x1
+	// A run of the row above touches [a, x) diagonally when it overlaps [a-1, x+1).
+	for j < here && runs[j].x1 < a {
+		j++
+	}
+	for k := j; k < here && runs[k].x0 <= x; k++ {
+		union(runs, id, int32(k))
+	}
+	// The last run touched may reach past this one and touch the next run of this row as well.
+	for j < here && runs[j].x1 <= x {
+		j++
+	}
+	return runs, j
+}
+
+// keptBox groups p.runs, linked by linkRun, into components, marks as drop the runs of the specks and rules
+// keepComponents erases, and returns the bounding box [x0, x1) x [y0, y1) of the rest. ok is false when there is no
+// ink.
+func (p *Preparer) keptBox(w, h int) (x0, y0, x1, y1 int, ok bool) {
+	runs := p.runs
 	if len(runs) == 0 {
 		return 0, 0, 0, 0, false
 	}
@@ -57,13 +83,25 @@ func (p *Preparer) keepComponents(ink []float32, w, h int) (x0, y0, x1, y1 int, 
 		runs[find(runs, int32(i))].total += runs[i].mass
 	}
 	var heaviest float64
+	roots := 0
 	for i := range runs {
 		if runs[i].parent == int32(i) {
 			heaviest = max(heaviest, runs[i].total)
+			roots++
 		}
 	}
 	if heaviest == 0 {
 		return 0, 0, 0, 0, false
+	}
+	x0, y0, x1, y1 = w, h, 0, 0
+	if roots == 1 {
+		// One component keeps all its ink: were it a rule, nothing else would be left to weigh more than
+		// minDigitShare of it, and it is the heaviest.
+		for i := range runs {
+			r := &runs[i]
+			x0, y0, x1, y1 = min(x0, int(r.x0)), min(y0, int(r.y)), max(x1, int(r.x1)), max(y1, int(r.y)+1)
+		}
+		return x0, y0, x1, y1, true
 	}
 	// Rules (ruled lines, frames, boxes) go when something else of weight remains: then that is the digit.
 	ref := heaviest
@@ -74,11 +112,10 @@ func (p *Preparer) keepComponents(ink []float32, w, h int) (x0, y0, x1, y1 int, 
 			p.comps[i].rule = false
 		}
 	}
-	x0, y0, x1, y1 = w, h, 0, 0
 	for i := range runs {
 		r := &runs[i]
 		if c := &p.comps[runs[r.parent].comp]; c.rule || runs[r.parent].total < minComponent*ref {
-			clear(ink[int(r.y)*w+int(r.x0) : int(r.y)*w+int(r.x1)])
+			r.drop = true
 			continue
 		}
 		x0, y0, x1, y1 = min(x0, int(r.x0)), min(y0, int(r.y)), max(x1, int(r.x1)), max(y1, int(r.y)+1)
@@ -93,6 +130,7 @@ type inkRun struct {
 	comp      int32   // index of the component's shape in Preparer.comps, valid at its root
 	mass      float64 // ink in this run
 	total     float64 // ink in the component, valid at its root
+	drop      bool    // a speck's or a rule's, to erase
 }
 
 // component is the shape of a connected group of ink: its bounding box [x0, x1) x [y0, y1), its pixels, and how

@@ -5,7 +5,8 @@
 // a byte of pixel memory is allocated (a 100-byte PNG may claim 100000x100000 pixels), and turns every failure into one
 // of three errors that map onto HTTP statuses: ErrUnsupported (415), ErrTooLarge (413), ErrUndecodable (422). A JPEG
 // comes back turned upright as its EXIF Orientation says (orient.go), and PrepareBytes reads small 8-bit PNGs, the
-// common upload, with a decoder that reuses its buffers (pngfast.go).
+// common upload, with a decoder that reuses its buffers (pngfast.go) and inflates a whole zlib stream in one call
+// (inflate.go), leaving to compress/flate whatever it is not sure of.
 //
 // Prepare then makes the vector a model expects, as a Spec says (a model file records its size and mode):
 //
@@ -21,7 +22,7 @@
 // (flatBackground, flatInk), since they need no noise model and no fitted background. An upload that is MNIST-like
 // already (8-bit gray or opaque gray-looking pixels on a flat field within 0.02 of black or of white, at most 256
 // pixels a side) takes fastpath.go instead, which makes the same vector bit for bit with the steps that are no-ops on
-// it left out and the rest done on 8-bit levels; so does, with fewer shortcuts, a canvas drawing (RGBA or NRGBA ink
+// it left out and the rest done on 8-bit levels (up to 64 pixels wide, on rows of bits: fastbits.go); so does, with fewer shortcuts, a canvas drawing (RGBA or NRGBA ink
 // on a transparent field) of at most 256 pixels a side.
 //
 //  1. Working size (luma.go). An image larger than 256 pixels on a side is area-averaged by an integer factor, reading

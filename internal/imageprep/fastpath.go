@@ -1,6 +1,9 @@
 package imageprep
 
-import "image"
+import (
+	"image"
+	"math/bits"
+)
 
 // Most uploads to a digit classifier are MNIST-like already: a small opaque gray (or gray-looking) image with ink on
 // a flat field, light on black as MNIST clients send or dark on white as a scan or a canvas exported opaque. On those,
@@ -24,18 +27,13 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 		return false, false
 	}
 	n := w * h
-	// The zeros, most of an MNIST image, are counted apart: incrementing one bin over and over stalls on its own
-	// store.
+	// The histogram, and the pixels whose level is not the first pixel's, which is most often the background's.
 	var hist [256]int32
-	zeros := 0
-	for _, b := range levels {
-		if b == 0 {
-			zeros++
-		} else {
-			hist[b]++
-		}
-	}
-	hist[0] += int32(zeros)
+	p.cand = grow(p.cand, (n+63)/64)
+	cand := p.cand
+	clear(cand)
+	var present [4]uint64
+	levelHist(levels, levels[0], &hist, cand, &present)
 	// flatBackground: the first of the two corner pixels (the first and the last) that is dark or light and holds at
 	// least half the image is the background; the full pipeline handles any other.
 	c, flat := 0, false
@@ -77,17 +75,18 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 		}
 	}
 	// The strength is quantileOf(the nonzero ink, 0.9), the k-th smallest nonzero ink (n < 2*maxSample, so the
-	// sample is every pixel).
+	// sample is every pixel), that is the (nz-1-k)-th largest: counted from the strong end of order, as most ink of
+	// an MNIST digit is at full strength.
 	var strength float32
 	if nz > 0 {
-		k := int(0.9 * float64(nz-1))
+		rank := nz - 1 - int(0.9*float64(nz-1))
 		seen := 0
-		for b := order; b >= 0 && b < len(hist); b += step {
+		for b := 255 - order; b >= 0 && b < len(hist); b -= step {
 			if inkOf[b] == 0 {
 				continue
 			}
 			seen += int(hist[b])
-			if seen > k {
+			if seen > rank {
 				strength = inkOf[b]
 				break
 			}
@@ -98,11 +97,29 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	}
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
+	// Only the levels present are looked up: the table is filled for them alone.
 	var table [256]float32
-	for b, x := range inkOf {
-		if x >= floor {
-			table[b] = min(x*inv, 1)
+	var class [256]uint8 // for mnistBits: 1 for nonzero ink, 3 for ink at least 0.5
+	for k, word := range present {
+		for ; word != 0; word &= word - 1 {
+			b := k<<6 | bits.TrailingZeros64(word)
+			x := inkOf[b]
+			if x < floor {
+				continue
+			}
+			v := min(x*inv, 1)
+			c := uint8(1)
+			if v >= 0.5 {
+				c = 3
+			}
+			table[b], class[b] = v, c
 		}
+	}
+	if w <= bitRowMax {
+		if byte(c) != levels[0] {
+			otherLevels(levels, byte(c), cand)
+		}
+		return true, p.mnistBits(dst, dw, dh, levels, w, h, cand, &table, &class)
 	}
 	p.ink = grow(p.ink, n)
 	ink := p.ink

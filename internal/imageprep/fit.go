@@ -10,10 +10,7 @@ const digitBox = 20.0 / 28.0
 // that its centre of mass lands on the centre of the field, as MNIST's digits were made. It reports false, leaving
 // dst as it was, when the box holds no ink.
 func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x1, y1 int) bool {
-	bw, bh := float64(x1-x0), float64(y1-y0)
-	boxW, boxH := max(1, math.Round(digitBox*float64(dw))), max(1, math.Round(digitBox*float64(dh)))
-	s := min(boxW/bw, boxH/bh)
-	pw, ph := clamp(int(math.Round(bw*s)), 1, dw), clamp(int(math.Round(bh*s)), 1, dh)
+	s, pw, ph := fitSize(dw, dh, x1-x0, y1-y0)
 	p.patch = grow(p.patch, pw*ph)
 	patch := p.patch
 	if s == 1 && pw == x1-x0 && ph == y1-y0 {
@@ -44,11 +41,7 @@ func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x
 	if mass == 0 {
 		return false
 	}
-	gain := float32(1 / peak)
-	// MNIST's centres of mass sit at pixel index 14 (the mean over its test set is 14.0, 14.0), that is, the centre of
-	// the field measured in pixel indexes rather than pixel centres.
-	ox := clamp(int(math.Round(float64(dw)/2-mx/mass)), 0, dw-pw)
-	oy := clamp(int(math.Round(float64(dh)/2-my/mass)), 0, dh-ph)
+	gain, ox, oy := place(dw, dh, pw, ph, peak, mass, mx, my)
 	for y := range ph {
 		out := dst[(oy+y)*dw+ox:][:pw]
 		for x, v := range patch[y*pw:][:pw] {
@@ -56,4 +49,22 @@ func (p *Preparer) fit(dst []float32, dw, dh int, ink []float32, w, h, x0, y0, x
 		}
 	}
 	return true
+}
+
+// fitSize returns the scale s that fits a bw x bh box of ink to MNIST's box in a dw x dh field, and the size pw x ph
+// of the patch it becomes.
+func fitSize(dw, dh, bw, bh int) (s float64, pw, ph int) {
+	boxW, boxH := max(1, math.Round(digitBox*float64(dw))), max(1, math.Round(digitBox*float64(dh)))
+	s = min(boxW/float64(bw), boxH/float64(bh))
+	return s, clamp(int(math.Round(float64(bw)*s)), 1, dw), clamp(int(math.Round(float64(bh)*s)), 1, dh)
+}
+
+// place returns the gain that brightens a pw x ph patch whose strongest value is peak to 1, and the offset in the
+// dw x dh field that centres its mass, whose moments about the patch's origin are mx and my.
+func place(dw, dh, pw, ph int, peak, mass, mx, my float64) (gain float32, ox, oy int) {
+	// MNIST's centres of mass sit at pixel index 14 (the mean over its test set is 14.0, 14.0), that is, the centre of
+	// the field measured in pixel indexes rather than pixel centres.
+	ox = clamp(int(math.Round(float64(dw)/2-mx/mass)), 0, dw-pw)
+	oy = clamp(int(math.Round(float64(dh)/2-my/mass)), 0, dh-ph)
+	return float32(1 / peak), ox, oy
 }

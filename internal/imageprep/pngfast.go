@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"io"
+	"strconv"
 )
 
 // The serving hot path sees mostly small 8-bit PNGs (a digit, a canvas drawing). image/png allocates a fresh zlib
@@ -18,7 +19,8 @@ import (
 // image/png would (the same image types and pixels; a differential test checks it). Anything else, and anything it
 // finds malformed, is left to the standard decoder, which then reports the error its own way.
 type pngDecoder struct {
-	inflater io.ReadCloser
+	inflate  inflater      // the whole-buffer inflater (inflate.go)
+	inflater io.ReadCloser // compress/flate, for what inflate declines
 	src      bytes.Reader
 	idat     []byte
 	raw      []byte // filtered scanlines
@@ -48,6 +50,7 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 	seenIHDR, seenIDAT, idatDone := false, false, false
 	seenPLTE, seenTRNS := false, false
 	var pal color.Palette
+	var idat []byte // the zlib stream
 	for {
 		if len(data) < 12 {
 			return nil, false
@@ -88,13 +91,23 @@ func (d *pngDecoder) decode(data []byte, maxPixels int) (img image.Image, ok boo
 			if idatDone || colorType == 3 && !seenPLTE {
 				return nil, false
 			}
+			// One IDAT, as small images have, is read where it lies; more are joined in d.idat.
+			switch {
+			case !seenIDAT:
+				idat = body
+			case len(d.idat) == 0:
+				d.idat = append(append(d.idat, idat...), body...)
+				idat = d.idat
+			default:
+				d.idat = append(d.idat, body...)
+				idat = d.idat
+			}
 			seenIDAT = true
-			d.idat = append(d.idat, body...)
 		case "IEND":
 			if !seenIDAT {
 				return nil, false
 			}
-			return d.pixels(w, h, colorType, pal)
+			return d.pixels(idat, w, h, colorType, pal)
 		case "PLTE":
 			// As image/png: the entries are opaque RGBA, and the palette has room for 256, the rest opaque black.
 			if colorType != 3 || seenPLTE || seenIDAT || len(body)%3 != 0 || len(body) == 0 || len(body) > 3*256 {
@@ -152,9 +165,9 @@ func (d *pngDecoder) setEntry(i int, c [4]byte, nrgba bool) {
 	}
 }
 
-// pixels inflates the IDAT stream, checks its checksum, and unfilters the scanlines into an image; pal is the
+// pixels inflates the IDAT stream z, checks its checksum, and unfilters the scanlines into an image; pal is the
 // palette of a paletted one.
-func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image, bool) {
+func (d *pngDecoder) pixels(z []byte, w, h, colorType int, pal color.Palette) (image.Image, bool) {
 	var bpp int
 	switch colorType {
 	case 0, 3:
@@ -168,31 +181,47 @@ func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image
 	}
 	stride := w * bpp
 	size := h * (1 + stride)
-	z := d.idat
 	if len(z) < 6 || z[0]&0x0f != 8 || z[0]>>4 > 7 || (uint16(z[0])<<8|uint16(z[1]))%31 != 0 || z[1]&0x20 != 0 {
-		return nil, false
-	}
-	d.src.Reset(z[2:])
-	if d.inflater == nil {
-		d.inflater = flate.NewReader(&d.src)
-	} else if err := d.inflater.(flate.Resetter).Reset(&d.src, nil); err != nil {
 		return nil, false
 	}
 	if cap(d.raw) < size {
 		d.raw = make([]byte, size)
 	}
 	raw := d.raw[:size]
-	if _, err := io.ReadFull(d.inflater, raw); err != nil {
+	if n, ok := d.inflate.inflate(raw, z[2:]); ok {
+		if sum := z[2+n:]; len(sum) < 4 || binary.BigEndian.Uint32(sum) != adler32Of(raw) {
+			return nil, false
+		}
+	} else if !d.flate(raw, z[2:]) {
 		return nil, false
+	}
+	return d.unfilter(raw, w, h, colorType, bpp, pal)
+}
+
+// flate inflates the zlib payload z, after its header, into raw with compress/flate, for the streams inflate leaves
+// to it, and checks its checksum.
+func (d *pngDecoder) flate(raw, z []byte) bool {
+	d.src.Reset(z)
+	if d.inflater == nil {
+		d.inflater = flate.NewReader(&d.src)
+	} else if err := d.inflater.(flate.Resetter).Reset(&d.src, nil); err != nil {
+		return false
+	}
+	if _, err := io.ReadFull(d.inflater, raw); err != nil {
+		return false
 	}
 	// The stream must end here, followed by its Adler-32.
 	if n, err := d.inflater.Read(d.one[:]); n != 0 || err != io.EOF {
-		return nil, false
+		return false
 	}
 	sum := d.one[1:5]
-	if _, err := io.ReadFull(&d.src, sum); err != nil || binary.BigEndian.Uint32(sum) != adler32.Checksum(raw) {
-		return nil, false
-	}
+	_, err := io.ReadFull(&d.src, sum)
+	return err == nil && binary.BigEndian.Uint32(sum) == adler32.Checksum(raw)
+}
+
+// unfilter reverses the filters of the scanlines raw into an image of the colour type.
+func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Palette) (image.Image, bool) {
+	stride := w * bpp
 
 	var pix []byte
 	var img image.Image
@@ -218,22 +247,27 @@ func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image
 	ostride := len(pix) / h
 	for y := range h {
 		line := raw[y*(1+stride)+1 : (y+1)*(1+stride)]
-		if !unfilter(raw[y*(1+stride)], line, prev, bpp) {
-			return nil, false
-		}
-		prev = line
 		out := pix[y*ostride : (y+1)*ostride]
+		if colorType == 0 || colorType == 3 || colorType == 6 {
+			// The image's pixels are the scanline's bytes: unfiltered straight into it.
+			if !unfilter(raw[y*(1+stride)], out, line, prev, bpp) {
+				return nil, false
+			}
+			prev = out
+		} else {
+			if !unfilter(raw[y*(1+stride)], line, line, prev, bpp) {
+				return nil, false
+			}
+			prev = line
+		}
 		switch colorType {
-		case 0, 6:
-			copy(out, line)
 		case 3:
 			// As image/png: an index past the palette grows it, over the opaque black entries.
-			for _, i := range line {
+			for _, i := range out {
 				if int(i) >= len(pal) {
 					pal = d.palette[:int(i)+1]
 				}
 			}
-			copy(out, line)
 		case 2:
 			for x := range w {
 				out[4*x], out[4*x+1], out[4*x+2], out[4*x+3] = line[3*x], line[3*x+1], line[3*x+2], 255
@@ -251,70 +285,87 @@ func (d *pngDecoder) pixels(w, h, colorType int, pal color.Palette) (image.Image
 	return img, true
 }
 
-// unfilter reverses a scanline's PNG filter in place; prev is the unfiltered line above (empty for the first).
-func unfilter(filter byte, cur, prev []byte, bpp int) bool {
+// unfilter reverses a scanline's PNG filter, from cur into dst (which may be cur itself: each byte of cur is read
+// before its place in dst is written); prev is the unfiltered line above (empty for the first).
+func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 	if filter > 4 {
 		return false
 	}
+	cur = cur[:len(dst)]
+	n := min(bpp, len(dst))
 	if len(prev) == 0 {
 		// The line above the first is zeros: Up adds nothing, Average adds half the left byte, Paeth the left byte.
 		switch filter {
+		case 2:
+			filter = 0
 		case 3:
-			for i := bpp; i < len(cur); i++ {
-				cur[i] += cur[i-bpp] / 2
+			copy(dst[:n], cur)
+			for i := bpp; i < len(dst); i++ {
+				dst[i] = cur[i] + dst[i-bpp]/2
 			}
 			return true
 		case 4:
 			filter = 1
 		}
-		if filter == 1 {
-			for i := bpp; i < len(cur); i++ {
-				cur[i] += cur[i-bpp]
-			}
-		}
-		return true
+	} else {
+		prev = prev[:len(dst)]
 	}
-	prev = prev[:len(cur)]
 	switch filter {
+	case 0:
+		copy(dst, cur)
 	case 1:
-		for i := bpp; i < len(cur); i++ {
-			cur[i] += cur[i-bpp]
+		if bpp == 1 {
+			var a byte // the left neighbour, kept in a register
+			for i, x := range cur {
+				a += x
+				dst[i] = a
+			}
+			break
+		}
+		copy(dst[:n], cur)
+		for i := bpp; i < len(dst); i++ {
+			dst[i] = cur[i] + dst[i-bpp]
 		}
 	case 2:
 		for i, p := range prev {
-			cur[i] += p
+			dst[i] = cur[i] + p
 		}
 	case 3:
-		for i := range min(bpp, len(cur)) {
-			cur[i] += prev[i] / 2
+		for i := range n {
+			dst[i] = cur[i] + prev[i]/2
 		}
-		for i := bpp; i < len(cur); i++ {
-			cur[i] += byte((int(cur[i-bpp]) + int(prev[i])) / 2)
+		for i := bpp; i < len(dst); i++ {
+			dst[i] = cur[i] + byte((int(dst[i-bpp])+int(prev[i]))/2)
 		}
 	case 4:
-		// With no left neighbour a = c = 0, and the predictor is the byte above.
-		for i := range min(bpp, len(cur)) {
-			cur[i] += prev[i]
-		}
-		for i := bpp; i < len(cur); i++ {
-			a, b, c := int(cur[i-bpp]), int(prev[i]), int(prev[i-bpp])
-			pa, pb, pc := abs(b-c), abs(a-c), abs(a+b-2*c)
-			switch {
-			case pa <= pb && pa <= pc:
-				cur[i] += byte(a)
-			case pb <= pc:
-				cur[i] += byte(b)
-			default:
-				cur[i] += byte(c)
+		// One channel at a time, its left and upper-left neighbours kept in registers; with no left neighbour
+		// a = c = 0, and the predictor is the byte above.
+		for k := range n {
+			var a, c int
+			for i := k; i < len(dst); i += bpp {
+				b := int(prev[i])
+				pa, pb := b-c, a-c
+				pc := abs(pa + pb)
+				pa, pb = abs(pa), abs(pb)
+				// Paeth's choice, a, else b, else c, as conditional moves: its branches would be unpredictable.
+				pred := c
+				if pb <= pc {
+					pred = b
+				}
+				if pa <= min(pb, pc) {
+					pred = a
+				}
+				a = (pred + int(cur[i])) & 0xff
+				dst[i] = byte(a)
+				c = b
 			}
 		}
 	}
 	return true
 }
 
+// abs is |x|, without a branch: the signs of Paeth's differences are unpredictable.
 func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
+	m := x >> (strconv.IntSize - 1)
+	return (x ^ m) - m
 }

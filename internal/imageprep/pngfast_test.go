@@ -210,9 +210,14 @@ func TestUnfilterMatchesTheSpecification(t *testing.T) {
 		}
 		want := slices.Clone(cur)
 		okWant := unfilterRef(filter, want, prev, bpp)
-		ok := unfilter(filter, cur, prev, bpp)
+		// Into another line, and in place.
+		dst := make([]byte, n)
+		if ok := unfilter(filter, dst, cur, prev, bpp); ok != okWant || ok && !bytes.Equal(dst, want) {
+			t.Fatalf("filter %d, bpp %d, %d bytes, prev %v: got %v %v, want %v %v", filter, bpp, n, prev != nil, ok, dst, okWant, want)
+		}
+		ok := unfilter(filter, cur, cur, prev, bpp)
 		if ok != okWant || ok && !bytes.Equal(cur, want) {
-			t.Fatalf("filter %d, bpp %d, %d bytes, prev %v: got %v %v, want %v %v", filter, bpp, n, prev != nil, ok, cur, okWant, want)
+			t.Fatalf("filter %d, bpp %d, %d bytes, prev %v, in place: got %v %v, want %v %v", filter, bpp, n, prev != nil, ok, cur, okWant, want)
 		}
 	}
 }

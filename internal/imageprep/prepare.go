@@ -57,6 +57,8 @@ type Preparer struct {
 	png        pngDecoder
 	levels     []byte
 	colRun     []int32
+	cand       []uint64
+	rows, acc  []uint64
 	rgb        colourScratch
 }
 
