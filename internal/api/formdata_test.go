@@ -1,0 +1,144 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime/multipart"
+	"path/filepath"
+	"testing"
+)
+
+// stdParts reads body with mime/multipart the way readMultipart does, or returns the first error.
+func stdParts(body []byte, boundary string) (names, files, contents []string, err error) {
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return names, files, contents, nil
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		names, files, contents = append(names, p.FormName()), append(files, p.FileName()), append(contents, string(data))
+	}
+}
+
+// scanParts reads body with formScanner as readForm does: nothing unless the whole body is in its shape.
+func scanParts(body []byte, boundary string) (names, files, contents []string, ok bool) {
+	if !validForm(body, boundary) {
+		return nil, nil, nil, false
+	}
+	var s formScanner
+	s.start(body, boundary)
+	for {
+		name, file, content, more, bad := s.next()
+		if bad {
+			panic("a valid form went bad on the second pass")
+		}
+		if !more {
+			return names, files, contents, true
+		}
+		f := ""
+		if len(file) > 0 {
+			f = filepath.Base(string(file))
+		}
+		names, files, contents = append(names, string(name)), append(files, f), append(contents, string(content))
+	}
+}
+
+func formSeeds(t testing.TB) [][]byte {
+	img, _ := digitPNG(t, 0)
+	one, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "d.png"}}, [][]byte{img})
+	two, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "a.png"}, {"note", ""}, {"image", "dir/b.png"}}, [][]byte{img, []byte("hi"), []byte("\r\n--b0undar")})
+	return [][]byte{one, two,
+		[]byte("--b0undary\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n--b0undary\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n\r\n--b0undary--"),
+		[]byte("--b0undary\r\nContent-Disposition: form-data; name=\"image\"; filename=\"\"\r\nContent-Type: image/png\r\n\r\nab\r\n--b0undary--\r\nepilogue"),
+		[]byte("preamble\r\n--b0undary\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nab\r\n--b0undary--"),
+		[]byte("--b0undary\nContent-Disposition: form-data; name=\"image\"\n\nab\n--b0undary--"),
+		[]byte("--b0undary\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nab\r\n--b0undary \r\n\r\nx\r\n--b0undary--"),
+	}
+}
+
+// multipartBodyBoundary is a body mime/multipart's Writer makes with the given boundary, parts named and with file
+// names as given (no file name: a plain field).
+func multipartBodyBoundary(t testing.TB, boundary string, names [][2]string, data [][]byte) ([]byte, string) {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	if err := mw.SetBoundary(boundary); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		var w io.Writer
+		var err error
+		if n[1] != "" {
+			w, err = mw.CreateFormFile(n[0], n[1])
+		} else {
+			w, err = mw.CreateFormField(n[0])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data[i])
+	}
+	mw.Close()
+	return b.Bytes(), mw.FormDataContentType()
+}
+
+// TestFormScannerReadsWhatClientsSend checks that the scanner takes the bodies Go's multipart.Writer makes (as
+// curl and browsers do), so the fast path is the one requests take, and refuses the shapes it leaves to
+// mime/multipart.
+func TestFormScannerReadsWhatClientsSend(t *testing.T) {
+	seeds := formSeeds(t)
+	for i, want := range []bool{true, true, false, true, false, false, false} {
+		names, _, contents, ok := scanParts(seeds[i], "b0undary")
+		if ok != want {
+			t.Errorf("seed %d: scanned %v, want %v", i, ok, want)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		sn, _, sc, err := stdParts(seeds[i], "b0undary")
+		if err != nil || len(sn) != len(names) {
+			t.Fatalf("seed %d: mime/multipart: %v, %d parts, scanner %d", i, err, len(sn), len(names))
+		}
+		for j := range sc {
+			if sc[j] != contents[j] || sn[j] != names[j] {
+				t.Errorf("seed %d part %d differs", i, j)
+			}
+		}
+	}
+}
+
+// FuzzFormScanner checks the scanner against mime/multipart: a body it takes is one mime/multipart reads without
+// error into the same parts, names, file names and contents.
+func FuzzFormScanner(f *testing.F) {
+	for _, s := range formSeeds(f) {
+		f.Add(s, "b0undary")
+	}
+	f.Add([]byte("--a\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n--a--"), "a")
+	f.Fuzz(func(t *testing.T, body []byte, boundary string) {
+		names, files, contents, ok := scanParts(body, boundary)
+		if !ok {
+			return
+		}
+		sn, sf, sc, err := stdParts(body, boundary)
+		if err != nil {
+			t.Fatalf("scanned %d parts; mime/multipart: %v", len(names), err)
+		}
+		if len(sn) != len(names) {
+			t.Fatalf("scanned %d parts; mime/multipart %d", len(names), len(sn))
+		}
+		for i := range sn {
+			if sn[i] != names[i] || sf[i] != files[i] || sc[i] != contents[i] {
+				t.Fatalf("part %d: scanned %q %q %q; mime/multipart %q %q %q", i, names[i], files[i], contents[i], sn[i], sf[i], sc[i])
+			}
+		}
+	})
+}
