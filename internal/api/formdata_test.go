@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 )
@@ -141,4 +143,57 @@ func FuzzFormScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+// failAfter yields data, then fails with err: a body whose connection broke.
+type failAfter struct {
+	data []byte
+	err  error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+// TestFormDataAnswersAsTheStreamDoes checks that /predict answers a multipart body read in memory (declared length)
+// exactly as it answers the same bytes streamed without a length through mime/multipart: valid forms, forms the
+// scanner leaves to mime/multipart, malformed and truncated ones, ones with no image part and bodies that break off.
+func TestFormDataAnswersAsTheStreamDoes(t *testing.T) {
+	h := newTestStack(t, Config{}).server
+	img, _ := digitPNG(t, 1)
+	bodies := formSeeds(t)
+	noImage, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"note", ""}, {"other", "x.txt"}}, [][]byte{[]byte("a"), []byte("b")})
+	badImage, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "bad.png"}, {"image", "good.png"}}, [][]byte{[]byte("not a png"), img})
+	bodies = append(bodies, noImage, badImage, bodies[0][:len(bodies[0])/2], bodies[1][:len(bodies[1])-3], []byte{}, []byte("--b0undary--"))
+	for i, body := range bodies {
+		for _, broken := range []bool{false, true} {
+			answer := func(declared bool) (int, string) {
+				var src io.Reader = bytes.NewReader(body)
+				if broken {
+					src = &failAfter{data: body, err: io.ErrUnexpectedEOF}
+				}
+				if !declared {
+					src = io.MultiReader(src) // hides the length: the request streams through mime/multipart
+				}
+				req := httptest.NewRequest(http.MethodPost, "/predict", src)
+				if declared {
+					req.ContentLength = int64(len(body))
+				}
+				req.Header.Set("Content-Type", "multipart/form-data; boundary=b0undary")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				return w.Code, w.Body.String()
+			}
+			code, got := answer(true)
+			wantCode, want := answer(false)
+			if code != wantCode || got != want {
+				t.Errorf("body %d broken=%v: in memory %d %s; streamed %d %s", i, broken, code, got, wantCode, want)
+			}
+		}
+	}
 }
