@@ -3,7 +3,10 @@
 
 package api
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // maxBoundary is the longest boundary RFC 2046 allows; a longer one goes to mime/multipart.
 const maxBoundary = 70
@@ -160,4 +163,21 @@ func validForm(body []byte, boundary string) bool {
 			return true
 		}
 	}
+}
+
+// formBoundary returns the boundary of a Content-Type spelt exactly multipart/form-data; boundary=B with B a plain
+// token, as clients write it, without the map mime.ParseMediaType makes; ok is false for any other spelling, which
+// mime.ParseMediaType reads instead (FuzzFormBoundary checks the two agree).
+func formBoundary(ct string) (boundary string, ok bool) {
+	const prefix = "multipart/form-data; boundary="
+	if !strings.HasPrefix(ct, prefix) || len(ct) == len(prefix) {
+		return "", false
+	}
+	b := ct[len(prefix):]
+	for i := range len(b) {
+		if c := b[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return "", false
+		}
+	}
+	return b, true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -194,6 +195,38 @@ func TestFormDataAnswersAsTheStreamDoes(t *testing.T) {
 			if code != wantCode || got != want {
 				t.Errorf("body %d broken=%v: in memory %d %s; streamed %d %s", i, broken, code, got, wantCode, want)
 			}
+		}
+	}
+}
+
+// FuzzFormBoundary checks formBoundary against mime.ParseMediaType: a Content-Type it reads is multipart/form-data
+// with that boundary and nothing else for mime.ParseMediaType too.
+func FuzzFormBoundary(f *testing.F) {
+	for _, ct := range []string{"multipart/form-data; boundary=b0undary", "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+		"multipart/form-data; boundary=\"a b\"", "Multipart/Form-Data; boundary=x", "multipart/form-data; boundary=x; charset=utf-8",
+		"multipart/form-data; boundary=", "multipart/form-data; boundary=a\x00"} {
+		f.Add(ct)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		b, ok := formBoundary(ct)
+		if !ok {
+			return
+		}
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "multipart/form-data" || len(params) != 1 || params["boundary"] != b {
+			t.Fatalf("%q: boundary %q; mime.ParseMediaType: %q %v %v", ct, b, mt, params, err)
+		}
+	})
+}
+
+// TestFormBoundaryReadsWhatClientsSend checks that formBoundary takes the Content-Type of Go's multipart.Writer and
+// of browsers, and leaves other spellings to mime.ParseMediaType.
+func TestFormBoundaryReadsWhatClientsSend(t *testing.T) {
+	_, ct := multipartBodyBoundary(t, "b0undary", nil, nil)
+	for c, want := range map[string]bool{ct: true, "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW": true,
+		"multipart/form-data; boundary=\"quoted\"": false, "multipart/form-data;boundary=x": false, "multipart/form-data; boundary=x;": false} {
+		if _, ok := formBoundary(c); ok != want {
+			t.Errorf("%q: read %v, want %v", c, ok, want)
 		}
 	}
 }

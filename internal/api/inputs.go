@@ -32,18 +32,23 @@ func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input
 	if ct == "" {
 		return nil, errorf(KindUnsupported, "missing Content-Type: send multipart/form-data, an image type, or application/json")
 	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return nil, errorf(KindInvalid, "malformed Content-Type")
+	mt, boundary, ok := "multipart/form-data", "", false
+	var err error
+	if boundary, ok = formBoundary(ct); !ok {
+		var params map[string]string
+		if mt, params, err = mime.ParseMediaType(ct); err != nil {
+			return nil, errorf(KindInvalid, "malformed Content-Type")
+		}
+		boundary = params["boundary"]
 	}
 	buf := inputPool.Get().(*[]float32)
 	b := &batchInput{size: in.Size(), x: (*buf)[:0], pooled: buf}
 	switch {
 	case mt == "multipart/form-data":
-		if params["boundary"] == "" {
+		if boundary == "" {
 			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
 		}
-		err = s.readFormData(ctx, r, params["boundary"], in, b, hold)
+		err = s.readFormData(ctx, r, boundary, in, b, hold)
 	case rawImageTypes[mt] || sniffedTypes[mt]:
 		var data []byte
 		if data, err = readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold); err == nil {
