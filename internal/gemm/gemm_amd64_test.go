@@ -84,3 +84,23 @@ func TestListedRowsAreRowKernelBitForBit(t *testing.T) {
 		}
 	}
 }
+
+// TestDigitBatchesGoRowByRow checks that batches of real MNIST digits up to sixteen, as /predict sends them to the
+// digit network and to the gate's first layer (both 784 inputs), are computed row by row, each row over the list of
+// its nonzero inputs, rather than blocked.
+func TestDigitBatchesGoRowByRow(t *testing.T) {
+	if !useAsm {
+		t.Skip("CPU lacks AVX2/FMA or not amd64")
+	}
+	const k = 784
+	set := mnisttest.Test(t)
+	x := make([]float32, 16*k)
+	for i := range 16 {
+		set.Inputs(x[i*k:(i+1)*k], i)
+	}
+	for _, m := range []int{2, 4, 8, 16} {
+		if !sparseRows(false, m, k, x, k) {
+			t.Errorf("a batch of %d digits is computed blocked", m)
+		}
+	}
+}
