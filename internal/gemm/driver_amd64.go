@@ -213,10 +213,15 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 		// in every block costs, on inputs that are mostly zero in runs (digits, ReLU outputs), a mispredicted
 		// branch at every change more than the multiply-adds skipped save. The last n%64 columns stay with
 		// rowKernel, which sums them in the order it always has.
+		// A row that is mostly nonzero is scanned after all: its branches are predictable, and the list's indirect
+		// loads would cost more than they save.
 		wide := n / 64 * 64
 		if wide > 0 && k <= math.MaxInt32 {
-			cnt := nonzeros(s, k, a, as)
-			rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
+			if cnt := nonzeros(s, k, a, as); 4*cnt <= 3*k {
+				rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
+			} else {
+				wide = 0
+			}
 		} else {
 			wide = 0
 		}

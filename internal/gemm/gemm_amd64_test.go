@@ -30,8 +30,9 @@ func TestSplit(t *testing.T) {
 
 // TestListedRowsAreRowKernelBitForBit checks that a single row's product over the list of its nonzero inputs
 // (nonzeros, rowKernelList) gives bit for bit what rowKernel's scan of every input gives, on real MNIST digits (mostly
-// zero, in runs), on dense random rows, and on rows with -0, NaN, infinities and subnormals, for widths that are and
-// are not multiples of 64, strided inputs (op(A) transposed) and each kind of beta.
+// zero, in runs), on dense random rows (which vecMat scans after all), and on dense and sparse rows with -0, NaN,
+// infinities and subnormals, for widths that are and are not multiples of 64, strided inputs (op(A) transposed) and
+// each kind of beta.
 func TestListedRowsAreRowKernelBitForBit(t *testing.T) {
 	if !useAsm {
 		t.Skip("CPU lacks AVX2/FMA or not amd64")
@@ -53,7 +54,13 @@ func TestListedRowsAreRowKernelBitForBit(t *testing.T) {
 			odd[i] = specials[rng.IntN(len(specials))]
 		}
 	}
-	rows = append(rows, odd)
+	sparseOdd := make([]float32, k) // mostly zero, as the list path takes, with the same special values
+	for i := range sparseOdd {
+		if rng.IntN(5) == 0 {
+			sparseOdd[i] = odd[i]
+		}
+	}
+	rows = append(rows, odd, sparseOdd)
 	s := new(scratch)
 	same := func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) || x != x && y != y }
 	for ri, row := range rows {
