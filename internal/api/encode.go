@@ -68,8 +68,25 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 		order = make([]int, classes)
 	}
 	order = order[:classes]
+	// Each probability is formatted once and copied where it appears again (the confidence and the top list).
+	var numBuf [16 * 16]byte // room for sixteen classes' numbers; more spill to the heap
+	var numEnd [17]int
 	for i := range n {
 		probs := res.Probs[i*classes : (i+1)*classes]
+		var nums []byte
+		if classes < len(numEnd) {
+			nums = numBuf[:0]
+			for j, p := range probs {
+				nums = appendFloat(nums, p)
+				numEnd[j+1] = len(nums)
+			}
+		}
+		num := func(b []byte, j int) []byte {
+			if nums == nil {
+				return appendFloat(b, probs[j])
+			}
+			return append(b, nums[numEnd[j]:numEnd[j+1]]...)
+		}
 		for j := range order {
 			order[j] = j
 		}
@@ -90,7 +107,7 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 		b = append(b, `,"index":`...)
 		b = strconv.AppendInt(b, int64(best), 10)
 		b = append(b, `,"confidence":`...)
-		b = appendFloat(b, probs[best])
+		b = num(b, best)
 		if verdict == OutcomeAccepted {
 			b = append(b, `,"accepted":true`...)
 		} else {
@@ -99,13 +116,13 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 			b = append(b, '"')
 		}
 		b = append(b, `,"probabilities":{`...)
-		for j, p := range probs {
+		for j := range probs {
 			if j > 0 {
 				b = append(b, ',')
 			}
 			b = append(b, labels[j]...)
 			b = append(b, ':')
-			b = appendFloat(b, p)
+			b = num(b, j)
 		}
 		b = append(b, `},"top":[`...)
 		for t, j := range order[:topK] {
@@ -115,7 +132,7 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 			b = append(b, `{"label":`...)
 			b = append(b, labels[j]...)
 			b = append(b, `,"probability":`...)
-			b = appendFloat(b, probs[j])
+			b = num(b, j)
 			b = append(b, '}')
 		}
 		b = append(b, ']')

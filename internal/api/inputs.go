@@ -14,6 +14,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,18 +32,23 @@ func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input
 	if ct == "" {
 		return nil, errorf(KindUnsupported, "missing Content-Type: send multipart/form-data, an image type, or application/json")
 	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return nil, errorf(KindInvalid, "malformed Content-Type")
+	mt, boundary, ok := "multipart/form-data", "", false
+	var err error
+	if boundary, ok = formBoundary(ct); !ok {
+		var params map[string]string
+		if mt, params, err = mime.ParseMediaType(ct); err != nil {
+			return nil, errorf(KindInvalid, "malformed Content-Type")
+		}
+		boundary = params["boundary"]
 	}
 	buf := inputPool.Get().(*[]float32)
 	b := &batchInput{size: in.Size(), x: (*buf)[:0], pooled: buf}
 	switch {
 	case mt == "multipart/form-data":
-		if params["boundary"] == "" {
+		if boundary == "" {
 			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
 		}
-		err = s.readMultipart(ctx, multipart.NewReader(r.Body, params["boundary"]), in, b)
+		err = s.readFormData(ctx, r, boundary, in, b, hold)
 	case rawImageTypes[mt] || sniffedTypes[mt]:
 		var data []byte
 		if data, err = readBody(r.Body, r.ContentLength, s.cfg.MaxBodyBytes, hold); err == nil {
@@ -87,6 +93,91 @@ func bodyError(err error) error {
 // partPool recycles the buffer the image parts of a multipart body are read into, one part after the other.
 var partPool = sync.Pool{New: func() any { b := make([]byte, 0, firstChunk); return &b }}
 
+// readFormData reads a multipart/form-data body. One of a small declared length is read into memory first and, when
+// it is in the plain shape clients send (formScanner), its parts are used where they lie: mime/multipart would
+// allocate a 4 KiB buffer, a header map and a copy of each part for every request. Any other body goes to
+// mime/multipart, fed the same bytes, and the same read error after them, that it would have read from the stream.
+func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary string, in model.Input, b *batchInput, hold *membudget.Hold) error {
+	n := r.ContentLength
+	if n <= 0 || n >= firstChunk || len(boundary) > maxBoundary || hold.Grow(n+1) != nil {
+		return s.readMultipart(ctx, multipart.NewReader(r.Body, boundary), in, b)
+	}
+	scratch := partPool.Get().(*[]byte)
+	if int64(cap(*scratch)) <= n {
+		*scratch = make([]byte, 0, firstChunk)
+	}
+	body := (*scratch)[: 0 : n+1] // one byte more than declared, to see the end
+	var rerr error
+	for len(body) < cap(body) {
+		var k int
+		k, rerr = r.Body.Read(body[len(body):cap(body)])
+		body = body[:len(body)+k]
+		if rerr != nil {
+			break
+		}
+	}
+	if rerr == io.EOF && validForm(body, boundary) {
+		err := s.readForm(ctx, body, boundary, in, b)
+		if err == nil { // else an image may still be decoding from the buffer (see readMultipart)
+			partPool.Put(scratch)
+		}
+		return err
+	}
+	src := io.Reader(bytes.NewReader(body))
+	switch {
+	case rerr == nil: // more than declared: the rest is still to read
+		src = io.MultiReader(src, r.Body)
+	case rerr != io.EOF:
+		src = io.MultiReader(src, errorReader{rerr})
+	}
+	return s.readMultipart(ctx, multipart.NewReader(src, boundary), in, b)
+}
+
+// errorReader fails every read with err: a body's read error replayed after the bytes that came before it.
+type errorReader struct{ err error }
+
+func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
+
+// readForm reads the image parts of body, which validForm accepts, as readMultipart reads them.
+func (s *Server) readForm(ctx context.Context, body []byte, boundary string, in model.Input, b *batchInput) error {
+	var fs formScanner
+	fs.start(body, boundary)
+	var others []string
+	for {
+		name, file, content, ok, _ := fs.next()
+		if !ok {
+			break
+		}
+		if string(name) != "image" {
+			if others = append(others, strconv.Quote(truncate(string(name), 32))); len(others) > maxExtraParts {
+				return errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
+			}
+			continue
+		}
+		if err := s.addImage(ctx, b, content, in, func() string { return imagePartName(fileBase(file), b.n) }); err != nil {
+			return err
+		}
+	}
+	if b.n == 0 && len(others) > 0 {
+		return noImagePart(others)
+	}
+	return nil
+}
+
+// fileBase is the file name mime/multipart's FileName gives for a filename parameter: its last element, or "".
+func fileBase(f []byte) string {
+	if len(f) == 0 {
+		return ""
+	}
+	return filepath.Base(string(f))
+}
+
+// noImagePart is the answer to a form with parts, none of them named image; others are their quoted names.
+func noImagePart(others []string) error {
+	return errorf(KindInvalid, "no part named \"image\": send each image as a file part named image "+
+		"(curl -F image=@digit.png); the request has parts named "+strings.Join(others, ", "))
+}
+
 // readMultipart reads the image parts of mr (built from the Content-Type already parsed, so it is not parsed twice).
 func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in model.Input, b *batchInput) error {
 	// Each part is read into scratch and prepared before the next is read. The buffer goes back to the pool only when
@@ -99,8 +190,7 @@ func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in mod
 		if err == io.EOF {
 			partPool.Put(scratch)
 			if b.n == 0 && len(others) > 0 {
-				return errorf(KindInvalid, "no part named \"image\": send each image as a file part named image "+
-					"(curl -F image=@digit.png); the request has parts named "+strings.Join(others, ", "))
+				return noImagePart(others)
 			}
 			return nil
 		}
@@ -131,8 +221,11 @@ func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in mod
 	}
 }
 
-func partName(p *multipart.Part, i int) string {
-	if f := p.FileName(); f != "" && len(f) <= 100 {
+func partName(p *multipart.Part, i int) string { return imagePartName(p.FileName(), i) }
+
+// imagePartName names the i-th image (from 0) of a form, with its file name f when it has a short one.
+func imagePartName(f string, i int) string {
+	if f != "" && len(f) <= 100 {
 		return fmt.Sprintf("image %d (%q)", i+1, f)
 	}
 	return fmt.Sprintf("image %d", i+1)

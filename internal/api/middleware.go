@@ -15,10 +15,21 @@ import (
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	requestInfoKey
-)
+const requestStateKey ctxKey = 0
+
+// requestState is what the middleware keeps of a request in its context, in one allocation: the request id, what
+// handlers learn (info) and the access log's view of the response (sw).
+type requestState struct {
+	id   string
+	info requestInfo
+	sw   statusWriter
+	hdr  [1]string // the X-Request-Id header's value
+}
+
+func stateOf(ctx context.Context) *requestState {
+	st, _ := ctx.Value(requestStateKey).(*requestState)
+	return st
+}
 
 // requestInfo collects facts about a request that handlers learn and the access log prints.
 type requestInfo struct {
@@ -39,13 +50,15 @@ func withV2Errors(next http.Handler) http.Handler {
 }
 
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 func info(ctx context.Context) *requestInfo {
-	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
-		return ri
+	if st, ok := ctx.Value(requestStateKey).(*requestState); ok {
+		return &st.info
 	}
 	return &requestInfo{}
 }
@@ -70,10 +83,9 @@ func withRequestID(next http.Handler) http.Handler {
 		if !validRequestID(id) {
 			id = randid.Hex(8)
 		}
-		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
-		ctx = context.WithValue(ctx, requestInfoKey, &requestInfo{})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		st := &requestState{id: id, hdr: [1]string{id}}
+		w.Header()["X-Request-Id"] = st.hdr[:] // Set, without allocating the value's slice
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestStateKey, st)))
 	})
 }
 
@@ -138,7 +150,13 @@ func withAccessLog(log *zap.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			sw := &statusWriter{ResponseWriter: w}
+			var sw *statusWriter
+			if st := stateOf(r.Context()); st != nil {
+				st.sw = statusWriter{ResponseWriter: w}
+				sw = &st.sw
+			} else {
+				sw = &statusWriter{ResponseWriter: w}
+			}
 			next.ServeHTTP(sw, r)
 			if sw.status == 0 {
 				sw.status = http.StatusOK
@@ -177,7 +195,12 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		// Under the access log the writer already records what this needs (the status); a second one would be a
+		// second allocation per request.
+		sw, shared := w.(*statusWriter)
+		if !shared || sw.status != 0 {
+			sw = &statusWriter{ResponseWriter: w}
+		}
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -64,7 +65,10 @@ var inputPool = sync.Pool{New: func() any { return new([]float32) }}
 
 func (s *Server) handlePredict() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
+		var q url.Values // nil reads as empty: most requests have no query, and parsing "" still makes a map
+		if r.URL.RawQuery != "" {
+			q = r.URL.Query()
+		}
 		if len(q["top_k"]) > 1 {
 			s.fail(w, r, errorf(KindInvalid, "top_k is given more than once"))
 			return

@@ -45,6 +45,11 @@
 // sixths of the work. It is handled by two dedicated assembly loops instead:
 // one that streams the rows of B and accumulates 64 columns at a time, and
 // one that computes dot products with the rows of B when B is transposed.
+// The first skips the rows of B whose input is zero, which for an image's
+// background is most of them. It reads a list of the nonzero inputs, made once
+// per row with a branch-free AVX2 compaction, rather than testing every input
+// in every 64-column block: inputs that are zero in runs (a digit's
+// background, ReLU outputs) would cost a mispredicted branch at every change.
 //
 // # Parallelism
 //

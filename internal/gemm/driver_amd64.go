@@ -1,6 +1,7 @@
 package gemm
 
 import (
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ type scratch struct {
 	a    []float32
 	b    []float32
 	vec  []float32
+	idx  []int32 // the rows of B that nonzeros keeps, beside their values in vec
 	tile [mr * nr]float32
 }
 
@@ -207,7 +209,25 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 		as = lda
 	}
 	if !transB {
-		rowKernel(k, &a[0], as, &b[0], ldb, &c[0], n, alpha, beta)
+		// The 64-column blocks read a list of the nonzero inputs made once for all of them: testing each input
+		// in every block costs, on inputs that are mostly zero in runs (digits, ReLU outputs), a mispredicted
+		// branch at every change more than the multiply-adds skipped save. The last n%64 columns stay with
+		// rowKernel, which sums them in the order it always has.
+		// A row that is mostly nonzero is scanned after all: its branches are predictable, and the list's indirect
+		// loads would cost more than they save.
+		wide := n / 64 * 64
+		if wide > 0 && k <= math.MaxInt32 {
+			if cnt := nonzeros(s, k, a, as); 4*cnt <= 3*k {
+				rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
+			} else {
+				wide = 0
+			}
+		} else {
+			wide = 0
+		}
+		if wide < n {
+			rowKernel(k, &a[0], as, &b[wide], ldb, &c[wide], n-wide, alpha, beta)
+		}
 		return
 	}
 	if as != 1 && k > 1 {
@@ -219,6 +239,38 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 		a = s.vec
 	}
 	dotRows(k, &a[0], &b[0], ldb, &c[0], n, alpha, beta)
+}
+
+// nonzeros lists in s.vec, in order of p, the inputs a[p*as] (0 <= p < k) that rowKernel does not skip, those with
+// bits other than the sign set (NaN included, -0 not), and their indices p in s.idx, and returns how many there are.
+// It does not branch on the values, so runs of zeros and nonzeros cost it the same.
+func nonzeros(s *scratch, k int, a []float32, as int) int {
+	s.vec, s.idx = grow(s.vec, k+8), growInts(s.idx, k+8) // compressNonzero writes a whole group past the count
+	vals, idx := s.vec, s.idx
+	cnt, p := 0, 0
+	if as == 1 {
+		chunks := k / 8
+		if chunks > 0 {
+			cnt = compressNonzero(chunks, &a[0], &compressLUT, &vals[0], &idx[0])
+		}
+		p = chunks * 8
+	}
+	for ; p < k; p++ {
+		v := a[p*as]
+		vals[cnt], idx[cnt] = v, int32(p)
+		if math.Float32bits(v)&0x7fffffff != 0 {
+			cnt++
+		}
+	}
+	return cnt
+}
+
+// growInts is grow for a slice of int32.
+func growInts(buf []int32, n int) []int32 {
+	if cap(buf) < n {
+		return make([]int32, n)
+	}
+	return buf[:n]
 }
 
 // blocked is the packed GotoBLAS-style product for m >= 2.

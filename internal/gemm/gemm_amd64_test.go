@@ -1,6 +1,13 @@
 package gemm
 
-import "testing"
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/perceptron-dev/perceptron/internal/mnisttest"
+)
 
 // TestSplit checks that the parallel split covers C exactly with chunks that
 // are whole micro-tiles wide for the perceptron shapes.
@@ -18,5 +25,89 @@ func TestSplit(t *testing.T) {
 			t.Errorf("%v: split byRows=%v step=%d chunks=%d", sh, byRows, step, chunks)
 		}
 		t.Logf("%v: byRows=%v step=%d chunks=%d", sh, byRows, step, chunks)
+	}
+}
+
+// TestListedRowsAreRowKernelBitForBit checks that a single row's product over the list of its nonzero inputs
+// (nonzeros, rowKernelList) gives bit for bit what rowKernel's scan of every input gives, on real MNIST digits (mostly
+// zero, in runs), on dense random rows (which vecMat scans after all), and on dense and sparse rows with -0, NaN,
+// infinities and subnormals, for widths that are and are not multiples of 64, strided inputs (op(A) transposed) and
+// each kind of beta.
+func TestListedRowsAreRowKernelBitForBit(t *testing.T) {
+	if !useAsm {
+		t.Skip("CPU lacks AVX2/FMA or not amd64")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const k = 784
+	set := mnisttest.Test(t)
+	var rows [][]float32
+	for i := range 20 {
+		r := make([]float32, k)
+		set.Inputs(r, i)
+		rows = append(rows, r)
+	}
+	rows = append(rows, randSlice(rng, k), make([]float32, k))
+	odd := randSlice(rng, k)
+	specials := []float32{float32(math.Copysign(0, -1)), float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 1e-45, -1e-45, 0}
+	for i := range odd {
+		if rng.IntN(3) == 0 {
+			odd[i] = specials[rng.IntN(len(specials))]
+		}
+	}
+	sparseOdd := make([]float32, k) // mostly zero, as the list path takes, with the same special values
+	for i := range sparseOdd {
+		if rng.IntN(5) == 0 {
+			sparseOdd[i] = odd[i]
+		}
+	}
+	rows = append(rows, odd, sparseOdd)
+	s := new(scratch)
+	same := func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) || x != x && y != y }
+	for ri, row := range rows {
+		for _, n := range []int{64, 128, 130, 200, 63} {
+			for _, kk := range []int{k, k - 3, 5} { // a tail after the groups of eight, and no whole group
+				for _, as := range []int{1, 3} {
+					for _, beta := range []float32{0, 1, 0.5} {
+						a := make([]float32, kk*as)
+						for p := range kk {
+							a[p*as] = row[p]
+							if as > 1 {
+								a[p*as+1] = float32(math.NaN()) // between the inputs: never read
+							}
+						}
+						b := randSlice(rng, kk*n)
+						c0 := randSlice(rng, n)
+						want, got := slices.Clone(c0), slices.Clone(c0)
+						rowKernel(kk, &a[0], as, &b[0], n, &want[0], n, 1.5, beta)
+						vecMat(s, as != 1, false, n, kk, 1.5, a, as, b, n, beta, got)
+						for j := range got {
+							if !same(got[j], want[j]) {
+								t.Fatalf("row %d n=%d k=%d as=%d beta=%v: c[%d] = %v listed, %v scanned", ri, n, kk, as, beta, j, got[j], want[j])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDigitBatchesGoRowByRow checks that batches of real MNIST digits up to sixteen, as /predict sends them to the
+// digit network and to the gate's first layer (both 784 inputs), are computed row by row, each row over the list of
+// its nonzero inputs, rather than blocked.
+func TestDigitBatchesGoRowByRow(t *testing.T) {
+	if !useAsm {
+		t.Skip("CPU lacks AVX2/FMA or not amd64")
+	}
+	const k = 784
+	set := mnisttest.Test(t)
+	x := make([]float32, 16*k)
+	for i := range 16 {
+		set.Inputs(x[i*k:(i+1)*k], i)
+	}
+	for _, m := range []int{2, 4, 8, 16} {
+		if !sparseRows(false, m, k, x, k) {
+			t.Errorf("a batch of %d digits is computed blocked", m)
+		}
 	}
 }

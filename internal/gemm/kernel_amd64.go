@@ -3,9 +3,9 @@ package gemm
 import "golang.org/x/sys/cpu"
 
 // useAsm selects the packed assembly implementation. It requires AVX2 and FMA
-// (x/sys/cpu also checks that the operating system saves the YMM registers).
+// (and POPCNT, which every such CPU has; x/sys/cpu also checks that the operating system saves the YMM registers).
 // Tests set it to false to exercise the gonum fallback.
-var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasPOPCNT
 
 // Shape of the register tile computed by the micro-kernel.
 const (
@@ -27,6 +27,33 @@ func kernel6x16(kc int, a *float32, b *float32, bs int, c *float32, ldc int, alp
 //
 //go:noescape
 func rowKernel(k int, a *float32, as int, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
+// rowKernelList is rowKernel's loop over 64-column blocks, n a positive multiple of 64, taking only the cnt nonzero
+// inputs vals, whose rows of B are idx (see nonzeros).
+//
+//go:noescape
+func rowKernelList(cnt int, vals *float32, idx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
+// compressNonzero writes the nonzero values among a[:8*chunks] and their indices to vals and idx, which have room
+// for 8*chunks values, and returns how many there are (see nonzeros).
+//
+//go:noescape
+func compressNonzero(chunks int, a *float32, lut *[256][8]int32, vals *float32, idx *int32) int
+
+// compressLUT[m] lists the lanes set in the mask m, in order: the permutation that moves a group's nonzero values to
+// its front.
+var compressLUT = func() (t [256][8]int32) {
+	for m := range t {
+		j := 0
+		for lane := range int32(8) {
+			if m&(1<<lane) != 0 {
+				t[m][j] = lane
+				j++
+			}
+		}
+	}
+	return t
+}()
 
 // dotRows computes c[j] = alpha*dot(a[:k], b[j*ldb:j*ldb+k]) + beta*c[j] for
 // 0 <= j < n. k must be positive.

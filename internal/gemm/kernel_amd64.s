@@ -531,3 +531,152 @@ dr1store:
 drdone:
 	VZEROUPPER
 	RET
+
+// func rowKernelList(cnt int, vals *float32, idx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+//
+// rowKernelList computes c[j] = alpha*sum_i vals[i]*b[idx[i]*ldb+j] + beta*c[j] for 0 <= j < n, n a positive multiple
+// of 64: rowKernel's 64-column loop over a list of the nonzero inputs (vals) and their rows of B (idx) instead of over
+// all k inputs. Each column is summed by one accumulator in the order of the list, so for the list nonzeros makes the
+// sums are rowKernel's, bit for bit, without a branch per input to mispredict.
+TEXT ·rowKernelList(SB), NOSPLIT, $0-64
+	MOVQ         cnt+0(FP), R10
+	MOVQ         vals+8(FP), SI
+	MOVQ         idx+16(FP), R12
+	MOVQ         b+24(FP), DI
+	MOVQ         ldb+32(FP), R11
+	SHLQ         $2, R11
+	MOVQ         c+40(FP), DX
+	MOVQ         n+48(FP), BX
+	VBROADCASTSS alpha+56(FP), Y14
+	VBROADCASTSS beta+60(FP), Y15
+	MOVL         beta+60(FP), AX
+	ANDL         $0x7fffffff, AX
+
+rl64:
+	CMPQ   BX, $64
+	JL     rldone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   CX, CX
+	CMPQ   CX, R10
+	JGE    rlscale
+
+rlloop:
+	MOVLQSX      (R12)(CX*4), R9
+	IMULQ        R11, R9
+	VBROADCASTSS (SI)(CX*4), Y8
+	ADDQ         DI, R9
+	VFMADD231PS  (R9), Y8, Y0
+	VFMADD231PS  32(R9), Y8, Y1
+	VFMADD231PS  64(R9), Y8, Y2
+	VFMADD231PS  96(R9), Y8, Y3
+	VFMADD231PS  128(R9), Y8, Y4
+	VFMADD231PS  160(R9), Y8, Y5
+	VFMADD231PS  192(R9), Y8, Y6
+	VFMADD231PS  224(R9), Y8, Y7
+	INCQ         CX
+	CMPQ         CX, R10
+	JL           rlloop
+
+rlscale:
+	VMULPS Y14, Y0, Y0
+	VMULPS Y14, Y1, Y1
+	VMULPS Y14, Y2, Y2
+	VMULPS Y14, Y3, Y3
+	VMULPS Y14, Y4, Y4
+	VMULPS Y14, Y5, Y5
+	VMULPS Y14, Y6, Y6
+	VMULPS Y14, Y7, Y7
+	TESTL  AX, AX
+	JEQ    rlstore
+	VFMADD231PS (DX), Y15, Y0
+	VFMADD231PS 32(DX), Y15, Y1
+	VFMADD231PS 64(DX), Y15, Y2
+	VFMADD231PS 96(DX), Y15, Y3
+	VFMADD231PS 128(DX), Y15, Y4
+	VFMADD231PS 160(DX), Y15, Y5
+	VFMADD231PS 192(DX), Y15, Y6
+	VFMADD231PS 224(DX), Y15, Y7
+
+rlstore:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	ADDQ    $256, DI
+	ADDQ    $256, DX
+	SUBQ    $64, BX
+	JMP     rl64
+
+rldone:
+	VZEROUPPER
+	RET
+
+// Lane numbers 0 to 7, the indices of the first eight inputs.
+DATA laneIota<>+0(SB)/4, $0
+DATA laneIota<>+4(SB)/4, $1
+DATA laneIota<>+8(SB)/4, $2
+DATA laneIota<>+12(SB)/4, $3
+DATA laneIota<>+16(SB)/4, $4
+DATA laneIota<>+20(SB)/4, $5
+DATA laneIota<>+24(SB)/4, $6
+DATA laneIota<>+28(SB)/4, $7
+GLOBL laneIota<>(SB), RODATA|NOPTR, $32
+
+// func compressNonzero(chunks int, a *float32, lut *[256][8]int32, vals *float32, idx *int32) int
+//
+// compressNonzero writes the values among a[0:8*chunks] with bits other than the sign set to vals, and their indices
+// to idx, in order, and returns how many. Each group of eight is moved with a permutation from lut chosen by its
+// mask of nonzero lanes, so nothing branches on the values. Each group writes eight values and eight indices past
+// those already kept, so vals and idx need room for seven more than the count.
+TEXT ·compressNonzero(SB), NOSPLIT, $0-48
+	MOVQ         chunks+0(FP), CX
+	MOVQ         a+8(FP), SI
+	MOVQ         lut+16(FP), R8
+	MOVQ         vals+24(FP), DI
+	MOVQ         idx+32(FP), R9
+	XORQ         AX, AX
+	MOVL         $0x7fffffff, R10
+	VMOVD        R10, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $8, R10
+	VMOVD        R10, X13
+	VPBROADCASTD X13, Y13
+	VMOVDQU      laneIota<>(SB), Y14
+	VPXOR        Y12, Y12, Y12
+	TESTQ        CX, CX
+	JEQ          cndone
+
+cnloop:
+	VMOVUPS   (SI), Y0
+	VPAND     Y15, Y0, Y1
+	VPCMPEQD  Y12, Y1, Y1
+	VMOVMSKPS Y1, DX
+	XORL      $0xff, DX
+	POPCNTL   DX, R10
+	SHLQ      $5, DX
+	VMOVDQU   (R8)(DX*1), Y2
+	VPERMPS   Y0, Y2, Y3
+	VPERMD    Y14, Y2, Y4
+	VMOVUPS   Y3, (DI)(AX*4)
+	VMOVDQU   Y4, (R9)(AX*4)
+	ADDQ      R10, AX
+	VPADDD    Y13, Y14, Y14
+	ADDQ      $32, SI
+	DECQ      CX
+	JNZ       cnloop
+
+cndone:
+	MOVQ AX, ret+40(FP)
+	VZEROUPPER
+	RET

@@ -1,0 +1,70 @@
+package api
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+
+	"github.com/perceptron-dev/perceptron/internal/inference"
+	"github.com/perceptron-dev/perceptron/internal/model"
+)
+
+// TestPredictResponseNumbers checks that every number of a /predict answer, the confidence, the probabilities and
+// the top list, is its probability as strconv formats it ('g', 6 digits, float32), for classifiers with few classes
+// (whose numbers are formatted once and copied) and with many, and for several rows.
+func TestPredictResponseNumbers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, classes := range []int{2, 10, 16, 17, 40} {
+		net := &model.Network{}
+		net.Name, net.Version = "m", "1"
+		for j := range classes {
+			net.Labels = append(net.Labels, "c"+strconv.Itoa(j))
+		}
+		const rows = 3
+		probs := make([]float32, rows*classes)
+		for i := range probs {
+			probs[i] = rng.Float32() * float32([]float64{1, 1e-3, 1e-7}[rng.IntN(3)])
+		}
+		var c labelCache
+		body := appendPredictResponse(nil, c.quoted(net), inference.Result{Probs: probs, Model: net}, nil, 0, classes, nil, 0)
+		var got struct {
+			Predictions []struct {
+				Index         int
+				Confidence    json.Number
+				Probabilities map[string]json.Number
+				Top           []struct {
+					Label       string
+					Probability json.Number
+				}
+			}
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("classes=%d: %v: %s", classes, err, body)
+		}
+		if len(got.Predictions) != rows {
+			t.Fatalf("classes=%d: %d predictions", classes, len(got.Predictions))
+		}
+		f := func(v float32) string { return strconv.FormatFloat(float64(v), 'g', 6, 32) }
+		for i, p := range got.Predictions {
+			row := probs[i*classes : (i+1)*classes]
+			if string(p.Confidence) != f(row[p.Index]) {
+				t.Errorf("classes=%d row %d: confidence %s, want %s", classes, i, p.Confidence, f(row[p.Index]))
+			}
+			for j, v := range row {
+				if s := string(p.Probabilities["c"+strconv.Itoa(j)]); s != f(v) {
+					t.Errorf("classes=%d row %d: probability %d is %s, want %s", classes, i, j, s, f(v))
+				}
+			}
+			if len(p.Top) != classes {
+				t.Fatalf("classes=%d row %d: %d in top", classes, i, len(p.Top))
+			}
+			for _, e := range p.Top {
+				j, _ := strconv.Atoi(e.Label[1:])
+				if string(e.Probability) != f(row[j]) {
+					t.Errorf("classes=%d row %d: top %s is %s, want %s", classes, i, e.Label, e.Probability, f(row[j]))
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+)
+
+// stdParts reads body with mime/multipart the way readMultipart does, or returns the first error.
+func stdParts(body []byte, boundary string) (names, files, contents []string, err error) {
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return names, files, contents, nil
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		names, files, contents = append(names, p.FormName()), append(files, p.FileName()), append(contents, string(data))
+	}
+}
+
+// scanParts reads body with formScanner as readForm does: nothing unless the whole body is in its shape.
+func scanParts(body []byte, boundary string) (names, files, contents []string, ok bool) {
+	if !validForm(body, boundary) {
+		return nil, nil, nil, false
+	}
+	var s formScanner
+	s.start(body, boundary)
+	for {
+		name, file, content, more, bad := s.next()
+		if bad {
+			panic("a valid form went bad on the second pass")
+		}
+		if !more {
+			return names, files, contents, true
+		}
+		f := ""
+		if len(file) > 0 {
+			f = filepath.Base(string(file))
+		}
+		names, files, contents = append(names, string(name)), append(files, f), append(contents, string(content))
+	}
+}
+
+func formSeeds(t testing.TB) [][]byte {
+	img, _ := digitPNG(t, 0)
+	one, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "d.png"}}, [][]byte{img})
+	two, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "a.png"}, {"note", ""}, {"image", "dir/b.png"}}, [][]byte{img, []byte("hi"), []byte("\r\n--b0undar")})
+	return [][]byte{one, two,
+		[]byte("--b0undary\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n--b0undary\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n\r\n--b0undary--"),
+		[]byte("--b0undary\r\nContent-Disposition: form-data; name=\"image\"; filename=\"\"\r\nContent-Type: image/png\r\n\r\nab\r\n--b0undary--\r\nepilogue"),
+		[]byte("preamble\r\n--b0undary\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nab\r\n--b0undary--"),
+		[]byte("--b0undary\nContent-Disposition: form-data; name=\"image\"\n\nab\n--b0undary--"),
+		[]byte("--b0undary\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nab\r\n--b0undary \r\n\r\nx\r\n--b0undary--"),
+	}
+}
+
+// multipartBodyBoundary is a body mime/multipart's Writer makes with the given boundary, parts named and with file
+// names as given (no file name: a plain field).
+func multipartBodyBoundary(t testing.TB, boundary string, names [][2]string, data [][]byte) ([]byte, string) {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	if err := mw.SetBoundary(boundary); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		var w io.Writer
+		var err error
+		if n[1] != "" {
+			w, err = mw.CreateFormFile(n[0], n[1])
+		} else {
+			w, err = mw.CreateFormField(n[0])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data[i])
+	}
+	mw.Close()
+	return b.Bytes(), mw.FormDataContentType()
+}
+
+// TestFormScannerReadsWhatClientsSend checks that the scanner takes the bodies Go's multipart.Writer makes (as
+// curl and browsers do), so the fast path is the one requests take, and refuses the shapes it leaves to
+// mime/multipart.
+func TestFormScannerReadsWhatClientsSend(t *testing.T) {
+	seeds := formSeeds(t)
+	for i, want := range []bool{true, true, false, true, false, false, false} {
+		names, _, contents, ok := scanParts(seeds[i], "b0undary")
+		if ok != want {
+			t.Errorf("seed %d: scanned %v, want %v", i, ok, want)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		sn, _, sc, err := stdParts(seeds[i], "b0undary")
+		if err != nil || len(sn) != len(names) {
+			t.Fatalf("seed %d: mime/multipart: %v, %d parts, scanner %d", i, err, len(sn), len(names))
+		}
+		for j := range sc {
+			if sc[j] != contents[j] || sn[j] != names[j] {
+				t.Errorf("seed %d part %d differs", i, j)
+			}
+		}
+	}
+}
+
+// FuzzFormScanner checks the scanner against mime/multipart: a body it takes is one mime/multipart reads without
+// error into the same parts, names, file names and contents.
+func FuzzFormScanner(f *testing.F) {
+	for _, s := range formSeeds(f) {
+		f.Add(s, "b0undary")
+	}
+	f.Add([]byte("--a\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n--a--"), "a")
+	f.Fuzz(func(t *testing.T, body []byte, boundary string) {
+		names, files, contents, ok := scanParts(body, boundary)
+		if !ok {
+			return
+		}
+		sn, sf, sc, err := stdParts(body, boundary)
+		if err != nil {
+			t.Fatalf("scanned %d parts; mime/multipart: %v", len(names), err)
+		}
+		if len(sn) != len(names) {
+			t.Fatalf("scanned %d parts; mime/multipart %d", len(names), len(sn))
+		}
+		for i := range sn {
+			if sn[i] != names[i] || sf[i] != files[i] || sc[i] != contents[i] {
+				t.Fatalf("part %d: scanned %q %q %q; mime/multipart %q %q %q", i, names[i], files[i], contents[i], sn[i], sf[i], sc[i])
+			}
+		}
+	})
+}
+
+// failAfter yields data, then fails with err: a body whose connection broke.
+type failAfter struct {
+	data []byte
+	err  error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+// TestFormDataAnswersAsTheStreamDoes checks that /predict answers a multipart body read in memory (declared length)
+// exactly as it answers the same bytes streamed without a length through mime/multipart: valid forms, forms the
+// scanner leaves to mime/multipart, malformed and truncated ones, ones with no image part and bodies that break off.
+func TestFormDataAnswersAsTheStreamDoes(t *testing.T) {
+	h := newTestStack(t, Config{}).server
+	img, _ := digitPNG(t, 1)
+	bodies := formSeeds(t)
+	noImage, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"note", ""}, {"other", "x.txt"}}, [][]byte{[]byte("a"), []byte("b")})
+	badImage, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "bad.png"}, {"image", "good.png"}}, [][]byte{[]byte("not a png"), img})
+	bodies = append(bodies, noImage, badImage, bodies[0][:len(bodies[0])/2], bodies[1][:len(bodies[1])-3], []byte{}, []byte("--b0undary--"))
+	for i, body := range bodies {
+		for _, broken := range []bool{false, true} {
+			answer := func(declared bool) (int, string) {
+				var src io.Reader = bytes.NewReader(body)
+				if broken {
+					src = &failAfter{data: body, err: io.ErrUnexpectedEOF}
+				}
+				if !declared {
+					src = io.MultiReader(src) // hides the length: the request streams through mime/multipart
+				}
+				req := httptest.NewRequest(http.MethodPost, "/predict", src)
+				if declared {
+					req.ContentLength = int64(len(body))
+				}
+				req.Header.Set("Content-Type", "multipart/form-data; boundary=b0undary")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				return w.Code, w.Body.String()
+			}
+			code, got := answer(true)
+			wantCode, want := answer(false)
+			if code != wantCode || got != want {
+				t.Errorf("body %d broken=%v: in memory %d %s; streamed %d %s", i, broken, code, got, wantCode, want)
+			}
+		}
+	}
+}
+
+// FuzzFormBoundary checks formBoundary against mime.ParseMediaType: a Content-Type it reads is multipart/form-data
+// with that boundary and nothing else for mime.ParseMediaType too.
+func FuzzFormBoundary(f *testing.F) {
+	for _, ct := range []string{"multipart/form-data; boundary=b0undary", "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+		"multipart/form-data; boundary=\"a b\"", "Multipart/Form-Data; boundary=x", "multipart/form-data; boundary=x; charset=utf-8",
+		"multipart/form-data; boundary=", "multipart/form-data; boundary=a\x00"} {
+		f.Add(ct)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		b, ok := formBoundary(ct)
+		if !ok {
+			return
+		}
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "multipart/form-data" || len(params) != 1 || params["boundary"] != b {
+			t.Fatalf("%q: boundary %q; mime.ParseMediaType: %q %v %v", ct, b, mt, params, err)
+		}
+	})
+}
+
+// TestFormBoundaryReadsWhatClientsSend checks that formBoundary takes the Content-Type of Go's multipart.Writer and
+// of browsers, and leaves other spellings to mime.ParseMediaType.
+func TestFormBoundaryReadsWhatClientsSend(t *testing.T) {
+	_, ct := multipartBodyBoundary(t, "b0undary", nil, nil)
+	for c, want := range map[string]bool{ct: true, "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW": true,
+		"multipart/form-data; boundary=\"quoted\"": false, "multipart/form-data;boundary=x": false, "multipart/form-data; boundary=x;": false} {
+		if _, ok := formBoundary(c); ok != want {
+			t.Errorf("%q: read %v, want %v", c, ok, want)
+		}
+	}
+}
