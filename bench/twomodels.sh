@@ -109,12 +109,22 @@ def pick(kind, model):
 def p99(kind, model):
     return med(r["measure"]["p99_ms"] for r in pick(kind, model))
 bad = sum(r["measure"]["errors"] for r in rows)
+statuses = {}
+for r in rows:
+    for k, v in r["measure"]["statuses"].items():
+        statuses[k] = statuses.get(k, 0) + v
 bad += sum(r["flood"]["non2xx"] + sum(r["flood"]["errors"].values()) for r in rows if r["flood"])
 flood_rps = med(r["flood"]["requests_per_s"] * int(fi) for r in rows if r["flood"])
 print(f"Two models on one server: {rate} requests/s (open loop, at most {mc} in flight, one image each) measure one")
 print(f"model alone, then while wrk -t1 floods the other with {fc} connections of {fi} images per request (median")
 print(f"{flood_rps:.0f} images/s); {dur} per phase, medians of {rounds} alternating rounds; load average before: {load};")
-print(f"failed or non-2xx requests in all phases: {bad}.")
+flood_errors = {}
+for r in rows:
+    if r["flood"]:
+        for k, v in list(r["flood"]["errors"].items()) + [("non2xx", r["flood"]["non2xx"])]:
+            flood_errors[k] = flood_errors.get(k, 0) + v
+print(f"failed or non-2xx requests in all phases: {bad} (measured requests by status: {statuses}; the floods' wrk")
+print(f"errors: {flood_errors}).")
 print()
 print("| measured | p99 alone ms | p99 under the other's flood ms | ratio | p99 under a flood of itself ms | images/batch flooded (own) | images/batch of the flood |")
 print("|---|---|---|---|---|---|---|")

@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.markdown, "markdown", false, "print the report as one Markdown table row (see bench/run.sh)")
 	fs.StringVar(&o.label, "label", "", "name of this run in the report")
 	fs.Float64Var(&o.rate, "rate", 0, "open loop: send this many requests a second on a fixed schedule, at most -c in flight, "+
-		"each latency counted from the moment its request was due (0: closed loop, each connection sends as soon as "+
+		"a request sent late because all were busy counted from the moment it was due (0: closed loop, each connection sends as soon as "+
 		"its last answer came)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -238,8 +238,8 @@ func (r *report) print(w io.Writer) {
 // load runs o.concurrency clients until ctx ends or limit requests (0: no limit) have been sent. Closed loop
 // (o.rate 0) each client sends its next request when the last one is answered, so a slower server is sent less and
 // its latency understates what users would see. Open loop (o.rate > 0) request i is due at start + i/rate whatever
-// the answers do, a client takes the next due request when it is free, and a latency runs from the moment the
-// request was due, so time spent waiting for a free client because the server fell behind counts too.
+// the answers do, a client takes the next due request when it is free, and a request sent late because every client
+// was still waiting for an answer counts its latency from the moment it was due: the server's backlog is not hidden.
 func load(ctx context.Context, client *http.Client, o options, body []byte, contentType string, limit int) *report {
 	type result struct {
 		lat    []time.Duration
@@ -267,11 +267,17 @@ func load(ctx context.Context, client *http.Client, o options, body []byte, cont
 			return time.Now(), true
 		}
 		at := start.Add(time.Duration(float64(due.Add(1)-1) / o.rate * float64(time.Second)))
-		t := time.NewTimer(time.Until(at))
+		d := time.Until(at)
+		if d <= 0 {
+			return at, ctx.Err() == nil // late: every client was busy, and that wait is the server's
+		}
+		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			return at, true
+			// A timer wakes up to a millisecond late when the process is idle (the poller's timeouts are in
+			// milliseconds): that lateness is the load generator's, so the latency runs from the wake-up.
+			return time.Now(), true
 		case <-ctx.Done():
 			return at, false
 		}

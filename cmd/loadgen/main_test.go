@@ -31,7 +31,7 @@ func TestOpenLoopCountsTheWaitForAFreeClient(t *testing.T) {
 		go func() {
 			<-arrived
 			t0 := time.Now()
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(200 * time.Millisecond)
 			hold = time.Since(t0)
 			close(release)
 		}()
