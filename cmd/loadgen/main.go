@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/perceptron-dev/perceptron/internal/dataset"
@@ -54,6 +55,7 @@ type options struct {
 	jsonOut     bool
 	markdown    bool
 	label       string
+	rate        float64
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -74,14 +76,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the report as one Markdown table row (see bench/run.sh)")
 	fs.StringVar(&o.label, "label", "", "name of this run in the report")
+	fs.Float64Var(&o.rate, "rate", 0, "open loop: send this many requests a second on a fixed schedule, at most -c in flight, "+
+		"a request sent late because all were busy counted from the moment it was due (0: closed loop, each connection sends as soon as "+
+		"its last answer came)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := checkLoopback(o.url); err != nil {
 		return err
 	}
-	if o.concurrency < 1 || o.images < 1 || o.duration <= 0 {
-		return errors.New("-c, -images and -duration must be positive")
+	if o.concurrency < 1 || o.images < 1 || o.duration <= 0 || o.rate < 0 {
+		return errors.New("-c, -images and -duration must be positive, -rate not negative")
 	}
 	o.duration = min(o.duration, maxDuration)
 	img, err := loadImage(ctx, o)
@@ -108,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	rep := load(lctx, client, o, body, contentType, o.requests)
-	rep.Label, rep.Concurrency, rep.ImagesPerRequest = o.label, o.concurrency, o.images
+	rep.Label, rep.Concurrency, rep.ImagesPerRequest, rep.Rate = o.label, o.concurrency, o.images, o.rate
 	if o.markdown {
 		fmt.Fprintf(stdout, "| %s | %d | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %d |\n", rep.Label, rep.Concurrency,
 			rep.ImagesPerRequest, rep.RequestsPerSec, rep.ImagesPerSec, rep.P50ms, rep.P90ms, rep.P99ms, rep.Errors)
@@ -201,6 +206,7 @@ func buildBody(o options, img []byte) ([]byte, string, error) {
 type report struct {
 	Label            string         `json:"label,omitempty"`
 	Concurrency      int            `json:"concurrency"`
+	Rate             float64        `json:"rate,omitempty"`
 	ImagesPerRequest int            `json:"images_per_request"`
 	Seconds          float64        `json:"seconds"`
 	Requests         int            `json:"requests"`
@@ -229,7 +235,11 @@ func (r *report) print(w io.Writer) {
 		r.P50ms, r.P90ms, r.P99ms, r.Maxms, r.Errors, strings.Join(parts, " "))
 }
 
-// load runs o.concurrency closed-loop clients until ctx ends or limit requests (0: no limit) have been sent.
+// load runs o.concurrency clients until ctx ends or limit requests (0: no limit) have been sent. Closed loop
+// (o.rate 0) each client sends its next request when the last one is answered, so a slower server is sent less and
+// its latency understates what users would see. Open loop (o.rate > 0) request i is due at start + i/rate whatever
+// the answers do, a client takes the next due request when it is free, and a request sent late because every client
+// was still waiting for an answer counts its latency from the moment it was due: the server's backlog is not hidden.
 func load(ctx context.Context, client *http.Client, o options, body []byte, contentType string, limit int) *report {
 	type result struct {
 		lat    []time.Duration
@@ -251,6 +261,27 @@ func load(ctx context.Context, client *http.Client, o options, body []byte, cont
 		return sent <= limit
 	}
 	start := time.Now()
+	var due atomic.Int64 // open loop: the index of the next request to send
+	wait := func() (time.Time, bool) {
+		if o.rate <= 0 {
+			return time.Now(), true
+		}
+		at := start.Add(time.Duration(float64(due.Add(1)-1) / o.rate * float64(time.Second)))
+		d := time.Until(at)
+		if d <= 0 {
+			return at, ctx.Err() == nil // late: every client was busy, and that wait is the server's
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			// A timer wakes up to a millisecond late when the process is idle (the poller's timeouts are in
+			// milliseconds): that lateness is the load generator's, so the latency runs from the wake-up.
+			return time.Now(), true
+		case <-ctx.Done():
+			return at, false
+		}
+	}
 	var wg sync.WaitGroup
 	for i := range o.concurrency {
 		wg.Go(func() {
@@ -258,9 +289,12 @@ func load(ctx context.Context, client *http.Client, o options, body []byte, cont
 			res.status = map[string]int{}
 			res.lat = make([]time.Duration, 0, 1<<16)
 			for ctx.Err() == nil && next() {
+				t0, ok := wait()
+				if !ok {
+					return
+				}
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.url, bytes.NewReader(body))
 				req.Header.Set("Content-Type", contentType)
-				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() != nil {
