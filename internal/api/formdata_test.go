@@ -2,13 +2,17 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -228,5 +232,59 @@ func TestFormBoundaryReadsWhatClientsSend(t *testing.T) {
 		if _, ok := formBoundary(c); ok != want {
 			t.Errorf("%q: read %v, want %v", c, ok, want)
 		}
+	}
+}
+
+// TestFormDataShorterThanDeclaredIsTheClients sends, over a real connection, multipart bodies that end (the client
+// closes its side) before their declared Content-Length. net/http cancels a request's context when reading its
+// connection fails, so a body read in memory has its context cancelled before any image is decoded: the answer must
+// still be the 400 of a body that broke off (what mime/multipart says of the bytes, as the stream would answer), never
+// the 503 of a cancelled decoding, which would tell the client to retry the same broken request.
+func TestFormDataShorterThanDeclaredIsTheClients(t *testing.T) {
+	ts := newTestStack(t, Config{})
+	img, _ := digitPNG(t, 1)
+	full, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "d.png"}}, [][]byte{img})
+	bad, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "bad.png"}, {"image", "d.png"}}, [][]byte{[]byte("not a png"), img})
+	// streamed is the answer to body read through mime/multipart from a stream that breaks off after it.
+	streamed := func(body []byte) string {
+		req := httptest.NewRequest(http.MethodPost, "/predict", &failAfter{data: body, err: io.ErrUnexpectedEOF})
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=b0undary")
+		w := httptest.NewRecorder()
+		ts.server.ServeHTTP(w, req)
+		var p struct{ Detail string }
+		if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || w.Code != http.StatusBadRequest {
+			t.Fatalf("streamed %q: %d %s", body, w.Code, w.Body)
+		}
+		return p.Detail
+	}
+	for _, tt := range []struct {
+		name   string
+		body   []byte
+		detail string
+	}{
+		{"before the final boundary's line end", full[:len(full)-2], streamed(full[:len(full)-2])},
+		{"inside the image", full[:len(full)/2], streamed(full[:len(full)/2])},
+		{"after a bad image, in the next part", bad[:len(bad)-20], "the body ended early"},
+		{"in the epilogue, the form complete", append(slices.Clip(full), "epilogue"...), "the body ended early"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			head := fmt.Sprintf("POST /predict HTTP/1.1\nHost: test\nContent-Type: multipart/form-data; boundary=b0undary\nContent-Length: %d", len(tt.body)+100)
+			c, br := rawRequest(t, ts.srv.URL, head, string(tt.body))
+			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var p struct{ Detail string }
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusBadRequest || p.Detail != tt.detail {
+				t.Errorf("%d %q, want 400 %q", resp.StatusCode, p.Detail, tt.detail)
+			}
+		})
 	}
 }
