@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -71,6 +72,57 @@ func formSeeds(t testing.TB) [][]byte {
 	}
 }
 
+// adversarialForms are bodies (boundary b0undary) at the edges of the scanner's shape: spellings of headers and
+// parameters mime/multipart reads in more than one way, file names with paths, boundaries inside and around the
+// data, padding, epilogues, missing ends, empty parts, too many fields, and sizes either side of the 64 KiB under
+// which a body is read in memory.
+func adversarialForms(t testing.TB) [][]byte {
+	img, _ := digitPNG(t, 2)
+	part := func(headers string, content []byte) []byte {
+		return append([]byte("--b0undary\r\n"+headers+"\r\n\r\n"), append(slices.Clip(content), "\r\n"...)...)
+	}
+	form := func(end string, parts ...[]byte) []byte { return append(bytes.Join(parts, nil), "--b0undary--"+end...) }
+	cd := func(params string) string { return "Content-Disposition: form-data; " + params }
+	bad := []byte("not an image")
+	var bodies [][]byte
+	for _, h := range []string{
+		"content-disposition: form-data; name=\"image\"; filename=\"q.png\"",
+		cd(`name="image"; filename="q.png"`) + "\r\n" + cd(`name="other"`),
+		"Content-Type: image/png\r\n" + cd(`name="image"; filename="q.png"`),
+		cd(`name="image"; filename="q.png"`) + "\r\nContent-Transfer-Encoding: binary",
+		cd(`name="image"; filename="q.png"`) + "\r\nContent-Type: text/plain; charset=\"utf-8\"",
+		cd(`name="image"; filename="q.png"`) + "\r\nContent-Type:  image/png ",
+		cd(`name=image`), cd(`name="im\\age"`), cd(`name="a\\"b"`), cd(`name=""`), cd(`name="image "`), cd(`NAME="image"`),
+		cd(`name="image"; filename*=UTF-8''%C3%A9.png`), cd(`name="image";filename="q.png"`),
+	} {
+		bodies = append(bodies, form("\r\n", part(h, img)), form("\r\n", part(h, bad)))
+	}
+	for _, f := range []string{"a/b/c.png", "..", ".", "/", "a/", `C:\\dir\\x.png`, strings.Repeat("x", 100), strings.Repeat("x", 101), "sp ace;x=y.png", "\u00e9.png"} {
+		bodies = append(bodies, form("", part(cd(`name="image"; filename="`+f+`"`), bad)))
+	}
+	img0 := cd(`name="image"; filename="d.png"`)
+	withPad := func(size int) []byte {
+		body := form("\r\n", part(img0, img), part(cd(`name="pad"`), nil))
+		pad := bytes.Repeat([]byte{'p'}, size-len(body))
+		return form("\r\n", part(img0, img), part(cd(`name="pad"`), pad))
+	}
+	bodies = append(bodies,
+		form("", part(img0, append(slices.Clip(img), "\r\n--b0undaryxyz"...))),
+		form("", part(img0, append([]byte("--b0undary\r\n"), img...))),
+		form("", part(img0, append(slices.Clip(img), "\r\n--b0undaryb0undary\r\n"...))),
+		bytes.Replace(form("", part(img0, img), part(img0, img)), []byte("\r\n--b0undary\r\n"), []byte("\r\n--b0undary\t\r\n"), 1),
+		form("xx", part(img0, img)), form("  ", part(img0, img)), form("\r\n\r\n--b0undary\r\n", part(img0, img)),
+		bytes.Join([][]byte{part(img0, img)}, nil), part(img0, img)[:len(part(img0, img))-2],
+		[]byte("--b0undary\r\n\r\n\r\n--b0undary--"), []byte("--b0undary--\r\n"), []byte("--b0undary\r\n"),
+		withPad(firstChunk-1), withPad(firstChunk), withPad(firstChunk+1),
+	)
+	var fields [][]byte
+	for i := range maxExtraParts + 1 {
+		fields = append(fields, part(cd(fmt.Sprintf(`name="f%d"`, i)), []byte("v")))
+	}
+	return append(bodies, form("", fields...), form("", append(fields[:maxExtraParts:maxExtraParts], part(img0, img))...))
+}
+
 // multipartBodyBoundary is a body mime/multipart's Writer makes with the given boundary, parts named and with file
 // names as given (no file name: a plain field).
 func multipartBodyBoundary(t testing.TB, boundary string, names [][2]string, data [][]byte) ([]byte, string) {
@@ -126,7 +178,7 @@ func TestFormScannerReadsWhatClientsSend(t *testing.T) {
 // FuzzFormScanner checks the scanner against mime/multipart: a body it takes is one mime/multipart reads without
 // error into the same parts, names, file names and contents.
 func FuzzFormScanner(f *testing.F) {
-	for _, s := range formSeeds(f) {
+	for _, s := range append(formSeeds(f), adversarialForms(f)...) {
 		f.Add(s, "b0undary")
 	}
 	f.Add([]byte("--a\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n--a--"), "a")
@@ -175,6 +227,7 @@ func TestFormDataAnswersAsTheStreamDoes(t *testing.T) {
 	noImage, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"note", ""}, {"other", "x.txt"}}, [][]byte{[]byte("a"), []byte("b")})
 	badImage, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "bad.png"}, {"image", "good.png"}}, [][]byte{[]byte("not a png"), img})
 	bodies = append(bodies, noImage, badImage, bodies[0][:len(bodies[0])/2], bodies[1][:len(bodies[1])-3], []byte{}, []byte("--b0undary--"))
+	bodies = append(bodies, adversarialForms(t)...)
 	for i, body := range bodies {
 		for _, broken := range []bool{false, true} {
 			answer := func(declared bool) (int, string) {
