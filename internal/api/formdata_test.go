@@ -2,13 +2,18 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -67,6 +72,57 @@ func formSeeds(t testing.TB) [][]byte {
 	}
 }
 
+// adversarialForms are bodies (boundary b0undary) at the edges of the scanner's shape: spellings of headers and
+// parameters mime/multipart reads in more than one way, file names with paths, boundaries inside and around the
+// data, padding, epilogues, missing ends, empty parts, too many fields, and sizes either side of the 64 KiB under
+// which a body is read in memory.
+func adversarialForms(t testing.TB) [][]byte {
+	img, _ := digitPNG(t, 2)
+	part := func(headers string, content []byte) []byte {
+		return append([]byte("--b0undary\r\n"+headers+"\r\n\r\n"), append(slices.Clip(content), "\r\n"...)...)
+	}
+	form := func(end string, parts ...[]byte) []byte { return append(bytes.Join(parts, nil), "--b0undary--"+end...) }
+	cd := func(params string) string { return "Content-Disposition: form-data; " + params }
+	bad := []byte("not an image")
+	var bodies [][]byte
+	for _, h := range []string{
+		"content-disposition: form-data; name=\"image\"; filename=\"q.png\"",
+		cd(`name="image"; filename="q.png"`) + "\r\n" + cd(`name="other"`),
+		"Content-Type: image/png\r\n" + cd(`name="image"; filename="q.png"`),
+		cd(`name="image"; filename="q.png"`) + "\r\nContent-Transfer-Encoding: binary",
+		cd(`name="image"; filename="q.png"`) + "\r\nContent-Type: text/plain; charset=\"utf-8\"",
+		cd(`name="image"; filename="q.png"`) + "\r\nContent-Type:  image/png ",
+		cd(`name=image`), cd(`name="im\\age"`), cd(`name="a\\"b"`), cd(`name=""`), cd(`name="image "`), cd(`NAME="image"`),
+		cd(`name="image"; filename*=UTF-8''%C3%A9.png`), cd(`name="image";filename="q.png"`),
+	} {
+		bodies = append(bodies, form("\r\n", part(h, img)), form("\r\n", part(h, bad)))
+	}
+	for _, f := range []string{"a/b/c.png", "..", ".", "/", "a/", `C:\\dir\\x.png`, strings.Repeat("x", 100), strings.Repeat("x", 101), "sp ace;x=y.png", "\u00e9.png"} {
+		bodies = append(bodies, form("", part(cd(`name="image"; filename="`+f+`"`), bad)))
+	}
+	img0 := cd(`name="image"; filename="d.png"`)
+	withPad := func(size int) []byte {
+		body := form("\r\n", part(img0, img), part(cd(`name="pad"`), nil))
+		pad := bytes.Repeat([]byte{'p'}, size-len(body))
+		return form("\r\n", part(img0, img), part(cd(`name="pad"`), pad))
+	}
+	bodies = append(bodies,
+		form("", part(img0, append(slices.Clip(img), "\r\n--b0undaryxyz"...))),
+		form("", part(img0, append([]byte("--b0undary\r\n"), img...))),
+		form("", part(img0, append(slices.Clip(img), "\r\n--b0undaryb0undary\r\n"...))),
+		bytes.Replace(form("", part(img0, img), part(img0, img)), []byte("\r\n--b0undary\r\n"), []byte("\r\n--b0undary\t\r\n"), 1),
+		form("xx", part(img0, img)), form("  ", part(img0, img)), form("\r\n\r\n--b0undary\r\n", part(img0, img)),
+		bytes.Join([][]byte{part(img0, img)}, nil), part(img0, img)[:len(part(img0, img))-2],
+		[]byte("--b0undary\r\n\r\n\r\n--b0undary--"), []byte("--b0undary--\r\n"), []byte("--b0undary\r\n"),
+		withPad(firstChunk-1), withPad(firstChunk), withPad(firstChunk+1),
+	)
+	var fields [][]byte
+	for i := range maxExtraParts + 1 {
+		fields = append(fields, part(cd(fmt.Sprintf(`name="f%d"`, i)), []byte("v")))
+	}
+	return append(bodies, form("", fields...), form("", append(fields[:maxExtraParts:maxExtraParts], part(img0, img))...))
+}
+
 // multipartBodyBoundary is a body mime/multipart's Writer makes with the given boundary, parts named and with file
 // names as given (no file name: a plain field).
 func multipartBodyBoundary(t testing.TB, boundary string, names [][2]string, data [][]byte) ([]byte, string) {
@@ -122,7 +178,7 @@ func TestFormScannerReadsWhatClientsSend(t *testing.T) {
 // FuzzFormScanner checks the scanner against mime/multipart: a body it takes is one mime/multipart reads without
 // error into the same parts, names, file names and contents.
 func FuzzFormScanner(f *testing.F) {
-	for _, s := range formSeeds(f) {
+	for _, s := range append(formSeeds(f), adversarialForms(f)...) {
 		f.Add(s, "b0undary")
 	}
 	f.Add([]byte("--a\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n--a--"), "a")
@@ -171,6 +227,7 @@ func TestFormDataAnswersAsTheStreamDoes(t *testing.T) {
 	noImage, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"note", ""}, {"other", "x.txt"}}, [][]byte{[]byte("a"), []byte("b")})
 	badImage, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "bad.png"}, {"image", "good.png"}}, [][]byte{[]byte("not a png"), img})
 	bodies = append(bodies, noImage, badImage, bodies[0][:len(bodies[0])/2], bodies[1][:len(bodies[1])-3], []byte{}, []byte("--b0undary--"))
+	bodies = append(bodies, adversarialForms(t)...)
 	for i, body := range bodies {
 		for _, broken := range []bool{false, true} {
 			answer := func(declared bool) (int, string) {
@@ -228,5 +285,59 @@ func TestFormBoundaryReadsWhatClientsSend(t *testing.T) {
 		if _, ok := formBoundary(c); ok != want {
 			t.Errorf("%q: read %v, want %v", c, ok, want)
 		}
+	}
+}
+
+// TestFormDataShorterThanDeclaredIsTheClients sends, over a real connection, multipart bodies that end (the client
+// closes its side) before their declared Content-Length. net/http cancels a request's context when reading its
+// connection fails, so a body read in memory has its context cancelled before any image is decoded: the answer must
+// still be the 400 of a body that broke off (what mime/multipart says of the bytes, as the stream would answer), never
+// the 503 of a cancelled decoding, which would tell the client to retry the same broken request.
+func TestFormDataShorterThanDeclaredIsTheClients(t *testing.T) {
+	ts := newTestStack(t, Config{})
+	img, _ := digitPNG(t, 1)
+	full, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "d.png"}}, [][]byte{img})
+	bad, _ := multipartBodyBoundary(t, "b0undary", [][2]string{{"image", "bad.png"}, {"image", "d.png"}}, [][]byte{[]byte("not a png"), img})
+	// streamed is the answer to body read through mime/multipart from a stream that breaks off after it.
+	streamed := func(body []byte) string {
+		req := httptest.NewRequest(http.MethodPost, "/predict", &failAfter{data: body, err: io.ErrUnexpectedEOF})
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=b0undary")
+		w := httptest.NewRecorder()
+		ts.server.ServeHTTP(w, req)
+		var p struct{ Detail string }
+		if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || w.Code != http.StatusBadRequest {
+			t.Fatalf("streamed %q: %d %s", body, w.Code, w.Body)
+		}
+		return p.Detail
+	}
+	for _, tt := range []struct {
+		name   string
+		body   []byte
+		detail string
+	}{
+		{"before the final boundary's line end", full[:len(full)-2], streamed(full[:len(full)-2])},
+		{"inside the image", full[:len(full)/2], streamed(full[:len(full)/2])},
+		{"after a bad image, in the next part", bad[:len(bad)-20], "the body ended early"},
+		{"in the epilogue, the form complete", append(slices.Clip(full), "epilogue"...), "the body ended early"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			head := fmt.Sprintf("POST /predict HTTP/1.1\nHost: test\nContent-Type: multipart/form-data; boundary=b0undary\nContent-Length: %d", len(tt.body)+100)
+			c, br := rawRequest(t, ts.srv.URL, head, string(tt.body))
+			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var p struct{ Detail string }
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusBadRequest || p.Detail != tt.detail {
+				t.Errorf("%d %q, want 400 %q", resp.StatusCode, p.Detail, tt.detail)
+			}
+		})
 	}
 }

@@ -129,8 +129,40 @@ func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary str
 		src = io.MultiReader(src, r.Body)
 	case rerr != io.EOF:
 		src = io.MultiReader(src, errorReader{rerr})
+		if ctx.Err() != nil {
+			// net/http cancels a request's context when reading its connection fails, so a body that broke off
+			// has cancelled the decoding of its images before any began, where a stream reaches them first; their
+			// answer would be a 503 that asks the client to retry a broken request. The bytes and the failure
+			// are answer enough.
+			return brokenForm(multipart.NewReader(src, boundary), rerr)
+		}
 	}
 	return s.readMultipart(ctx, multipart.NewReader(src, boundary), in, b)
+}
+
+// brokenForm is the answer to a form whose body failed with rerr after the bytes mr reads: readMultipart's answer for
+// a malformed body or a part cut off, without decoding any image, or rerr when the form ended before the failure.
+func brokenForm(mr *multipart.Reader, rerr error) error {
+	others := 0
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return rerr
+		}
+		if err != nil {
+			return nextPartError(err)
+		}
+		if part.FormName() != "image" {
+			part.Close()
+			if others++; others > maxExtraParts {
+				return errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
+			}
+			continue
+		}
+		if _, err := io.Copy(io.Discard, part); err != nil {
+			return err
+		}
+	}
 }
 
 // errorReader fails every read with err: a body's read error replayed after the bytes that came before it.
@@ -195,11 +227,7 @@ func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in mod
 			return nil
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return err
-			}
-			return &Error{Kind: KindInvalid, Detail: "malformed multipart body: " + err.Error(), Err: err}
+			return nextPartError(err)
 		}
 		if part.FormName() != "image" {
 			part.Close()
@@ -219,6 +247,16 @@ func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in mod
 			return err
 		}
 	}
+}
+
+// nextPartError is the answer to mime/multipart's failure to find the next part: over the size limit stays as it is
+// (bodyError makes it a 413), anything else is a malformed body.
+func nextPartError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return &Error{Kind: KindInvalid, Detail: "malformed multipart body: " + err.Error(), Err: err}
 }
 
 func partName(p *multipart.Part, i int) string { return imagePartName(p.FileName(), i) }

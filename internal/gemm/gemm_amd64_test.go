@@ -111,3 +111,53 @@ func TestDigitBatchesGoRowByRow(t *testing.T) {
 		}
 	}
 }
+
+// TestListedRowsWithStrides checks the listed path where TestListedRowsAreRowKernelBitForBit does not reach: rows of
+// B longer than n (ldb > n) with B cut right after the last column read, C inside a longer slice, few inputs (no
+// whole group of eight, one, several), a negative alpha, and all-zero and one-nonzero rows. Each c[j] must be
+// rowKernel's bit for bit and within rounding of a float64 sum, and C past n untouched.
+func TestListedRowsWithStrides(t *testing.T) {
+	if !useAsm {
+		t.Skip("CPU lacks AVX2/FMA or not amd64")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	s := new(scratch)
+	for _, k := range []int{1, 7, 8, 9, 16, 17, 33, 100} {
+		for _, n := range []int{64, 65, 127, 192} {
+			for _, ldb := range []int{n, n + 5} {
+				for _, nnz := range []int{0, 1, k / 4} {
+					a := make([]float32, k)
+					for range nnz {
+						a[rng.IntN(k)] = float32(rng.NormFloat64())
+					}
+					b := randSlice(rng, (k-1)*ldb+n)
+					c0 := randSlice(rng, n+3)
+					want, got := slices.Clone(c0), slices.Clone(c0)
+					const alpha, beta = -0.75, 0.5
+					rowKernel(k, &a[0], 1, &b[0], ldb, &want[0], n, alpha, beta)
+					vecMat(s, false, false, n, k, alpha, a, 1, b, ldb, beta, got[:n])
+					for j := range got {
+						if j >= n {
+							if got[j] != c0[j] {
+								t.Fatalf("k=%d n=%d ldb=%d nnz=%d: c[%d] past n written", k, n, ldb, nnz, j)
+							}
+							continue
+						}
+						if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+							t.Fatalf("k=%d n=%d ldb=%d nnz=%d: c[%d] = %v listed, %v scanned", k, n, ldb, nnz, j, got[j], want[j])
+						}
+						var sum, mag float64
+						for p := range k {
+							sum += float64(a[p]) * float64(b[p*ldb+j])
+							mag += math.Abs(float64(a[p]) * float64(b[p*ldb+j]))
+						}
+						ref := alpha*sum + beta*float64(c0[j])
+						if math.Abs(float64(got[j])-ref) > 1e-5*(mag+math.Abs(float64(c0[j]))+1) {
+							t.Fatalf("k=%d n=%d ldb=%d nnz=%d: c[%d] = %v, float64 sum %v", k, n, ldb, nnz, j, got[j], ref)
+						}
+					}
+				}
+			}
+		}
+	}
+}
