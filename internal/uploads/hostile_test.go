@@ -9,14 +9,19 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
+	"image"
 	"io"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/perceptron-dev/perceptron/internal/uploadtest"
 )
 
 // bombSize is what the test bombs expand to: small enough to build quickly, far over the limits they are tested with.
@@ -351,5 +356,33 @@ func TestImportIDXRefusesBadFiles(t *testing.T) {
 			}
 			assertEmpty(t, s, dir)
 		})
+	}
+}
+
+// TestImportNamesTheFirstBadImage refuses an archive with two bad images, one early that takes a while to fail and
+// one later that fails at once: the message names the early one every time, whichever worker failed first.
+func TestImportNamesTheFirstBadImage(t *testing.T) {
+	img := tinyPNG(t)
+	noise := image.NewGray(image.Rect(0, 0, 1200, 1200))
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range noise.Pix {
+		noise.Pix[i] = uint8(r.Uint32())
+	}
+	slow := uploadtest.EncodePNG(noise)
+	slow = slow[:len(slow)*9/10] // cut: it decodes most of its rows, then fails
+	fast := append([]byte("\\x89PNG\\r\\n\\x1a\\n"), bytes.Repeat([]byte{0x42}, 100)...)
+	members := []member{{name: "cat/1.png", data: img}, {name: "dog/1.png", data: img}, {name: "cat/slow.png", data: slow}}
+	for i := range 6 {
+		members = append(members, member{name: fmt.Sprintf("dog/%d.png", i+2), data: img})
+	}
+	members = append(members, member{name: "dog/fast.png", data: fast})
+	archive := makeZip(t, members)
+	for range 5 {
+		s, dir := openStore(t, Limits{})
+		_, err := s.Import(context.Background(), archive, ImportOptions{})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "cat/slow.png") {
+			t.Fatalf("got %s (%v); want the first bad image, cat/slow.png, named", kindOf(err), err)
+		}
+		assertEmpty(t, s, dir)
 	}
 }

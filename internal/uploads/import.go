@@ -176,11 +176,13 @@ type job struct {
 }
 
 // prepareAll runs produce, which calls send for every image in order, and prepares the images on GOMAXPROCS
-// goroutines, each with its own Preparer. It returns the examples as bytes, indexed by seq. The first error from
-// produce or from an image stops both, and is returned.
+// goroutines, each with its own Preparer. It returns the examples as bytes, indexed by seq. An image's error stops
+// produce; the error returned is the one of the first bad image in the archive's order, whichever worker finds an
+// error first, so the same archive is always refused with the same message. An error of produce's own comes after
+// every image it sent, so it is returned only when all of those were good.
 func prepareAll(ctx context.Context, in model.Input, produce func(send func(job) error) error) ([][]byte, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	sending, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	workers := runtime.GOMAXPROCS(0)
 	jobs := make(chan job, workers)
 	type result struct {
@@ -190,19 +192,33 @@ func prepareAll(ctx context.Context, in model.Input, produce func(send func(job)
 	var (
 		mu      sync.Mutex
 		results []result
+		bad     = -1 // seq of the first bad image found so far
+		badErr  error
 		wg      sync.WaitGroup
 	)
+	// after reports whether an image before seq is already known to be bad, so seq cannot change the answer.
+	after := func(seq int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return bad >= 0 && seq > bad
+	}
 	for range workers {
 		wg.Go(func() {
 			var p imageprep.Preparer
 			dst := make([]float32, in.Size())
 			var local []result
 			for j := range jobs {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || after(j.seq) {
 					continue // drain, so the producer never blocks
 				}
 				if err := j.prepare(&p, dst); err != nil {
-					cancel(err)
+					mu.Lock()
+					if bad < 0 || j.seq < bad {
+						bad, badErr = j.seq, err
+					}
+					mu.Unlock()
+					// Every image before this one has been sent already: the producer sends in order.
+					stop(err)
 					continue
 				}
 				local = append(local, result{j.seq, quantize(dst)})
@@ -216,14 +232,17 @@ func prepareAll(ctx context.Context, in model.Input, produce func(send func(job)
 		select {
 		case jobs <- j:
 			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		case <-sending.Done():
+			return context.Cause(sending)
 		}
 	})
 	close(jobs)
 	wg.Wait()
-	if cause := context.Cause(ctx); ctx.Err() != nil {
-		return nil, cause // an image's error, or the caller's cancellation
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx) // the caller's cancellation
+	}
+	if badErr != nil {
+		return nil, badErr
 	}
 	if err != nil {
 		return nil, err
