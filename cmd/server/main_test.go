@@ -307,18 +307,29 @@ func TestSeparateAdminListener(t *testing.T) {
 // one: the server must give up on it with 408 instead of holding the connection, and say so without showing the
 // connection's addresses.
 func TestSlowBodiesAreCutOff(t *testing.T) {
-	base, _ := startServer(t, map[string]string{"READ_TIMEOUT": "1s"})
-	for _, route := range []struct{ path, contentType, want string }{
-		{"/predict", "image/png", "the body arrived too slowly"},
-		{"/v2/models/mnist-mlp/infer", "application/json", "the body arrived too slowly"},
+	base, _ := startServer(t, map[string]string{"READ_TIMEOUT": "1s", "ADMIN_TOKEN": "slow"})
+	// A form cut off in a part's header: mime/multipart sees only a header line without its colon.
+	const form = "multipart/form-data; boundary=B"
+	const header = "--B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Ty"
+	for _, route := range []struct {
+		name, path, contentType, prefix string
+		length                          int
+	}{
+		{"png", "/predict", "image/png", "", 100000},
+		{"json", "/v2/models/mnist-mlp/infer", "application/json", "", 100000},
+		{"form", "/predict", form, header, 100000},
+		{"small form", "/predict", form, header, 2000}, // read into memory whole before parsing
+		{"data set form", "/datasets", form, header, 100000},
 	} {
-		t.Run(route.path, func(t *testing.T) {
+		t.Run(route.name, func(t *testing.T) {
+			const want = "the body arrived too slowly"
 			conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 100000\r\n\r\n", route.path, route.contentType)
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer slow\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
+				route.path, route.contentType, route.length, route.prefix)
 			start := time.Now()
 			for time.Since(start) < 5*time.Second {
 				if _, err := conn.Write([]byte{'['}); err != nil {
@@ -330,8 +341,8 @@ func TestSlowBodiesAreCutOff(t *testing.T) {
 			answer, _ := io.ReadAll(io.LimitReader(conn, 4096))
 			// A server that waited for the body would have sent nothing by now: the 408 is the proof.
 			status, _, _ := strings.Cut(string(answer), "\r\n")
-			if !strings.HasPrefix(status, "HTTP/1.1 408") || !strings.Contains(string(answer), route.want) {
-				t.Errorf("answer %q; want 408 Request Timeout saying %q", answer, route.want)
+			if !strings.HasPrefix(status, "HTTP/1.1 408") || !strings.Contains(string(answer), want) {
+				t.Errorf("answer %q; want 408 Request Timeout saying %q", answer, want)
 			}
 			if strings.Contains(string(answer), "127.0.0.1") || strings.Contains(string(answer), "tcp") {
 				t.Errorf("the answer shows the connection: %q", answer)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -105,6 +104,8 @@ func (s *Server) handleDatasetUpload() http.HandlerFunc {
 
 // readParts reads the multipart parts named in allowed into parts. Unknown or repeated parts are refused.
 func readParts(r *http.Request, parts map[string][]byte, hold *membudget.Hold, limit int64, allowed map[string]bool) error {
+	body := &readRecorder{r: r.Body}
+	r.Body = io.NopCloser(body) // net/http closes the body it made itself
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return errorf(KindInvalid, "malformed multipart body")
@@ -115,11 +116,7 @@ func readParts(r *http.Request, parts map[string][]byte, hold *membudget.Hold, l
 			return nil
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return bodyError(err)
-			}
-			return &Error{Kind: KindInvalid, Detail: "malformed multipart body: " + err.Error(), Err: err}
+			return bodyError(nextPartError(err, body.err))
 		}
 		name := p.FormName()
 		if !allowed[name] {

@@ -100,7 +100,7 @@ var partPool = sync.Pool{New: func() any { b := make([]byte, 0, firstChunk); ret
 func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary string, in model.Input, b *batchInput, hold *membudget.Hold) error {
 	n := r.ContentLength
 	if n <= 0 || n >= firstChunk || len(boundary) > maxBoundary || hold.Grow(n+1) != nil {
-		return s.readMultipart(ctx, multipart.NewReader(r.Body, boundary), in, b)
+		return s.readMultipart(ctx, r.Body, boundary, in, b)
 	}
 	scratch := partPool.Get().(*[]byte)
 	if int64(cap(*scratch)) <= n {
@@ -137,7 +137,7 @@ func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary str
 			return brokenForm(multipart.NewReader(src, boundary), rerr)
 		}
 	}
-	return s.readMultipart(ctx, multipart.NewReader(src, boundary), in, b)
+	return s.readMultipart(ctx, src, boundary, in, b)
 }
 
 // brokenForm is the answer to a form whose body failed with rerr after the bytes mr reads: readMultipart's answer for
@@ -150,7 +150,7 @@ func brokenForm(mr *multipart.Reader, rerr error) error {
 			return rerr
 		}
 		if err != nil {
-			return nextPartError(err)
+			return nextPartError(err, rerr)
 		}
 		if part.FormName() != "image" {
 			part.Close()
@@ -211,7 +211,9 @@ func noImagePart(others []string) error {
 }
 
 // readMultipart reads the image parts of mr (built from the Content-Type already parsed, so it is not parsed twice).
-func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in model.Input, b *batchInput) error {
+func (s *Server) readMultipart(ctx context.Context, src io.Reader, boundary string, in model.Input, b *batchInput) error {
+	body := &readRecorder{r: src}
+	mr := multipart.NewReader(body, boundary)
 	// Each part is read into scratch and prepared before the next is read. The buffer goes back to the pool only when
 	// every part was read without an error: an image still being decoded on a goroutine of its own when the request
 	// gave up (see prepare) may still be reading it.
@@ -227,7 +229,7 @@ func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in mod
 			return nil
 		}
 		if err != nil {
-			return nextPartError(err)
+			return nextPartError(err, body.err)
 		}
 		if part.FormName() != "image" {
 			part.Close()
@@ -249,14 +251,34 @@ func (s *Server) readMultipart(ctx context.Context, mr *multipart.Reader, in mod
 	}
 }
 
-// nextPartError is the answer to mime/multipart's failure to find the next part: over the size limit stays as it is
-// (bodyError makes it a 413), anything else is a malformed body.
-func nextPartError(err error) error {
+// nextPartError is the answer to mime/multipart's failure to find the next part. When reading the body failed
+// (cause, from a readRecorder) that failure is the answer, as bodyError tells it: mime/multipart reports some of them
+// only as the part header they cut short ("malformed MIME header"), where the client needs to hear that its body was
+// too slow or too large, and a connection's error would show its addresses. Over the size limit stays as it is
+// (bodyError makes it a 413); anything else is a malformed body.
+func nextPartError(err, cause error) error {
+	if cause != nil {
+		return bodyError(cause)
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return err
 	}
 	return &Error{Kind: KindInvalid, Detail: "malformed multipart body: " + err.Error(), Err: err}
+}
+
+// readRecorder reads r and keeps the first error other than io.EOF that a read returned.
+type readRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (rr *readRecorder) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	if err != nil && err != io.EOF && rr.err == nil {
+		rr.err = err
+	}
+	return n, err
 }
 
 func partName(p *multipart.Part, i int) string { return imagePartName(p.FileName(), i) }
