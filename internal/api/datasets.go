@@ -116,7 +116,7 @@ func readParts(r *http.Request, parts map[string][]byte, hold *membudget.Hold, l
 			return nil
 		}
 		if err != nil {
-			return bodyError(nextPartError(err, body.err))
+			return nextPartError(err, body.err)
 		}
 		name := p.FormName()
 		if !allowed[name] {

@@ -143,7 +143,7 @@ func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary str
 // brokenForm is the answer to a form whose body failed with rerr after the bytes mr reads: readMultipart's answer for
 // a malformed body or a part cut off, without decoding any image, or rerr when the form ended before the failure.
 func brokenForm(mr *multipart.Reader, rerr error) error {
-	others := 0
+	var others []string
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -154,8 +154,8 @@ func brokenForm(mr *multipart.Reader, rerr error) error {
 		}
 		if part.FormName() != "image" {
 			part.Close()
-			if others++; others > maxExtraParts {
-				return errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
+			if others, err = otherPart(others, part.FormName()); err != nil {
+				return err
 			}
 			continue
 		}
@@ -181,8 +181,9 @@ func (s *Server) readForm(ctx context.Context, body []byte, boundary string, in 
 			break
 		}
 		if string(name) != "image" {
-			if others = append(others, strconv.Quote(truncate(string(name), 32))); len(others) > maxExtraParts {
-				return errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
+			var err error
+			if others, err = otherPart(others, string(name)); err != nil {
+				return err
 			}
 			continue
 		}
@@ -202,6 +203,15 @@ func fileBase(f []byte) string {
 		return ""
 	}
 	return filepath.Base(string(f))
+}
+
+// otherPart adds the quoted name of a part that is not an image to others, and refuses a form with more than
+// maxExtraParts of them.
+func otherPart(others []string, name string) ([]string, error) {
+	if others = append(others, strconv.Quote(truncate(name, 32))); len(others) > maxExtraParts {
+		return others, errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
+	}
+	return others, nil
 }
 
 // noImagePart is the answer to a form with parts, none of them named image; others are their quoted names.
@@ -233,8 +243,8 @@ func (s *Server) readMultipart(ctx context.Context, src io.Reader, boundary stri
 		}
 		if part.FormName() != "image" {
 			part.Close()
-			if others = append(others, strconv.Quote(truncate(part.FormName(), 32))); len(others) > maxExtraParts {
-				return errorf(KindInvalid, fmt.Sprintf("more than %d parts that are not named image", maxExtraParts))
+			if others, err = otherPart(others, part.FormName()); err != nil {
+				return err
 			}
 			continue
 		}
@@ -254,15 +264,15 @@ func (s *Server) readMultipart(ctx context.Context, src io.Reader, boundary stri
 // nextPartError is the answer to mime/multipart's failure to find the next part. When reading the body failed
 // (cause, from a readRecorder) that failure is the answer, as bodyError tells it: mime/multipart reports some of them
 // only as the part header they cut short ("malformed MIME header"), where the client needs to hear that its body was
-// too slow or too large, and a connection's error would show its addresses. Over the size limit stays as it is
-// (bodyError makes it a 413); anything else is a malformed body.
+// too slow or too large, and a connection's error would show its addresses. Over the size limit is a 413 as
+// bodyError makes it; anything else is a malformed body.
 func nextPartError(err, cause error) error {
 	if cause != nil {
 		return bodyError(cause)
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return err
+		return bodyError(err)
 	}
 	return &Error{Kind: KindInvalid, Detail: "malformed multipart body: " + err.Error(), Err: err}
 }
