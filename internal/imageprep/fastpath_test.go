@@ -28,19 +28,26 @@ func fastAndFull(t testing.TB, img image.Image, spec Spec) (handled bool, fast, 
 func sameVector(t *testing.T, name string, img image.Image, spec Spec, mustHandle bool) bool {
 	t.Helper()
 	handled, fast, full, fastDigit, fullDigit := fastAndFull(t, img, spec)
+	return sameAnswer(t, name, "the fast path", handled, mustHandle, fast, full, fastDigit, fullDigit)
+}
+
+// sameAnswer fails the test unless path handled the image (when mustHandle) and gave fast and fastDigit equal, bit
+// for bit, to the full pipeline's full and fullDigit. It reports whether path handled it.
+func sameAnswer(t *testing.T, name, path string, handled, mustHandle bool, fast, full []float32, fastDigit, fullDigit bool) bool {
+	t.Helper()
 	if !handled {
 		if mustHandle {
-			t.Errorf("%s: the fast path declined it; want it taken", name)
+			t.Errorf("%s: %s declined it; want it taken", name, path)
 		}
 		return false
 	}
 	if fastDigit != fullDigit {
-		t.Errorf("%s: digit %v through the fast path, %v through the full pipeline", name, fastDigit, fullDigit)
+		t.Errorf("%s: digit %v through %s, %v through the full pipeline", name, fastDigit, path, fullDigit)
 		return true
 	}
 	for i := range fast {
 		if fast[i] != full[i] {
-			t.Errorf("%s: input %d is %v through the fast path, %v through the full pipeline", name, i, fast[i], full[i])
+			t.Errorf("%s: input %d is %v through %s, %v through the full pipeline", name, i, fast[i], path, full[i])
 			return true
 		}
 	}
@@ -316,23 +323,7 @@ func sameAlphaVector(t *testing.T, name string, img image.Image, mustHandle bool
 	}
 	handled, fastDigit := pf.mnistAlpha(fast, img, 28, 28)
 	fullDigit := pp.mnist(full, img, 28, 28, true)
-	if !handled {
-		if mustHandle {
-			t.Errorf("%s: mnistAlpha declined it; want it taken", name)
-		}
-		return false
-	}
-	if fastDigit != fullDigit {
-		t.Errorf("%s: digit %v through mnistAlpha, %v through the full pipeline", name, fastDigit, fullDigit)
-		return true
-	}
-	for i := range fast {
-		if fast[i] != full[i] {
-			t.Errorf("%s: input %d is %v through mnistAlpha, %v through the full pipeline", name, i, fast[i], full[i])
-			return true
-		}
-	}
-	return true
+	return sameAnswer(t, name, "mnistAlpha", handled, mustHandle, fast, full, fastDigit, fullDigit)
 }
 
 // TestAlphaPathMatchesThePipeline checks mnistAlpha against the full pipeline, bit for bit, on canvas drawings of the
