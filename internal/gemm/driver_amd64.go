@@ -30,9 +30,9 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // grow returns buf resized to n elements, reallocating only when it is too
 // small, so that pooled buffers reach a steady state.
-func grow(buf []float32, n int) []float32 {
+func grow[T float32 | int32](buf []T, n int) []T {
 	if cap(buf) < n {
-		return make([]float32, n)
+		return make([]T, n)
 	}
 	return buf[:n]
 }
@@ -215,15 +215,12 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 		// rowKernel, which sums them in the order it always has.
 		// A row that is mostly nonzero is scanned after all: its branches are predictable, and the list's indirect
 		// loads would cost more than they save.
-		wide := n / 64 * 64
-		if wide > 0 && k <= math.MaxInt32 {
+		wide := 0 // the columns done by rowKernelList
+		if n >= 64 && k <= math.MaxInt32 {
 			if cnt := nonzeros(s, k, a, as); 4*cnt <= 3*k {
+				wide = n / 64 * 64
 				rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
-			} else {
-				wide = 0
 			}
-		} else {
-			wide = 0
 		}
 		if wide < n {
 			rowKernel(k, &a[0], as, &b[wide], ldb, &c[wide], n-wide, alpha, beta)
@@ -245,7 +242,7 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 // bits other than the sign set (NaN included, -0 not), and their indices p in s.idx, and returns how many there are.
 // It does not branch on the values, so runs of zeros and nonzeros cost it the same.
 func nonzeros(s *scratch, k int, a []float32, as int) int {
-	s.vec, s.idx = grow(s.vec, k+8), growInts(s.idx, k+8) // compressNonzero writes a whole group past the count
+	s.vec, s.idx = grow(s.vec, k+8), grow(s.idx, k+8) // compressNonzero writes a whole group past the count
 	vals, idx := s.vec, s.idx
 	cnt, p := 0, 0
 	if as == 1 {
@@ -263,14 +260,6 @@ func nonzeros(s *scratch, k int, a []float32, as int) int {
 		}
 	}
 	return cnt
-}
-
-// growInts is grow for a slice of int32.
-func growInts(buf []int32, n int) []int32 {
-	if cap(buf) < n {
-		return make([]int32, n)
-	}
-	return buf[:n]
 }
 
 // blocked is the packed GotoBLAS-style product for m >= 2.
