@@ -161,3 +161,52 @@ func TestListedRowsWithStrides(t *testing.T) {
 		}
 	}
 }
+
+// TestSparseRowsCountsEveryNonzeroSample checks sparseRows against a plain count of the sampled inputs that compare
+// unequal to zero (NaN included, -0 not), for batches whose count of nonzero samples is just below, at and just above
+// the limit, with the inputs in rows and in columns (op(A) transposed).
+func TestSparseRowsCountsEveryNonzeroSample(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	values := []float32{1, -2, float32(math.NaN()), float32(math.Inf(-1)), 1e-45, float32(math.Copysign(0, -1)), 0}
+	for _, m := range []int{1, 2, 5, 16} {
+		for _, k := range []int{8, 9, 64, 784} {
+			limit := k * (25 + 4*m) / 80
+			samples := m * ((k + 7) / 8)
+			for _, want := range []int{limit - 1, limit, limit + 1, samples} {
+				if want < 0 || want > samples {
+					continue
+				}
+				for _, transA := range []bool{false, true} {
+					// want nonzero samples among m rows of k, everything else -0, +0 or (not sampled) anything.
+					a := make([]float32, m*k)
+					for i := range a {
+						a[i] = values[rng.IntN(len(values))]
+					}
+					at := func(i, p int) *float32 {
+						if transA {
+							return &a[p*m+i]
+						}
+						return &a[i*k+p]
+					}
+					var sampled [][2]int
+					for i := range m {
+						for p := 0; p < k; p += 8 {
+							sampled = append(sampled, [2]int{i, p})
+							*at(i, p) = values[5+rng.IntN(2)]
+						}
+					}
+					for _, j := range rng.Perm(len(sampled))[:want] {
+						*at(sampled[j][0], sampled[j][1]) = values[rng.IntN(5)]
+					}
+					lda := k
+					if transA {
+						lda = m
+					}
+					if got := sparseRows(transA, m, k, a, lda); got != (want <= limit) {
+						t.Errorf("m=%d k=%d transA=%v, %d nonzero samples, limit %d: sparseRows = %v", m, k, transA, want, limit, got)
+					}
+				}
+			}
+		}
+	}
+}
