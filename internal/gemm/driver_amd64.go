@@ -216,22 +216,7 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 		as = lda
 	}
 	if !transB {
-		// The 64-column blocks read a list of the nonzero inputs made once for all of them: testing each input
-		// in every block costs, on inputs that are mostly zero in runs (digits, ReLU outputs), a mispredicted
-		// branch at every change more than the multiply-adds skipped save. The last n%64 columns stay with
-		// rowKernel, which sums them in the order it always has.
-		// A row that is mostly nonzero is scanned after all: its branches are predictable, and the list's indirect
-		// loads would cost more than they save.
-		wide := 0 // the columns done by rowKernelList
-		if n >= 64 && k <= math.MaxInt32 {
-			if cnt := nonzeros(s, k, a, as); 4*cnt <= 3*k {
-				wide = n / 64 * 64
-				rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
-			}
-		}
-		if wide < n {
-			rowKernel(k, &a[0], as, &b[wide], ldb, &c[wide], n-wide, alpha, beta)
-		}
+		listed(s, listNonzeros(s, n, k, a, as), k, a, as, b, ldb, n, alpha, beta, c)
 		return
 	}
 	if as != 1 && k > 1 {
@@ -243,6 +228,52 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 		a = s.vec
 	}
 	dotRows(k, &a[0], &b[0], ldb, &c[0], n, alpha, beta)
+}
+
+// listNonzeros makes the list of the nonzero inputs of a (see nonzeros) when a row of C n wide has 64-column blocks
+// for rowKernelList, and returns its length, or -1 when it made none.
+func listNonzeros(s *scratch, n, k int, a []float32, as int) int {
+	if n < 64 || k > math.MaxInt32 {
+		return -1
+	}
+	return nonzeros(s, k, a, as)
+}
+
+// listed computes the single row c = alpha*a*B + beta*c, given cnt, what listNonzeros returned for a.
+//
+// The 64-column blocks read the list of the nonzero inputs, made once for all of them: testing each input in every
+// block costs, on inputs that are mostly zero in runs (digits, ReLU outputs), a mispredicted branch at every change
+// more than the multiply-adds skipped save. The last n%64 columns stay with rowKernel, which sums them in the order it
+// always has. A row that is mostly nonzero is scanned after all: its branches are predictable, and the list's
+// indirect loads would cost more than they save.
+func listed(s *scratch, cnt, k int, a []float32, as int, b []float32, ldb, n int, alpha, beta float32, c []float32) {
+	wide := 0 // the columns done by rowKernelList
+	if cnt >= 0 && n >= 64 && 4*cnt <= 3*k {
+		wide = n / 64 * 64
+		rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
+	}
+	if wide < n {
+		rowKernel(k, &a[0], as, &b[wide], ldb, &c[wide], n-wide, alpha, beta)
+	}
+}
+
+// pair computes C1 = A·B1 + beta·C1 and C2 = A·B2 + beta·C2 (see SgemmSerialPair) on the calling goroutine, each
+// exactly as multiply would: the choice between rows and blocks depends on A alone, so it is made once, and so is
+// each row's list of nonzero inputs.
+func pair(m, k int, a []float32, lda int, b1 []float32, n1 int, c1 []float32, b2 []float32, n2 int, c2 []float32, beta float32) {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	if m > 1 && (m > rowsMaxM || !sparseRows(false, m, k, a, lda)) {
+		blocked(s, false, false, m, n1, k, 1, a, lda, b1, n1, beta, c1, n1)
+		blocked(s, false, false, m, n2, k, 1, a, lda, b2, n2, beta, c2, n2)
+		return
+	}
+	for i := range m {
+		ai := a[i*lda:]
+		cnt := listNonzeros(s, max(n1, n2), k, ai, 1)
+		listed(s, cnt, k, ai, 1, b1, n1, n1, 1, beta, c1[i*n1:])
+		listed(s, cnt, k, ai, 1, b2, n2, n2, 1, beta, c2[i*n2:])
+	}
 }
 
 // nonzeros lists in s.vec, in order of p, the inputs a[p*as] (0 <= p < k) that rowKernel does not skip, those with
