@@ -29,10 +29,10 @@ func TestSplit(t *testing.T) {
 }
 
 // TestListedRowsAreRowKernelBitForBit checks that a single row's product over the list of its nonzero inputs
-// (nonzeros, rowKernelList) gives bit for bit what rowKernel's scan of every input gives, on real MNIST digits (mostly
-// zero, in runs), on dense random rows (which vecMat scans after all), and on dense and sparse rows with -0, NaN,
-// infinities and subnormals, for widths that are and are not multiples of 64, strided inputs (op(A) transposed) and
-// each kind of beta.
+// (nonzeros, rowKernelList, rowKernelListNarrow) gives bit for bit what rowKernel's scan of every input gives, on real
+// MNIST digits (mostly zero, in runs), on dense random rows (which vecMat scans after all), and on dense and sparse
+// rows with -0, NaN, infinities and subnormals, for widths that are and are not multiples of 64 or of 8 (down to
+// one column), strided inputs (op(A) transposed) and each kind of beta.
 func TestListedRowsAreRowKernelBitForBit(t *testing.T) {
 	if !useAsm {
 		t.Skip("CPU lacks AVX2/FMA or not amd64")
@@ -64,8 +64,8 @@ func TestListedRowsAreRowKernelBitForBit(t *testing.T) {
 	s := new(scratch)
 	same := func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) || x != x && y != y }
 	for ri, row := range rows {
-		for _, n := range []int{64, 128, 130, 200, 63} {
-			for _, kk := range []int{k, k - 3, 5} { // a tail after the groups of eight, and no whole group
+		for _, n := range []int{64, 128, 130, 200, 63, 10, 2, 8, 17, 1} {
+			for _, kk := range []int{k, k - 3, 64, 5} { // a tail after the groups of eight, a ReLU layer's width, no whole group
 				for _, as := range []int{1, 3} {
 					for _, beta := range []float32{0, 1, 0.5} {
 						a := make([]float32, kk*as)

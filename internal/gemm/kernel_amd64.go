@@ -34,6 +34,12 @@ func rowKernel(k int, a *float32, as int, b *float32, ldb int, c *float32, n int
 //go:noescape
 func rowKernelList(cnt int, vals *float32, idx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
 
+// rowKernelListNarrow is rowKernel's loops over 8-column groups and a masked tail, n below 64, over the list of the
+// cnt nonzero inputs, vals and idx, and the same list ordered by byParity, the first even of them of even index.
+//
+//go:noescape
+func rowKernelListNarrow(cnt int, vals *float32, idx *int32, even int, pvals *float32, pidx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
 // compressNonzero writes the nonzero values among a[:8*chunks] and their indices to vals and idx, which have room
 // for 8*chunks values, and returns how many there are (see nonzeros).
 //

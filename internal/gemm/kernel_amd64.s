@@ -656,3 +656,112 @@ cndone:
 	MOVQ AX, ret+40(FP)
 	VZEROUPPER
 	RET
+
+// func rowKernelListNarrow(cnt int, vals *float32, idx *int32, even int, pvals *float32, pidx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+//
+// rowKernelListNarrow is rowKernel's loops over 8-column groups and a masked tail, n < 64 columns, over a list of the
+// cnt nonzero inputs (vals, their rows of B in idx, see nonzeros) instead of over all k inputs. rowKernel sums the
+// inputs of even index p in one accumulator and those of odd index in another, then adds the two; pvals and pidx hold
+// the same list with the first even entries of even index and the rest of odd index, each part in order (byParity),
+// so each accumulator here sums the same products in the same order, bit for bit. The tail's single accumulator takes
+// the list in order, as rowKernel's takes the inputs.
+TEXT ·rowKernelListNarrow(SB), NOSPLIT, $0-88
+	MOVQ         cnt+0(FP), R10
+	MOVQ         vals+8(FP), SI
+	MOVQ         idx+16(FP), R12
+	MOVQ         even+24(FP), R13
+	MOVQ         pvals+32(FP), R14
+	MOVQ         pidx+40(FP), R15
+	MOVQ         b+48(FP), DI
+	MOVQ         ldb+56(FP), R11
+	SHLQ         $2, R11
+	MOVQ         c+64(FP), DX
+	MOVQ         n+72(FP), BX
+	VBROADCASTSS alpha+80(FP), Y14
+	VBROADCASTSS beta+84(FP), Y15
+	MOVL         beta+84(FP), AX
+	ANDL         $0x7fffffff, AX
+
+rn8:
+	CMPQ   BX, $8
+	JL     rntail
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   CX, CX
+	CMPQ   CX, R13
+	JGE    rnodd
+
+rneven:
+	MOVLQSX      (R15)(CX*4), R9
+	IMULQ        R11, R9
+	VBROADCASTSS (R14)(CX*4), Y8
+	VFMADD231PS  (DI)(R9*1), Y8, Y0
+	INCQ         CX
+	CMPQ         CX, R13
+	JL           rneven
+
+rnodd:
+	CMPQ CX, R10
+	JGE  rn8done
+
+rnoddloop:
+	MOVLQSX      (R15)(CX*4), R9
+	IMULQ        R11, R9
+	VBROADCASTSS (R14)(CX*4), Y9
+	VFMADD231PS  (DI)(R9*1), Y9, Y1
+	INCQ         CX
+	CMPQ         CX, R10
+	JL           rnoddloop
+
+rn8done:
+	VADDPS Y1, Y0, Y0
+	VMULPS Y14, Y0, Y0
+	TESTL  AX, AX
+	JEQ    rn8store
+	VFMADD231PS (DX), Y15, Y0
+
+rn8store:
+	VMOVUPS Y0, (DX)
+	ADDQ    $32, DI
+	ADDQ    $32, DX
+	SUBQ    $8, BX
+	JMP     rn8
+
+rntail:
+	TESTQ BX, BX
+	JEQ   rndone
+
+	// Mask selecting the first BX (< 8) lanes.
+	LEAQ    maskTable<>(SB), R9
+	MOVQ    $8, CX
+	SUBQ    BX, CX
+	VMOVUPS (R9)(CX*4), Y13
+	VXORPS  Y0, Y0, Y0
+	XORQ    CX, CX
+	CMPQ    CX, R10
+	JGE     rntaildone
+
+rntailloop:
+	MOVLQSX      (R12)(CX*4), R9
+	IMULQ        R11, R9
+	ADDQ         DI, R9
+	VMASKMOVPS   (R9), Y13, Y1
+	VBROADCASTSS (SI)(CX*4), Y8
+	VFMADD231PS  Y1, Y8, Y0
+	INCQ         CX
+	CMPQ         CX, R10
+	JL           rntailloop
+
+rntaildone:
+	VMULPS Y14, Y0, Y0
+	TESTL  AX, AX
+	JEQ    rntailstore
+	VMASKMOVPS  (DX), Y13, Y1
+	VFMADD231PS Y1, Y15, Y0
+
+rntailstore:
+	VMASKMOVPS Y0, Y13, (DX)
+
+rndone:
+	VZEROUPPER
+	RET
