@@ -255,7 +255,11 @@ func listed(s *scratch, cnt, k int, a []float32, as int, b []float32, ldb, n int
 		return
 	}
 	wide := n / 64 * 64 // the columns done by rowKernelList
-	if wide > 0 {
+	switch {
+	case wide == 0:
+	case useAVX512:
+		rowKernelList512(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
+	default:
 		rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
 	}
 	if wide < n {

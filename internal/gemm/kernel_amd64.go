@@ -7,6 +7,10 @@ import "golang.org/x/sys/cpu"
 // Tests set it to false to exercise the gonum fallback.
 var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasPOPCNT
 
+// useAVX512 selects rowKernelList512 over rowKernelList (x/sys/cpu also checks that the operating system saves the
+// ZMM registers). Tests set it to false to compare the two.
+var useAVX512 = useAsm && cpu.X86.HasAVX512F
+
 // Shape of the register tile computed by the micro-kernel.
 const (
 	mr = 6  // rows of C per micro-kernel call
@@ -33,6 +37,11 @@ func rowKernel(k int, a *float32, as int, b *float32, ldb int, c *float32, n int
 //
 //go:noescape
 func rowKernelList(cnt int, vals *float32, idx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
+// rowKernelList512 is rowKernelList in AVX-512 registers, bit for bit the same.
+//
+//go:noescape
+func rowKernelList512(cnt int, vals *float32, idx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
 
 // rowKernelListNarrow is rowKernel's loops over 8-column groups and a masked tail, n below 64, over the list of the
 // cnt nonzero inputs, vals and idx, and the same list ordered by byParity, the first even of them of even index.
