@@ -42,6 +42,21 @@ func SgemmSerialPair(m, k int, a []float32, lda int, b1 []float32, n1 int, c1 []
 	pair(m, k, a, lda, b1, n1, c1, b2, n2, c2, beta)
 }
 
+// ReLU replaces every v[i] by max(v[i], 0), bit for bit as Go's max computes it: -0 becomes +0, and a NaN stays NaN
+// (on amd64 with its sign bit cleared). It is the activation of a layer's outputs, eight at a time where the assembly path is available.
+func ReLU(v []float32) {
+	done := 0
+	if useAsm {
+		done = len(v) / 8 * 8
+		if done > 0 {
+			relu8(done, &v[0])
+		}
+	}
+	for i := done; i < len(v); i++ {
+		v[i] = max(v[i], 0)
+	}
+}
+
 // Tuning knobs of the assembly path. They are variables so that the tests
 // can drive every code path; the program itself never changes them.
 var (

@@ -469,3 +469,39 @@ func TestPairIsTwoSerialProductsBitForBit(t *testing.T) {
 		}
 	}
 }
+
+// TestReLUIsGosMax checks ReLU against Go's max(v, 0) bit for bit, on every length up to past two groups of eight
+// (the assembly's groups and the tail) and on values around zero and at the edges: ±0, NaNs of both signs with
+// payloads, infinities, subnormals, the largest and smallest normal values.
+func TestReLUIsGosMax(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	edges := []uint32{0, 0x80000000, 0x7fc00000, 0xffc00000, 0x7f800001, 0xff812345, 0x7f800000, 0xff800000, 1, 0x80000001,
+		0x007fffff, 0x807fffff, 0x00800000, 0x80800000, 0x7f7fffff, 0xff7fffff, 0x3f800000, 0xbf800000}
+	for _, asm := range []bool{false, true} {
+		for n := range 20 {
+			for range 50 {
+				v := make([]float32, n)
+				for i := range v {
+					if rng.IntN(2) == 0 {
+						v[i] = math.Float32frombits(edges[rng.IntN(len(edges))])
+					} else {
+						v[i] = float32(rng.NormFloat64())
+					}
+				}
+				want := make([]float32, n)
+				for i, x := range v {
+					want[i] = max(x, 0)
+				}
+				old := useAsm
+				useAsm = asm && old
+				ReLU(v)
+				useAsm = old
+				for i := range v {
+					if math.Float32bits(v[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("asm %v, n=%d: ReLU gives %#x at %d, max %#x", asm, n, math.Float32bits(v[i]), i, math.Float32bits(want[i]))
+					}
+				}
+			}
+		}
+	}
+}

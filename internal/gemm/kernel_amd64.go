@@ -75,3 +75,8 @@ var compressLUT = func() (t [256][8]int32) {
 //
 //go:noescape
 func dotRows(k int, a *float32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
+// relu8 sets v[i] = max(v[i], 0) for 0 <= i < n, n a positive multiple of 8 (see ReLU).
+//
+//go:noescape
+func relu8(n int, v *float32)

@@ -898,3 +898,28 @@ zl64store:
 zldone:
 	VZEROUPPER
 	RET
+
+// func relu8(n int, v *float32)
+//
+// relu8 replaces each of v[0:n], n a positive multiple of 8, by max(v[i], 0) as Go computes it on amd64: the value
+// itself when it is above zero, a NaN with its sign bit cleared (and its payload kept), else +0, -0 included. The
+// compare "not less or equal" is true for both the values above zero and NaN.
+TEXT ·relu8(SB), NOSPLIT, $0-16
+	MOVQ         n+0(FP), CX
+	MOVQ         v+8(FP), SI
+	VXORPS       Y15, Y15, Y15
+	MOVL         $0x7fffffff, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+
+reluloop:
+	VMOVUPS (SI), Y0
+	VCMPPS  $6, Y15, Y0, Y1
+	VANDPS  Y0, Y1, Y0
+	VANDPS  Y14, Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     reluloop
+	VZEROUPPER
+	RET
