@@ -440,7 +440,7 @@ func TestPairIsTwoSerialProductsBitForBit(t *testing.T) {
 		ms, betas = []int{1, 5, 16}, []float32{1, 0}
 	}
 	for name, input := range inputs {
-		for _, ns := range [][2]int{{128, 64}, {64, 128}, {100, 50}, {10, 200}, {192, 2}} {
+		for _, ns := range [][2]int{{128, 64}, {64, 128}, {64, 64}, {128, 128}, {100, 50}, {10, 200}, {192, 2}} {
 			for _, m := range ms {
 				for _, beta := range betas {
 					a := input(m)
