@@ -50,6 +50,16 @@
 // per row with a branch-free AVX2 compaction, rather than testing every input
 // in every 64-column block: inputs that are zero in runs (a digit's
 // background, ReLU outputs) would cost a mispredicted branch at every change.
+// The columns past the last whole 64 (all of them in a layer narrower than 64)
+// read the same list, in the order rowKernel sums them. Every column is summed
+// in the same order as by rowKernel's scan, so the list changes no bit.
+//
+// That loop is bound by the instructions it issues per listed input, not by
+// the FMA peak: where the CPU has AVX-512 it keeps 128 columns in sixteen-wide
+// registers (rowKernelList512), half the instructions for the same sums in the
+// same order. SgemmSerialPair serves two products of the same rows, the digit
+// network's first layer and its gate's, and makes each row's list once for
+// both. ReLU applies the activation eight values at a time.
 //
 // # Parallelism
 //
