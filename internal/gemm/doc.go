@@ -54,10 +54,10 @@
 // read the same list, in the order rowKernel sums them. Every column is summed
 // in the same order as by rowKernel's scan, so the list changes no bit.
 //
-// That loop is bound by the instructions it issues per listed input, not by
-// the FMA peak: where the CPU has AVX-512 it keeps 128 columns in sixteen-wide
-// registers (rowKernelList512), half the instructions for the same sums in the
-// same order. SgemmSerialPair serves two products of the same rows, the digit
+// Where the CPU has AVX-512 that loop keeps 128 columns in sixteen-wide
+// registers (rowKernelList512): half the instructions per listed input for
+// the same sums in the same order, which is what bounds it when the FMA pipes
+// execute 512-bit operations whole. SgemmSerialPair serves two products of the same rows, the digit
 // network's first layer and its gate's, and makes each row's list once for
 // both. ReLU applies the activation eight values at a time.
 //
