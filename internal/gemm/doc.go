@@ -50,6 +50,16 @@
 // per row with a branch-free AVX2 compaction, rather than testing every input
 // in every 64-column block: inputs that are zero in runs (a digit's
 // background, ReLU outputs) would cost a mispredicted branch at every change.
+// The columns past the last whole 64 (all of them in a layer narrower than 64)
+// read the same list, in the order rowKernel sums them. Every column is summed
+// in the same order as by rowKernel's scan, so the list changes no bit.
+//
+// Where the CPU has AVX-512 that loop keeps 128 columns in sixteen-wide
+// registers (rowKernelList512): half the instructions per listed input for
+// the same sums in the same order, which is what bounds it when the FMA pipes
+// execute 512-bit operations whole. SgemmSerialPair serves two products of the same rows, the digit
+// network's first layer and its gate's, and makes each row's list once for
+// both. ReLU applies the activation eight values at a time.
 //
 // # Parallelism
 //

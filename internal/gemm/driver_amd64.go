@@ -23,6 +23,8 @@ type scratch struct {
 	b    []float32
 	vec  []float32
 	idx  []int32 // the rows of B that nonzeros keeps, beside their values in vec
+	pvec []float32
+	pidx []int32 // vec and idx in the order of byParity
 	tile [mr * nr]float32
 }
 
@@ -184,21 +186,28 @@ func sparseRows(transA bool, m, k int, a []float32, lda int) bool {
 	limit := k * (25 + 4*m) / (10 * stride) // nonzeros allowed among the sampled elements
 	nnz := 0
 	for i := range m {
-		for p := 0; p < k; p += stride {
-			var v float32
-			if transA {
-				v = a[p*lda+i]
-			} else {
-				v = a[i*lda+p]
+		// The count adds 0 or 1 without a branch: in a digit the zeros and nonzeros of the samples alternate in
+		// no pattern a predictor could learn.
+		if transA {
+			for p := 0; p < k; p += stride {
+				nnz += nonzero(a[p*lda+i])
 			}
-			if v != 0 {
-				if nnz++; nnz > limit {
-					return false
-				}
+		} else {
+			row := a[i*lda : i*lda+k]
+			for p := 0; p < len(row); p += stride {
+				nnz += nonzero(row[p])
 			}
+		}
+		if nnz > limit {
+			return false
 		}
 	}
 	return true
+}
+
+// nonzero is 1 when v != 0 (v has bits other than the sign set, NaN included) and 0 otherwise.
+func nonzero(v float32) int {
+	return int((math.Float32bits(v)&0x7fffffff + 0x7fffffff) >> 31)
 }
 
 // vecMat computes the single row c = alpha*a*op(B) + beta*c, where a is row 0
@@ -209,22 +218,7 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 		as = lda
 	}
 	if !transB {
-		// The 64-column blocks read a list of the nonzero inputs made once for all of them: testing each input
-		// in every block costs, on inputs that are mostly zero in runs (digits, ReLU outputs), a mispredicted
-		// branch at every change more than the multiply-adds skipped save. The last n%64 columns stay with
-		// rowKernel, which sums them in the order it always has.
-		// A row that is mostly nonzero is scanned after all: its branches are predictable, and the list's indirect
-		// loads would cost more than they save.
-		wide := 0 // the columns done by rowKernelList
-		if n >= 64 && k <= math.MaxInt32 {
-			if cnt := nonzeros(s, k, a, as); 4*cnt <= 3*k {
-				wide = n / 64 * 64
-				rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
-			}
-		}
-		if wide < n {
-			rowKernel(k, &a[0], as, &b[wide], ldb, &c[wide], n-wide, alpha, beta)
-		}
+		listed(s, listNonzeros(s, k, a, as), k, a, as, b, ldb, n, alpha, beta, c)
 		return
 	}
 	if as != 1 && k > 1 {
@@ -236,6 +230,90 @@ func vecMat(s *scratch, transA, transB bool, n, k int, alpha float32, a []float3
 		a = s.vec
 	}
 	dotRows(k, &a[0], &b[0], ldb, &c[0], n, alpha, beta)
+}
+
+// listNonzeros makes the list of the nonzero inputs of a (see nonzeros) and returns its length, or -1 when it made
+// none (k too large for the kernels' int32 indices).
+func listNonzeros(s *scratch, k int, a []float32, as int) int {
+	if k > math.MaxInt32 {
+		return -1
+	}
+	return nonzeros(s, k, a, as)
+}
+
+// listed computes the single row c = alpha*a*B + beta*c, given cnt, what listNonzeros returned for a.
+//
+// The kernels read the list of the nonzero inputs: testing each input in every block of columns costs, on inputs
+// that are mostly zero in runs (digits, ReLU outputs), a mispredicted branch at every change more than the
+// multiply-adds skipped save. Each column is summed as rowKernel sums it, in 64-column blocks (rowKernelList) and
+// then 8-column groups and a masked tail (rowKernelListNarrow), so the result is rowKernel's bit for bit. A row that
+// is mostly nonzero is scanned after all: its branches are predictable, and the list's indirect loads would cost more
+// than they save.
+func listed(s *scratch, cnt, k int, a []float32, as int, b []float32, ldb, n int, alpha, beta float32, c []float32) {
+	if cnt < 0 || 4*cnt > 3*k {
+		rowKernel(k, &a[0], as, &b[0], ldb, &c[0], n, alpha, beta)
+		return
+	}
+	wide := n / 64 * 64 // the columns done by rowKernelList
+	switch {
+	case wide == 0:
+	case useAVX512:
+		rowKernelList512(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
+	default:
+		rowKernelList(cnt, &s.vec[0], &s.idx[0], &b[0], ldb, &c[0], wide, alpha, beta)
+	}
+	if wide < n {
+		even, pvec, pidx := 0, &s.vec[0], &s.idx[0] // the tail alone reads only the list in order
+		if n-wide >= 8 {
+			even = byParity(s, cnt)
+			pvec, pidx = &s.pvec[0], &s.pidx[0]
+		}
+		rowKernelListNarrow(cnt, &s.vec[0], &s.idx[0], even, pvec, pidx, &b[wide], ldb, &c[wide], n-wide, alpha, beta)
+	}
+}
+
+// byParity copies the list of the cnt nonzero inputs in s.vec and s.idx to s.pvec and s.pidx, those of even index
+// first, each part in the list's order, and returns how many have an even index. It does not branch on the
+// indices.
+func byParity(s *scratch, cnt int) int {
+	s.pvec, s.pidx = grow(s.pvec, max(cnt, 1)), grow(s.pidx, max(cnt, 1))
+	idx, vec := s.idx[:cnt], s.vec[:cnt]
+	pvec, pidx := s.pvec[:cnt], s.pidx[:cnt]
+	even := 0
+	for _, p := range idx {
+		even += int(^p & 1)
+	}
+	e, o := 0, even
+	for i, p := range idx {
+		odd := int(p & 1)
+		j := e
+		if odd != 0 {
+			j = o
+		}
+		pvec[j], pidx[j] = vec[i], p
+		e += 1 - odd
+		o += odd
+	}
+	return even
+}
+
+// pair computes C1 = A·B1 + beta·C1 and C2 = A·B2 + beta·C2 (see SgemmSerialPair) on the calling goroutine, each
+// exactly as multiply would: the choice between rows and blocks depends on A alone, so it is made once, and so is
+// each row's list of nonzero inputs.
+func pair(m, k int, a []float32, lda int, b1 []float32, n1 int, c1 []float32, b2 []float32, n2 int, c2 []float32, beta float32) {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	if m > 1 && (m > rowsMaxM || !sparseRows(false, m, k, a, lda)) {
+		blocked(s, false, false, m, n1, k, 1, a, lda, b1, n1, beta, c1, n1)
+		blocked(s, false, false, m, n2, k, 1, a, lda, b2, n2, beta, c2, n2)
+		return
+	}
+	for i := range m {
+		ai := a[i*lda:]
+		cnt := listNonzeros(s, k, ai, 1)
+		listed(s, cnt, k, ai, 1, b1, n1, n1, 1, beta, c1[i*n1:])
+		listed(s, cnt, k, ai, 1, b2, n2, n2, 1, beta, c2[i*n2:])
+	}
 }
 
 // nonzeros lists in s.vec, in order of p, the inputs a[p*as] (0 <= p < k) that rowKernel does not skip, those with

@@ -24,6 +24,39 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	sgemm(false, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// SgemmSerialPair computes two products of the same untransposed A on the calling goroutine, C1 = A·B1 + beta·C1 and
+// C2 = A·B2 + beta·C2, where A is m×k, B1 k×n1, B2 k×n2, C1 m×n1 and C2 m×n2, B and C without padding between
+// rows (leading dimensions n1 and n2). Each result is bit for bit what SgemmSerial gives, with alpha 1; the work that
+// depends on A alone, the lists of each row's nonzero inputs, is done once for both, which pays when A is mostly zero
+// (two networks on the same digits).
+//
+// SgemmSerialPair panics if a dimension is negative, a leading dimension is too small, or a slice is too short.
+func SgemmSerialPair(m, k int, a []float32, lda int, b1 []float32, n1 int, c1 []float32, b2 []float32, n2 int, c2 []float32, beta float32) {
+	checkArgs(false, false, m, n1, k, a, lda, b1, n1, c1, n1)
+	checkArgs(false, false, m, n2, k, a, lda, b2, n2, c2, n2)
+	if !useAsm || m == 0 || n1 == 0 || n2 == 0 || k == 0 {
+		SgemmSerial(false, false, m, n1, k, 1, a, lda, b1, n1, beta, c1, n1)
+		SgemmSerial(false, false, m, n2, k, 1, a, lda, b2, n2, beta, c2, n2)
+		return
+	}
+	pair(m, k, a, lda, b1, n1, c1, b2, n2, c2, beta)
+}
+
+// ReLU replaces every v[i] by max(v[i], 0), bit for bit as Go's max computes it: -0 becomes +0, and a NaN stays NaN
+// (on amd64 with its sign bit cleared). It is the activation of a layer's outputs, eight at a time where the assembly path is available.
+func ReLU(v []float32) {
+	done := 0
+	if useAsm {
+		done = len(v) / 8 * 8
+		if done > 0 {
+			relu8(done, &v[0])
+		}
+	}
+	for i := done; i < len(v); i++ {
+		v[i] = max(v[i], 0)
+	}
+}
+
 // Tuning knobs of the assembly path. They are variables so that the tests
 // can drive every code path; the program itself never changes them.
 var (

@@ -5,8 +5,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
+
+	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 )
 
 // Accuracy: every element of C must agree with a float64 reference within
@@ -392,6 +395,110 @@ func TestTheSplitDoesNotChangeTheResult(t *testing.T) {
 				for i := range got {
 					if got[i] != want[i] {
 						t.Fatalf("m=%d sparse=%v transA=%v: C[%d] = %v split, %v serial", m, sparse, transA, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPairIsTwoSerialProductsBitForBit checks that SgemmSerialPair gives, for each of its two products, bit for bit
+// what SgemmSerial gives alone: on real MNIST digits (mostly zero, so row by row over lists), dense rows (blocked, or
+// scanned), rows with -0, NaN, infinities and subnormals, weights with infinities and NaN, widths that are and are
+// not multiples of 64 (so one product is listed and the other scanned), each batch size up to past sixteen, and each
+// kind of beta. Neither product may touch C past its own rows.
+func TestPairIsTwoSerialProductsBitForBit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const k = 784
+	set := mnisttest.Test(t)
+	specials := []float32{float32(math.Copysign(0, -1)), float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 1e-45, -1e-45}
+	inputs := map[string]func(m int) []float32{
+		"digits": func(m int) []float32 {
+			x := make([]float32, m*k)
+			for i := range m {
+				set.Inputs(x[i*k:(i+1)*k], rng.IntN(100))
+			}
+			return x
+		},
+		"dense": func(m int) []float32 { return randSlice(rng, m*k) },
+		"sparse with special values": func(m int) []float32 {
+			x := make([]float32, m*k)
+			for i := range x {
+				switch rng.IntN(10) {
+				case 0:
+					x[i] = specials[rng.IntN(len(specials))]
+				case 1, 2:
+					x[i] = float32(rng.NormFloat64())
+				}
+			}
+			return x
+		},
+	}
+	same := func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) || x != x && y != y }
+	ms, betas := []int{1, 2, 3, 5, 7, 16, 17}, []float32{1, 0, 0.5}
+	if testing.Short() {
+		ms, betas = []int{1, 5, 16}, []float32{1, 0}
+	}
+	for name, input := range inputs {
+		for _, ns := range [][2]int{{128, 64}, {64, 128}, {64, 64}, {128, 128}, {100, 50}, {10, 200}, {192, 2}} {
+			for _, m := range ms {
+				for _, beta := range betas {
+					a := input(m)
+					b1, b2 := randSlice(rng, k*ns[0]), randSlice(rng, k*ns[1])
+					for range 20 { // weights that a zero input must not turn into NaN, wherever rows are skipped
+						b1[rng.IntN(len(b1))] = specials[1+rng.IntN(3)]
+						b2[rng.IntN(len(b2))] = specials[1+rng.IntN(3)]
+					}
+					c1, c2 := randSlice(rng, m*ns[0]+5), randSlice(rng, m*ns[1]+5)
+					want1, want2 := slices.Clone(c1), slices.Clone(c2)
+					SgemmSerial(false, false, m, ns[0], k, 1, a, k, b1, ns[0], beta, want1, ns[0])
+					SgemmSerial(false, false, m, ns[1], k, 1, a, k, b2, ns[1], beta, want2, ns[1])
+					SgemmSerialPair(m, k, a, k, b1, ns[0], c1, b2, ns[1], c2, beta)
+					for j := range c1 {
+						if !same(c1[j], want1[j]) {
+							t.Fatalf("%s n=%v m=%d beta=%v: C1[%d] = %v paired, %v alone", name, ns, m, beta, j, c1[j], want1[j])
+						}
+					}
+					for j := range c2 {
+						if !same(c2[j], want2[j]) {
+							t.Fatalf("%s n=%v m=%d beta=%v: C2[%d] = %v paired, %v alone", name, ns, m, beta, j, c2[j], want2[j])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestReLUIsGosMax checks ReLU against Go's max(v, 0) bit for bit, on every length up to past two groups of eight
+// (the assembly's groups and the tail) and on values around zero and at the edges: ±0, NaNs of both signs with
+// payloads, infinities, subnormals, the largest and smallest normal values.
+func TestReLUIsGosMax(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	edges := []uint32{0, 0x80000000, 0x7fc00000, 0xffc00000, 0x7f800001, 0xff812345, 0x7f800000, 0xff800000, 1, 0x80000001,
+		0x007fffff, 0x807fffff, 0x00800000, 0x80800000, 0x7f7fffff, 0xff7fffff, 0x3f800000, 0xbf800000}
+	for _, asm := range []bool{false, true} {
+		for n := range 20 {
+			for range 50 {
+				v := make([]float32, n)
+				for i := range v {
+					if rng.IntN(2) == 0 {
+						v[i] = math.Float32frombits(edges[rng.IntN(len(edges))])
+					} else {
+						v[i] = float32(rng.NormFloat64())
+					}
+				}
+				want := make([]float32, n)
+				for i, x := range v {
+					want[i] = max(x, 0)
+				}
+				old := useAsm
+				useAsm = asm && old
+				ReLU(v)
+				useAsm = old
+				for i := range v {
+					if math.Float32bits(v[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("asm %v, n=%d: ReLU gives %#x at %d, max %#x", asm, n, math.Float32bits(v[i]), i, math.Float32bits(want[i]))
 					}
 				}
 			}

@@ -7,6 +7,10 @@ import "golang.org/x/sys/cpu"
 // Tests set it to false to exercise the gonum fallback.
 var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasPOPCNT
 
+// useAVX512 selects rowKernelList512 over rowKernelList (x/sys/cpu also checks that the operating system saves the
+// ZMM registers). Tests set it to false to compare the two.
+var useAVX512 = useAsm && cpu.X86.HasAVX512F
+
 // Shape of the register tile computed by the micro-kernel.
 const (
 	mr = 6  // rows of C per micro-kernel call
@@ -34,6 +38,17 @@ func rowKernel(k int, a *float32, as int, b *float32, ldb int, c *float32, n int
 //go:noescape
 func rowKernelList(cnt int, vals *float32, idx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
 
+// rowKernelList512 is rowKernelList in AVX-512 registers, bit for bit the same.
+//
+//go:noescape
+func rowKernelList512(cnt int, vals *float32, idx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
+// rowKernelListNarrow is rowKernel's loops over 8-column groups and a masked tail, n below 64, over the list of the
+// cnt nonzero inputs, vals and idx, and the same list ordered by byParity, the first even of them of even index.
+//
+//go:noescape
+func rowKernelListNarrow(cnt int, vals *float32, idx *int32, even int, pvals *float32, pidx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
 // compressNonzero writes the nonzero values among a[:8*chunks] and their indices to vals and idx, which have room
 // for 8*chunks values, and returns how many there are (see nonzeros).
 //
@@ -60,3 +75,8 @@ var compressLUT = func() (t [256][8]int32) {
 //
 //go:noescape
 func dotRows(k int, a *float32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+
+// relu8 sets v[i] = max(v[i], 0) for 0 <= i < n, n a positive multiple of 8 (see ReLU).
+//
+//go:noescape
+func relu8(n int, v *float32)

@@ -656,3 +656,270 @@ cndone:
 	MOVQ AX, ret+40(FP)
 	VZEROUPPER
 	RET
+
+// func rowKernelListNarrow(cnt int, vals *float32, idx *int32, even int, pvals *float32, pidx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+//
+// rowKernelListNarrow is rowKernel's loops over 8-column groups and a masked tail, n < 64 columns, over a list of the
+// cnt nonzero inputs (vals, their rows of B in idx, see nonzeros) instead of over all k inputs. rowKernel sums the
+// inputs of even index p in one accumulator and those of odd index in another, then adds the two; pvals and pidx hold
+// the same list with the first even entries of even index and the rest of odd index, each part in order (byParity),
+// so each accumulator here sums the same products in the same order, bit for bit. The tail's single accumulator takes
+// the list in order, as rowKernel's takes the inputs.
+TEXT ·rowKernelListNarrow(SB), NOSPLIT, $0-88
+	MOVQ         cnt+0(FP), R10
+	MOVQ         vals+8(FP), SI
+	MOVQ         idx+16(FP), R12
+	MOVQ         even+24(FP), R13
+	MOVQ         pvals+32(FP), R14
+	MOVQ         pidx+40(FP), R15
+	MOVQ         b+48(FP), DI
+	MOVQ         ldb+56(FP), R11
+	SHLQ         $2, R11
+	MOVQ         c+64(FP), DX
+	MOVQ         n+72(FP), BX
+	VBROADCASTSS alpha+80(FP), Y14
+	VBROADCASTSS beta+84(FP), Y15
+	MOVL         beta+84(FP), AX
+	ANDL         $0x7fffffff, AX
+
+rn8:
+	CMPQ   BX, $8
+	JL     rntail
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	XORQ   CX, CX
+	CMPQ   CX, R13
+	JGE    rnodd
+
+rneven:
+	MOVLQSX      (R15)(CX*4), R9
+	IMULQ        R11, R9
+	VBROADCASTSS (R14)(CX*4), Y8
+	VFMADD231PS  (DI)(R9*1), Y8, Y0
+	INCQ         CX
+	CMPQ         CX, R13
+	JL           rneven
+
+rnodd:
+	CMPQ CX, R10
+	JGE  rn8done
+
+rnoddloop:
+	MOVLQSX      (R15)(CX*4), R9
+	IMULQ        R11, R9
+	VBROADCASTSS (R14)(CX*4), Y9
+	VFMADD231PS  (DI)(R9*1), Y9, Y1
+	INCQ         CX
+	CMPQ         CX, R10
+	JL           rnoddloop
+
+rn8done:
+	VADDPS Y1, Y0, Y0
+	VMULPS Y14, Y0, Y0
+	TESTL  AX, AX
+	JEQ    rn8store
+	VFMADD231PS (DX), Y15, Y0
+
+rn8store:
+	VMOVUPS Y0, (DX)
+	ADDQ    $32, DI
+	ADDQ    $32, DX
+	SUBQ    $8, BX
+	JMP     rn8
+
+rntail:
+	TESTQ BX, BX
+	JEQ   rndone
+
+	// Mask selecting the first BX (< 8) lanes.
+	LEAQ    maskTable<>(SB), R9
+	MOVQ    $8, CX
+	SUBQ    BX, CX
+	VMOVUPS (R9)(CX*4), Y13
+	VXORPS  Y0, Y0, Y0
+	XORQ    CX, CX
+	CMPQ    CX, R10
+	JGE     rntaildone
+
+rntailloop:
+	MOVLQSX      (R12)(CX*4), R9
+	IMULQ        R11, R9
+	ADDQ         DI, R9
+	VMASKMOVPS   (R9), Y13, Y1
+	VBROADCASTSS (SI)(CX*4), Y8
+	VFMADD231PS  Y1, Y8, Y0
+	INCQ         CX
+	CMPQ         CX, R10
+	JL           rntailloop
+
+rntaildone:
+	VMULPS Y14, Y0, Y0
+	TESTL  AX, AX
+	JEQ    rntailstore
+	VMASKMOVPS  (DX), Y13, Y1
+	VFMADD231PS Y1, Y15, Y0
+
+rntailstore:
+	VMASKMOVPS Y0, Y13, (DX)
+
+rndone:
+	VZEROUPPER
+	RET
+
+// func rowKernelList512(cnt int, vals *float32, idx *int32, b *float32, ldb int, c *float32, n int, alpha float32, beta float32)
+//
+// rowKernelList512 is rowKernelList with AVX-512: 128 columns per pass over the list in sixteen-wide registers, then a
+// last 64. Each column is still summed by one accumulator in the order of the list, with the same fused multiply-adds
+// and the same scaling, so the result is rowKernelList's bit for bit, with half the instructions and passes.
+TEXT ·rowKernelList512(SB), NOSPLIT, $0-64
+	MOVQ         cnt+0(FP), R10
+	MOVQ         vals+8(FP), SI
+	MOVQ         idx+16(FP), R12
+	MOVQ         b+24(FP), DI
+	MOVQ         ldb+32(FP), R11
+	SHLQ         $2, R11
+	MOVQ         c+40(FP), DX
+	MOVQ         n+48(FP), BX
+	VBROADCASTSS alpha+56(FP), Z14
+	VBROADCASTSS beta+60(FP), Z15
+	MOVL         beta+60(FP), AX
+	ANDL         $0x7fffffff, AX
+
+zl128:
+	CMPQ BX, $128
+	JL   zl64
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	XORQ CX, CX
+	CMPQ CX, R10
+	JGE  zl128scale
+
+zl128loop:
+	MOVLQSX      (R12)(CX*4), R9
+	IMULQ        R11, R9
+	VBROADCASTSS (SI)(CX*4), Z8
+	ADDQ         DI, R9
+	VFMADD231PS  (R9), Z8, Z0
+	VFMADD231PS  64(R9), Z8, Z1
+	VFMADD231PS  128(R9), Z8, Z2
+	VFMADD231PS  192(R9), Z8, Z3
+	VFMADD231PS  256(R9), Z8, Z4
+	VFMADD231PS  320(R9), Z8, Z5
+	VFMADD231PS  384(R9), Z8, Z6
+	VFMADD231PS  448(R9), Z8, Z7
+	INCQ         CX
+	CMPQ         CX, R10
+	JL           zl128loop
+
+zl128scale:
+	VMULPS Z14, Z0, Z0
+	VMULPS Z14, Z1, Z1
+	VMULPS Z14, Z2, Z2
+	VMULPS Z14, Z3, Z3
+	VMULPS Z14, Z4, Z4
+	VMULPS Z14, Z5, Z5
+	VMULPS Z14, Z6, Z6
+	VMULPS Z14, Z7, Z7
+	TESTL  AX, AX
+	JEQ    zl128store
+	VFMADD231PS (DX), Z15, Z0
+	VFMADD231PS 64(DX), Z15, Z1
+	VFMADD231PS 128(DX), Z15, Z2
+	VFMADD231PS 192(DX), Z15, Z3
+	VFMADD231PS 256(DX), Z15, Z4
+	VFMADD231PS 320(DX), Z15, Z5
+	VFMADD231PS 384(DX), Z15, Z6
+	VFMADD231PS 448(DX), Z15, Z7
+
+zl128store:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	VMOVUPS Z7, 448(DX)
+	ADDQ    $512, DI
+	ADDQ    $512, DX
+	SUBQ    $128, BX
+	JMP     zl128
+zl64:
+	CMPQ BX, $64
+	JL   zldone
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	XORQ CX, CX
+	CMPQ CX, R10
+	JGE  zl64scale
+
+zl64loop:
+	MOVLQSX      (R12)(CX*4), R9
+	IMULQ        R11, R9
+	VBROADCASTSS (SI)(CX*4), Z8
+	ADDQ         DI, R9
+	VFMADD231PS  (R9), Z8, Z0
+	VFMADD231PS  64(R9), Z8, Z1
+	VFMADD231PS  128(R9), Z8, Z2
+	VFMADD231PS  192(R9), Z8, Z3
+	INCQ         CX
+	CMPQ         CX, R10
+	JL           zl64loop
+
+zl64scale:
+	VMULPS Z14, Z0, Z0
+	VMULPS Z14, Z1, Z1
+	VMULPS Z14, Z2, Z2
+	VMULPS Z14, Z3, Z3
+	TESTL  AX, AX
+	JEQ    zl64store
+	VFMADD231PS (DX), Z15, Z0
+	VFMADD231PS 64(DX), Z15, Z1
+	VFMADD231PS 128(DX), Z15, Z2
+	VFMADD231PS 192(DX), Z15, Z3
+
+zl64store:
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	ADDQ    $256, DI
+	ADDQ    $256, DX
+	SUBQ    $64, BX
+	JMP     zl64
+zldone:
+	VZEROUPPER
+	RET
+
+// func relu8(n int, v *float32)
+//
+// relu8 replaces each of v[0:n], n a positive multiple of 8, by max(v[i], 0) as Go computes it on amd64: the value
+// itself when it is above zero, a NaN with its sign bit cleared (and its payload kept), else +0, -0 included. The
+// compare "not less or equal" is true for both the values above zero and NaN.
+TEXT ·relu8(SB), NOSPLIT, $0-16
+	MOVQ         n+0(FP), CX
+	MOVQ         v+8(FP), SI
+	VXORPS       Y15, Y15, Y15
+	MOVL         $0x7fffffff, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+
+reluloop:
+	VMOVUPS (SI), Y0
+	VCMPPS  $6, Y15, Y0, Y1
+	VANDPS  Y0, Y1, Y0
+	VANDPS  Y14, Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     reluloop
+	VZEROUPPER
+	RET

@@ -246,17 +246,16 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 // returns the workspace's buffer of probabilities directly.
 func (e *Engine) forward(net *model.Network, x []float32, rows int, ws *model.Workspace[float32]) (probs, dists, gate []float32) {
 	if rows <= e.cfg.MaxBatch {
-		probs = net.Forward(x, rows, ws)
-		dists = net.Distances(nil, rows, ws)
-		return probs, dists, net.NotDigitScores(nil, x, rows, ws)
+		probs, gate = net.ForwardGated(x, rows, ws, nil)
+		return probs, net.Distances(nil, rows, ws), gate
 	}
 	in, classes := net.MLP.Inputs(), net.MLP.Classes()
 	out := make([]float32, 0, rows*classes)
 	for lo := 0; lo < rows; lo += e.cfg.MaxBatch {
 		hi := min(lo+e.cfg.MaxBatch, rows)
-		out = append(out, net.Forward(x[lo*in:hi*in], hi-lo, ws)...)
+		p, g := net.ForwardGated(x[lo*in:hi*in], hi-lo, ws, gate)
+		out, gate = append(out, p...), g
 		dists = net.Distances(dists, hi-lo, ws)
-		gate = net.NotDigitScores(gate, x[lo*in:hi*in], hi-lo, ws)
 	}
 	return out, dists, gate
 }

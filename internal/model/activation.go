@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/perceptron-dev/perceptron/internal/gemm"
 )
 
 // Float is the element type of a network's numbers: float32 for serving and training, float64 where precision
@@ -60,6 +62,10 @@ func (a *Activation) UnmarshalText(b []byte) error {
 func Apply[T Float](a Activation, v []T) {
 	switch a {
 	case ReLU:
+		if f, ok := any(v).([]float32); ok {
+			gemm.ReLU(f)
+			return
+		}
 		for i, x := range v {
 			v[i] = max(x, 0)
 		}

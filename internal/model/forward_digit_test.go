@@ -40,3 +40,37 @@ func BenchmarkForwardDigit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkForwardDigitGate measures what serving a batch of real MNIST test digits costs the default model: the
+// digit network's pass and the gate's on the same rows, as the inference engine runs them (ForwardGated).
+//
+//	go test ./internal/model -run '^$' -bench ForwardDigitGate -cpu 1
+func BenchmarkForwardDigitGate(b *testing.B) {
+	net, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if net.GateMLP == nil {
+		b.Fatal("the default model has no gate")
+	}
+	const n = 96
+	set := mnisttest.Test(b)
+	digits := make([]float32, n*784)
+	for i := range n {
+		set.Inputs(digits[i*784:(i+1)*784], i)
+	}
+	for _, batch := range []int{1, 16} {
+		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) {
+			ws := Workspace[float32]{Serial: true}
+			var scores []float32
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				x := digits[i*784 : (i+batch)*784]
+				_, scores = net.ForwardGated(x, batch, &ws, scores[:0])
+				i = (i + batch) % n
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e6/float64(b.N*batch), "us/image")
+		})
+	}
+}

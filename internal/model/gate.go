@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/perceptron-dev/perceptron/internal/gemm"
 )
 
 // Gate is a second, small network beside the digit network that tells digits from everything else people upload:
@@ -76,6 +78,36 @@ func (n *Network) NotDigitScores(dst []float32, x []float32, batch int, ws *Work
 		dst = append(dst, probs[2*r+GateNotDigit])
 	}
 	return dst
+}
+
+// ForwardGated is Forward followed by NotDigitScores on the same rows (appended to notDigit), computed together and
+// bit for bit the same: the first layers of the digit network and of the gate read the same inputs, so on a serial
+// workspace each row's list of nonzero inputs is made once for both (gemm.SgemmSerialPair). scores is nil when the
+// network has no gate.
+func (n *Network) ForwardGated(x []float32, batch int, ws *Workspace[float32], notDigit []float32) (probs, scores []float32) {
+	d, g := n.MLP, n.GateMLP
+	if g == nil || !ws.Serial || g.Inputs() != d.Inputs() {
+		probs = n.Forward(x, batch, ws)
+		return probs, n.NotDigitScores(notDigit, x, batch, ws)
+	}
+	if len(x) < batch*d.Inputs() {
+		panic(fmt.Sprintf("model: Forward: %d inputs for %d examples of %d", len(x), batch, d.Inputs()))
+	}
+	if ws.gate == nil {
+		ws.gate = &Workspace[float32]{}
+	}
+	ws.gate.Serial = true
+	d0, g0 := d.Layers[0], g.Layers[0]
+	outD, outG := d.biases(0, batch, ws), g.biases(0, batch, ws.gate)
+	gemm.SgemmSerialPair(batch, d0.In, x, d0.In, d0.W, d0.Out, outD, g0.W, g0.Out, outG, 1)
+	d.finish(0, outD, batch, n.Temperature(), true)
+	g.finish(0, outG, batch, 1, true)
+	probs = d.from(1, outD, batch, ws, n.Temperature(), true)
+	gp := g.from(1, outG, batch, ws.gate, 1, true)
+	for r := range batch {
+		notDigit = append(notDigit, gp[2*r+GateNotDigit])
+	}
+	return probs, notDigit
 }
 
 // NotADigit reports whether score, a row's NotDigitScores value, is beyond the gate's threshold.

@@ -3,11 +3,14 @@ package model
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/perceptron-dev/perceptron/internal/mnisttest"
 )
 
 // gatedNetwork is a 4-3-2 network with a 4-2-2 gate of random weights.
@@ -140,5 +143,96 @@ func TestGateIsRefusedWhenItCannotServe(t *testing.T) {
 	}
 	if _, err := Unmarshal(data); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "parameter") {
 		t.Errorf("infinite gate weight: %v, want ErrFormat", err)
+	}
+}
+
+// TestForwardGatedIsForwardThenTheGateBitForBit checks that ForwardGated gives bit for bit the probabilities of
+// Forward and the scores of NotDigitScores run one after the other, and leaves the same hidden activations in the
+// workspace (Distances reads them): for the default model on real MNIST digits, and for random networks and gates of
+// other shapes (widths that are not multiples of 64, one layer, tanh and sigmoid gates), on dense rows, mostly zero
+// rows, and rows and weights holding -0, NaN, infinities and subnormals, in batches of one to seventeen.
+func TestForwardGatedIsForwardThenTheGateBitForBit(t *testing.T) {
+	def, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.GateMLP == nil {
+		t.Fatal("the default model has no gate")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	specials := []float32{float32(math.Copysign(0, -1)), float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 1e-45, -1e-45}
+	type shape struct {
+		digit, gate []int
+		act         Activation
+	}
+	nets := map[string]*Network{"default": def}
+	for i, sh := range []shape{
+		{[]int{784, 100, 10}, []int{784, 50, 2}, Sigmoid},
+		{[]int{784, 64, 10}, []int{784, 200, 30, 2}, Tanh},
+		{[]int{784, 10}, []int{784, 2}, ReLU},
+		{[]int{784, 128, 64, 10}, []int{784, 64, 2}, ReLU},
+	} {
+		n := &Network{Info: Info{Layers: sh.digit, Activation: ReLU}, MLP: randomNet(t, sh.digit, ReLU, uint64(i))}
+		n.SetGate(&Gate{Threshold: 0.5}, randomNet(t, sh.gate, sh.act, uint64(i+10)))
+		if i == 3 { // weights that zero inputs must not turn into NaN
+			for range 50 {
+				n.MLP.Layers[0].W[rng.IntN(len(n.MLP.Layers[0].W))] = specials[1+rng.IntN(3)]
+				n.GateMLP.Layers[0].W[rng.IntN(len(n.GateMLP.Layers[0].W))] = specials[1+rng.IntN(3)]
+			}
+		}
+		nets[fmt.Sprint(sh.digit, sh.gate)] = n
+	}
+	set := mnisttest.Test(t)
+	inputs := map[string]func(x []float32){
+		"digits": func(x []float32) { set.Inputs(x, rng.IntN(1000)) },
+		"dense":  func(x []float32) { copy(x, randomInputs(1, len(x), rng.Uint64())) },
+		"special values": func(x []float32) {
+			clear(x)
+			for i := range x {
+				switch rng.IntN(10) {
+				case 0:
+					x[i] = specials[rng.IntN(len(specials))]
+				case 1, 2:
+					x[i] = rng.Float32()
+				}
+			}
+		},
+	}
+	same := func(a, b []float32) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if math.Float32bits(a[i]) != math.Float32bits(b[i]) && !(a[i] != a[i] && b[i] != b[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	for name, net := range nets {
+		for kind, fill := range inputs {
+			for _, batch := range []int{1, 2, 3, 5, 8, 16, 17} {
+				x := make([]float32, batch*784)
+				for r := range batch {
+					fill(x[r*784 : (r+1)*784])
+				}
+				apart := Workspace[float32]{Serial: true}
+				wantProbs := slices.Clone(net.Forward(x, batch, &apart))
+				wantScores := net.NotDigitScores([]float32{7}, x, batch, &apart)
+				for _, serial := range []bool{true, false} {
+					together := Workspace[float32]{Serial: serial}
+					probs, scores := net.ForwardGated(x, batch, &together, []float32{7})
+					if !same(probs, wantProbs) || !same(scores, wantScores) {
+						t.Fatalf("%s, %s, batch %d, serial %v: ForwardGated gives %v %v; Forward and NotDigitScores %v %v",
+							name, kind, batch, serial, probs, scores, wantProbs, wantScores)
+					}
+					for i := range apart.Outputs {
+						if !same(together.Outputs[i], apart.Outputs[i]) {
+							t.Fatalf("%s, %s, batch %d, serial %v: layer %d's outputs differ", name, kind, batch, serial, i)
+						}
+					}
+				}
+			}
+		}
 	}
 }

@@ -158,30 +158,48 @@ func (m *MLP[T]) forward(x []T, n int, ws *Workspace[T], temperature float64, so
 	if len(x) < n*m.Inputs() {
 		panic(fmt.Sprintf("model: Forward: %d inputs for %d examples of %d", len(x), n, m.Inputs()))
 	}
-	in := x
-	last := len(m.Layers) - 1
-	for i, l := range m.Layers {
-		out := ws.output(i, n*l.Out)
-		for r := range n {
-			copy(out[r*l.Out:(r+1)*l.Out], l.B)
-		}
+	return m.from(0, x, n, ws, temperature, softmax)
+}
+
+// from runs the layers from the i-th on, in holding the n rows of the i-th layer's inputs.
+func (m *MLP[T]) from(i int, in []T, n int, ws *Workspace[T], temperature float64, softmax bool) []T {
+	for ; i < len(m.Layers); i++ {
+		l := m.Layers[i]
+		out := m.biases(i, n, ws)
 		MatMul(false, false, n, l.Out, l.In, in, l.In, l.W, l.Out, 1, out, l.Out, ws.Serial)
-		switch {
-		case i < last:
-			Apply(m.Activation, out)
-		case !softmax:
-		default:
-			if temperature != 1 {
-				inv := T(1 / temperature)
-				for j := range out {
-					out[j] *= inv
-				}
-			}
-			Softmax(out, n, l.Out)
-		}
+		m.finish(i, out, n, temperature, softmax)
 		in = out
 	}
-	return ws.Outputs[last]
+	return ws.Outputs[len(m.Layers)-1]
+}
+
+// biases returns the workspace's output of layer i for n rows, each row holding the layer's biases, for the product
+// to add to.
+func (m *MLP[T]) biases(i, n int, ws *Workspace[T]) []T {
+	l := m.Layers[i]
+	out := ws.output(i, n*l.Out)
+	for r := range n {
+		copy(out[r*l.Out:(r+1)*l.Out], l.B)
+	}
+	return out
+}
+
+// finish applies the activation of layer i to its output: the hidden activation, or for the output layer the
+// temperature and the softmax when softmax is set.
+func (m *MLP[T]) finish(i int, out []T, n int, temperature float64, softmax bool) {
+	switch {
+	case i < len(m.Layers)-1:
+		Apply(m.Activation, out)
+	case !softmax:
+	default:
+		if temperature != 1 {
+			inv := T(1 / temperature)
+			for j := range out {
+				out[j] *= inv
+			}
+		}
+		Softmax(out, n, m.Layers[i].Out)
+	}
 }
 
 // MatMul computes C = op(A)·op(B) + beta·C on row-major matrices (op transposes when asked). float32 goes to our
