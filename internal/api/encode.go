@@ -42,10 +42,6 @@ func quote(s string) []byte {
 	return q
 }
 
-func appendFloat(b []byte, v float32) []byte {
-	return strconv.AppendFloat(b, float64(v), 'g', 6, 32)
-}
-
 // appendPredictResponse writes {"model": ..., "min_confidence": ..., "predictions": [...]} for res. A row marked in
 // noDigit is answered without a label; any other is accepted or not by its confidence against minConfidence. With
 // debug rows (size values each), each prediction also carries the input the model saw.
