@@ -1,8 +1,11 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -64,6 +67,35 @@ func TestPredictResponseNumbers(t *testing.T) {
 				if string(e.Probability) != f(row[j]) {
 					t.Errorf("classes=%d row %d: top %s is %s, want %s", classes, i, e.Label, e.Probability, f(row[j]))
 				}
+			}
+		}
+	}
+}
+
+// TestSortByProbability checks that sortByProbability orders classes as a stable sort by cmp.Compare does, for few
+// classes (sorted by insertion) and many, with ties, both zeros and NaN among the probabilities.
+func TestSortByProbability(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	pool := []float32{0, float32(math.Copysign(0, -1)), 1, 0.5, 1e-7, float32(math.NaN()), float32(math.Inf(1))}
+	for n := range 41 {
+		for range 200 {
+			probs := make([]float32, n)
+			for i := range probs {
+				if rng.IntN(2) == 0 {
+					probs[i] = pool[rng.IntN(len(pool))]
+				} else {
+					probs[i] = rng.Float32()
+				}
+			}
+			want := make([]int, n)
+			for i := range want {
+				want[i] = i
+			}
+			slices.SortStableFunc(want, func(a, c int) int { return cmp.Compare(probs[c], probs[a]) })
+			got := make([]int, n)
+			sortByProbability(got, probs)
+			if !slices.Equal(got, want) {
+				t.Fatalf("sortByProbability(%v) = %v; want %v", probs, got, want)
 			}
 		}
 	}
