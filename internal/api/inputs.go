@@ -116,12 +116,15 @@ func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary str
 			break
 		}
 	}
-	if rerr == io.EOF && validForm(body, boundary) {
-		err := s.readForm(ctx, body, boundary, in, b)
-		if err == nil { // else an image may still be decoding from the buffer (see readMultipart)
-			partPool.Put(scratch)
+	if rerr == io.EOF {
+		var kept [16]formPart // the parts of a form of a few images, without an allocation
+		if parts, ok := scanForm(body, boundary, kept[:0]); ok {
+			err := s.readForm(ctx, parts, in, b)
+			if err == nil { // else an image may still be decoding from the buffer (see readMultipart)
+				partPool.Put(scratch)
+			}
+			return err
 		}
-		return err
 	}
 	src := io.Reader(bytes.NewReader(body))
 	switch {
@@ -170,24 +173,18 @@ type errorReader struct{ err error }
 
 func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
 
-// readForm reads the image parts of body, which validForm accepts, as readMultipart reads them.
-func (s *Server) readForm(ctx context.Context, body []byte, boundary string, in model.Input, b *batchInput) error {
-	var fs formScanner
-	fs.start(body, boundary)
+// readForm reads the image parts among parts, all of a form that scanForm read, as readMultipart reads them.
+func (s *Server) readForm(ctx context.Context, parts []formPart, in model.Input, b *batchInput) error {
 	var others []string
-	for {
-		name, file, content, ok, _ := fs.next()
-		if !ok {
-			break
-		}
-		if string(name) != "image" {
+	for _, p := range parts {
+		if string(p.name) != "image" {
 			var err error
-			if others, err = otherPart(others, string(name)); err != nil {
+			if others, err = otherPart(others, string(p.name)); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := s.addImage(ctx, b, content, in, func() string { return imagePartName(fileBase(file), b.n) }); err != nil {
+		if err := s.addImage(ctx, b, p.content, in, func() string { return imagePartName(fileBase(p.filename), b.n) }); err != nil {
 			return err
 		}
 	}
