@@ -147,7 +147,7 @@ func sortByProbability(order []int, probs []float32) {
 		return
 	}
 	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && cmp.Compare(probs[order[j-1]], probs[order[j]]) < 0; j-- {
+		for j := i; j > 0 && cmp.Less(probs[order[j-1]], probs[order[j]]); j-- {
 			order[j], order[j-1] = order[j-1], order[j]
 		}
 	}
