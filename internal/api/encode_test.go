@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -97,6 +99,24 @@ func TestSortByProbability(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("sortByProbability(%v) = %v; want %v", probs, got, want)
 			}
+		}
+	}
+}
+
+// TestSetJSONLength checks that setJSONLength sets the headers Header.Set sets, and that adding to one of them
+// leaves the other as it was.
+func TestSetJSONLength(t *testing.T) {
+	for _, n := range []int{0, 7, 4096} {
+		got, want := http.Header{}, http.Header{}
+		setJSONLength(got, n)
+		want.Set("Content-Type", "application/json")
+		want.Set("Content-Length", strconv.Itoa(n))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("setJSONLength(%d) = %v; want %v", n, got, want)
+		}
+		got.Add("Content-Type", "x")
+		if v := got.Values("Content-Length"); len(v) != 1 || v[0] != strconv.Itoa(n) {
+			t.Errorf("after an Add to Content-Type, Content-Length is %q; want [%d]", v, n)
 		}
 	}
 }

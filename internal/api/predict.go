@@ -141,14 +141,21 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		body := appendPredictResponse((*buf)[:0], s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
 		// The engine has answered, so no worker holds the inputs any more.
 		in.release()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		setJSONLength(w.Header(), len(body))
 		w.Write(body)
 		if cap(body) <= 64<<10 { // a debug answer's buffer is not worth keeping
 			*buf = body
 			responsePool.Put(buf)
 		}
 	}
+}
+
+// setJSONLength sets Content-Type: application/json and Content-Length: n as Header.Set would, with the keys already
+// in canonical form and both values in one allocation. Each value's slice is capped at its length, so an Add to
+// either header copies it rather than writing over the other's.
+func setJSONLength(h http.Header, n int) {
+	v := &[2]string{"application/json", strconv.Itoa(n)}
+	h["Content-Type"], h["Content-Length"] = v[0:1:1], v[1:2:2]
 }
 
 func parseTopK(s string) (int, error) {
