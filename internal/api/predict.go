@@ -119,8 +119,8 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		defer cancel()
 		hold := s.memory.Hold() // the body and what its parsing holds, until the answer is written
 		defer hold.Release()
-		in, err := s.readInputs(ctx, r, net.Input, hold)
-		if err != nil {
+		var in batchInput
+		if err := s.readInputs(ctx, r, net.Input, hold, &in); err != nil {
 			s.fail(w, r, err)
 			return
 		}
