@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -115,8 +114,8 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		info(r.Context()).model = net.Name
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		// PREDICT_TIMEOUT covers decoding as well as inference: a request of many large images ends near it.
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
-		defer cancel()
+		ctx := newLazyDeadline(r.Context(), s.cfg.PredictTimeout)
+		defer ctx.stop()
 		hold := s.memory.Hold() // the body and what its parsing holds, until the answer is written
 		defer hold.Release()
 		var in batchInput
