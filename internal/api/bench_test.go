@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -129,5 +130,41 @@ func BenchmarkCountAnswers(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.countAnswers(res, nil, 0.5)
+	}
+}
+
+// BenchmarkPredictResponse measures writing the answer of /predict for 1 and 16 digits, with probabilities as a
+// confident classifier's softmax gives them (one near 1, the others spread over many powers of ten).
+func BenchmarkPredictResponse(b *testing.B) {
+	net, err := model.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	classes := len(net.Labels)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var c labelCache
+	q := c.quoted(net)
+	for _, n := range []int{1, 16} {
+		probs := make([]float32, n*classes)
+		for i := range n {
+			row := probs[i*classes : (i+1)*classes]
+			sum := 0.0
+			for j := range row {
+				row[j] = float32(math.Exp(-rng.Float64() * 30))
+				sum += float64(row[j])
+			}
+			row[rng.IntN(classes)] = 1
+			for j := range row {
+				row[j] = float32(float64(row[j]) / (sum + 1))
+			}
+		}
+		res := inference.Result{Probs: probs, Model: net}
+		b.Run("images="+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				buf = appendPredictResponse(buf[:0], q, res, nil, 0.5, 3, nil, 0)
+			}
+		})
 	}
 }

@@ -42,10 +42,6 @@ func quote(s string) []byte {
 	return q
 }
 
-func appendFloat(b []byte, v float32) []byte {
-	return strconv.AppendFloat(b, float64(v), 'g', 6, 32)
-}
-
 // appendPredictResponse writes {"model": ..., "min_confidence": ..., "predictions": [...]} for res. A row marked in
 // noDigit is answered without a label; any other is accepted or not by its confidence against minConfidence. With
 // debug rows (size values each), each prediction also carries the input the model saw.
@@ -87,10 +83,7 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 			}
 			return append(b, nums[numEnd[j]:numEnd[j+1]]...)
 		}
-		for j := range order {
-			order[j] = j
-		}
-		slices.SortStableFunc(order, func(a, c int) int { return cmp.Compare(probs[c], probs[a]) })
+		sortByProbability(order, probs)
 		best := order[0]
 		if i > 0 {
 			b = append(b, ',')
@@ -140,6 +133,24 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 		b = append(b, '}')
 	}
 	return append(b, "]}\n"...)
+}
+
+// sortByProbability sets order to the classes 0..len(order)-1 from the most probable to the least, the lower index
+// first among equals (a stable sort by cmp.Compare). A digit classifier's few classes are sorted by insertion, without
+// the comparison function a general sort calls for every comparison.
+func sortByProbability(order []int, probs []float32) {
+	for j := range order {
+		order[j] = j
+	}
+	if len(order) > 16 {
+		slices.SortStableFunc(order, func(a, c int) int { return cmp.Compare(probs[c], probs[a]) })
+		return
+	}
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0 && cmp.Less(probs[order[j-1]], probs[order[j]]); j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
 }
 
 // appendDebugInput writes ,"input":[...] with row i of debug, when there are debug rows.

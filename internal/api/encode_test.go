@@ -1,8 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
+	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -65,6 +70,53 @@ func TestPredictResponseNumbers(t *testing.T) {
 					t.Errorf("classes=%d row %d: top %s is %s, want %s", classes, i, e.Label, e.Probability, f(row[j]))
 				}
 			}
+		}
+	}
+}
+
+// TestSortByProbability checks that sortByProbability orders classes as a stable sort by cmp.Compare does, for few
+// classes (sorted by insertion) and many, with ties, both zeros and NaN among the probabilities.
+func TestSortByProbability(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	pool := []float32{0, float32(math.Copysign(0, -1)), 1, 0.5, 1e-7, float32(math.NaN()), float32(math.Inf(1))}
+	for n := range 41 {
+		for range 200 {
+			probs := make([]float32, n)
+			for i := range probs {
+				if rng.IntN(2) == 0 {
+					probs[i] = pool[rng.IntN(len(pool))]
+				} else {
+					probs[i] = rng.Float32()
+				}
+			}
+			want := make([]int, n)
+			for i := range want {
+				want[i] = i
+			}
+			slices.SortStableFunc(want, func(a, c int) int { return cmp.Compare(probs[c], probs[a]) })
+			got := make([]int, n)
+			sortByProbability(got, probs)
+			if !slices.Equal(got, want) {
+				t.Fatalf("sortByProbability(%v) = %v; want %v", probs, got, want)
+			}
+		}
+	}
+}
+
+// TestSetJSONLength checks that setJSONLength sets the headers Header.Set sets, and that adding to one of them
+// leaves the other as it was.
+func TestSetJSONLength(t *testing.T) {
+	for _, n := range []int{0, 7, 4096} {
+		got, want := http.Header{}, http.Header{}
+		setJSONLength(got, n)
+		want.Set("Content-Type", "application/json")
+		want.Set("Content-Length", strconv.Itoa(n))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("setJSONLength(%d) = %v; want %v", n, got, want)
+		}
+		got.Add("Content-Type", "x")
+		if v := got.Values("Content-Length"); len(v) != 1 || v[0] != strconv.Itoa(n) {
+			t.Errorf("after an Add to Content-Type, Content-Length is %q; want [%d]", v, n)
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -36,27 +35,16 @@ func stdParts(body []byte, boundary string) (names, files, contents []string, er
 	}
 }
 
-// scanParts reads body with formScanner as readForm does: nothing unless the whole body is in its shape.
+// scanParts reads body with scanForm as readFormData does: nothing unless the whole body is in its shape.
 func scanParts(body []byte, boundary string) (names, files, contents []string, ok bool) {
-	if !validForm(body, boundary) {
+	parts, ok := scanForm(body, boundary, nil)
+	if !ok {
 		return nil, nil, nil, false
 	}
-	var s formScanner
-	s.start(body, boundary)
-	for {
-		name, file, content, more, bad := s.next()
-		if bad {
-			panic("a valid form went bad on the second pass")
-		}
-		if !more {
-			return names, files, contents, true
-		}
-		f := ""
-		if len(file) > 0 {
-			f = filepath.Base(string(file))
-		}
-		names, files, contents = append(names, string(name)), append(files, f), append(contents, string(content))
+	for _, p := range parts {
+		names, files, contents = append(names, string(p.name)), append(files, fileBase(p.filename)), append(contents, string(p.content))
 	}
+	return names, files, contents, true
 }
 
 func formSeeds(t testing.TB) [][]byte {

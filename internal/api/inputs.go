@@ -25,28 +25,29 @@ import (
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
-// readInputs turns the body into input rows for a model that takes in, whatever form the body has. The body's bytes
-// are reserved in hold as they arrive; each image's decoding reserves its own memory while it runs.
-func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input, hold *membudget.Hold) (*batchInput, error) {
+// readInputs turns the body into input rows in b for a model that takes in, whatever form the body has. The body's
+// bytes are reserved in hold as they arrive; each image's decoding reserves its own memory while it runs. (The caller
+// provides b so that it can live on the caller's stack.)
+func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input, hold *membudget.Hold, b *batchInput) error {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return nil, errorf(KindUnsupported, "missing Content-Type: send multipart/form-data, an image type, or application/json")
+		return errorf(KindUnsupported, "missing Content-Type: send multipart/form-data, an image type, or application/json")
 	}
 	mt, boundary, ok := "multipart/form-data", "", false
 	var err error
 	if boundary, ok = formBoundary(ct); !ok {
 		var params map[string]string
 		if mt, params, err = mime.ParseMediaType(ct); err != nil {
-			return nil, errorf(KindInvalid, "malformed Content-Type")
+			return errorf(KindInvalid, "malformed Content-Type")
 		}
 		boundary = params["boundary"]
 	}
 	buf := inputPool.Get().(*[]float32)
-	b := &batchInput{size: in.Size(), x: (*buf)[:0], pooled: buf}
+	*b = batchInput{size: in.Size(), x: (*buf)[:0], pooled: buf}
 	switch {
 	case mt == "multipart/form-data":
 		if boundary == "" {
-			return nil, errorf(KindInvalid, "multipart/form-data without a boundary")
+			return errorf(KindInvalid, "multipart/form-data without a boundary")
 		}
 		err = s.readFormData(ctx, r, boundary, in, b, hold)
 	case rawImageTypes[mt] || sniffedTypes[mt]:
@@ -59,15 +60,15 @@ func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input
 	case mt == "application/json":
 		err = s.readJSON(ctx, r, in, b, hold)
 	default:
-		return nil, errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data, image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp, application/octet-stream (image bytes) or application/json", mt))
+		return errorf(KindUnsupported, fmt.Sprintf("unsupported Content-Type %q: send multipart/form-data, image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp, application/octet-stream (image bytes) or application/json", mt))
 	}
 	if err != nil {
-		return nil, bodyError(err)
+		return bodyError(err)
 	}
 	if b.n == 0 {
-		return nil, errorf(KindInvalid, "no images in the request")
+		return errorf(KindInvalid, "no images in the request")
 	}
-	return b, nil
+	return nil
 }
 
 // bodyError maps errors of reading the body to their kinds: over the size limit is 413, a broken stream 400.
@@ -116,12 +117,15 @@ func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary str
 			break
 		}
 	}
-	if rerr == io.EOF && validForm(body, boundary) {
-		err := s.readForm(ctx, body, boundary, in, b)
-		if err == nil { // else an image may still be decoding from the buffer (see readMultipart)
-			partPool.Put(scratch)
+	if rerr == io.EOF {
+		var kept [16]formPart // the parts of a form of a few images, without an allocation
+		if parts, ok := scanForm(body, boundary, kept[:0]); ok {
+			err := s.readForm(ctx, parts, in, b)
+			if err == nil { // else an image may still be decoding from the buffer (see readMultipart)
+				partPool.Put(scratch)
+			}
+			return err
 		}
-		return err
 	}
 	src := io.Reader(bytes.NewReader(body))
 	switch {
@@ -170,24 +174,18 @@ type errorReader struct{ err error }
 
 func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
 
-// readForm reads the image parts of body, which validForm accepts, as readMultipart reads them.
-func (s *Server) readForm(ctx context.Context, body []byte, boundary string, in model.Input, b *batchInput) error {
-	var fs formScanner
-	fs.start(body, boundary)
+// readForm reads the image parts among parts, all of a form that scanForm read, as readMultipart reads them.
+func (s *Server) readForm(ctx context.Context, parts []formPart, in model.Input, b *batchInput) error {
 	var others []string
-	for {
-		name, file, content, ok, _ := fs.next()
-		if !ok {
-			break
-		}
-		if string(name) != "image" {
+	for _, p := range parts {
+		if string(p.name) != "image" {
 			var err error
-			if others, err = otherPart(others, string(name)); err != nil {
+			if others, err = otherPart(others, string(p.name)); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := s.addImage(ctx, b, content, in, func() string { return imagePartName(fileBase(file), b.n) }); err != nil {
+		if err := s.addImage(ctx, b, p.content, in, func() string { return imagePartName(fileBase(p.filename), b.n) }); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -115,12 +114,12 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		info(r.Context()).model = net.Name
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		// PREDICT_TIMEOUT covers decoding as well as inference: a request of many large images ends near it.
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PredictTimeout)
-		defer cancel()
+		ctx := newLazyDeadline(r.Context(), s.cfg.PredictTimeout)
+		defer ctx.stop()
 		hold := s.memory.Hold() // the body and what its parsing holds, until the answer is written
 		defer hold.Release()
-		in, err := s.readInputs(ctx, r, net.Input, hold)
-		if err != nil {
+		var in batchInput
+		if err := s.readInputs(ctx, r, net.Input, hold, &in); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -141,14 +140,21 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		body := appendPredictResponse((*buf)[:0], s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
 		// The engine has answered, so no worker holds the inputs any more.
 		in.release()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		setJSONLength(w.Header(), len(body))
 		w.Write(body)
 		if cap(body) <= 64<<10 { // a debug answer's buffer is not worth keeping
 			*buf = body
 			responsePool.Put(buf)
 		}
 	}
+}
+
+// setJSONLength sets Content-Type: application/json and Content-Length: n as Header.Set would, with the keys already
+// in canonical form and both values in one allocation. Each value's slice is capped at its length, so an Add to
+// either header copies it rather than writing over the other's.
+func setJSONLength(h http.Header, n int) {
+	v := &[2]string{"application/json", strconv.Itoa(n)}
+	h["Content-Type"], h["Content-Length"] = v[0:1:1], v[1:2:2]
 }
 
 func parseTopK(s string) (int, error) {
