@@ -67,12 +67,33 @@ func otherLevels(levels []byte, c byte, mask []uint64) {
 	}
 }
 
+// inkTable maps a level to its ink (see mnistFast) for the levels an image holds: v is the ink, fix the same value in
+// units of 2^-28 (see inkSums), and class 1 for nonzero ink, 3 for ink at least 0.5. Only the entries of the levels
+// present are written and read, so the table is kept in the Preparer and never cleared.
+type inkTable struct {
+	v     [256]float32
+	fix   [256]int64
+	class [256]uint8
+}
+
+// inkSums are the sums fit takes of the ink, over the whole image, in units of 2^-28: the mass, its moments about
+// column 0 and row 0, and the peak. When every nonzero ink is at least 2^-5 (exact), each is a float32 multiple of
+// 2^-28, and every product and sum fit makes of them (at most 2^15 pixels, 256 rows and 64 columns) is a multiple of
+// 2^-28 below 2^23, which float64 holds exactly: then fit's float64 sums, in whatever order, are these integers
+// exactly, and its moments about the box's corner are these less the corner times the mass.
+type inkSums struct {
+	mass, mx, my, peak int64
+}
+
 // inkRows returns, for each of the h rows of the w-wide levels, the mask of its pixels of nonzero ink and the mask of
-// those of ink at least 0.5, as class says of their levels (bit 0 and bit 1); only the pixels set in cand
+// those of ink at least 0.5, writes the w x h ink image in p.ink, and sums its moments; only the pixels set in cand
 // (row-major bits) can be ink.
-func (p *Preparer) inkRows(levels []byte, w, h int, cand []uint64, class *[256]uint8) (ink, half []uint64) {
+func (p *Preparer) inkRows(levels []byte, w, h int, cand []uint64, t *inkTable) (ink, half []uint64, img []float32, s inkSums) {
 	p.rows = grow(p.rows, 2*h)
 	ink, half = p.rows[:h], p.rows[h:2*h]
+	p.ink = grow(p.ink, w*h)
+	img = p.ink[:w*h]
+	clear(img)
 	for y := range h {
 		off := y * w
 		m := cand[off>>6] >> (off & 63)
@@ -80,17 +101,27 @@ func (p *Preparer) inkRows(levels []byte, w, h int, cand []uint64, class *[256]u
 			m |= cand[off>>6+1] << (64 - off&63)
 		}
 		m &= 1<<w - 1
-		row := levels[off:][:w]
+		row, out := levels[off:][:w], img[off:][:w]
 		var r, hf uint64
+		var mass, mx int64
 		for ; m != 0; m &= m - 1 {
 			x := bits.TrailingZeros64(m)
-			c := uint64(class[row[x]])
+			b := row[x]
+			c := uint64(t.class[b])
 			r |= (c & 1) << x
 			hf |= (c >> 1) << x
+			out[x] = t.v[b]
+			f := t.fix[b]
+			mass += f
+			mx += f * int64(x)
+			s.peak = max(s.peak, f)
 		}
 		ink[y], half[y] = r, hf
+		s.mass += mass
+		s.mx += mx
+		s.my += mass * int64(y)
 	}
-	return ink, half
+	return ink, half, img, s
 }
 
 // runsOf reports whether the rows of ink at least 0.5, given as masks, have both a horizontal and a vertical run of
@@ -145,46 +176,69 @@ func (p *Preparer) runsOf(half []uint64, n int) bool {
 	return false
 }
 
-// keepComponentsBits is keepComponents for the ink given as row masks, the ink of a pixel being table of its level:
-// it finds the same runs, with the same masses, and clears the bits of those it erases.
-func (p *Preparer) keepComponentsBits(rows []uint64, levels []byte, table *[256]float32, w, h int) (x0, y0, x1, y1 int, ok bool) {
+// keepComponentsBits is keepComponents for the ink given as row masks and as the image img: it finds the same runs,
+// with the same masses, and erases those it drops from both; dropped says whether it did. The masses are summed
+// only when there are two components or more: one component keeps all its ink whatever it weighs (see keptBox).
+func (p *Preparer) keepComponentsBits(rows []uint64, img []float32, w, h int) (x0, y0, x1, y1 int, dropped, ok bool) {
 	runs := p.runs[:0]
 	above := 0 // first run of the previous row
 	for y := range h {
 		here := len(runs)
 		j := above
-		row := levels[y*w:][:w]
 		for r := rows[y]; r != 0; {
 			a := bits.TrailingZeros64(r)
 			e := a + bits.TrailingZeros64(^(r >> a)) // r>>a starts with the run; past the row's end the bits are 0
 			r &^= 1<<e - 1
-			var m float64
-			for _, b := range row[a:e] {
-				m += float64(table[b])
-			}
-			runs, j = linkRun(runs, here, j, inkRun{y: int32(y), x0: int32(a), x1: int32(e), mass: m})
+			runs, j = linkRun(runs, here, j, inkRun{y: int32(y), x0: int32(a), x1: int32(e)})
 		}
 		above = here
 	}
 	p.runs = runs
+	if len(runs) == 0 {
+		return 0, 0, 0, 0, false, false
+	}
+	roots := 0
+	for i := range runs {
+		if runs[i].parent == int32(i) {
+			roots++
+		}
+	}
+	if roots == 1 {
+		// As keptBox: one component keeps all its ink, which is not zero.
+		var cols uint64
+		for _, r := range rows[:h] {
+			cols |= r
+		}
+		return bits.TrailingZeros64(cols), int(runs[0].y), 64 - bits.LeadingZeros64(cols), int(runs[len(runs)-1].y) + 1, false, true
+	}
+	for i := range runs {
+		r := &runs[i]
+		var m float64
+		for _, v := range img[int(r.y)*w:][r.x0:r.x1] {
+			m += float64(v)
+		}
+		r.mass = m
+	}
 	x0, y0, x1, y1, ok = p.keptBox(w, h)
 	if !ok {
-		return 0, 0, 0, 0, false
+		return 0, 0, 0, 0, false, false
 	}
 	for i := range runs {
 		if r := &runs[i]; r.drop {
 			rows[r.y] &^= (1<<(r.x1-r.x0) - 1) << r.x0
+			clear(img[int(r.y)*w:][r.x0:r.x1])
+			dropped = true
 		}
 	}
-	return x0, y0, x1, y1, true
+	return x0, y0, x1, y1, dropped, true
 }
 
 // mnistBits is the rest of mnistFast, from the ink's table on, for an image at most bitRowMax pixels wide: cand marks
-// the pixels that are not the background's level, and class the levels of ink (see inkRows). It reports what
-// fastFinish would.
-func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int, cand []uint64, table *[256]float32, class *[256]uint8) (digit bool) {
-	rows, half := p.inkRows(levels, w, h, cand, class)
-	x0, y0, x1, y1, ok := p.keepComponentsBits(rows, levels, table, w, h)
+// the pixels that are not the background's level, and t maps the levels to their ink; exact says that every nonzero
+// ink is at least 2^-5 (see inkSums). It reports what fastFinish would.
+func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int, cand []uint64, t *inkTable, exact bool) (digit bool) {
+	rows, half, ink, sums := p.inkRows(levels, w, h, cand, t)
+	x0, y0, x1, y1, dropped, ok := p.keepComponentsBits(rows, ink, w, h)
 	if !ok {
 		return false
 	}
@@ -198,58 +252,28 @@ func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int,
 	}
 	deep := p.runsOf(half, 2*q-1)
 	s, pw, ph := fitSize(dw, dh, x1-x0, y1-y0)
-	if deep || side >= minStrokeSide || s != 1 || pw != x1-x0 || ph != y1-y0 {
-		ink := p.inkOfRows(rows, levels, table, w, h)
+	if deep || side >= minStrokeSide || s != 1 || pw != x1-x0 || ph != y1-y0 || dropped || !exact {
 		if deep && p.inkDepth(ink, w, x0, y0, x1, y1) > maxInkDepth {
 			return false
 		}
 		x0, y0, x1, y1 = p.normalizeStroke(ink, w, h, x0, y0, x1, y1)
 		return p.fit(dst, dw, dh, ink, w, h, x0, y0, x1, y1)
 	}
-	// fit, where the box is copied as it is: every bit left is inside the box.
-	var peak, mass, mx, my float64
+	// fit, where the box is copied as it is and holds all the ink: its sums are those of inkRows (see inkSums).
+	const unit = 0x1p-28
+	mass := float64(sums.mass) * unit
+	mx := float64(sums.mx-int64(x0)*sums.mass) * unit
+	my := float64(sums.my-int64(y0)*sums.mass) * unit
+	gain, ox, oy := place(dw, dh, pw, ph, float64(sums.peak)*unit, mass, mx, my)
 	for y := y0; y < y1; y++ {
-		row, fy := levels[y*w:][:w], float64(y-y0)
-		for r := rows[y]; r != 0; r &= r - 1 {
-			x := bits.TrailingZeros64(r)
-			v := float64(table[row[x]])
-			if v > peak {
-				peak = v
-			}
-			mass += v
-			mx += v * float64(x-x0)
-			my += v * fy
+		in, out := ink[y*w+x0:][:pw], dst[(oy+y-y0)*dw+ox:][:pw]
+		if gain == 1 {
+			copy(out, in) // the ink is at most 1: min(v*1, 1) is v
+			continue
 		}
-	}
-	if mass == 0 {
-		return false
-	}
-	gain, ox, oy := place(dw, dh, pw, ph, peak, mass, mx, my)
-	for y := y0; y < y1; y++ {
-		row, out := levels[y*w:][:w], dst[(oy+y-y0)*dw+ox:]
-		for r := rows[y]; r != 0; r &= r - 1 {
-			x := bits.TrailingZeros64(r)
-			v := table[row[x]] * gain
-			if v > 1 {
-				v = 1
-			}
-			out[x-x0] = v
+		for x, v := range in {
+			out[x] = min(v*gain, 1)
 		}
 	}
 	return true
-}
-
-// inkOfRows makes the w x h ink image of the row masks, in p.ink.
-func (p *Preparer) inkOfRows(rows []uint64, levels []byte, table *[256]float32, w, h int) []float32 {
-	p.ink = grow(p.ink, w*h)
-	ink := p.ink[:w*h]
-	clear(ink)
-	for y, r := range rows[:h] {
-		row, out := levels[y*w:][:w], ink[y*w:][:w]
-		for ; r != 0; r &= r - 1 {
-			x := bits.TrailingZeros64(r)
-			out[x] = table[row[x]]
-		}
-	}
-	return ink
 }

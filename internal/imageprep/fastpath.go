@@ -97,30 +97,34 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	}
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
-	// Only the levels present are looked up: the table is filled for them alone.
-	var table [256]float32
-	var class [256]uint8 // for mnistBits: 1 for nonzero ink, 3 for ink at least 0.5
+	// Only the levels present are looked up: the table is written for them alone.
+	t := &p.tab
+	exact := true
 	for k, word := range present {
 		for ; word != 0; word &= word - 1 {
 			b := k<<6 | bits.TrailingZeros64(word)
-			x := inkOf[b]
-			if x < floor {
-				continue
+			var v float32
+			if x := inkOf[b]; x >= floor {
+				v = min(x*inv, 1)
 			}
-			v := min(x*inv, 1)
-			c := uint8(1)
+			c := uint8(0)
+			if v > 0 {
+				c = 1
+				exact = exact && v >= 0x1p-5
+			}
 			if v >= 0.5 {
 				c = 3
 			}
-			table[b], class[b] = v, c
+			t.v[b], t.fix[b], t.class[b] = v, int64(float64(v)*0x1p28), c
 		}
 	}
 	if w <= bitRowMax {
 		if byte(c) != levels[0] {
 			otherLevels(levels, byte(c), cand)
 		}
-		return true, p.mnistBits(dst, dw, dh, levels, w, h, cand, &table, &class)
+		return true, p.mnistBits(dst, dw, dh, levels, w, h, cand, t, exact)
 	}
+	table := &t.v
 	p.ink = grow(p.ink, n)
 	ink := p.ink
 	for i, b := range levels[:n] {
