@@ -130,6 +130,9 @@ func (p *Preparer) inkRows(levels []byte, w, h int, cand []uint64, t *inkTable) 
 func (p *Preparer) runsOf(half []uint64, n int) bool {
 	found := false
 	for _, r := range half {
+		if bits.OnesCount64(r) < n {
+			continue // most rows of a digit, and cheaper to tell than to measure
+		}
 		c := 1
 		for ; 2*c <= n; c *= 2 {
 			r &= r >> c
