@@ -76,6 +76,7 @@ func otherLevels(levels []byte, c byte, mask []uint64) {
 // units of 2^-28 (see inkSums), and class 1 for nonzero ink, 3 for ink at least 0.5. Only the entries of the levels
 // present are written and read, so the table is kept in the Preparer and never cleared.
 type inkTable struct {
+	ink   [256]float32 // the ink before normalizeInk, on a field that is not black (see mnistFast)
 	v     [256]float32
 	fix   [256]int64
 	class [256]uint8
