@@ -204,7 +204,11 @@ func (p *Preparer) keepComponentsBits(rows []uint64, img []float32, w, h int) (x
 			span := uint64(1)<<e - 1                 // 1<<64 is 0
 			r &^= span
 			id := int32(len(runs))
-			runs = append(runs, inkRun{y: int32(y), x0: int32(a), x1: int32(e), parent: id})
+			// Appended as zeros and then set field by field: a composite literal is built on the stack and copied
+			// in wide loads from its narrow stores, which the processor cannot forward.
+			runs = append(runs, inkRun{})
+			run := &runs[id]
+			run.y, run.x0, run.x1, run.parent = int32(y), int32(a), int32(e), id
 			span &^= 1<<a - 1
 			if touch := above & (span | span<<1 | span>>1); touch != 0 {
 				lo, hi := bits.TrailingZeros64(touch), 63-bits.LeadingZeros64(touch)
