@@ -6,13 +6,13 @@ import (
 )
 
 // On an MNIST-like image the ink is a table lookup of the pixel's level (see mnistFast), and most pixels are the
-// background's level, whose ink is 0. mnistBits therefore never builds the float ink image: it keeps, per row, a bit
-// mask of the pixels that are ink and one of those at least 0.5, finds the runs of keepComponents from the first with
-// a count of trailing zeros per run, the longest runs of fastFinish from the second with a few word operations per
-// row, and sums the moments of fit over the set bits only (adding the zeros the full pipeline adds changes no sum,
-// and the zeros it writes are those clear left). Only where a later step needs the ink itself (a scale other than 1,
-// a depth the runs do not bound, a digit large enough for the stroke step) is the ink image made, from the masks,
-// and the step runs as in mnist. Rows are one word each, so this takes images up to bitRowMax pixels wide.
+// background's level, whose ink is 0. mnistBits therefore visits only the other pixels: in one pass over them it
+// writes the ink image, keeps per row a bit mask of the pixels of ink, and sums the moments of fit in fixed point
+// (see inkSums); it finds the runs of keepComponents in the masks with a count of trailing zeros per run, and bounds
+// the depth of the ink (fastFinish) with the longest runs of the masks, measured with a few word operations per row.
+// Where the ink fits as it is (scale 1, all of it kept, too small for the stroke step), fit is then a copy of the rows
+// of the box; elsewhere the later steps run on the ink image as in mnist. Rows are one word each, so this takes
+// images up to bitRowMax pixels wide.
 
 // bitRowMax is the widest image mnistBits takes.
 const bitRowMax = 64
@@ -72,14 +72,13 @@ func otherLevels(levels []byte, c byte, mask []uint64) {
 	}
 }
 
-// inkTable maps a level to its ink (see mnistFast) for the levels an image holds: v is the ink, fix the same value in
-// units of 2^-28 (see inkSums), and class 1 for nonzero ink, 3 for ink at least 0.5. Only the entries of the levels
-// present are written and read, so the table is kept in the Preparer and never cleared.
+// inkTable maps a level to its ink (see mnistFast) for the levels an image holds: v is the ink, and fix the same value
+// in units of 2^-28 (see inkSums). Only the entries of the levels present are written and read, so the table is kept in
+// the Preparer and never cleared.
 type inkTable struct {
-	ink   [256]float32 // the ink before normalizeInk, on a field that is not black (see mnistFast)
-	v     [256]float32
-	fix   [256]int64
-	class [256]uint8
+	ink [256]float32 // the ink before normalizeInk, on a field that is not black (see mnistFast)
+	v   [256]float32
+	fix [256]int64
 }
 
 // inkSums are the sums fit takes of the ink, over the whole image, in units of 2^-28: the mass, its moments about
@@ -91,43 +90,61 @@ type inkSums struct {
 	mass, mx, my, peak int64
 }
 
-// inkRows returns, for each of the h rows of the w-wide levels, the mask of its pixels of nonzero ink and the mask of
-// those of ink at least 0.5, writes the w x h ink image in p.ink, and sums its moments; only the pixels set in cand
-// (row-major bits) can be ink.
-func (p *Preparer) inkRows(levels []byte, w, h int, cand []uint64, t *inkTable) (ink, half []uint64, img []float32, s inkSums) {
-	p.rows = grow(p.rows, 2*h)
-	ink, half = p.rows[:h], p.rows[h:2*h]
+// inkRows returns, for each of the h rows of the w-wide levels, the mask of its pixels of nonzero ink, writes the w x h
+// ink image in p.ink, and sums its moments; only the pixels set in cand (row-major bits) can be ink.
+func (p *Preparer) inkRows(levels []byte, w, h int, cand []uint64, t *inkTable) (ink []uint64, img []float32, s inkSums) {
+	p.rows = grow(p.rows, 2*h) // and the rows of halfRows
+	ink = p.rows[:h]
 	p.ink = grow(p.ink, w*h)
 	img = p.ink[:w*h]
 	clear(img)
 	for y := range h {
 		off := y * w
-		m := cand[off>>6] >> (off & 63)
-		if off&63+w > 64 {
-			m |= cand[off>>6+1] << (64 - off&63)
-		}
-		m &= 1<<w - 1
 		row, out := levels[off:][:w], img[off:][:w]
-		var r, hf uint64
+		var r uint64
 		var mass, mx int64
-		for ; m != 0; m &= m - 1 {
+		for m := rowBits(cand, off, w); m != 0; m &= m - 1 {
 			x := bits.TrailingZeros64(m)
 			b := row[x]
-			c := uint64(t.class[b])
-			r |= (c & 1) << x
-			hf |= (c >> 1) << x
-			out[x] = t.v[b]
 			f := t.fix[b]
+			r |= uint64(-f) >> 63 << (x & 63) // f is not negative: its negation is, when f is not 0
+			out[x] = t.v[b]
 			mass += f
 			mx += f * int64(x)
 			s.peak = max(s.peak, f)
 		}
-		ink[y], half[y] = r, hf
+		ink[y] = r
 		s.mass += mass
 		s.mx += mx
 		s.my += mass * int64(y)
 	}
-	return ink, half, img, s
+	return ink, img, s
+}
+
+// rowBits returns the w bits of the row-major bits m from bit off on.
+func rowBits(m []uint64, off, w int) uint64 {
+	r := m[off>>6] >> (off & 63)
+	if off&63+w > 64 {
+		r |= m[off>>6+1] << (64 - off&63)
+	}
+	return r & (1<<w - 1)
+}
+
+// halfRows returns the masks of the pixels of ink at least 0.5 in the rows of the w-wide ink image img, whose pixels
+// of nonzero ink rows masks (the masks of inkRows, which leaves room for these after them).
+func (p *Preparer) halfRows(rows []uint64, img []float32, w int) []uint64 {
+	half := p.rows[len(rows):][:len(rows)]
+	for y, r := range rows {
+		out := img[y*w:][:w]
+		var hf uint64
+		for ; r != 0; r &= r - 1 {
+			if x := bits.TrailingZeros64(r); out[x] >= 0.5 {
+				hf |= 1 << (x & 63)
+			}
+		}
+		half[y] = hf
+	}
+	return half
 }
 
 // runsOf reports whether the rows of ink at least 0.5, given as masks, have both a horizontal and a vertical run of
@@ -265,7 +282,7 @@ func (p *Preparer) keepComponentsBits(rows []uint64, img []float32, w, h int) (x
 // the pixels that are not the background's level, and t maps the levels to their ink; exact says that every nonzero
 // ink is at least 2^-5 (see inkSums). It reports what fastFinish would.
 func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int, cand []uint64, t *inkTable, exact bool) (digit bool) {
-	rows, half, ink, sums := p.inkRows(levels, w, h, cand, t)
+	rows, ink, sums := p.inkRows(levels, w, h, cand, t)
 	x0, y0, x1, y1, dropped, ok := p.keepComponentsBits(rows, ink, w, h)
 	if !ok {
 		return false
@@ -278,7 +295,9 @@ func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int,
 	for float64(q)/float64(side) <= maxInkDepth {
 		q++
 	}
-	deep := p.runsOf(half, 2*q-1)
+	// The runs of ink at least 0.5 are measured only where those of any ink reach as far, which they seldom do. The
+	// ink is the kept ink, whose runs bound its depth as well (inkDepth measures the kept ink).
+	deep := p.runsOf(rows, 2*q-1) && p.runsOf(p.halfRows(rows, ink, w), 2*q-1)
 	s, pw, ph := fitSize(dw, dh, x1-x0, y1-y0)
 	if deep || side >= minStrokeSide || s != 1 || pw != x1-x0 || ph != y1-y0 || dropped || !exact {
 		if deep && p.inkDepth(ink, w, x0, y0, x1, y1) > maxInkDepth {

@@ -109,15 +109,10 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 			if x := inkOf[b]; x >= floor {
 				v = min(x*inv, 1)
 			}
-			c := uint8(0)
 			if v > 0 {
-				c = 1
 				exact = exact && v >= 0x1p-5
 			}
-			if v >= 0.5 {
-				c = 3
-			}
-			t.v[b], t.fix[b], t.class[b] = v, int64(float64(v)*0x1p28), c
+			t.v[b], t.fix[b] = v, int64(float64(v)*0x1p28)
 		}
 	}
 	if w <= bitRowMax {
