@@ -1,6 +1,7 @@
 package imageprep
 
 import (
+	"image"
 	"image/color"
 	"math/rand/v2"
 	"testing"
@@ -86,6 +87,28 @@ func BenchmarkKeepComponents(b *testing.B) {
 		copy(ink, inks[i%len(inks)])
 		if _, _, _, _, ok := p.keepComponents(ink, 28, 28); !ok {
 			b.Fatal("no ink")
+		}
+		i++
+	}
+}
+
+// BenchmarkFastPath measures Prepare on decoded 28x28 gray MNIST test digits, the form MNIST clients send, which the
+// fast path takes; one op is one digit, the first 64 in turn:
+//
+//	go test ./internal/imageprep -run '^$' -bench FastPath -cpu 1
+func BenchmarkFastPath(b *testing.B) {
+	set := mnistTest(b)
+	imgs := make([]*image.Gray, 64)
+	for i := range imgs {
+		imgs[i] = uploadtest.DigitGray(set.Image(i))
+	}
+	var p Preparer
+	dst := make([]float32, 784)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := p.Prepare(dst, imgs[i%len(imgs)], mnistInput); err != nil {
+			b.Fatal(err)
 		}
 		i++
 	}

@@ -62,3 +62,38 @@ func TestLevelHistMatchesACount(t *testing.T) {
 		}
 	}
 }
+
+// TestInkIsAMultipleOf2ToTheMinus28 checks the premise of inkSums on every flat background and every strength the
+// fast path goes on with: the nonzero ink of every level is at least 2^-5, so a float32 multiple of 2^-28, and the
+// fixed-point sums are exact (the fast path would fall back to fit's own sums otherwise, so this checks that the
+// fixed-point ones are the ones used).
+func TestInkIsAMultipleOf2ToTheMinus28(t *testing.T) {
+	for c := range 256 {
+		back := gray8[c]
+		if back > 0.02 && back < 0.98 {
+			continue // not a flat background the fast path takes
+		}
+		var ink [256]float32
+		for b, x := range gray8 {
+			if back >= 0.5 {
+				ink[b] = max(back-x, 0)
+			} else {
+				ink[b] = max(x-back, 0)
+			}
+		}
+		for _, strength := range ink {
+			if strength < minContrast {
+				continue
+			}
+			floor, inv := relFloor*strength, 1/strength
+			for b, x := range ink {
+				if x < floor {
+					continue
+				}
+				if v := min(x*inv, 1); v < 0x1p-5 || float64(v)*0x1p28 != float64(int64(float64(v)*0x1p28)) {
+					t.Fatalf("background %d, strength %v: the ink of level %d is %v; want 0 or a multiple of 2^-28 of at least 2^-5", c, strength, b, v)
+				}
+			}
+		}
+	}
+}

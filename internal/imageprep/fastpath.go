@@ -54,23 +54,26 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	// flatInk: the ink of level b is its distance from the background, towards the other end of the range, with
 	// flatInk's own float32 arithmetic. It grows monotonically along order, from the background's side. On an exactly
 	// black field, MNIST's own, it is the luminance itself, and the nonzero ink is every pixel but the background's.
+	// Only the levels present are ever looked up (below, the levels absent add nothing to the count), so on another
+	// field the ink is computed for them alone.
+	t := &p.tab
 	inkOf, order, step, nz := &gray8, 0, 1, n-int(hist[0])
 	if back := gray8[c]; c != 0 {
-		var t [256]float32
+		inkOf, nz = &t.ink, 0
 		if back >= 0.5 {
 			order, step = 255, -1
-			for b, x := range gray8 {
-				t[b] = max(back-x, 0)
-			}
-		} else {
-			for b, x := range gray8 {
-				t[b] = max(x-back, 0)
-			}
 		}
-		inkOf, nz = &t, 0
-		for b, x := range t {
-			if x > 0 {
-				nz += int(hist[b])
+		for k, word := range present {
+			for ; word != 0; word &= word - 1 {
+				b := k<<6 | bits.TrailingZeros64(word)
+				x := max(gray8[b]-back, 0)
+				if step < 0 {
+					x = max(back-gray8[b], 0)
+				}
+				t.ink[b] = x
+				if x > 0 {
+					nz += int(hist[b])
+				}
 			}
 		}
 	}
@@ -82,7 +85,7 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 		rank := nz - 1 - int(0.9*float64(nz-1))
 		seen := 0
 		for b := 255 - order; b >= 0 && b < len(hist); b -= step {
-			if inkOf[b] == 0 {
+			if hist[b] == 0 || inkOf[b] == 0 {
 				continue
 			}
 			seen += int(hist[b])
@@ -97,30 +100,28 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	}
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
-	// Only the levels present are looked up: the table is filled for them alone.
-	var table [256]float32
-	var class [256]uint8 // for mnistBits: 1 for nonzero ink, 3 for ink at least 0.5
+	// Only the levels present are looked up: the table is written for them alone.
+	exact := true
 	for k, word := range present {
 		for ; word != 0; word &= word - 1 {
 			b := k<<6 | bits.TrailingZeros64(word)
-			x := inkOf[b]
-			if x < floor {
-				continue
+			var v float32
+			if x := inkOf[b]; x >= floor {
+				v = min(x*inv, 1)
 			}
-			v := min(x*inv, 1)
-			c := uint8(1)
-			if v >= 0.5 {
-				c = 3
+			if v > 0 {
+				exact = exact && v >= 0x1p-5
 			}
-			table[b], class[b] = v, c
+			t.v[b], t.fix[b] = v, int64(float64(v)*0x1p28)
 		}
 	}
 	if w <= bitRowMax {
 		if byte(c) != levels[0] {
 			otherLevels(levels, byte(c), cand)
 		}
-		return true, p.mnistBits(dst, dw, dh, levels, w, h, cand, &table, &class)
+		return true, p.mnistBits(dst, dw, dh, levels, w, h, cand, t, exact)
 	}
+	table := &t.v
 	p.ink = grow(p.ink, n)
 	ink := p.ink
 	for i, b := range levels[:n] {

@@ -59,6 +59,7 @@ type Preparer struct {
 	colRun     []int32
 	cand       []uint64
 	rows, acc  []uint64
+	tab        inkTable
 	rgb        colourScratch
 }
 
