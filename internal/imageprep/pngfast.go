@@ -184,8 +184,8 @@ func (d *pngDecoder) pixels(z []byte, w, h, colorType int, pal color.Palette) (i
 	if len(z) < 6 || z[0]&0x0f != 8 || z[0]>>4 > 7 || (uint16(z[0])<<8|uint16(z[1]))%31 != 0 || z[1]&0x20 != 0 {
 		return nil, false
 	}
-	if cap(d.raw) < size {
-		d.raw = make([]byte, size)
+	if cap(d.raw) < size+8 {
+		d.raw = make([]byte, size+8) // inflate copies matches a word at a time, up to 8 bytes past the end
 	}
 	raw := d.raw[:size]
 	if n, ok := d.inflate.inflate(raw, z[2:]); ok {
