@@ -452,27 +452,39 @@ func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int
 	}
 }
 
-// adler32Of is hash/adler32.Checksum, summing eight bytes per step: the eight updates of s2 add 8*s1 and the bytes
-// weighted 8 to 1, and cut the chain of dependent additions by eight.
+// adlerMod is Adler-32's modulus, and adlerBlock the most bytes whose sums stay within 32 bits before they are
+// reduced (zlib's NMAX, 5552, rounded down to whole 16-byte chunks).
+const adlerMod, adlerBlock = 65521, 5552 &^ 15
+
+// adler32Of is hash/adler32.Checksum, with the 16-byte chunks summed by adler32Chunks.
 func adler32Of(p []byte) uint32 {
-	const mod, nmax = 65521, 5552 // nmax bytes keep s2 within 32 bits (zlib's bound), and is a multiple of 8
 	s1, s2 := uint32(1), uint32(0)
 	for len(p) > 0 {
-		q := p[:min(len(p), nmax)]
+		q := p[:min(len(p), adlerBlock)]
 		p = p[len(q):]
-		for ; len(q) >= 8; q = q[8:] {
-			c := q[:8:8]
-			s2 += 8*s1 + 8*uint32(c[0]) + 7*uint32(c[1]) + 6*uint32(c[2]) + 5*uint32(c[3]) + 4*uint32(c[4]) +
-				3*uint32(c[5]) + 2*uint32(c[6]) + uint32(c[7])
-			s1 += uint32(c[0]) + uint32(c[1]) + uint32(c[2]) + uint32(c[3]) + uint32(c[4]) + uint32(c[5]) +
-				uint32(c[6]) + uint32(c[7])
-		}
-		for _, c := range q {
-			s1 += uint32(c)
-			s2 += s1
-		}
-		s1 %= mod
-		s2 %= mod
+		n := len(q) &^ 15
+		s1, s2 = adler32Chunks(s1, s2, q[:n])
+		s1, s2 = adler32Sums(s1, s2, q[n:])
+		s1 %= adlerMod
+		s2 %= adlerMod
 	}
 	return s2<<16 | s1
+}
+
+// adler32Sums adds the bytes of p, at most adlerBlock, to the sums of Adler-32 without reducing them, eight bytes
+// per step: the eight updates of s2 add 8*s1 and the bytes weighted 8 to 1, and cut the chain of dependent
+// additions by eight.
+func adler32Sums(s1, s2 uint32, p []byte) (uint32, uint32) {
+	for ; len(p) >= 8; p = p[8:] {
+		c := p[:8:8]
+		s2 += 8*s1 + 8*uint32(c[0]) + 7*uint32(c[1]) + 6*uint32(c[2]) + 5*uint32(c[3]) + 4*uint32(c[4]) +
+			3*uint32(c[5]) + 2*uint32(c[6]) + uint32(c[7])
+		s1 += uint32(c[0]) + uint32(c[1]) + uint32(c[2]) + uint32(c[3]) + uint32(c[4]) + uint32(c[5]) +
+			uint32(c[6]) + uint32(c[7])
+	}
+	for _, c := range p {
+		s1 += uint32(c)
+		s2 += s1
+	}
+	return s1, s2
 }
