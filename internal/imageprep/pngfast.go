@@ -327,8 +327,20 @@ func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 			dst[i] = cur[i] + dst[i-bpp]
 		}
 	case 2:
-		for i, p := range prev {
-			dst[i] = cur[i] + p
+		// Eight bytes per step, their sums kept from carrying into each other (dst may be cur: each word is read
+		// before it is written).
+		i := 0
+		for ; i+8 <= len(dst); i += 8 {
+			x, y := binary.LittleEndian.Uint64(cur[i:]), binary.LittleEndian.Uint64(prev[i:])
+			binary.LittleEndian.PutUint64(dst[i:], (x&^bytesHigh+y&^bytesHigh)^(x^y)&bytesHigh)
+		}
+		if i+4 <= len(dst) {
+			x, y := binary.LittleEndian.Uint32(cur[i:]), binary.LittleEndian.Uint32(prev[i:])
+			binary.LittleEndian.PutUint32(dst[i:], (x&^uint32(bytesHigh&0xffffffff)+y&^uint32(bytesHigh&0xffffffff))^(x^y)&uint32(bytesHigh&0xffffffff))
+			i += 4
+		}
+		for ; i < len(dst); i++ {
+			dst[i] = cur[i] + prev[i]
 		}
 	case 3:
 		for i := range n {
@@ -363,6 +375,9 @@ func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 	}
 	return true
 }
+
+// bytesHigh is the high bit of each byte of a word.
+const bytesHigh = 0x8080808080808080
 
 // abs is |x|, without a branch: the signs of Paeth's differences are unpredictable.
 func abs(x int) int {
