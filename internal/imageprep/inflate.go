@@ -96,17 +96,17 @@ func (t *huffTable) init(lengths []uint8, meaning []uint32) bool {
 		}
 		return false
 	}
-	// The symbols in canonical order: by length, then by symbol.
+	// The symbols in canonical order: by length, then by symbol; those of no code follow, sorted without a branch
+	// that would be hard to predict.
 	var offset [16]uint16
 	for n := 1; n < 15; n++ {
 		offset[n+1] = offset[n] + count[n]
 	}
+	offset[0] = offset[15] + count[15]
 	var sorted [288]uint16
 	for sym, n := range lengths {
-		if n != 0 {
-			sorted[offset[n]] = uint16(sym)
-			offset[n]++
-		}
+		sorted[offset[n&15]] = uint16(sym)
+		offset[n&15]++
 	}
 	// Codes up to the primary length, shortest first: a code of n bits goes in the first 2^n entries, at its
 	// reversed pattern; then those entries are repeated to fill 2^(n+1), as the next bit does not matter for them.
