@@ -14,7 +14,7 @@ import (
 
 // huffTable decodes one canonical Huffman code: primary is indexed by the next huffPrimaryBits bits of input (least
 // significant first, as deflate packs codes reversed); a code longer than that continues in a block of sub, sized
-// for the longest code under that prefix, as zlib does. An entry holds what the symbol means (see huffEntry) and,
+// for the longest code under that prefix, as zlib does. An entry holds what the symbol means (see below) and,
 // in its low four bits, the code's length; 0 is no code.
 type huffTable struct {
 	primary [1 << huffPrimaryBits]uint32
