@@ -244,11 +244,22 @@ func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Pa
 		pix, img = d.nrgba.Pix, &d.nrgba
 	}
 	var prev []byte // the line above the first is all zeros
+	if colorType == 0 || colorType == 6 {
+		// The image's pixels are the scanlines' bytes, unfiltered straight into it, one line after the other.
+		for rest, dst := raw, pix; len(rest) > stride; rest, dst = rest[1+stride:], dst[stride:] {
+			out := dst[:stride]
+			if !unfilter(rest[0], out, rest[1:1+stride], prev, bpp) {
+				return nil, false
+			}
+			prev = out
+		}
+		return img, true
+	}
 	ostride := len(pix) / h
 	for y := range h {
 		line := raw[y*(1+stride)+1 : (y+1)*(1+stride)]
 		out := pix[y*ostride : (y+1)*ostride]
-		if colorType == 0 || colorType == 3 || colorType == 6 {
+		if colorType == 3 {
 			// The image's pixels are the scanline's bytes: unfiltered straight into it.
 			if !unfilter(raw[y*(1+stride)], out, line, prev, bpp) {
 				return nil, false
