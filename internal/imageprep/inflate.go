@@ -13,77 +13,151 @@ import (
 // compress/flate, which decides (TestInflateMatchesCompressFlate, FuzzInflate).
 
 // huffTable decodes one canonical Huffman code: primary is indexed by the next huffPrimaryBits bits of input (least
-// significant first, as deflate packs codes reversed); a code longer than that continues in sub. An entry is
-// sym<<8 | length for a code, (offset into sub)<<8 | huffLink for a prefix of longer codes, 0 for no code.
+// significant first, as deflate packs codes reversed); a code longer than that continues in a block of sub, sized
+// for the longest code under that prefix, as zlib does. An entry holds what the symbol means (see below) and,
+// in its low four bits, the code's length; 0 is no code.
 type huffTable struct {
 	primary [1 << huffPrimaryBits]uint32
 	sub     []uint32
-	subBits uint // the bits past huffPrimaryBits that index a block of sub: max length - huffPrimaryBits
 }
 
+// An entry of a huffTable is value<<16 | kind | extra<<4 | code length, where kind is one of the flags below (or
+// none, for a symbol that is refused when it occurs, such as literal/length codes 286 and 287), value is a literal's
+// byte, a length's or distance's base, or the offset of a link's block in sub, and extra is how many extra bits
+// follow the code (a link's: how many bits past the primary ones index its block). Decoding a length or a distance
+// thus needs no other table.
 const (
 	huffPrimaryBits = 9
-	huffLink        = 0x80
 	huffLenMask     = 0x0f
+	huffLit         = 0x100 // a literal byte (or, in the code length code, a symbol)
+	huffLen         = 0x200 // a length, or in a distance code, a distance
+	huffEnd         = 0x400 // end of block
+	huffLink        = 0x800 // a prefix of longer codes
 )
 
-// init builds the table of the code whose lengths per symbol are lengths. It reports false when compress/flate
-// would refuse the code: neither complete nor a single code of one bit. An empty code (all lengths 0) builds an
-// empty table, which a block may hold for its distances as long as it never uses it.
-func (t *huffTable) init(lengths []uint8) bool {
-	var count [16]int
-	maxLen := 0
+// Length and distance codes: base values and extra bits (RFC 1951, 3.2.5).
+var (
+	lengthBase  = [29]uint16{3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258}
+	lengthExtra = [29]uint8{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0}
+	distBase    = [30]uint16{1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577}
+	distExtra   = [30]uint8{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13}
+)
+
+// litMeaning, distMeaning and clenMeaning are the entries of each alphabet's symbols, without the code length.
+var litMeaning, distMeaning, clenMeaning = func() (lit [288]uint32, dist [32]uint32, clen [19]uint32) {
+	for i := range 256 {
+		lit[i] = uint32(i)<<16 | huffLit
+	}
+	lit[256] = huffEnd
+	for i := range lengthBase {
+		lit[257+i] = uint32(lengthBase[i])<<16 | uint32(lengthExtra[i])<<4 | huffLen
+	}
+	for i := range distBase {
+		dist[i] = uint32(distBase[i])<<16 | uint32(distExtra[i])<<4 | huffLen
+	}
+	for i := range clen {
+		clen[i] = uint32(i)<<16 | huffLit
+	}
+	return
+}()
+
+// init builds the table of the code whose lengths per symbol are lengths, the symbols meaning what meaning says. It
+// reports false when compress/flate would refuse the code: neither complete nor a single code of one bit. An empty
+// code (all lengths 0) builds an empty table, which a block may hold for its distances as long as it never uses it.
+func (t *huffTable) init(lengths []uint8, meaning []uint32) bool {
+	var count [16]uint16
 	for _, n := range lengths {
-		count[n]++
-		maxLen = max(maxLen, int(n))
+		count[n&15]++
 	}
 	count[0] = 0
+	maxLen := 15
+	for maxLen > 0 && count[maxLen] == 0 {
+		maxLen--
+	}
 	t.sub = t.sub[:0]
-	if maxLen == 0 {
-		clear(t.primary[:])
-		return true
-	}
-	var next [16]int
-	code := 0
-	for n := 1; n <= maxLen; n++ {
-		code = (code + count[n-1]) << 1
-		next[n] = code
-	}
 	// Kraft's sum, as compress/flate computes it: the codes must fill all 2^maxLen patterns.
 	total := 0
 	for n := 1; n <= maxLen; n++ {
-		total += count[n] << (maxLen - n)
+		total += int(count[n]) << (maxLen - n)
 	}
-	if total != 1<<maxLen && !(total == 1 && maxLen == 1) {
+	if total != 1<<maxLen {
+		if total == 1 && maxLen == 1 || maxLen == 0 {
+			// The code of one symbol (or none) leaves patterns that are no code.
+			clear(t.primary[:])
+			for sym, n := range lengths {
+				if n == 1 {
+					t.primary[0] = meaning[sym] | 1 // the code 0; the patterns of a 1 are no code
+					for r := 2; r < len(t.primary); r *= 2 {
+						copy(t.primary[r:2*r], t.primary[:r])
+					}
+				}
+			}
+			return true
+		}
 		return false
 	}
-	if total != 1<<maxLen || maxLen > huffPrimaryBits {
-		// A complete code of short codes writes every entry; otherwise some must read as no code, or as no link yet.
-		clear(t.primary[:])
+	// The symbols in canonical order: by length, then by symbol; those of no code follow, sorted without a branch
+	// that would be hard to predict.
+	var offset [16]uint16
+	for n := 1; n < 15; n++ {
+		offset[n+1] = offset[n] + count[n]
 	}
-	t.subBits = uint(max(maxLen-huffPrimaryBits, 0))
+	offset[0] = offset[15] + count[15]
+	var sorted [288]uint16
 	for sym, n := range lengths {
-		if n == 0 {
-			continue
+		sorted[offset[n&15]] = uint16(sym)
+		offset[n&15]++
+	}
+	// Codes up to the primary length, shortest first: a code of n bits goes in the first 2^n entries, at its
+	// reversed pattern; then those entries are repeated to fill 2^(n+1), as the next bit does not matter for them.
+	// The entries left are those under longer codes, written later. A complete code fills every entry.
+	code, i := 0, 0
+	for n := 1; n <= huffPrimaryBits; n++ {
+		for range count[n] {
+			rev := bits.Reverse16(uint16(code)) >> (16 - n)
+			t.primary[rev&(1<<huffPrimaryBits-1)] = meaning[sorted[i]] | uint32(n)
+			code++
+			i++
 		}
-		c := next[n]
-		next[n]++
-		rev := int(bits.Reverse16(uint16(c)) >> (16 - n))
-		if int(n) <= huffPrimaryBits {
-			for r := rev; r < len(t.primary); r += 1 << n {
-				t.primary[r] = uint32(sym)<<8 | uint32(n)
+		code <<= 1
+		if n < huffPrimaryBits {
+			copy(t.primary[1<<n:2<<n], t.primary[:1<<n])
+		}
+	}
+	// Longer codes: the codes under one primary prefix are consecutive in canonical order, and get a block as
+	// large as the longest of them needs (zlib's inflate_table).
+	prefix := -1
+	var block []uint32
+	left := count
+	for n := huffPrimaryBits + 1; n <= maxLen; n++ {
+		for range count[n] {
+			rev := int(bits.Reverse16(uint16(code)) >> (16 - n))
+			if p := rev & (1<<huffPrimaryBits - 1); p != prefix {
+				prefix = p
+				sb := n - huffPrimaryBits
+				room := 1 << sb
+				for sb+huffPrimaryBits < maxLen {
+					room -= int(left[sb+huffPrimaryBits])
+					if room <= 0 {
+						break
+					}
+					sb++
+					room <<= 1
+				}
+				off := len(t.sub)
+				t.sub = append(t.sub, make([]uint32, 1<<sb)...)
+				block = t.sub[off:]
+				t.primary[p] = uint32(off)<<16 | uint32(sb)<<4 | huffLink
 			}
-			continue
+			e := meaning[sorted[i]] | uint32(n)
+			for r := rev >> huffPrimaryBits; r < len(block); r += 1 << (n - huffPrimaryBits) {
+				block[r] = e
+			}
+			left[n]--
+			code++
+			i++
 		}
-		p := rev & (1<<huffPrimaryBits - 1)
-		if t.primary[p] == 0 {
-			t.primary[p] = uint32(len(t.sub))<<8 | huffLink
-			t.sub = append(t.sub, make([]uint32, 1<<t.subBits)...)
-		}
-		block := t.sub[t.primary[p]>>8:][:1<<t.subBits]
-		for r := rev >> huffPrimaryBits; r < len(block); r += 1 << (int(n) - huffPrimaryBits) {
-			block[r] = uint32(sym)<<8 | uint32(n)
-		}
+		code <<= 1
 	}
 	return true
 }
@@ -109,8 +183,8 @@ var fixedLit, fixedDist = func() (*huffTable, *huffTable) {
 		dist[i] = 5
 	}
 	l, d := new(huffTable), new(huffTable)
-	l.init(lit[:])
-	d.init(dist[:])
+	l.init(lit[:], litMeaning[:])
+	d.init(dist[:], distMeaning[:])
 	return l, d
 }()
 
@@ -174,7 +248,7 @@ func (r *bitReader) consumed() (n int, ok bool) {
 func (r *bitReader) sym(t *huffTable) (sym int, ok bool) {
 	e := t.primary[r.b&(1<<huffPrimaryBits-1)]
 	if e&huffLink != 0 {
-		e = t.sub[int(e>>8)+int(r.b>>huffPrimaryBits)&(1<<t.subBits-1)]
+		e = t.sub[int(e>>16)+int(r.b>>huffPrimaryBits)&(1<<(e>>4&15)-1)]
 	}
 	n := uint(e & huffLenMask)
 	if n == 0 {
@@ -182,7 +256,7 @@ func (r *bitReader) sym(t *huffTable) (sym int, ok bool) {
 	}
 	r.b >>= n
 	r.nb -= n
-	return int(e >> 8), true
+	return int(e >> 16), true
 }
 
 // inflate decodes the raw deflate stream in (a zlib payload after its 2-byte header) into out, which it must fill
@@ -251,7 +325,7 @@ func (f *inflater) readTables(r *bitReader) bool {
 		r.need(3)
 		clen[codeOrder[i]] = uint8(r.take(3))
 	}
-	if !f.clen.init(clen[:]) {
+	if !f.clen.init(clen[:], clenMeaning[:]) {
 		return false
 	}
 	lengths := f.lengths[:nlit+ndist]
@@ -287,21 +361,16 @@ func (f *inflater) readTables(r *bitReader) bool {
 			i++
 		}
 	}
-	return f.lit.init(lengths[:nlit]) && f.dist.init(lengths[nlit:])
+	return f.lit.init(lengths[:nlit], litMeaning[:]) && f.dist.init(lengths[nlit:], distMeaning[:])
 }
 
-// Length and distance codes: base values and extra bits (RFC 1951, 3.2.5).
-var (
-	lengthBase  = [29]uint16{3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258}
-	lengthExtra = [29]uint8{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0}
-	distBase    = [30]uint16{1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577}
-	distExtra   = [30]uint8{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13}
-)
-
 // huffmanBlock decodes the symbols of a block coded with lit and dist into out from pos, up to its end-of-block
-// symbol, and returns the new pos. The bit buffer lives in locals meanwhile, so that it stays in registers.
+// symbol, and returns the new pos. The bit buffer lives in locals meanwhile, so that it stays in registers. A match
+// is copied eight bytes at a time when out has the capacity for up to 8 bytes past its end: the bytes written past
+// it are rewritten by what follows, or lie past len(out).
 func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int, bool) {
 	b, nb, in, ip := r.b, r.nb, r.in, r.pos
+	room := out[:cap(out)]
 	for {
 		if nb < 15+5+15+13 { // a length, its extra bits, a distance and its extra bits
 			if ip+8 <= len(in) {
@@ -316,90 +385,106 @@ func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int
 		}
 		e := lit.primary[b&(1<<huffPrimaryBits-1)]
 		if e&huffLink != 0 {
-			e = lit.sub[int(e>>8)+int(b>>huffPrimaryBits)&(1<<lit.subBits-1)]
+			e = lit.sub[int(e>>16)+int(b>>huffPrimaryBits)&(1<<(e>>4&15)-1)]
 		}
 		n := uint(e & huffLenMask)
-		if n == 0 {
-			return 0, false
-		}
 		b >>= n
 		nb -= n
-		v := int(e >> 8)
-		if v < 256 {
+		if e&huffLit != 0 {
 			if pos >= len(out) {
 				return 0, false
 			}
-			out[pos] = byte(v)
+			out[pos] = byte(e >> 16)
 			pos++
 			continue
 		}
-		if v == 256 {
-			r.b, r.nb, r.pos = b, nb, ip
-			return pos, true
+		if e&huffLen == 0 {
+			if e&huffEnd != 0 {
+				r.b, r.nb, r.pos = b, nb, ip
+				return pos, true
+			}
+			return 0, false // no code, or 286 and 287
 		}
-		v -= 257
-		if v >= len(lengthBase) {
-			return 0, false // 286 and 287
-		}
-		x := uint(lengthExtra[v])
-		length := int(lengthBase[v]) + int(b&(1<<x-1))
+		x := uint(e >> 4 & 15)
+		length := int(e>>16) + int(b&(1<<x-1))
 		b >>= x
 		nb -= x
 		e = dist.primary[b&(1<<huffPrimaryBits-1)]
 		if e&huffLink != 0 {
-			e = dist.sub[int(e>>8)+int(b>>huffPrimaryBits)&(1<<dist.subBits-1)]
+			e = dist.sub[int(e>>16)+int(b>>huffPrimaryBits)&(1<<(e>>4&15)-1)]
+		}
+		if e&huffLen == 0 {
+			return 0, false // no code, or 30 and 31
 		}
 		n = uint(e & huffLenMask)
-		d := int(e >> 8)
-		if n == 0 || d >= len(distBase) {
-			return 0, false
-		}
 		b >>= n
 		nb -= n
-		x = uint(distExtra[d])
-		d = int(distBase[d]) + int(b&(1<<x-1))
+		x = uint(e >> 4 & 15)
+		d := int(e>>16) + int(b&(1<<x-1))
 		b >>= x
 		nb -= x
 		if d > pos || length > len(out)-pos {
 			return 0, false
 		}
-		if length <= 16 {
-			// Most matches of a small image are short: a loop costs less than a call, and repeats overlaps.
-			src, dst := out[pos-d:pos-d+length], out[pos:pos+length]
-			for i := range dst {
-				dst[i] = src[i]
+		end := pos + length
+		switch {
+		case end+8 > len(room):
+			for k := pos; k < end; k++ {
+				out[k] = out[k-d]
 			}
-		} else {
-			// An overlapping copy repeats the last d bytes: each copy doubles what the next can take.
-			for k := 0; k < length; {
-				k += copy(out[pos+k:pos+length], out[pos-d:pos+k])
+		case d >= 8:
+			// Each word read lies before the bytes written so far, or among them.
+			for k := pos; k < end; k += 8 {
+				binary.LittleEndian.PutUint64(room[k:], binary.LittleEndian.Uint64(room[k-d:]))
+			}
+		case d == 1:
+			// A run of one byte, as the background of a digit is.
+			v := uint64(room[pos-1]) * 0x0101010101010101
+			for k := pos; k < end; k += 8 {
+				binary.LittleEndian.PutUint64(room[k:], v)
+			}
+		default:
+			for k := pos; k < end; k++ {
+				room[k] = room[k-d]
 			}
 		}
-		pos += length
+		pos = end
 	}
 }
 
-// adler32Of is hash/adler32.Checksum, summing eight bytes per step: the eight updates of s2 add 8*s1 and the bytes
-// weighted 8 to 1, and cut the chain of dependent additions by eight.
+// adlerMod is Adler-32's modulus, and adlerBlock the most bytes whose sums stay within 32 bits before they are
+// reduced (zlib's NMAX, 5552, rounded down to whole 16-byte chunks).
+const adlerMod, adlerBlock = 65521, 5552 &^ 15
+
+// adler32Of is hash/adler32.Checksum, with the 16-byte chunks summed by adler32Chunks.
 func adler32Of(p []byte) uint32 {
-	const mod, nmax = 65521, 5552 // nmax bytes keep s2 within 32 bits (zlib's bound), and is a multiple of 8
 	s1, s2 := uint32(1), uint32(0)
 	for len(p) > 0 {
-		q := p[:min(len(p), nmax)]
+		q := p[:min(len(p), adlerBlock)]
 		p = p[len(q):]
-		for ; len(q) >= 8; q = q[8:] {
-			c := q[:8:8]
-			s2 += 8*s1 + 8*uint32(c[0]) + 7*uint32(c[1]) + 6*uint32(c[2]) + 5*uint32(c[3]) + 4*uint32(c[4]) +
-				3*uint32(c[5]) + 2*uint32(c[6]) + uint32(c[7])
-			s1 += uint32(c[0]) + uint32(c[1]) + uint32(c[2]) + uint32(c[3]) + uint32(c[4]) + uint32(c[5]) +
-				uint32(c[6]) + uint32(c[7])
-		}
-		for _, c := range q {
-			s1 += uint32(c)
-			s2 += s1
-		}
-		s1 %= mod
-		s2 %= mod
+		n := len(q) &^ 15
+		s1, s2 = adler32Chunks(s1, s2, q[:n])
+		s1, s2 = adler32Sums(s1, s2, q[n:])
+		s1 %= adlerMod
+		s2 %= adlerMod
 	}
 	return s2<<16 | s1
+}
+
+// adler32Sums adds the bytes of p, at most adlerBlock, to the sums of Adler-32 without reducing them, eight bytes
+// per step: the eight updates of s2 add 8*s1 and the bytes weighted 8 to 1, and cut the chain of dependent
+// additions by eight.
+func adler32Sums(s1, s2 uint32, p []byte) (uint32, uint32) {
+	for ; len(p) >= 8; p = p[8:] {
+		c := p[:8:8]
+		s2 += 8*s1 + 8*uint32(c[0]) + 7*uint32(c[1]) + 6*uint32(c[2]) + 5*uint32(c[3]) + 4*uint32(c[4]) +
+			3*uint32(c[5]) + 2*uint32(c[6]) + uint32(c[7])
+		s1 += uint32(c[0]) + uint32(c[1]) + uint32(c[2]) + uint32(c[3]) + uint32(c[4]) + uint32(c[5]) +
+			uint32(c[6]) + uint32(c[7])
+	}
+	for _, c := range p {
+		s1 += uint32(c)
+		s2 += s1
+	}
+	return s1, s2
 }

@@ -34,6 +34,11 @@ func checkInflate(t *testing.T, f *inflater, name string, in []byte, size int) b
 	t.Helper()
 	got := make([]byte, size)
 	n, ok := f.inflate(got, in)
+	// With room past the end, matches are copied a word at a time: the bytes and the answer must be the same.
+	roomy := make([]byte, size, size+8+int(size%5))
+	if rn, rok := f.inflate(roomy, in); rok != ok || ok && (rn != n || !bytes.Equal(roomy, got)) {
+		t.Fatalf("%s: inflate answers otherwise with room past the end of its output", name)
+	}
 	if !ok {
 		return false
 	}
@@ -211,17 +216,28 @@ func idatOf(t testing.TB, data []byte) (z []byte, size int) {
 }
 
 // TestAdler32MatchesHashAdler32 checks adler32Of against hash/adler32 on every length up to a few blocks, including
-// the worst case for overflow (all bytes 0xff).
+// the worst case for overflow (all bytes 0xff), and the chunks' sums (assembly on amd64) against the pure Go sums.
 func TestAdler32MatchesHashAdler32(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, fill := range []func() byte{func() byte { return 0xff }, func() byte { return byte(rng.IntN(256)) }} {
-		data := make([]byte, 3*5552+20)
+		data := make([]byte, 3*adlerBlock+40)
 		for i := range data {
 			data[i] = fill()
 		}
 		for n := range len(data) {
 			if got, want := adler32Of(data[:n]), adler32.Checksum(data[:n]); got != want {
 				t.Fatalf("adler32Of of %d bytes = %#x; want %#x", n, got, want)
+			}
+		}
+		for n := 0; n <= adlerBlock; n += 16 {
+			s1, s2 := uint32(rng.IntN(adlerMod)), uint32(rng.IntN(adlerMod))
+			if fill() == 0xff {
+				s1, s2 = adlerMod-1, adlerMod-1
+			}
+			g1, g2 := adler32Chunks(s1, s2, data[n%7:][:n])
+			w1, w2 := adler32Sums(s1, s2, data[n%7:][:n])
+			if g1 != w1 || g2 != w2 {
+				t.Fatalf("adler32Chunks of %d bytes = %d, %d; want %d, %d", n, g1, g2, w1, w2)
 			}
 		}
 	}

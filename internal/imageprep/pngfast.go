@@ -184,8 +184,8 @@ func (d *pngDecoder) pixels(z []byte, w, h, colorType int, pal color.Palette) (i
 	if len(z) < 6 || z[0]&0x0f != 8 || z[0]>>4 > 7 || (uint16(z[0])<<8|uint16(z[1]))%31 != 0 || z[1]&0x20 != 0 {
 		return nil, false
 	}
-	if cap(d.raw) < size {
-		d.raw = make([]byte, size)
+	if cap(d.raw) < size+8 {
+		d.raw = make([]byte, size+8) // inflate copies matches a word at a time, up to 8 bytes past the end
 	}
 	raw := d.raw[:size]
 	if n, ok := d.inflate.inflate(raw, z[2:]); ok {
@@ -244,11 +244,22 @@ func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Pa
 		pix, img = d.nrgba.Pix, &d.nrgba
 	}
 	var prev []byte // the line above the first is all zeros
+	if colorType == 0 || colorType == 6 {
+		// The image's pixels are the scanlines' bytes, unfiltered straight into it, one line after the other.
+		for rest, dst := raw, pix; len(rest) > stride; rest, dst = rest[1+stride:], dst[stride:] {
+			out := dst[:stride]
+			if !unfilter(rest[0], out, rest[1:1+stride], prev, bpp) {
+				return nil, false
+			}
+			prev = out
+		}
+		return img, true
+	}
 	ostride := len(pix) / h
 	for y := range h {
 		line := raw[y*(1+stride)+1 : (y+1)*(1+stride)]
 		out := pix[y*ostride : (y+1)*ostride]
-		if colorType == 0 || colorType == 3 || colorType == 6 {
+		if colorType == 3 {
 			// The image's pixels are the scanline's bytes: unfiltered straight into it.
 			if !unfilter(raw[y*(1+stride)], out, line, prev, bpp) {
 				return nil, false
@@ -327,8 +338,20 @@ func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 			dst[i] = cur[i] + dst[i-bpp]
 		}
 	case 2:
-		for i, p := range prev {
-			dst[i] = cur[i] + p
+		// Eight bytes per step, their sums kept from carrying into each other (dst may be cur: each word is read
+		// before it is written).
+		i := 0
+		for ; i+8 <= len(dst); i += 8 {
+			x, y := binary.LittleEndian.Uint64(cur[i:]), binary.LittleEndian.Uint64(prev[i:])
+			binary.LittleEndian.PutUint64(dst[i:], (x&^bytesHigh+y&^bytesHigh)^(x^y)&bytesHigh)
+		}
+		if i+4 <= len(dst) {
+			x, y := binary.LittleEndian.Uint32(cur[i:]), binary.LittleEndian.Uint32(prev[i:])
+			binary.LittleEndian.PutUint32(dst[i:], (x&^uint32(bytesHigh&0xffffffff)+y&^uint32(bytesHigh&0xffffffff))^(x^y)&uint32(bytesHigh&0xffffffff))
+			i += 4
+		}
+		for ; i < len(dst); i++ {
+			dst[i] = cur[i] + prev[i]
 		}
 	case 3:
 		for i := range n {
@@ -363,6 +386,9 @@ func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 	}
 	return true
 }
+
+// bytesHigh is the high bit of each byte of a word.
+const bytesHigh = 0x8080808080808080
 
 // abs is |x|, without a branch: the signs of Paeth's differences are unpredictable.
 func abs(x int) int {
