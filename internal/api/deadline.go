@@ -4,6 +4,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,18 @@ type armedDeadline struct {
 // newLazyDeadline is context.WithTimeout(parent, timeout), whose CancelFunc is stop.
 func newLazyDeadline(parent context.Context, timeout time.Duration) *lazyDeadline {
 	return &lazyDeadline{parent: parent, start: time.Now(), timeout: timeout}
+}
+
+// predictDeadline is newLazyDeadline(r.Context(), timeout) for a request that the middleware keeps a state for, made
+// inside that state and timed from when the access log began timing the request: the time the request has been
+// handled already counts against its timeout, and the clock is not read again.
+func predictDeadline(r *http.Request, timeout time.Duration) *lazyDeadline {
+	st := stateOf(r.Context())
+	if st == nil || st.start.IsZero() {
+		return newLazyDeadline(r.Context(), timeout)
+	}
+	st.deadline = lazyDeadline{parent: r.Context(), start: st.start, timeout: timeout}
+	return &st.deadline
 }
 
 // arm returns the context.WithDeadline behind c, making it the first time; it is already cancelled when stop came

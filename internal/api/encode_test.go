@@ -104,11 +104,15 @@ func TestSortByProbability(t *testing.T) {
 }
 
 // TestSetJSONLength checks that setJSONLength sets the headers Header.Set sets, and that adding to one of them
-// leaves the other as it was.
+// leaves the other as it was, with the values in a fresh array or in one it is given.
 func TestSetJSONLength(t *testing.T) {
-	for _, n := range []int{0, 7, 4096} {
+	for i, n := range []int{0, 7, 4096, 0, 7, 4096} {
+		var v *[2]string
+		if i >= 3 {
+			v = new([2]string)
+		}
 		got, want := http.Header{}, http.Header{}
-		setJSONLength(got, n)
+		setJSONLength(got, n, v)
 		want.Set("Content-Type", "application/json")
 		want.Set("Content-Length", strconv.Itoa(n))
 		if !reflect.DeepEqual(got, want) {

@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/randid"
 )
 
@@ -18,12 +19,19 @@ type ctxKey int
 const requestStateKey ctxKey = 0
 
 // requestState is what the middleware keeps of a request in its context, in one allocation: the request id, what
-// handlers learn (info) and the access log's view of the response (sw).
+// handlers learn (info) and the access log's view of the response (sw), and what a prediction needs for the
+// request's lifetime, so that it allocates none of it again. A requestState belongs to one request and is never
+// reused, so whatever still refers to it after the request (a context, a header) reads what that request left.
 type requestState struct {
-	id   string
-	info requestInfo
-	sw   statusWriter
-	hdr  [1]string // the X-Request-Id header's value
+	id    string
+	info  requestInfo
+	sw    statusWriter
+	hdr   [1]string // the X-Request-Id header's value
+	start time.Time // when the access log began timing the request; zero without one
+
+	deadline lazyDeadline   // /predict's PREDICT_TIMEOUT (see predictDeadline)
+	hold     membudget.Hold // /predict's reservation for the body
+	json     [2]string      // the Content-Type and Content-Length values of /predict's answer (see setJSONLength)
 }
 
 func stateOf(ctx context.Context) *requestState {
@@ -152,6 +160,7 @@ func withAccessLog(log *zap.Logger) func(http.Handler) http.Handler {
 			start := time.Now()
 			var sw *statusWriter
 			if st := stateOf(r.Context()); st != nil {
+				st.start = start
 				st.sw = statusWriter{ResponseWriter: w}
 				sw = &st.sw
 			} else {

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -111,12 +112,18 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5, Reason: RejectNoModel})
 			return
 		}
+		st := stateOf(r.Context())
 		info(r.Context()).model = net.Name
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		// PREDICT_TIMEOUT covers decoding as well as inference: a request of many large images ends near it.
-		ctx := newLazyDeadline(r.Context(), s.cfg.PredictTimeout)
+		ctx := predictDeadline(r, s.cfg.PredictTimeout)
 		defer ctx.stop()
-		hold := s.memory.Hold() // the body and what its parsing holds, until the answer is written
+		var hold *membudget.Hold // the body and what its parsing holds, until the answer is written
+		if st != nil {
+			hold = s.memory.HoldIn(&st.hold)
+		} else {
+			hold = s.memory.Hold()
+		}
 		defer hold.Release()
 		var in batchInput
 		if err := s.readInputs(ctx, r, net.Input, hold, &in); err != nil {
@@ -140,7 +147,11 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		body := appendPredictResponse((*buf)[:0], s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
 		// The engine has answered, so no worker holds the inputs any more.
 		in.release()
-		setJSONLength(w.Header(), len(body))
+		var vals *[2]string
+		if st != nil {
+			vals = &st.json
+		}
+		setJSONLength(w.Header(), len(body), vals)
 		w.Write(body)
 		if cap(body) <= 64<<10 { // a debug answer's buffer is not worth keeping
 			*buf = body
@@ -150,10 +161,13 @@ func (s *Server) handlePredict() http.HandlerFunc {
 }
 
 // setJSONLength sets Content-Type: application/json and Content-Length: n as Header.Set would, with the keys already
-// in canonical form and both values in one allocation. Each value's slice is capped at its length, so an Add to
-// either header copies it rather than writing over the other's.
-func setJSONLength(h http.Header, n int) {
-	v := &[2]string{"application/json", strconv.Itoa(n)}
+// in canonical form and both values in v, or in one allocation when v is nil. Each value's slice is capped at its
+// length, so an Add to either header copies it rather than writing over the other's.
+func setJSONLength(h http.Header, n int, v *[2]string) {
+	if v == nil {
+		v = new([2]string)
+	}
+	*v = [2]string{"application/json", strconv.Itoa(n)}
 	h["Content-Type"], h["Content-Length"] = v[0:1:1], v[1:2:2]
 }
 
