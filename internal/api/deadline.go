@@ -109,6 +109,28 @@ func (c *lazyDeadline) Err() error {
 	return nil
 }
 
+// errAt is Err when the clock reads now, for a caller that has just read it anyway.
+func (c *lazyDeadline) errAt(now time.Time) error {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Err()
+	}
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if c.stopped.Load() || now.Sub(c.start) >= c.timeout {
+		return c.arm().Err()
+	}
+	return nil
+}
+
+// errAt is ctx.Err() when the clock reads now: a lazyDeadline does not read the clock again.
+func errAt(ctx context.Context, now time.Time) error {
+	if c, ok := ctx.(*lazyDeadline); ok {
+		return c.errAt(now)
+	}
+	return ctx.Err()
+}
+
 func (c *lazyDeadline) Value(key any) any {
 	if key == requestStateKey {
 		return c.parent.Value(key)

@@ -199,3 +199,38 @@ func TestPredictDeadlineCountsFromTheRequestsStart(t *testing.T) {
 		t.Errorf("without a request state: deadline %v; want from the call (%v) on", d, before)
 	}
 }
+
+// TestErrAtIsErrAtThatTime checks errAt against Err: nil for a time within the timeout, DeadlineExceeded (and the
+// context armed, so Done agrees) at the timeout, the parent's error first, and Canceled once stopped;
+// and for a context that is not a lazyDeadline, its own Err.
+func TestErrAtIsErrAtThatTime(t *testing.T) {
+	now := time.Now()
+	c := newLazyDeadline(context.Background(), time.Minute)
+	defer c.stop()
+	if err := errAt(c, now); err != nil || c.Err() != nil {
+		t.Errorf("within the timeout: errAt = %v, Err = %v; want nil", err, c.Err())
+	}
+	past := newLazyDeadline(context.Background(), 0)
+	defer past.stop()
+	if err := errAt(past, past.start); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("at the timeout: errAt = %v; want DeadlineExceeded", err)
+	}
+	select {
+	case <-past.Done():
+	default:
+		t.Error("errAt reported the deadline but Done is not closed")
+	}
+	parent, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := errAt(newLazyDeadline(parent, time.Minute), now); !errors.Is(err, context.Canceled) {
+		t.Errorf("parent cancelled: errAt = %v; want Canceled", err)
+	}
+	stopped := newLazyDeadline(context.Background(), time.Minute)
+	stopped.stop()
+	if err := errAt(stopped, now); !errors.Is(err, context.Canceled) {
+		t.Errorf("stopped: errAt = %v; want Canceled", err)
+	}
+	if err := errAt(parent, now); !errors.Is(err, context.Canceled) {
+		t.Errorf("another context: errAt = %v; want its Err, Canceled", err)
+	}
+}
