@@ -167,8 +167,36 @@ func setJSONLength(h http.Header, n int, v *[2]string) {
 	if v == nil {
 		v = new([2]string)
 	}
-	*v = [2]string{"application/json", strconv.Itoa(n)}
+	*v = [2]string{"application/json", lengthString(n)}
 	h["Content-Type"], h["Content-Length"] = v[0:1:1], v[1:2:2]
+}
+
+// threeDigits and fourDigits are the decimal numbers of three and of four digits written one after the other, so
+// that lengthString can answer the Content-Length of almost every answer with a piece of one of them rather than a
+// new string.
+var threeDigits, fourDigits = digitRun(100, 1000), digitRun(1000, 10000)
+
+// digitRun writes the numbers from lo up to hi, all of the same number of digits, one after the other.
+func digitRun(lo, hi int) string {
+	w := len(strconv.Itoa(lo))
+	b := make([]byte, 0, (hi-lo)*w)
+	for i := lo; i < hi; i++ {
+		b = strconv.AppendInt(b, int64(i), 10)
+	}
+	return string(b)
+}
+
+// lengthString is strconv.Itoa(n), without allocating for n below 10000 (strconv has those below 100).
+func lengthString(n int) string {
+	switch {
+	case n >= 100 && n < 1000:
+		i := (n - 100) * 3
+		return threeDigits[i : i+3]
+	case n >= 1000 && n < 10000:
+		i := (n - 1000) * 4
+		return fourDigits[i : i+4]
+	}
+	return strconv.Itoa(n)
 }
 
 func parseTopK(s string) (int, error) {
