@@ -28,6 +28,10 @@ type requestState struct {
 	sw    statusWriter
 	hdr   [1]string // the X-Request-Id header's value
 	start time.Time // when the access log began timing the request; zero without one
+	// took is the request's duration as the metrics middleware measured it from start, for the access log to print;
+	// timed says it was.
+	took  time.Duration
+	timed bool
 
 	deadline lazyDeadline   // /predict's PREDICT_TIMEOUT (see predictDeadline)
 	hold     membudget.Hold // /predict's reservation for the body
@@ -171,12 +175,18 @@ func withAccessLog(log *zap.Logger) func(http.Handler) http.Handler {
 				sw.status = http.StatusOK
 			}
 			if ce := log.Check(zap.InfoLevel, "request"); ce != nil {
+				var took time.Duration
+				if st := stateOf(r.Context()); st != nil && st.timed {
+					took = st.took // the metrics' reading of the same span, a moment shorter
+				} else {
+					took = time.Since(start)
+				}
 				ce.Write(
 					zap.String("request_id", requestID(r.Context())),
 					zap.String("method", methodLabel(r.Method)),
 					zap.String("route", routePattern(r)),
 					zap.Int("status", sw.status),
-					zap.Duration("duration", time.Since(start)),
+					zap.Duration("duration", took),
 					zap.Int("bytes", sw.bytes),
 					zap.Int("images", info(r.Context()).images),
 				)
@@ -203,7 +213,14 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
-		start := time.Now()
+		// Under the access log the request's start has been read already: both time the same span.
+		st := stateOf(r.Context())
+		var start time.Time
+		if st != nil && !st.start.IsZero() {
+			start = st.start
+		} else {
+			start = time.Now()
+		}
 		// Under the access log the writer already records what this needs (the status); a second one would be a
 		// second allocation per request.
 		sw, shared := w.(*statusWriter)
@@ -214,7 +231,11 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		s.metrics.observeRequest(routePattern(r), r.Method, sw.status, time.Since(start))
+		took := time.Since(start)
+		if st != nil {
+			st.took, st.timed = took, true
+		}
+		s.metrics.observeRequest(routePattern(r), r.Method, sw.status, took)
 	})
 }
 
