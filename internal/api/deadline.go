@@ -4,6 +4,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,18 @@ type armedDeadline struct {
 // newLazyDeadline is context.WithTimeout(parent, timeout), whose CancelFunc is stop.
 func newLazyDeadline(parent context.Context, timeout time.Duration) *lazyDeadline {
 	return &lazyDeadline{parent: parent, start: time.Now(), timeout: timeout}
+}
+
+// predictDeadline is newLazyDeadline(r.Context(), timeout) for a request that the middleware keeps a state for, made
+// inside that state and timed from when the access log began timing the request: the time the request has been
+// handled already counts against its timeout, and the clock is not read again.
+func predictDeadline(r *http.Request, timeout time.Duration) *lazyDeadline {
+	st := stateOf(r.Context())
+	if st == nil || st.start.IsZero() {
+		return newLazyDeadline(r.Context(), timeout)
+	}
+	st.deadline = lazyDeadline{parent: r.Context(), start: st.start, timeout: timeout}
+	return &st.deadline
 }
 
 // arm returns the context.WithDeadline behind c, making it the first time; it is already cancelled when stop came
@@ -94,6 +107,28 @@ func (c *lazyDeadline) Err() error {
 		return c.arm().Err()
 	}
 	return nil
+}
+
+// errAt is Err when the clock reads now, for a caller that has just read it anyway.
+func (c *lazyDeadline) errAt(now time.Time) error {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Err()
+	}
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if c.stopped.Load() || now.Sub(c.start) >= c.timeout {
+		return c.arm().Err()
+	}
+	return nil
+}
+
+// errAt is ctx.Err() when the clock reads now: a lazyDeadline does not read the clock again.
+func errAt(ctx context.Context, now time.Time) error {
+	if c, ok := ctx.(*lazyDeadline); ok {
+		return c.errAt(now)
+	}
+	return ctx.Err()
 }
 
 func (c *lazyDeadline) Value(key any) any {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -165,5 +167,70 @@ func TestLazyDeadlineConcurrentUse(t *testing.T) {
 		if err := c.Err(); err != context.Canceled {
 			t.Fatalf("Err() = %v; want %v", err, context.Canceled)
 		}
+	}
+}
+
+// TestPredictDeadlineCountsFromTheRequestsStart checks that /predict's timeout runs from when the access log began
+// timing the request, in the request's state, and from the call itself for a request without that state.
+func TestPredictDeadlineCountsFromTheRequestsStart(t *testing.T) {
+	start := time.Now().Add(-time.Minute)
+	st := &requestState{start: start}
+	r := httptest.NewRequest(http.MethodPost, "/predict", nil)
+	r = r.WithContext(context.WithValue(r.Context(), requestStateKey, st))
+	c := predictDeadline(r, time.Hour)
+	defer c.stop()
+	if c != &st.deadline {
+		t.Errorf("the deadline is not the request state's")
+	}
+	if d, _ := c.Deadline(); !d.Equal(start.Add(time.Hour)) {
+		t.Errorf("deadline %v; want the request's start %v plus an hour", d, start)
+	}
+	if stateOf(c) != st {
+		t.Errorf("the deadline's context does not carry the request's state")
+	}
+	c2 := predictDeadline(r, 30*time.Second) // over a minute ago plus 30s: passed
+	if !errors.Is(c2.Err(), context.DeadlineExceeded) {
+		t.Errorf("a timeout shorter than the time the request has run: Err = %v; want DeadlineExceeded", c2.Err())
+	}
+	before := time.Now()
+	bare := predictDeadline(httptest.NewRequest(http.MethodPost, "/predict", nil), time.Hour)
+	defer bare.stop()
+	if d, _ := bare.Deadline(); d.Before(before.Add(time.Hour)) {
+		t.Errorf("without a request state: deadline %v; want from the call (%v) on", d, before)
+	}
+}
+
+// TestErrAtIsErrAtThatTime checks errAt against Err: nil for a time within the timeout, DeadlineExceeded (and the
+// context armed, so Done agrees) at the timeout, the parent's error first, and Canceled once stopped;
+// and for a context that is not a lazyDeadline, its own Err.
+func TestErrAtIsErrAtThatTime(t *testing.T) {
+	now := time.Now()
+	c := newLazyDeadline(context.Background(), time.Minute)
+	defer c.stop()
+	if err := errAt(c, now); err != nil || c.Err() != nil {
+		t.Errorf("within the timeout: errAt = %v, Err = %v; want nil", err, c.Err())
+	}
+	past := newLazyDeadline(context.Background(), 0)
+	defer past.stop()
+	if err := errAt(past, past.start); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("at the timeout: errAt = %v; want DeadlineExceeded", err)
+	}
+	select {
+	case <-past.Done():
+	default:
+		t.Error("errAt reported the deadline but Done is not closed")
+	}
+	parent, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := errAt(newLazyDeadline(parent, time.Minute), now); !errors.Is(err, context.Canceled) {
+		t.Errorf("parent cancelled: errAt = %v; want Canceled", err)
+	}
+	stopped := newLazyDeadline(context.Background(), time.Minute)
+	stopped.stop()
+	if err := errAt(stopped, now); !errors.Is(err, context.Canceled) {
+		t.Errorf("stopped: errAt = %v; want Canceled", err)
+	}
+	if err := errAt(parent, now); !errors.Is(err, context.Canceled) {
+		t.Errorf("another context: errAt = %v; want its Err, Canceled", err)
 	}
 }

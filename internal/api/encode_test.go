@@ -104,11 +104,15 @@ func TestSortByProbability(t *testing.T) {
 }
 
 // TestSetJSONLength checks that setJSONLength sets the headers Header.Set sets, and that adding to one of them
-// leaves the other as it was.
+// leaves the other as it was, with the values in a fresh array or in one it is given.
 func TestSetJSONLength(t *testing.T) {
-	for _, n := range []int{0, 7, 4096} {
+	for i, n := range []int{0, 7, 4096, 0, 7, 4096, 100, 999, 1000, 9999, 10000, 123456} {
+		var v *[2]string
+		if i%2 == 1 {
+			v = new([2]string)
+		}
 		got, want := http.Header{}, http.Header{}
-		setJSONLength(got, n)
+		setJSONLength(got, n, v)
 		want.Set("Content-Type", "application/json")
 		want.Set("Content-Length", strconv.Itoa(n))
 		if !reflect.DeepEqual(got, want) {
@@ -119,4 +123,27 @@ func TestSetJSONLength(t *testing.T) {
 			t.Errorf("after an Add to Content-Type, Content-Length is %q; want [%d]", v, n)
 		}
 	}
+}
+
+// TestLengthString checks lengthString against strconv.Itoa on every number up to 20000 and a few larger ones, and
+// that below 10000 it allocates nothing.
+func TestLengthString(t *testing.T) {
+	for n := range 20000 {
+		if got, want := lengthString(n), strconv.Itoa(n); got != want {
+			t.Fatalf("lengthString(%d) = %q; want %q", n, got, want)
+		}
+	}
+	for _, n := range []int{1 << 20, math.MaxInt} {
+		if got, want := lengthString(n), strconv.Itoa(n); got != want {
+			t.Fatalf("lengthString(%d) = %q; want %q", n, got, want)
+		}
+	}
+	if raceEnabled {
+		return // the race detector allocates
+	}
+	var sink [2]string
+	if a := testing.AllocsPerRun(100, func() { sink = [2]string{lengthString(4321), lengthString(321)} }); a != 0 {
+		t.Errorf("%v allocations; want 0", a)
+	}
+	_ = sink
 }

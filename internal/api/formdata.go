@@ -181,9 +181,18 @@ func formBoundary(ct string) (boundary string, ok bool) {
 	}
 	b := ct[len(prefix):]
 	for i := range len(b) {
-		if c := b[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+		if !tokenByte[b[i]] {
 			return "", false
 		}
 	}
 	return b, true
 }
+
+// tokenByte holds the bytes of a plain token as formBoundary takes it: printable ASCII but for space and the
+// separators ()<>@,;:\"/[]?=. A table lookup a byte costs less than searching the separators for each.
+var tokenByte = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`()<>@,;:\"/[]?=`, c)
+	}
+	return t
+}()

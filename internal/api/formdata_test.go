@@ -329,3 +329,13 @@ func TestFormDataShorterThanDeclaredIsTheClients(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenByteIsTheSeparatorRule checks the table formBoundary reads against the rule it stands for, byte by byte.
+func TestTokenByteIsTheSeparatorRule(t *testing.T) {
+	for c := range 256 {
+		want := c > ' ' && c < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
+		if tokenByte[c] != want {
+			t.Errorf("tokenByte[%q] = %v; want %v", rune(c), tokenByte[c], want)
+		}
+	}
+}

@@ -309,12 +309,12 @@ func (s *Server) addImage(ctx context.Context, b *batchInput, data []byte, in mo
 	if len(data) == 0 {
 		return &Error{Kind: KindUnprocessable, Detail: name() + " is empty", Reason: RejectUndecodable}
 	}
-	if ctx.Err() != nil {
+	start := time.Now() // of the preprocess metric's timing, and the time the deadline is checked at
+	if errAt(ctx, start) != nil {
 		return decodeTimeout(ctx, b.n)
 	}
 	lim := imageprep.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}
 	row := b.next()
-	start := time.Now()
 	spec := prepSpec(in)
 	cost, err := imageprep.EstimateCost(data, lim, spec)
 	if err == nil {

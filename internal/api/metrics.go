@@ -64,6 +64,7 @@ type answerSeries struct {
 	labels     []string // the labels the classified series were resolved for
 	outcomes   [4]prometheus.Counter
 	classified []atomic.Pointer[prometheus.Counter] // by class; each resolved at the class's first answer
+	batchSize  prometheus.Observer                  // inference_batch_size of the model's name
 }
 
 // seriesOf returns the series of net's answers. A name past maxModelLabels counts under "other" and is resolved
@@ -81,6 +82,7 @@ func (m *Metrics) seriesOf(net *model.Network) *answerSeries {
 		s.outcomes[i] = m.answers.WithLabelValues(name, o)
 	}
 	if name == net.Name {
+		s.batchSize = m.batchSize.WithLabelValues(net.Name)
 		m.series.Store(net.Name, s)
 	}
 	return s
@@ -206,6 +208,10 @@ func (m *Metrics) Batch(requests, images int, compute time.Duration) {
 
 // BatchOf implements inference.ModelObserver.
 func (m *Metrics) BatchOf(net *model.Network, _, images int) {
+	if v, ok := m.series.Load(net.Name); ok { // the series of a model that has answered, resolved once
+		v.(*answerSeries).batchSize.Observe(float64(images))
+		return
+	}
 	m.batchSize.WithLabelValues(net.Name).Observe(float64(images))
 }
 

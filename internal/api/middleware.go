@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/randid"
 )
 
@@ -18,12 +19,23 @@ type ctxKey int
 const requestStateKey ctxKey = 0
 
 // requestState is what the middleware keeps of a request in its context, in one allocation: the request id, what
-// handlers learn (info) and the access log's view of the response (sw).
+// handlers learn (info) and the access log's view of the response (sw), and what a prediction needs for the
+// request's lifetime, so that it allocates none of it again. A requestState belongs to one request and is never
+// reused, so whatever still refers to it after the request (a context, a header) reads what that request left.
 type requestState struct {
-	id   string
-	info requestInfo
-	sw   statusWriter
-	hdr  [1]string // the X-Request-Id header's value
+	id    string
+	info  requestInfo
+	sw    statusWriter
+	hdr   [1]string // the X-Request-Id header's value
+	start time.Time // when the access log began timing the request; zero without one
+	// took is the request's duration as the metrics middleware measured it from start, for the access log to print;
+	// timed says it was.
+	took  time.Duration
+	timed bool
+
+	deadline lazyDeadline   // /predict's PREDICT_TIMEOUT (see predictDeadline)
+	hold     membudget.Hold // /predict's reservation for the body
+	json     [2]string      // the Content-Type and Content-Length values of /predict's answer (see setJSONLength)
 }
 
 func stateOf(ctx context.Context) *requestState {
@@ -152,6 +164,7 @@ func withAccessLog(log *zap.Logger) func(http.Handler) http.Handler {
 			start := time.Now()
 			var sw *statusWriter
 			if st := stateOf(r.Context()); st != nil {
+				st.start = start
 				st.sw = statusWriter{ResponseWriter: w}
 				sw = &st.sw
 			} else {
@@ -162,12 +175,18 @@ func withAccessLog(log *zap.Logger) func(http.Handler) http.Handler {
 				sw.status = http.StatusOK
 			}
 			if ce := log.Check(zap.InfoLevel, "request"); ce != nil {
+				var took time.Duration
+				if st := stateOf(r.Context()); st != nil && st.timed {
+					took = st.took // the metrics' reading of the same span, a moment shorter
+				} else {
+					took = time.Since(start)
+				}
 				ce.Write(
 					zap.String("request_id", requestID(r.Context())),
 					zap.String("method", methodLabel(r.Method)),
 					zap.String("route", routePattern(r)),
 					zap.Int("status", sw.status),
-					zap.Duration("duration", time.Since(start)),
+					zap.Duration("duration", took),
 					zap.Int("bytes", sw.bytes),
 					zap.Int("images", info(r.Context()).images),
 				)
@@ -194,7 +213,14 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
-		start := time.Now()
+		// Under the access log the request's start has been read already: both time the same span.
+		st := stateOf(r.Context())
+		var start time.Time
+		if st != nil && !st.start.IsZero() {
+			start = st.start
+		} else {
+			start = time.Now()
+		}
 		// Under the access log the writer already records what this needs (the status); a second one would be a
 		// second allocation per request.
 		sw, shared := w.(*statusWriter)
@@ -205,7 +231,11 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		s.metrics.observeRequest(routePattern(r), r.Method, sw.status, time.Since(start))
+		took := time.Since(start)
+		if st != nil {
+			st.took, st.timed = took, true
+		}
+		s.metrics.observeRequest(routePattern(r), r.Method, sw.status, took)
 	})
 }
 

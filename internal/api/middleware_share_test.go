@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -107,4 +108,39 @@ func requestCount(t *testing.T, reg *prometheus.Registry, route, method string, 
 		}
 	}
 	return n
+}
+
+// TestAccessLogAndMetricsTimeOneSpan checks that the access log prints the very duration the metrics middleware
+// observed: the two time a request from one reading of the clock to another, instead of reading it twice each.
+func TestAccessLogAndMetricsTimeOneSpan(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	reg := prometheus.NewRegistry()
+	s := &Server{metrics: NewMetrics(reg)}
+	r := chi.NewRouter()
+	r.Use(withRequestID, withAccessLog(zap.New(core)), s.withMetrics)
+	r.Get("/made", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "made") })
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/made", nil))
+	entries := logs.FilterMessage("request").All()
+	if len(entries) != 1 {
+		t.Fatalf("%d access log lines; want 1", len(entries))
+	}
+	logged, ok := entries[0].ContextMap()["duration"].(time.Duration)
+	if !ok {
+		t.Fatalf("duration field %#v; want a time.Duration", entries[0].ContextMap()["duration"])
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums []float64
+	for _, mf := range mfs {
+		if mf.GetName() == "perceptron_http_request_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				sums = append(sums, m.GetHistogram().GetSampleSum())
+			}
+		}
+	}
+	if len(sums) != 1 || sums[0] != logged.Seconds() {
+		t.Errorf("observed durations %v s; want the logged %v", sums, logged)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/perceptron-dev/perceptron/internal/imageprep"
+	"github.com/perceptron-dev/perceptron/internal/membudget"
 	"github.com/perceptron-dev/perceptron/internal/model"
 )
 
@@ -111,12 +112,18 @@ func (s *Server) handlePredict() http.HandlerFunc {
 			s.fail(w, r, &Error{Kind: KindUnavailable, Detail: "no model loaded", RetryAfter: 5, Reason: RejectNoModel})
 			return
 		}
+		st := stateOf(r.Context())
 		info(r.Context()).model = net.Name
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		// PREDICT_TIMEOUT covers decoding as well as inference: a request of many large images ends near it.
-		ctx := newLazyDeadline(r.Context(), s.cfg.PredictTimeout)
+		ctx := predictDeadline(r, s.cfg.PredictTimeout)
 		defer ctx.stop()
-		hold := s.memory.Hold() // the body and what its parsing holds, until the answer is written
+		var hold *membudget.Hold // the body and what its parsing holds, until the answer is written
+		if st != nil {
+			hold = s.memory.HoldIn(&st.hold)
+		} else {
+			hold = s.memory.Hold()
+		}
 		defer hold.Release()
 		var in batchInput
 		if err := s.readInputs(ctx, r, net.Input, hold, &in); err != nil {
@@ -140,7 +147,11 @@ func (s *Server) handlePredict() http.HandlerFunc {
 		body := appendPredictResponse((*buf)[:0], s.labels.quoted(res.Model), res, in.noDigit, th, topK, dbg, in.size)
 		// The engine has answered, so no worker holds the inputs any more.
 		in.release()
-		setJSONLength(w.Header(), len(body))
+		var vals *[2]string
+		if st != nil {
+			vals = &st.json
+		}
+		setJSONLength(w.Header(), len(body), vals)
 		w.Write(body)
 		if cap(body) <= 64<<10 { // a debug answer's buffer is not worth keeping
 			*buf = body
@@ -150,11 +161,42 @@ func (s *Server) handlePredict() http.HandlerFunc {
 }
 
 // setJSONLength sets Content-Type: application/json and Content-Length: n as Header.Set would, with the keys already
-// in canonical form and both values in one allocation. Each value's slice is capped at its length, so an Add to
-// either header copies it rather than writing over the other's.
-func setJSONLength(h http.Header, n int) {
-	v := &[2]string{"application/json", strconv.Itoa(n)}
+// in canonical form and both values in v, or in one allocation when v is nil. Each value's slice is capped at its
+// length, so an Add to either header copies it rather than writing over the other's.
+func setJSONLength(h http.Header, n int, v *[2]string) {
+	if v == nil {
+		v = new([2]string)
+	}
+	*v = [2]string{"application/json", lengthString(n)}
 	h["Content-Type"], h["Content-Length"] = v[0:1:1], v[1:2:2]
+}
+
+// threeDigits and fourDigits are the decimal numbers of three and of four digits written one after the other, so
+// that lengthString can answer the Content-Length of almost every answer with a piece of one of them rather than a
+// new string.
+var threeDigits, fourDigits = digitRun(100, 1000), digitRun(1000, 10000)
+
+// digitRun writes the numbers from lo up to hi, all of the same number of digits, one after the other.
+func digitRun(lo, hi int) string {
+	w := len(strconv.Itoa(lo))
+	b := make([]byte, 0, (hi-lo)*w)
+	for i := lo; i < hi; i++ {
+		b = strconv.AppendInt(b, int64(i), 10)
+	}
+	return string(b)
+}
+
+// lengthString is strconv.Itoa(n), without allocating for n below 10000 (strconv has those below 100).
+func lengthString(n int) string {
+	switch {
+	case n >= 100 && n < 1000:
+		i := (n - 100) * 3
+		return threeDigits[i : i+3]
+	case n >= 1000 && n < 10000:
+		i := (n - 1000) * 4
+		return fourDigits[i : i+4]
+	}
+	return strconv.Itoa(n)
 }
 
 func parseTopK(s string) (int, error) {

@@ -173,6 +173,26 @@ func (e *Engine) compute(sl *slot, images int) {
 	sl.x = e.run(sl.batch, images, &sl.ws, sl.x)
 }
 
+// computeOwn runs r, the request of a caller that took the slot sl itself, in the slot's own request, and gives the
+// slot back, even if the pass panics, once it has read the answer.
+func (e *Engine) computeOwn(sl *slot, r request) (Result, error) {
+	e.busy.Add(1)
+	defer func() {
+		e.busy.Add(-1)
+		clear(sl.batch)
+		sl.own = request{} // let the caller's inputs and answer go
+		e.slots <- sl
+	}()
+	sl.own = r
+	sl.batch = append(sl.batch[:0], &sl.own)
+	sl.x = e.run(sl.batch, r.n, &sl.ws, sl.x)
+	if err := r.ctx.Err(); err != nil && sl.own.err == nil {
+		// It ended during the pass: answer as a queued request's caller would have been answered.
+		return Result{}, err
+	}
+	return sl.own.res, sl.own.err
+}
+
 // run computes one batch, whose requests all run on one network, and answers every request in it.
 func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32], x []float32) []float32 {
 	net := batch[0].net
@@ -202,13 +222,17 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 	start := time.Now()
 	if e.cfg.Observer != nil {
 		for _, r := range live {
-			e.cfg.Observer.Waited(start.Sub(r.enqueued))
+			var wait time.Duration // none for a request computed by its caller, which never queued
+			if r.done != nil {
+				wait = start.Sub(r.enqueued)
+			}
+			e.cfg.Observer.Waited(wait)
 		}
 	}
 	// One request alone needs no copy; several are gathered into one matrix.
-	var probs, dists, gate []float32
+	in0 := x
 	if len(live) == 1 {
-		probs, dists, gate = e.forward(net, live[0].x, rows, ws)
+		in0 = live[0].x
 	} else {
 		if cap(x) < rows*in {
 			x = make([]float32, rows*in)
@@ -218,18 +242,20 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 		for _, r := range live {
 			off += copy(x[off:], r.x)
 		}
-		probs, dists, gate = e.forward(net, x, rows, ws)
+		in0 = x
 	}
+	probs, dists, gate := e.forward(net, in0, rows, ws)
 	off := 0
 	for _, r := range live {
-		r.res = Result{Probs: append([]float32(nil), probs[off*classes:(off+r.n)*classes]...), Model: net}
+		end := off + r.n
+		r.res = Result{Probs: probs[off*classes : end*classes : end*classes], Model: net}
 		if dists != nil {
-			r.res.Distances = dists[off : off+r.n : off+r.n]
+			r.res.Distances = dists[off:end:end]
 		}
 		if gate != nil {
-			r.res.NotDigit = gate[off : off+r.n : off+r.n]
+			r.res.NotDigit = gate[off:end:end]
 		}
-		off += r.n
+		off = end
 		r.finish()
 	}
 	if e.cfg.Observer != nil {
@@ -242,20 +268,32 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 }
 
 // forward runs rows inputs in slices of at most MaxBatch, returning all probabilities and, when the model has a
-// feature distance or a gate, each row's distance or gate score (in fresh slices, nil otherwise). For one slice it
-// returns the workspace's buffer of probabilities directly.
+// feature distance or a gate, each row's distance or gate score (nil otherwise), all three in one fresh allocation
+// that the batch's requests share: each answer is a piece of it, capped so that appending to one copies it.
 func (e *Engine) forward(net *model.Network, x []float32, rows int, ws *model.Workspace[float32]) (probs, dists, gate []float32) {
-	if rows <= e.cfg.MaxBatch {
-		probs, gate = net.ForwardGated(x, rows, ws, nil)
-		return probs, net.Distances(nil, rows, ws), gate
-	}
 	in, classes := net.MLP.Inputs(), net.MLP.Classes()
-	out := make([]float32, 0, rows*classes)
+	size := rows * classes
+	if net.GateMLP != nil {
+		size += rows
+	}
+	if net.Info.FeatureDistance != nil {
+		size += rows
+	}
+	buf := make([]float32, size)
+	probs, rest := buf[:0:rows*classes], buf[rows*classes:]
+	gate, dists = rest[:0:0], rest[:0:0]
+	if net.GateMLP != nil {
+		gate, rest = rest[:0:rows], rest[rows:]
+	}
+	if net.Info.FeatureDistance != nil {
+		dists = rest[:0:rows]
+	}
 	for lo := 0; lo < rows; lo += e.cfg.MaxBatch {
 		hi := min(lo+e.cfg.MaxBatch, rows)
-		p, g := net.ForwardGated(x[lo*in:hi*in], hi-lo, ws, gate)
-		out, gate = append(out, p...), g
+		var p []float32
+		p, gate = net.ForwardGated(x[lo*in:hi*in], hi-lo, ws, gate)
+		probs = append(probs, p...)
 		dists = net.Distances(dists, hi-lo, ws)
 	}
-	return out, dists, gate
+	return probs, dists, gate
 }

@@ -96,8 +96,8 @@ type request struct {
 	net      *model.Network // the network it runs on, chosen when it was made
 	x        []float32      // n rows of inputs
 	n        int
-	inputs   int // values per row the caller prepared for
-	enqueued time.Time
+	inputs   int           // values per row the caller prepared for
+	enqueued time.Time     // when it joined the queue; zero for a request its caller computes itself, which waits for none
 	done     chan struct{} // closed when res or err is set; nil for a request its caller computes itself
 	res      Result
 	err      error
@@ -142,6 +142,7 @@ type slot struct {
 	ws    model.Workspace[float32]
 	x     []float32
 	batch []*request
+	own   request // the request of a caller that computes on its own goroutine, without allocating one
 }
 
 // New starts the workers with net as the active model.
@@ -212,7 +213,6 @@ func (e *Engine) PredictOn(ctx context.Context, net *model.Network, x []float32,
 		e.mu.RUnlock()
 		return Result{}, ErrClosed
 	}
-	r := &request{ctx: ctx, net: net, x: x, n: n, inputs: inputs, enqueued: time.Now()}
 	// An idle engine (nothing queued, no batch running) has nothing to batch this request with and nobody to keep
 	// waiting: compute here. Once anything runs or waits, requests queue, so load still turns into batches.
 	// A request larger than one batch takes several passes; it queues, so that its caller can stop waiting when ctx
@@ -222,16 +222,11 @@ func (e *Engine) PredictOn(ctx context.Context, net *model.Network, x []float32,
 		case sl := <-e.slots:
 			e.mu.RUnlock()
 			e.direct.Add(1)
-			sl.batch = append(sl.batch[:0], r)
-			e.compute(sl, n)
-			if err := ctx.Err(); err != nil && r.err == nil {
-				// It ended during the pass: answer as a queued request's caller would have been answered.
-				return Result{}, err
-			}
-			return r.res, r.err
+			return e.computeOwn(sl, request{ctx: ctx, net: net, x: x, n: n, inputs: inputs})
 		default:
 		}
 	}
+	r := &request{ctx: ctx, net: net, x: x, n: n, inputs: inputs, enqueued: time.Now()}
 	if q := e.queued.Add(int64(n)); q > int64(e.cfg.QueueSize) && q != int64(n) {
 		// Over capacity. A request larger than the whole queue is still let into an empty queue, so it cannot be
 		// refused forever.

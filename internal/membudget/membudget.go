@@ -185,6 +185,13 @@ type Hold struct {
 // Hold returns an empty reservation on b.
 func (b *Budget) Hold() *Hold { return &Hold{b: b} }
 
+// HoldIn makes *h an empty reservation on b and returns h, for a Hold that lives inside a value its owner already
+// allocated. h must hold nothing.
+func (b *Budget) HoldIn(h *Hold) *Hold {
+	*h = Hold{b: b}
+	return h
+}
+
 // Held is the bytes the Hold has reserved.
 func (h *Hold) Held() int64 { return h.n }
 

@@ -71,8 +71,25 @@ func TestSmallReservationPassesAWaitingLargeOne(t *testing.T) {
 }
 
 func TestHoldGrowsAndReleasesAsAWhole(t *testing.T) {
-	b := New(100)
-	h := b.Hold()
+	for _, in := range []bool{false, true} {
+		b := New(100)
+		h := b.Hold()
+		if in {
+			var kept struct {
+				other int
+				h     Hold
+			}
+			h = b.HoldIn(&kept.h)
+			if h != &kept.h {
+				t.Fatal("HoldIn returned another Hold than the one it was given")
+			}
+		}
+		holdGrowsAndReleases(t, b, h)
+	}
+}
+
+func holdGrowsAndReleases(t *testing.T, b *Budget, h *Hold) {
+	t.Helper()
 	for range 5 {
 		if err := h.Grow(20); err != nil {
 			t.Fatal(err)
