@@ -30,7 +30,7 @@ const (
 // levelHist adds to sums (see levelSums) the count of each level of the w-wide levels, and for w at most bitRowMax the
 // sums of the columns and rows of its pixels (for a wider image these stay 0), except the columns and rows of the
 // pixels whose level is first; it sets in mask (len(levels) bits, row-major) the bit of each pixel whose level is not
-// first, and in present the bit of each level that occurs. The sums take the pixels of the mask a word of it at a
+// first, and present to the bits of the levels that occur. The sums take the pixels of the mask a word of it at a
 // time, so that their loops end at unpredictable counts once per 64 pixels; the row of a pixel is its index times the
 // inverse of w in fixed point, exact below 2^15 pixels (with 32 bits of fraction the error is below 2^-17 < 1/w). The
 // count, column and row of a pixel go in one addition, so that a run of pixels of the same level waits on one chain
@@ -41,6 +41,9 @@ func levelHist(levels []byte, w int, first byte, sums *[256]uint64, mask []uint6
 	for _, m := range mask {
 		other += bits.OnesCount64(m)
 	}
+	// A pixel stores its level's flag rather than setting its bit of present, which would wait on the last pixel's
+	// whenever both levels are of the same 64; the vector compares of levelMask gather the flags into present.
+	var seen [256]byte
 	if w <= bitRowMax {
 		inv := (1<<32 + uint64(w) - 1) / uint64(w)
 		// 1 + i<<sumX + y*rowStep is 1<<sumCount + x<<sumX + y<<sumY, where x = i - y*w.
@@ -50,7 +53,7 @@ func levelHist(levels []byte, w int, first byte, sums *[256]uint64, mask []uint6
 				i := uint64(k<<6 | bits.TrailingZeros64(m))
 				b := levels[i]
 				sums[b] += 1<<sumCount + i<<sumX + (i*inv>>32)*rowStep
-				present[b>>6] |= 1 << (b & 63)
+				seen[b] = 1
 			}
 		}
 	} else {
@@ -58,14 +61,15 @@ func levelHist(levels []byte, w int, first byte, sums *[256]uint64, mask []uint6
 			for ; m != 0; m &= m - 1 {
 				b := levels[k<<6|bits.TrailingZeros64(m)]
 				sums[b] += 1 << sumCount
-				present[b>>6] |= 1 << (b & 63)
+				seen[b] = 1
 			}
 		}
 	}
 	sums[first] += uint64(len(levels)-other) << sumCount
 	if len(levels) > other {
-		present[first>>6] |= 1 << (first & 63)
+		seen[first] = 1
 	}
+	levelMaskBlocks(present[:], seen[:], 0, levelOther)
 }
 
 // The comparisons of levelMask.
