@@ -31,7 +31,6 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	var sums [256]uint64
 	p.cand = grow(p.cand, (n+63)/64)
 	cand := p.cand
-	clear(cand)
 	var present [4]uint64
 	levelHist(levels, w, levels[0], &sums, cand, &present)
 	count := func(b int) int { return int(sums[b] & countOf) }
