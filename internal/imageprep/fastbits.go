@@ -1,124 +1,178 @@
 package imageprep
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "math/bits"
 
-// On an MNIST-like image the ink is a table lookup of the pixel's level (see mnistFast), and most pixels are the
-// background's level, whose ink is 0. mnistBits therefore visits only the other pixels: in one pass over them it
-// writes the ink image, keeps per row a bit mask of the pixels of ink, and sums the moments of fit in fixed point
-// (see inkSums); it finds the runs of keepComponents in the masks with a count of trailing zeros per run, and bounds
-// the depth of the ink (fastFinish) with the longest runs of the masks, measured with a few word operations per row.
-// Where the ink fits as it is (scale 1, all of it kept, too small for the stroke step), fit is then a copy of the rows
-// of the box; elsewhere the later steps run on the ink image as in mnist. Rows are one word each, so this takes
-// images up to bitRowMax pixels wide.
+// On an MNIST-like image the ink is a table lookup of the pixel's level (see mnistFast), most pixels are the
+// background's level, whose ink is 0, and the ink grows with the level from the background's side, so the pixels of
+// nonzero ink are those past one level. The only pass over single pixels is the histogram's (levelHist), over the
+// pixels that are not the first pixel's level, which also sums their columns and rows per level: the moments of fit
+// are then sums over the levels present (see inkSums). mnistBits finds the pixels of ink, a bit mask per row, with
+// vector compares of the levels (levelMask); it finds the runs of keepComponents in the masks with a count of trailing
+// zeros per run, and bounds the depth of the ink (fastFinish) with the longest runs of the masks, measured with a few
+// word operations per row. Where the ink fits as it is (scale 1, all of it kept, too small for the stroke step), fit
+// is then the box's levels looked up in the table; elsewhere the ink image is written and the later steps run on it as
+// in mnist. Rows are one word each, so this takes images up to bitRowMax pixels wide.
 
 // bitRowMax is the widest image mnistBits takes.
 const bitRowMax = 64
 
-// levelHist adds the histogram of levels to hist, sets in mask (len(levels) bits, row-major, zero on entry) the bit
-// of each pixel whose level is not first, and in present the bit of each level that occurs. The mask is made first,
-// eight pixels at a time with a few word operations and no branch (on an MNIST-like image most are background); the
-// histogram then counts the pixels of the mask a word of it at a time, so that its loops end at unpredictable counts
-// once per 64 pixels rather than once per 8.
-func levelHist(levels []byte, first byte, hist *[256]int32, mask []uint64, present *[4]uint64) {
-	const lo7, hi = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
-	rep := uint64(first) * 0x0101010101010101
-	n := len(levels)
-	i := 0
-	for ; i+64 <= n; i += 64 {
-		var m uint64
-		for k := 0; k < 64; k += 8 {
-			x := binary.LittleEndian.Uint64(levels[i+k:]) ^ rep
-			// The top bit of each byte of x that is not zero (no carry crosses bytes), gathered into 8 bits.
-			t := ((x&lo7 + lo7) | x) & hi
-			m |= (t >> 7) * 0x0102040810204080 >> 56 << k
-		}
-		mask[i>>6] = m
-	}
-	for ; i+8 <= n; i += 8 {
-		x := binary.LittleEndian.Uint64(levels[i:]) ^ rep
-		t := ((x&lo7 + lo7) | x) & hi
-		mask[i>>6] |= (t >> 7) * 0x0102040810204080 >> 56 << (i & 63)
-	}
-	for ; i < n; i++ {
-		if levels[i] != first {
-			mask[i>>6] |= 1 << (i & 63)
-		}
-	}
+// levelSums packs, for one level, the number of its pixels and the sums of their columns and rows (see levelHist):
+// in an image of fewer than 2*maxSample = 2^15 pixels, at most 64 wide and 256 high, the count takes 15 bits, the
+// column sum 21 and the row sum 23, so one addition per pixel keeps all three.
+const (
+	sumCount = 0         // the shift of the count
+	sumX     = 16        // of the sum of columns
+	sumY     = 37        // of the sum of rows
+	countOf  = 1<<16 - 1 // the mask of the count
+	sumXOf   = 1<<21 - 1 // of the sum of columns, once shifted
+)
+
+// levelHist adds to sums (see levelSums) the count of each level of the w-wide levels, and for w at most bitRowMax the
+// sums of the columns and rows of its pixels (for a wider image these stay 0), except the columns and rows of the
+// pixels whose level is first; it sets in mask (len(levels) bits, row-major) the bit of each pixel whose level is not
+// first, and present to the bits of the levels that occur. The sums take the pixels of the mask a word of it at a
+// time, so that their loops end at unpredictable counts once per 64 pixels; the row of a pixel is its index times the
+// inverse of w in fixed point, exact below 2^15 pixels (with 32 bits of fraction the error is below 2^-17 < 1/w). The
+// count, column and row of a pixel go in one addition, so that a run of pixels of the same level waits on one chain
+// of stores and loads rather than three.
+func levelHist(levels []byte, w int, first byte, sums *[256]uint64, mask []uint64, present *[4]uint64) {
+	levelMask(mask, levels, first, levelOther)
 	other := 0
-	for k, m := range mask {
+	for _, m := range mask {
 		other += bits.OnesCount64(m)
-		for ; m != 0; m &= m - 1 {
-			b := levels[k<<6|bits.TrailingZeros64(m)]
-			hist[b]++
-			present[b>>6] |= 1 << (b & 63)
+	}
+	// A pixel stores its level's flag rather than setting its bit of present, which would wait on the last pixel's
+	// whenever both levels are of the same 64; the vector compares of levelMask gather the flags into present.
+	var seen [256]byte
+	if w <= bitRowMax {
+		inv := (1<<32 + uint64(w) - 1) / uint64(w)
+		// 1 + i<<sumX + y*rowStep is 1<<sumCount + x<<sumX + y<<sumY, where x = i - y*w.
+		rowStep := uint64(1)<<sumY - uint64(w)<<sumX
+		for k, m := range mask {
+			for ; m != 0; m &= m - 1 {
+				i := uint64(k<<6 | bits.TrailingZeros64(m))
+				b := levels[i]
+				sums[b] += 1<<sumCount + i<<sumX + (i*inv>>32)*rowStep
+				seen[b] = 1
+			}
+		}
+	} else {
+		for k, m := range mask {
+			for ; m != 0; m &= m - 1 {
+				b := levels[k<<6|bits.TrailingZeros64(m)]
+				sums[b] += 1 << sumCount
+				seen[b] = 1
+			}
 		}
 	}
-	hist[first] += int32(n - other)
-	if n > other {
-		present[first>>6] |= 1 << (first & 63)
+	sums[first] += uint64(len(levels)-other) << sumCount
+	if len(levels) > other {
+		seen[first] = 1
+	}
+	levelMaskBlocks(present[:], seen[:], 0, levelOther)
+}
+
+// The comparisons of levelMask.
+const (
+	levelOther   = iota // the level is not c
+	levelAtLeast        // the level is at least c
+	levelAtMost         // the level is at most c
+)
+
+// levelMask sets in mask (len(levels) bits, row-major) the bit of each level that op selects with c, and clears the
+// others, 64 levels at a time with vector compares (on amd64).
+func levelMask(mask []uint64, levels []byte, c byte, op int) {
+	full := len(levels) / 64
+	levelMaskBlocks(mask[:full], levels, uint64(c)*0x0101010101010101, op)
+	if len(levels) > 64*full {
+		levelMaskTail(mask[full:full+1], levels[64*full:], c, op)
 	}
 }
 
-// otherLevels sets in mask (zeroed first) the bit of each pixel whose level is not c.
-func otherLevels(levels []byte, c byte, mask []uint64) {
+// levelMaskTail is levelMask a level at a time.
+func levelMaskTail(mask []uint64, levels []byte, c byte, op int) {
 	clear(mask)
 	for i, b := range levels {
-		if b != c {
+		in := b >= c
+		switch op {
+		case levelOther:
+			in = b != c
+		case levelAtMost:
+			in = b <= c
+		}
+		if in {
 			mask[i>>6] |= 1 << (i & 63)
 		}
 	}
 }
 
-// inkTable maps a level to its ink (see mnistFast) for the levels an image holds: v is the ink, and fix the same value
-// in units of 2^-28 (see inkSums). Only the entries of the levels present are written and read, so the table is kept in
-// the Preparer and never cleared.
+// inkTable maps a level to its ink (see mnistFast) for the levels an image holds. Only the entries of the levels
+// present are written and read, so the table is kept in the Preparer and never cleared.
 type inkTable struct {
 	ink [256]float32 // the ink before normalizeInk, on a field that is not black (see mnistFast)
 	v   [256]float32
-	fix [256]int64
 }
 
 // inkSums are the sums fit takes of the ink, over the whole image, in units of 2^-28: the mass, its moments about
 // column 0 and row 0, and the peak. When every nonzero ink is at least 2^-5 (exact), each is a float32 multiple of
 // 2^-28, and every product and sum fit makes of them (at most 2^15 pixels, 256 rows and 64 columns) is a multiple of
 // 2^-28 below 2^23, which float64 holds exactly: then fit's float64 sums, in whatever order, are these integers
-// exactly, and its moments about the box's corner are these less the corner times the mass.
+// exactly, and its moments about the box's corner are these less the corner times the mass. The sums are taken a
+// level at a time, from the level's ink and its levelSums, in integers, so in any order.
 type inkSums struct {
 	mass, mx, my, peak int64
 }
 
-// inkRows returns, for each of the h rows of the w-wide levels, the mask of its pixels of nonzero ink, writes the w x h
-// ink image in p.ink, and sums its moments; only the pixels set in cand (row-major bits) can be ink.
-func (p *Preparer) inkRows(levels []byte, w, h int, cand []uint64, t *inkTable) (ink []uint64, img []float32, s inkSums) {
-	p.rows = grow(p.rows, 2*h) // and the rows of halfRows
-	ink = p.rows[:h]
-	p.ink = grow(p.ink, w*h)
-	img = p.ink[:w*h]
-	clear(img)
-	for y := range h {
-		off := y * w
-		row, out := levels[off:][:w], img[off:][:w]
-		var r uint64
-		var mass, mx int64
-		for m := rowBits(cand, off, w); m != 0; m &= m - 1 {
-			x := bits.TrailingZeros64(m)
-			b := row[x]
-			f := t.fix[b]
-			r |= uint64(-f) >> 63 << (x & 63) // f is not negative: its negation is, when f is not 0
-			out[x] = t.v[b]
-			mass += f
-			mx += f * int64(x)
-			s.peak = max(s.peak, f)
+// add adds to s the pixels of a level whose ink is f (in units of 2^-28) and whose levelSums are a.
+func (s *inkSums) add(f int64, a uint64) {
+	s.mass += f * int64(a&countOf)
+	s.mx += f * int64(a>>sumX&sumXOf)
+	s.my += f * int64(a>>sumY)
+	s.peak = max(s.peak, f)
+}
+
+// firstSums sets the sums of columns and rows of level first in sums (see levelHist, which leaves them out): those of
+// the whole w x h image less those of the other levels present.
+func firstSums(sums *[256]uint64, first byte, w, h int, present *[4]uint64) {
+	sx, sy := uint64(h*w*(w-1)/2), uint64(w*h*(h-1)/2)
+	for k, word := range present {
+		for ; word != 0; word &= word - 1 {
+			if b := k<<6 | bits.TrailingZeros64(word); b != int(first) {
+				sx -= sums[b] >> sumX & sumXOf
+				sy -= sums[b] >> sumY
+			}
 		}
-		ink[y] = r
-		s.mass += mass
-		s.mx += mx
-		s.my += mass * int64(y)
 	}
-	return ink, img, s
+	sums[first] = sums[first]&countOf | sx<<sumX | sy<<sumY
+}
+
+// inkRows returns, for each of the h rows of the w-wide levels, the mask of its pixels of nonzero ink: those whose
+// level is at least c (op levelAtLeast) or at most c (levelAtMost), for the ink grows monotonically with the level from
+// the background's side (see mnistFast). It takes mask (a bit per pixel) for its scratch.
+func (p *Preparer) inkRows(levels []byte, w, h int, c byte, op int, mask []uint64) []uint64 {
+	levelMask(mask, levels, c, op)
+	p.rows = grow(p.rows, 2*h) // and the rows of halfRows
+	ink := p.rows[:h]
+	for y := range h {
+		ink[y] = rowBits(mask, y*w, w)
+	}
+	return ink
+}
+
+// inkImage writes in p.ink, and returns, the w x h ink image whose pixels of nonzero ink rows masks: the ink of their
+// levels.
+func (p *Preparer) inkImage(rows []uint64, levels []byte, w, h int, t *inkTable) []float32 {
+	p.ink = grow(p.ink, w*h)
+	img := p.ink[:w*h]
+	clear(img)
+	for y, r := range rows {
+		row, out := levels[y*w:][:w], img[y*w:][:w]
+		for ; r != 0; r &= r - 1 {
+			x := bits.TrailingZeros64(r)
+			out[x] = t.v[row[x]]
+		}
+	}
+	return img
 }
 
 // rowBits returns the w bits of the row-major bits m from bit off on.
@@ -130,15 +184,15 @@ func rowBits(m []uint64, off, w int) uint64 {
 	return r & (1<<w - 1)
 }
 
-// halfRows returns the masks of the pixels of ink at least 0.5 in the rows of the w-wide ink image img, whose pixels
-// of nonzero ink rows masks (the masks of inkRows, which leaves room for these after them).
-func (p *Preparer) halfRows(rows []uint64, img []float32, w int) []uint64 {
+// halfRows returns the masks of the pixels of ink at least 0.5 in the rows of the w-wide levels whose pixels of
+// nonzero ink rows masks (the masks of inkRows, which leaves room for these after them).
+func (p *Preparer) halfRows(rows []uint64, levels []byte, w int, t *inkTable) []uint64 {
 	half := p.rows[len(rows):][:len(rows)]
 	for y, r := range rows {
-		out := img[y*w:][:w]
+		row := levels[y*w:][:w]
 		var hf uint64
 		for ; r != 0; r &= r - 1 {
-			if x := bits.TrailingZeros64(r); out[x] >= 0.5 {
+			if x := bits.TrailingZeros64(r); t.v[row[x]] >= 0.5 {
 				hf |= 1 << (x & 63)
 			}
 		}
@@ -202,10 +256,11 @@ func (p *Preparer) runsOf(half []uint64, n int) bool {
 	return false
 }
 
-// keepComponentsBits is keepComponents for the ink given as row masks and as the image img: it finds the same runs,
-// with the same masses, and erases those it drops from both; dropped says whether it did. The masses are summed
-// only when there are two components or more: one component keeps all its ink whatever it weighs (see keptBox).
-func (p *Preparer) keepComponentsBits(rows []uint64, img []float32, w, h int) (x0, y0, x1, y1 int, dropped, ok bool) {
+// keepComponentsBits is keepComponents for the ink given as row masks of the w-wide levels, whose ink t gives: it
+// finds the same runs, with the same masses, and erases those it drops from the masks; dropped says whether it did.
+// The masses are summed only when there are two components or more: one component keeps all its ink whatever it
+// weighs (see keptBox).
+func (p *Preparer) keepComponentsBits(rows []uint64, levels []byte, t *inkTable, w, h int) (x0, y0, x1, y1 int, dropped, ok bool) {
 	runs := p.runs[:0]
 	// The runs of the row above that touch a run [a, e) (diagonally too) are those that meet [a-1, e]; they follow
 	// one another, and the index of the one holding pixel x is the number of runs starting at x or before it, after
@@ -259,8 +314,8 @@ func (p *Preparer) keepComponentsBits(rows []uint64, img []float32, w, h int) (x
 	for i := range runs {
 		r := &runs[i]
 		var m float64
-		for _, v := range img[int(r.y)*w:][r.x0:r.x1] {
-			m += float64(v)
+		for _, b := range levels[int(r.y)*w:][r.x0:r.x1] {
+			m += float64(t.v[b])
 		}
 		r.mass = m
 	}
@@ -271,19 +326,19 @@ func (p *Preparer) keepComponentsBits(rows []uint64, img []float32, w, h int) (x
 	for i := range runs {
 		if r := &runs[i]; r.drop {
 			rows[r.y] &^= (1<<(r.x1-r.x0) - 1) << r.x0
-			clear(img[int(r.y)*w:][r.x0:r.x1])
 			dropped = true
 		}
 	}
 	return x0, y0, x1, y1, dropped, true
 }
 
-// mnistBits is the rest of mnistFast, from the ink's table on, for an image at most bitRowMax pixels wide: cand marks
-// the pixels that are not the background's level, and t maps the levels to their ink; exact says that every nonzero
-// ink is at least 2^-5 (see inkSums). It reports what fastFinish would.
-func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int, cand []uint64, t *inkTable, exact bool) (digit bool) {
-	rows, ink, sums := p.inkRows(levels, w, h, cand, t)
-	x0, y0, x1, y1, dropped, ok := p.keepComponentsBits(rows, ink, w, h)
+// mnistBits is the rest of mnistFast, from the ink's table on, for an image at most bitRowMax pixels wide: t maps the
+// levels to their ink, nonzero exactly at the levels c and op select (see inkRows), sums are the sums of the ink (see
+// inkSums), exact says that every nonzero ink is at least 2^-5, and mask is scratch of a bit per pixel. It reports
+// what fastFinish would.
+func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int, t *inkTable, c byte, op int, sums inkSums, exact bool, mask []uint64) (digit bool) {
+	rows := p.inkRows(levels, w, h, c, op, mask)
+	x0, y0, x1, y1, dropped, ok := p.keepComponentsBits(rows, levels, t, w, h)
 	if !ok {
 		return false
 	}
@@ -297,29 +352,33 @@ func (p *Preparer) mnistBits(dst []float32, dw, dh int, levels []byte, w, h int,
 	}
 	// The runs of ink at least 0.5 are measured only where those of any ink reach as far, which they seldom do. The
 	// ink is the kept ink, whose runs bound its depth as well (inkDepth measures the kept ink).
-	deep := p.runsOf(rows, 2*q-1) && p.runsOf(p.halfRows(rows, ink, w), 2*q-1)
+	deep := p.runsOf(rows, 2*q-1) && p.runsOf(p.halfRows(rows, levels, w, t), 2*q-1)
 	s, pw, ph := fitSize(dw, dh, x1-x0, y1-y0)
 	if deep || side >= minStrokeSide || s != 1 || pw != x1-x0 || ph != y1-y0 || dropped || !exact {
+		ink := p.inkImage(rows, levels, w, h, t)
 		if deep && p.inkDepth(ink, w, x0, y0, x1, y1) > maxInkDepth {
 			return false
 		}
 		x0, y0, x1, y1 = p.normalizeStroke(ink, w, h, x0, y0, x1, y1)
 		return p.fit(dst, dw, dh, ink, w, h, x0, y0, x1, y1)
 	}
-	// fit, where the box is copied as it is and holds all the ink: its sums are those of inkRows (see inkSums).
+	// fit, where the box is copied as it is and holds all the ink: its sums are those of the levels (see inkSums),
+	// and its pixels of nonzero ink those of the masks, written into dst, which is all zeros.
 	const unit = 0x1p-28
 	mass := float64(sums.mass) * unit
 	mx := float64(sums.mx-int64(x0)*sums.mass) * unit
 	my := float64(sums.my-int64(y0)*sums.mass) * unit
 	gain, ox, oy := place(dw, dh, pw, ph, float64(sums.peak)*unit, mass, mx, my)
 	for y := y0; y < y1; y++ {
-		in, out := ink[y*w+x0:][:pw], dst[(oy+y-y0)*dw+ox:][:pw]
+		row, out := levels[y*w+x0:][:pw], dst[(oy+y-y0)*dw+ox:][:pw]
 		if gain == 1 {
-			copy(out, in) // the ink is at most 1: min(v*1, 1) is v
+			for x, b := range row {
+				out[x] = t.v[b] // the ink is at most 1: min(v*1, 1) is v
+			}
 			continue
 		}
-		for x, v := range in {
-			out[x] = min(v*gain, 1)
+		for x, b := range row {
+			out[x] = min(t.v[b]*gain, 1)
 		}
 	}
 	return true

@@ -34,31 +34,51 @@ func TestRunsOfMatchesLongestRuns(t *testing.T) {
 	}
 }
 
-// TestLevelHistMatchesACount checks the histogram and the mask of levelHist against a plain count, on every length
-// around the eight bytes it takes at a time.
+// TestLevelHistMatchesACount checks the counts, the sums of columns and rows, and the mask of levelHist against a
+// plain count, on every width up to past bitRowMax and lengths around the eight bytes it takes at a time, and the
+// sums of the first level that firstSums sets.
 func TestLevelHistMatchesACount(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	for n := 1; n < 300; n++ {
-		levels := make([]byte, n)
-		for i := range levels {
-			if rng.IntN(3) == 0 {
-				levels[i] = byte(rng.IntN(256))
+	for w := 1; w <= bitRowMax+6; w++ {
+		for h := 1; h <= 9; h++ {
+			n := w * h
+			levels := make([]byte, n)
+			for i := range levels {
+				if rng.IntN(3) == 0 {
+					levels[i] = byte(rng.IntN(256))
+				}
 			}
-		}
-		first := levels[0]
-		var hist, want [256]int32
-		var present, wantPresent [4]uint64
-		mask := make([]uint64, (n+63)/64)
-		levelHist(levels, first, &hist, mask, &present)
-		for i, b := range levels {
-			want[b]++
-			wantPresent[b>>6] |= 1 << (b & 63)
-			if got := mask[i>>6]>>(i&63)&1 == 1; got != (b != first) {
-				t.Fatalf("%d levels: pixel %d (level %d, first %d) is marked %v", n, i, b, first, got)
+			first := levels[0]
+			var sums, want [256]uint64
+			var present, wantPresent [4]uint64
+			mask := make([]uint64, (n+63)/64)
+			levelHist(levels, w, first, &sums, mask, &present)
+			for i, b := range levels {
+				want[b]++
+				if b != first && w <= bitRowMax {
+					want[b] += uint64(i%w)<<sumX | uint64(i/w)<<sumY
+				}
+				wantPresent[b>>6] |= 1 << (b & 63)
+				if got := mask[i>>6]>>(i&63)&1 == 1; got != (b != first) {
+					t.Fatalf("%dx%d levels: pixel %d (level %d, first %d) is marked %v", w, h, i, b, first, got)
+				}
 			}
-		}
-		if hist != want || present != wantPresent {
-			t.Fatalf("%d levels: histogram %v, levels present %x; want %v, %x", n, hist, present, want, wantPresent)
+			if sums != want || present != wantPresent {
+				t.Fatalf("%dx%d levels: sums %v, levels present %x; want %v, %x", w, h, sums, present, want, wantPresent)
+			}
+			if w > bitRowMax {
+				continue
+			}
+			var sx, sy uint64
+			for i, b := range levels {
+				if b == first {
+					sx, sy = sx+uint64(i%w), sy+uint64(i/w)
+				}
+			}
+			firstSums(&sums, first, w, h, &present)
+			if got, want := sums[first], want[first]|sx<<sumX|sy<<sumY; got != want {
+				t.Fatalf("%dx%d levels: the sums of the first level are %x; want %x", w, h, got, want)
+			}
 		}
 	}
 }
@@ -93,6 +113,48 @@ func TestInkIsAMultipleOf2ToTheMinus28(t *testing.T) {
 				if v := min(x*inv, 1); v < 0x1p-5 || float64(v)*0x1p28 != float64(int64(float64(v)*0x1p28)) {
 					t.Fatalf("background %d, strength %v: the ink of level %d is %v; want 0 or a multiple of 2^-28 of at least 2^-5", c, strength, b, v)
 				}
+			}
+		}
+	}
+}
+
+// TestLevelMaskMatchesACompare checks the vector compares of levelMask against a compare of each level, for every
+// comparison, on lengths around the 64 levels it takes at a time and every byte compared with.
+func TestLevelMaskMatchesACompare(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for n := 1; n < 200; n++ {
+		levels := make([]byte, n)
+		for i := range levels {
+			levels[i] = byte(rng.IntN(256))
+		}
+		mask := make([]uint64, (n+63)/64)
+		for c := range 256 {
+			for op, name := range []string{"other than", "at least", "at most"} {
+				for i := range mask {
+					mask[i] = rng.Uint64() // levelMask sets every bit
+				}
+				levelMask(mask, levels, byte(c), op)
+				for i, b := range levels {
+					want := [...]bool{b != byte(c), b >= byte(c), b <= byte(c)}[op]
+					if got := mask[i>>6]>>(i&63)&1 == 1; got != want {
+						t.Fatalf("%d levels: level %d (pixel %d) %s %d is marked %v", n, b, i, name, c, got)
+					}
+				}
+				if r := n & 63; r != 0 && mask[len(mask)-1]>>r != 0 {
+					t.Fatalf("%d levels, %s %d: bits set past the end: %x", n, name, c, mask[len(mask)-1])
+				}
+			}
+		}
+	}
+}
+
+// TestRowOfIndexIsExact checks the fixed-point division of levelHist on every pixel index and width it takes.
+func TestRowOfIndexIsExact(t *testing.T) {
+	for w := uint64(1); w <= bitRowMax; w++ {
+		inv := (1<<32 + w - 1) / w
+		for i := uint64(0); i < 2*maxSample; i++ {
+			if got := i * inv >> 32; got != i/w {
+				t.Fatalf("width %d, index %d: row %d; want %d", w, i, got, i/w)
 			}
 		}
 	}

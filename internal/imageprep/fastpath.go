@@ -28,12 +28,12 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	}
 	n := w * h
 	// The histogram, and the pixels whose level is not the first pixel's, which is most often the background's.
-	var hist [256]int32
+	var sums [256]uint64
 	p.cand = grow(p.cand, (n+63)/64)
 	cand := p.cand
-	clear(cand)
 	var present [4]uint64
-	levelHist(levels, levels[0], &hist, cand, &present)
+	levelHist(levels, w, levels[0], &sums, cand, &present)
+	count := func(b int) int { return int(sums[b] & countOf) }
 	// flatBackground: the first of the two corner pixels (the first and the last) that is dark or light and holds at
 	// least half the image is the background; the full pipeline handles any other.
 	c, flat := 0, false
@@ -41,7 +41,7 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 		if x := gray8[b]; x > 0.02 && x < 0.98 {
 			continue
 		}
-		if 2*int(hist[b]) >= n {
+		if 2*count(int(b)) >= n {
 			c, flat = int(b), true
 			break
 		}
@@ -57,7 +57,7 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	// Only the levels present are ever looked up (below, the levels absent add nothing to the count), so on another
 	// field the ink is computed for them alone.
 	t := &p.tab
-	inkOf, order, step, nz := &gray8, 0, 1, n-int(hist[0])
+	inkOf, order, step, nz := &gray8, 0, 1, n-count(0)
 	if back := gray8[c]; c != 0 {
 		inkOf, nz = &t.ink, 0
 		if back >= 0.5 {
@@ -72,7 +72,7 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 				}
 				t.ink[b] = x
 				if x > 0 {
-					nz += int(hist[b])
+					nz += count(b)
 				}
 			}
 		}
@@ -84,11 +84,11 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	if nz > 0 {
 		rank := nz - 1 - int(0.9*float64(nz-1))
 		seen := 0
-		for b := 255 - order; b >= 0 && b < len(hist); b -= step {
-			if hist[b] == 0 || inkOf[b] == 0 {
+		for b := 255 - order; b >= 0 && b < len(sums); b -= step {
+			if count(b) == 0 || inkOf[b] == 0 {
 				continue
 			}
-			seen += int(hist[b])
+			seen += count(b)
 			if seen > rank {
 				strength = inkOf[b]
 				break
@@ -98,10 +98,17 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 	if strength < minContrast {
 		return true, false
 	}
+	bitRows := w <= bitRowMax
+	if bitRows && byte(c) != levels[0] {
+		firstSums(&sums, levels[0], w, h, &present)
+	}
 	// normalizeInk as a table of the 256 levels.
 	floor, inv := relFloor*strength, 1/strength
-	// Only the levels present are looked up: the table is written for them alone.
+	// Only the levels present are looked up: the table is written for them alone. The sums of the ink are those of
+	// its levels (see inkSums).
 	exact := true
+	var moments inkSums
+	lo, hi := 255, 0 // the least and greatest level of nonzero ink
 	for k, word := range present {
 		for ; word != 0; word &= word - 1 {
 			b := k<<6 | bits.TrailingZeros64(word)
@@ -111,15 +118,19 @@ func (p *Preparer) mnistFast(dst []float32, img image.Image, dw, dh int) (handle
 			}
 			if v > 0 {
 				exact = exact && v >= 0x1p-5
+				moments.add(int64(float64(v)*0x1p28), sums[b])
+				lo, hi = min(lo, b), max(hi, b)
 			}
-			t.v[b], t.fix[b] = v, int64(float64(v)*0x1p28)
+			t.v[b] = v
 		}
 	}
-	if w <= bitRowMax {
-		if byte(c) != levels[0] {
-			otherLevels(levels, byte(c), cand)
+	if bitRows {
+		// The ink grows along order from the background's side, so the levels of nonzero ink are those from lo up
+		// (or hi down).
+		if step > 0 {
+			return true, p.mnistBits(dst, dw, dh, levels, w, h, t, byte(lo), levelAtLeast, moments, exact, cand)
 		}
-		return true, p.mnistBits(dst, dw, dh, levels, w, h, cand, t, exact)
+		return true, p.mnistBits(dst, dw, dh, levels, w, h, t, byte(hi), levelAtMost, moments, exact, cand)
 	}
 	table := &t.v
 	p.ink = grow(p.ink, n)

@@ -72,6 +72,10 @@ func TestFastPathMatchesThePipeline(t *testing.T) {
 		sameVector(t, "inverted gray digit", levelMap(g, func(v uint8) uint8 { return 255 - v }), mnistInput, true)
 		lift := uint8(1 + i%5)
 		sameVector(t, "gray digit on a dark gray field", levelMap(g, func(v uint8) uint8 { return max(v, lift) }), mnistInput, true)
+		// Its first pixel ink, the background the last pixel's level.
+		corner := cornerDigit(g)
+		sameVector(t, "gray digit in the top left corner", corner, mnistInput, true)
+		sameVector(t, "inverted gray digit in the top left corner", levelMap(corner, func(v uint8) uint8 { return 255 - v }), mnistInput, true)
 		if b := g.Bounds(); max(b.Dx(), b.Dy()) > 0 {
 			var p Preparer
 			x0, y0, x1, y1, _ := p.keepComponents(p.flatInkOf(g), 28, 28)
@@ -130,6 +134,26 @@ func TestFastPathMatchesThePipeline(t *testing.T) {
 	if taken == 0 {
 		t.Errorf("the fast path took none of the upload forms; want at least the raw 28x28 PNG")
 	}
+}
+
+// cornerDigit returns a copy of g moved up and left so that its first pixel is the first pixel of ink of its top row
+// of ink.
+func cornerDigit(g *image.Gray) *image.Gray {
+	b := g.Bounds()
+	w, h := b.Dx(), b.Dy()
+	m := image.NewGray(image.Rect(0, 0, w, h))
+	for i, v := range g.Pix[:w*h] {
+		if v != 0 {
+			dx, dy := i%w, i/w
+			for y := dy; y < h; y++ {
+				for x := dx; x < w; x++ {
+					m.Pix[(y-dy)*w+x-dx] = g.Pix[y*w+x]
+				}
+			}
+			break
+		}
+	}
+	return m
 }
 
 // levelMap returns a copy of g with every level v replaced by f(v).
