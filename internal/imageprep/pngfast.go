@@ -361,30 +361,43 @@ func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 			dst[i] = cur[i] + byte((int(dst[i-bpp])+int(prev[i]))/2)
 		}
 	case 4:
-		// One channel at a time, its left and upper-left neighbours kept in registers; with no left neighbour
-		// a = c = 0, and the predictor is the byte above.
-		for k := range n {
-			var a, c int
-			for i := k; i < len(dst); i += bpp {
-				b := int(prev[i])
-				pa, pb := b-c, a-c
-				pc := abs(pa + pb)
-				pa, pb = abs(pa), abs(pb)
-				// Paeth's choice, a, else b, else c, as conditional moves: its branches would be unpredictable.
-				pred := c
-				if pb <= pc {
-					pred = b
-				}
-				if pa <= min(pb, pc) {
-					pred = a
-				}
-				a = (pred + int(cur[i])) & 0xff
-				dst[i] = byte(a)
-				c = b
-			}
-		}
+		paeth(dst, cur, prev, bpp)
 	}
 	return true
+}
+
+// paeth reverses the Paeth filter of cur into dst (which may be cur), prev the line above, all as long as dst. It is
+// a function of its own so that its loop keeps its values in registers.
+func paeth(dst, cur, prev []byte, bpp int) {
+	cur, prev = cur[:len(dst)], prev[:len(dst)]
+	// One channel at a time, its left and upper-left neighbours kept in registers; with no left neighbour
+	// a = c = 0, and the predictor is the byte above.
+	for k := range min(bpp, len(dst)) {
+		var a, c int
+		for i := k; i < len(dst); i += bpp {
+			b := int(prev[i])
+			if b|c == 0 {
+				// Under a run of zeros, the background of a digit, Paeth picks a: |p-a| = 0.
+				a = (a + int(cur[i])) & 0xff
+				dst[i] = byte(a)
+				continue
+			}
+			pa, pb := b-c, a-c
+			pc := abs(pa + pb)
+			pa, pb = abs(pa), abs(pb)
+			// Paeth's choice, a, else b, else c, as conditional moves: its branches would be unpredictable.
+			pred := c
+			if pb <= pc {
+				pred = b
+			}
+			if pa <= min(pb, pc) {
+				pred = a
+			}
+			a = (pred + int(cur[i])) & 0xff
+			dst[i] = byte(a)
+			c = b
+		}
+	}
 }
 
 // bytesHigh is the high bit of each byte of a word.
