@@ -246,10 +246,26 @@ func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Pa
 	var prev []byte // the line above the first is all zeros
 	if colorType == 0 || colorType == 6 {
 		// The image's pixels are the scanlines' bytes, unfiltered straight into it, one line after the other.
+		// None and Up, the filters of most lines of a digit, are taken here without a call (Up as unfilter takes it,
+		// eight bytes at a time).
 		for rest, dst := raw, pix; len(rest) > stride; rest, dst = rest[1+stride:], dst[stride:] {
-			out := dst[:stride]
-			if !unfilter(rest[0], out, rest[1:1+stride], prev, bpp) {
-				return nil, false
+			out, cur := dst[:stride], rest[1:1+stride]
+			switch {
+			case rest[0] == 0:
+				copy(out, cur)
+			case rest[0] == 2 && len(prev) == stride:
+				i := 0
+				for ; i+8 <= len(out); i += 8 {
+					x, y := binary.LittleEndian.Uint64(cur[i:]), binary.LittleEndian.Uint64(prev[i:])
+					binary.LittleEndian.PutUint64(out[i:], (x&^bytesHigh+y&^bytesHigh)^(x^y)&bytesHigh)
+				}
+				for ; i < len(out); i++ {
+					out[i] = cur[i] + prev[i]
+				}
+			default:
+				if !unfilter(rest[0], out, cur, prev, bpp) {
+					return nil, false
+				}
 			}
 			prev = out
 		}
@@ -377,7 +393,7 @@ func paeth(dst, cur, prev []byte, bpp int) {
 		for i := k; i < len(dst); i += bpp {
 			b := int(prev[i])
 			if b|c == 0 {
-				// Under a run of zeros, the background of a digit, Paeth picks a: |p-a| = 0.
+				// Under zeros (b = c = 0), as under a digit's background, p = a: Paeth picks a without a choice.
 				a = (a + int(cur[i])) & 0xff
 				dst[i] = byte(a)
 				continue
