@@ -66,9 +66,20 @@ var litMeaning, distMeaning, clenMeaning = func() (lit [288]uint32, dist [32]uin
 // reports false when compress/flate would refuse the code: neither complete nor a single code of one bit. An empty
 // code (all lengths 0) builds an empty table, which a block may hold for its distances as long as it never uses it.
 func (t *huffTable) init(lengths []uint8, meaning []uint32) bool {
-	var count [16]uint16
-	for _, n := range lengths {
-		count[n&15]++
+	// The lengths are counted, and the symbols sorted below, in two chains, one per half of the symbols: in either,
+	// a run of symbols of one length makes each step wait for the one before it, through memory.
+	half := len(lengths) / 2
+	first, second := lengths[:half], lengths[half:]
+	var count, inFirst, inSecond [16]uint16
+	for i, n := range first {
+		inFirst[n&15]++
+		inSecond[second[i]&15]++
+	}
+	if len(second) > half {
+		inSecond[second[half]&15]++
+	}
+	for n := range count {
+		count[n] = inFirst[n] + inSecond[n]
 	}
 	count[0] = 0
 	maxLen := 15
@@ -104,10 +115,20 @@ func (t *huffTable) init(lengths []uint8, meaning []uint32) bool {
 		offset[n+1] = offset[n] + count[n]
 	}
 	offset[0] = offset[15] + count[15]
+	var later [16]uint16 // where the second half's symbols of each length go, after the first half's
+	for n := range later {
+		later[n] = offset[n] + inFirst[n]
+	}
 	var sorted [288]uint16
-	for sym, n := range lengths {
-		sorted[offset[n&15]] = uint16(sym)
+	for i, n := range first {
+		sorted[offset[n&15]] = uint16(i)
 		offset[n&15]++
+		m := second[i] & 15
+		sorted[later[m]] = uint16(half + i)
+		later[m]++
+	}
+	if len(second) > half {
+		sorted[later[second[half]&15]] = uint16(2 * half)
 	}
 	// Codes up to the primary length, shortest first: a code of n bits goes in the first 2^n entries, at its
 	// reversed pattern; then those entries are repeated to fill 2^(n+1), as the next bit does not matter for them.
