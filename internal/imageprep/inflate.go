@@ -490,7 +490,7 @@ func (r *bitReader) fixedBlock(out []byte, pos int) (int, bool) {
 	b, nb, in, ip := r.b, r.nb, r.in, r.pos
 	room := out[:cap(out)]
 	for {
-		if nb < 15+5+15+13 { // a length, its extra bits, a distance and its extra bits
+		if nb < 9+5+5+13 { // a fixed code's longest length, its extra bits, a distance and its extra bits
 			if ip+8 <= len(in) {
 				b |= binary.LittleEndian.Uint64(in[ip:]) << nb
 				ip += int(63-nb) >> 3
