@@ -21,7 +21,7 @@ type huffTable struct {
 	sub     []uint32
 }
 
-// An entry of a huffTable is value<<16 | kind | extra<<4 | code length, where kind is one of the flags below (or
+// An entry of a huffTable is value<<16 | extra<<12 | kind | code length, where kind is one of the flags below (or
 // none, for a symbol that is refused when it occurs, such as literal/length codes 286 and 287), value is a literal's
 // byte, a length's or distance's base, or the offset of a link's block in sub, and extra is how many extra bits
 // follow the code (a link's: how many bits past the primary ones index its block). Decoding a length or a distance
@@ -29,6 +29,7 @@ type huffTable struct {
 const (
 	huffPrimaryBits = 9
 	huffLenMask     = 0x0f
+	huffExtraShift  = 12
 	huffLit         = 0x100 // a literal byte (or, in the code length code, a symbol)
 	huffLen         = 0x200 // a length, or in a distance code, a distance
 	huffEnd         = 0x400 // end of block
@@ -50,10 +51,10 @@ var litMeaning, distMeaning, clenMeaning = func() (lit [288]uint32, dist [32]uin
 	}
 	lit[256] = huffEnd
 	for i := range lengthBase {
-		lit[257+i] = uint32(lengthBase[i])<<16 | uint32(lengthExtra[i])<<4 | huffLen
+		lit[257+i] = uint32(lengthBase[i])<<16 | uint32(lengthExtra[i])<<huffExtraShift | huffLen
 	}
 	for i := range distBase {
-		dist[i] = uint32(distBase[i])<<16 | uint32(distExtra[i])<<4 | huffLen
+		dist[i] = uint32(distBase[i])<<16 | uint32(distExtra[i])<<huffExtraShift | huffLen
 	}
 	for i := range clen {
 		clen[i] = uint32(i)<<16 | huffLit
@@ -65,9 +66,20 @@ var litMeaning, distMeaning, clenMeaning = func() (lit [288]uint32, dist [32]uin
 // reports false when compress/flate would refuse the code: neither complete nor a single code of one bit. An empty
 // code (all lengths 0) builds an empty table, which a block may hold for its distances as long as it never uses it.
 func (t *huffTable) init(lengths []uint8, meaning []uint32) bool {
-	var count [16]uint16
-	for _, n := range lengths {
-		count[n&15]++
+	// The lengths are counted, and the symbols sorted below, in two chains, one per half of the symbols: in either,
+	// a run of symbols of one length makes each step wait for the one before it, through memory.
+	half := len(lengths) / 2
+	first, second := lengths[:half], lengths[half:]
+	var count, inFirst, inSecond [16]uint16
+	for i, n := range first {
+		inFirst[n&15]++
+		inSecond[second[i]&15]++
+	}
+	if len(second) > half {
+		inSecond[second[half]&15]++
+	}
+	for n := range count {
+		count[n] = inFirst[n] + inSecond[n]
 	}
 	count[0] = 0
 	maxLen := 15
@@ -103,10 +115,20 @@ func (t *huffTable) init(lengths []uint8, meaning []uint32) bool {
 		offset[n+1] = offset[n] + count[n]
 	}
 	offset[0] = offset[15] + count[15]
+	var later [16]uint16 // where the second half's symbols of each length go, after the first half's
+	for n := range later {
+		later[n] = offset[n] + inFirst[n]
+	}
 	var sorted [288]uint16
-	for sym, n := range lengths {
-		sorted[offset[n&15]] = uint16(sym)
+	for i, n := range first {
+		sorted[offset[n&15]] = uint16(i)
 		offset[n&15]++
+		m := second[i] & 15
+		sorted[later[m]] = uint16(half + i)
+		later[m]++
+	}
+	if len(second) > half {
+		sorted[later[second[half]&15]] = uint16(2 * half)
 	}
 	// Codes up to the primary length, shortest first: a code of n bits goes in the first 2^n entries, at its
 	// reversed pattern; then those entries are repeated to fill 2^(n+1), as the next bit does not matter for them.
@@ -147,7 +169,7 @@ func (t *huffTable) init(lengths []uint8, meaning []uint32) bool {
 				off := len(t.sub)
 				t.sub = append(t.sub, make([]uint32, 1<<sb)...)
 				block = t.sub[off:]
-				t.primary[p] = uint32(off)<<16 | uint32(sb)<<4 | huffLink
+				t.primary[p] = uint32(off)<<16 | uint32(sb)<<huffExtraShift | huffLink
 			}
 			e := meaning[sorted[i]] | uint32(n)
 			for r := rev >> huffPrimaryBits; r < len(block); r += 1 << (n - huffPrimaryBits) {
@@ -186,6 +208,14 @@ var fixedLit, fixedDist = func() (*huffTable, *huffTable) {
 	l.init(lit[:], litMeaning[:])
 	d.init(dist[:], distMeaning[:])
 	return l, d
+}()
+
+// fixedLitTable and fixedDistTable are the entries of the fixed codes laid out for fixedBlock: every code of the
+// literal/length code is at most 9 bits long, so none is a link; the distance code's are 5 bits.
+var fixedLitTable, fixedDistTable = func() (lit [1 << huffPrimaryBits]uint32, dist [32]uint32) {
+	copy(lit[:], fixedLit.primary[:])
+	copy(dist[:], fixedDist.primary[:32])
+	return
 }()
 
 // inflater holds the tables of a dynamic block, reused from one image to the next.
@@ -248,7 +278,7 @@ func (r *bitReader) consumed() (n int, ok bool) {
 func (r *bitReader) sym(t *huffTable) (sym int, ok bool) {
 	e := t.primary[r.b&(1<<huffPrimaryBits-1)]
 	if e&huffLink != 0 {
-		e = t.sub[int(e>>16)+int(r.b>>huffPrimaryBits)&(1<<(e>>4&15)-1)]
+		e = t.sub[int(e>>16)+int(r.b>>huffPrimaryBits)&(1<<(e>>huffExtraShift&15)-1)]
 	}
 	n := uint(e & huffLenMask)
 	if n == 0 {
@@ -286,7 +316,7 @@ func (f *inflater) inflate(out, in []byte) (n int, ok bool) {
 			r = bitReader{in: in, pos: start + 4 + size}
 		case 1:
 			var good bool
-			if pos, good = r.huffmanBlock(out, pos, fixedLit, fixedDist); !good {
+			if pos, good = r.fixedBlock(out, pos); !good {
 				return 0, false
 			}
 		case 2:
@@ -385,11 +415,11 @@ func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int
 		}
 		e := lit.primary[b&(1<<huffPrimaryBits-1)]
 		if e&huffLink != 0 {
-			e = lit.sub[int(e>>16)+int(b>>huffPrimaryBits)&(1<<(e>>4&15)-1)]
+			e = lit.sub[int(e>>16)+int(b>>huffPrimaryBits)&(1<<(e>>huffExtraShift&15)-1)]
 		}
-		n := uint(e & huffLenMask)
-		b >>= n
-		nb -= n
+		// Bits 4 and 5 of an entry are 0: a shift by e&63 is the hardware's own, with no instruction for the mask.
+		b >>= uint(e) & 63
+		nb -= uint(e & huffLenMask)
 		if e&huffLit != 0 {
 			if pos >= len(out) {
 				return 0, false
@@ -405,21 +435,102 @@ func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int
 			}
 			return 0, false // no code, or 286 and 287
 		}
-		x := uint(e >> 4 & 15)
+		x := uint(e >> huffExtraShift & 15)
 		length := int(e>>16) + int(b&(1<<x-1))
 		b >>= x
 		nb -= x
 		e = dist.primary[b&(1<<huffPrimaryBits-1)]
 		if e&huffLink != 0 {
-			e = dist.sub[int(e>>16)+int(b>>huffPrimaryBits)&(1<<(e>>4&15)-1)]
+			e = dist.sub[int(e>>16)+int(b>>huffPrimaryBits)&(1<<(e>>huffExtraShift&15)-1)]
 		}
 		if e&huffLen == 0 {
 			return 0, false // no code, or 30 and 31
 		}
-		n = uint(e & huffLenMask)
-		b >>= n
-		nb -= n
-		x = uint(e >> 4 & 15)
+		b >>= uint(e) & 63
+		nb -= uint(e & huffLenMask)
+		x = uint(e >> huffExtraShift & 15)
+		d := int(e>>16) + int(b&(1<<x-1))
+		b >>= x
+		nb -= x
+		if d > pos || length > len(out)-pos {
+			return 0, false
+		}
+		end := pos + length
+		switch {
+		case end+8 > len(room):
+			for k := pos; k < end; k++ {
+				out[k] = out[k-d]
+			}
+		case d >= 8:
+			// Each word read lies before the bytes written so far, or among them.
+			for k := pos; k < end; k += 8 {
+				binary.LittleEndian.PutUint64(room[k:], binary.LittleEndian.Uint64(room[k-d:]))
+			}
+		case d == 1:
+			// A run of one byte, as the background of a digit is.
+			v := uint64(room[pos-1]) * 0x0101010101010101
+			for k := pos; k < end; k += 8 {
+				binary.LittleEndian.PutUint64(room[k:], v)
+			}
+		default:
+			for k := pos; k < end; k++ {
+				room[k] = room[k-d]
+			}
+		}
+		pos = end
+	}
+}
+
+// fixedBlock is huffmanBlock for a block of the fixed codes (60 of 64 small digits as Go encodes them), with their
+// tables at fixed addresses and no links to follow, which leaves the loop the registers it needs for the bit buffer and
+// the output. The bit buffer lives in locals meanwhile, so that it stays in registers. A match
+// is copied eight bytes at a time when out has the capacity for up to 8 bytes past its end: the bytes written past
+// it are rewritten by what follows, or lie past len(out).
+func (r *bitReader) fixedBlock(out []byte, pos int) (int, bool) {
+	b, nb, in, ip := r.b, r.nb, r.in, r.pos
+	room := out[:cap(out)]
+	for {
+		if nb < 9+5+5+13 { // a fixed code's longest length, its extra bits, a distance and its extra bits
+			if ip+8 <= len(in) {
+				b |= binary.LittleEndian.Uint64(in[ip:]) << nb
+				ip += int(63-nb) >> 3
+				nb |= 56
+			} else {
+				r.b, r.nb, r.pos = b, nb, ip
+				r.fill()
+				b, nb, ip = r.b, r.nb, r.pos
+			}
+		}
+		e := fixedLitTable[b&(1<<huffPrimaryBits-1)]
+		// Bits 4 and 5 of an entry are 0: a shift by e&63 is the hardware's own, with no instruction for the mask.
+		b >>= uint(e) & 63
+		nb -= uint(e & huffLenMask)
+		if e&huffLit != 0 {
+			if pos >= len(out) {
+				return 0, false
+			}
+			out[pos] = byte(e >> 16)
+			pos++
+			continue
+		}
+		if e&huffLen == 0 {
+			if e&huffEnd != 0 {
+				r.b, r.nb, r.pos = b, nb, ip
+				return pos, true
+			}
+			return 0, false // no code, or 286 and 287
+		}
+		x := uint(e >> huffExtraShift & 15)
+		length := int(e>>16) + int(b&(1<<x-1))
+		b >>= x
+		nb -= x
+		e = fixedDistTable[b&31]
+		if e&huffLen == 0 {
+			return 0, false // no code, or 30 and 31
+		}
+		b >>= uint(e) & 63
+		nb -= uint(e & huffLenMask)
+		x = uint(e >> huffExtraShift & 15)
 		d := int(e>>16) + int(b&(1<<x-1))
 		b >>= x
 		nb -= x

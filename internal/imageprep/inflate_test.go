@@ -242,3 +242,18 @@ func TestAdler32MatchesHashAdler32(t *testing.T) {
 		}
 	}
 }
+
+// TestFixedTablesNeedNoLinks checks what fixedBlock assumes of the fixed codes: every pattern of 9 bits is a whole
+// literal/length code, and every pattern of 5 bits a whole distance code, with bits 4 and 5 of each entry clear.
+func TestFixedTablesNeedNoLinks(t *testing.T) {
+	for i, e := range fixedLitTable {
+		if e&huffLink != 0 || e&huffLenMask < 7 || e&huffLenMask > 9 || e&0x30 != 0 {
+			t.Fatalf("fixed literal/length entry %d is %#x", i, e)
+		}
+	}
+	for i, e := range fixedDistTable {
+		if e&huffLink != 0 || e&huffLenMask != 5 || e&0x30 != 0 {
+			t.Fatalf("fixed distance entry %d is %#x", i, e)
+		}
+	}
+}

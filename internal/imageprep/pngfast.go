@@ -246,10 +246,26 @@ func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Pa
 	var prev []byte // the line above the first is all zeros
 	if colorType == 0 || colorType == 6 {
 		// The image's pixels are the scanlines' bytes, unfiltered straight into it, one line after the other.
+		// None and Up, the filters of most lines of a digit, are taken here without a call (Up as unfilter takes it,
+		// eight bytes at a time).
 		for rest, dst := raw, pix; len(rest) > stride; rest, dst = rest[1+stride:], dst[stride:] {
-			out := dst[:stride]
-			if !unfilter(rest[0], out, rest[1:1+stride], prev, bpp) {
-				return nil, false
+			out, cur := dst[:stride], rest[1:1+stride]
+			switch {
+			case rest[0] == 0:
+				copy(out, cur)
+			case rest[0] == 2 && len(prev) == stride:
+				i := 0
+				for ; i+8 <= len(out); i += 8 {
+					x, y := binary.LittleEndian.Uint64(cur[i:]), binary.LittleEndian.Uint64(prev[i:])
+					binary.LittleEndian.PutUint64(out[i:], (x&^bytesHigh+y&^bytesHigh)^(x^y)&bytesHigh)
+				}
+				for ; i < len(out); i++ {
+					out[i] = cur[i] + prev[i]
+				}
+			default:
+				if !unfilter(rest[0], out, cur, prev, bpp) {
+					return nil, false
+				}
 			}
 			prev = out
 		}
@@ -361,30 +377,43 @@ func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 			dst[i] = cur[i] + byte((int(dst[i-bpp])+int(prev[i]))/2)
 		}
 	case 4:
-		// One channel at a time, its left and upper-left neighbours kept in registers; with no left neighbour
-		// a = c = 0, and the predictor is the byte above.
-		for k := range n {
-			var a, c int
-			for i := k; i < len(dst); i += bpp {
-				b := int(prev[i])
-				pa, pb := b-c, a-c
-				pc := abs(pa + pb)
-				pa, pb = abs(pa), abs(pb)
-				// Paeth's choice, a, else b, else c, as conditional moves: its branches would be unpredictable.
-				pred := c
-				if pb <= pc {
-					pred = b
-				}
-				if pa <= min(pb, pc) {
-					pred = a
-				}
-				a = (pred + int(cur[i])) & 0xff
-				dst[i] = byte(a)
-				c = b
-			}
-		}
+		paeth(dst, cur, prev, bpp)
 	}
 	return true
+}
+
+// paeth reverses the Paeth filter of cur into dst (which may be cur), prev the line above, all as long as dst. It is
+// a function of its own so that its loop keeps its values in registers.
+func paeth(dst, cur, prev []byte, bpp int) {
+	cur, prev = cur[:len(dst)], prev[:len(dst)]
+	// One channel at a time, its left and upper-left neighbours kept in registers; with no left neighbour
+	// a = c = 0, and the predictor is the byte above.
+	for k := range min(bpp, len(dst)) {
+		var a, c int
+		for i := k; i < len(dst); i += bpp {
+			b := int(prev[i])
+			if b|c == 0 {
+				// Under zeros (b = c = 0), as under a digit's background, p = a: Paeth picks a without a choice.
+				a = (a + int(cur[i])) & 0xff
+				dst[i] = byte(a)
+				continue
+			}
+			pa, pb := b-c, a-c
+			pc := abs(pa + pb)
+			pa, pb = abs(pa), abs(pb)
+			// Paeth's choice, a, else b, else c, as conditional moves: its branches would be unpredictable.
+			pred := c
+			if pb <= pc {
+				pred = b
+			}
+			if pa <= min(pb, pc) {
+				pred = a
+			}
+			a = (pred + int(cur[i])) & 0xff
+			dst[i] = byte(a)
+			c = b
+		}
+	}
 }
 
 // bytesHigh is the high bit of each byte of a word.

@@ -221,3 +221,47 @@ func TestUnfilterMatchesTheSpecification(t *testing.T) {
 		}
 	}
 }
+
+// TestPaethMatchesTheSpecification runs unfilter's Paeth on every left, upper and upper-left byte: for each upper
+// b and upper-left c, a line of 256 pairs whose upper line alternates c and b, the first byte of each pair made to
+// unfilter to a, the second to what Paeth predicts from a, b and c.
+func TestPaethMatchesTheSpecification(t *testing.T) {
+	ref := func(a, b, c int) int {
+		p := a + b - c
+		pa, pb, pc := abs(p-a), abs(p-b), abs(p-c)
+		switch {
+		case pa <= pb && pa <= pc:
+			return a
+		case pb <= pc:
+			return b
+		}
+		return c
+	}
+	cur, prev, dst := make([]byte, 512), make([]byte, 512), make([]byte, 512)
+	for b := range 256 {
+		for c := range 256 {
+			left := 0 // the byte before each pair, and its upper neighbour
+			for a := range 256 {
+				prev[2*a], prev[2*a+1] = byte(c), byte(b)
+				upLeft := 0
+				if a > 0 {
+					upLeft = b
+				}
+				cur[2*a] = byte(a - ref(left, c, upLeft))
+				cur[2*a+1] = 0
+				left = ref(a, b, c)
+			}
+			if !unfilter(4, dst, cur, prev, 1) {
+				t.Fatal("Paeth refused")
+			}
+			for a := range 256 {
+				if dst[2*a] != byte(a) {
+					t.Fatalf("b %d c %d: the left byte is %d, want %d", b, c, dst[2*a], a)
+				}
+				if got, want := int(dst[2*a+1]), ref(a, b, c); got != want {
+					t.Fatalf("Paeth of a %d, b %d, c %d is %d, want %d", a, b, c, got, want)
+				}
+			}
+		}
+	}
+}
