@@ -537,6 +537,8 @@ func (r *bitReader) fixedBlock(out []byte, pos int) (int, bool) {
 		if d > pos || length > len(out)-pos {
 			return 0, false
 		}
+		// huffmanBlock's copy, written out again: as a function call it spills the bit buffer, and a digit's
+		// decoding took 15% longer.
 		end := pos + length
 		switch {
 		case end+8 > len(room):
