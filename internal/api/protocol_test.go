@@ -54,6 +54,8 @@ func TestTheEdgesOfHTTP(t *testing.T) {
 		{name: "HEAD /v2", method: "HEAD", path: "/v2", status: 200, want: []string{"Content-Type: application/json"}},
 		{name: "GET /v2", method: "GET", path: "/v2", status: 200, want: []string{`"name":`}},
 		{name: "PUT /healthz", method: "PUT", path: "/healthz", status: 405, want: []string{"Allow: GET, HEAD"}},
+		{name: "PUT /v2", method: "PUT", path: "/v2", status: 405, want: []string{"Allow: GET, HEAD", `{"error":`}},
+		{name: "PROPFIND on /v2", method: "PROPFIND", path: "/v2", status: 405, want: []string{"Allow: GET, HEAD"}, never: []string{"PUT"}},
 		{name: "DELETE /train", method: "DELETE", path: "/train", header: admin, status: 405, want: []string{"Allow: GET, HEAD, POST"}},
 		// Methods chi does not know: 404 where no route matches, 405 where one does, and never the raw method.
 		{name: "PROPFIND on a path that does not exist", method: "PROPFIND", path: "/nope", status: 404},

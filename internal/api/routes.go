@@ -34,13 +34,17 @@ func (s *Server) router(public, admin bool) http.Handler {
 		s.fail(w, r, errorf(KindNotFound, "no such route"))
 	}
 	r.NotFound(notFound)
-	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+	methodNotAllowed := func(w http.ResponseWriter, req *http.Request) {
 		path := req.URL.RawPath
 		if path == "" {
 			path = req.URL.Path
 		}
 		var allow []string
 		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			// The /v2 mount matches /v2 itself for every method; of them only GET /v2 has a route.
+			if path == "/v2" && m != http.MethodGet {
+				continue
+			}
 			if r.Match(chi.NewRouteContext(), m, path) {
 				allow = append(allow, m)
 				if m == http.MethodGet {
@@ -56,7 +60,8 @@ func (s *Server) router(public, admin bool) http.Handler {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		detail := "method " + methodLabel(req.Method) + " is not allowed here; use " + strings.Join(allow, " or ")
 		s.fail(w, req, errorf(KindMethod, detail))
-	})
+	}
+	r.MethodNotAllowed(methodNotAllowed)
 
 	r.Get("/healthz", s.handleHealthz())
 	r.Get("/readyz", s.handleReadyz())
@@ -73,6 +78,15 @@ func (s *Server) router(public, admin bool) http.Handler {
 		// The Open Inference Protocol: every error under /v2, a missing route's included, is {"error": "..."}.
 		r.Route("/v2", func(v chi.Router) {
 			v.Use(withV2Errors)
+			// chi hands /v2 itself to this mount for the methods the route below does not take, and the mount has no
+			// route for it: answer those as the route's own missing methods, not as a missing route.
+			v.NotFound(func(w http.ResponseWriter, req *http.Request) {
+				if req.URL.Path == "/v2" {
+					methodNotAllowed(w, req)
+					return
+				}
+				notFound(w, req)
+			})
 			body := v.With(s.withDeclaredLength(maxBody), s.withIdentityEncoding)
 			v.Get("/health/live", s.handleV2Live())
 			v.Get("/health/ready", s.handleV2Ready())
