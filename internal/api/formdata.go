@@ -6,6 +6,7 @@ package api
 import (
 	"bytes"
 	"strings"
+	"unsafe"
 )
 
 // maxBoundary is the longest boundary RFC 2046 allows; a longer one goes to mime/multipart.
@@ -151,9 +152,24 @@ func printable(b []byte) bool {
 // formPart is a part of a form in the scanner's shape: its name, its file name and its content, slices of the body.
 type formPart struct{ name, filename, content []byte }
 
+// minPartBytes is the fewest bytes of a body a part in the scanner's shape takes (its boundary line and headers).
+const minPartBytes = 48
+
+// keptParts is how many parts readFormData keeps without an allocation.
+const keptParts = 16
+
+// partsBytes is the most memory the parts of a body of n bytes can take beyond the keptParts kept without an
+// allocation, which readFormData reserves with the body.
+func partsBytes(n int64) int64 {
+	if n/minPartBytes <= keptParts {
+		return 0
+	}
+	return n / minPartBytes * int64(unsafe.Sizeof(formPart{}))
+}
+
 // scanForm returns parts with the parts of body appended, or false when body is not entirely in the scanner's shape.
-// Keeping the parts spares a second walk through the body: a part is at least 48 bytes of it, so they take at most
-// one and a half times its size.
+// Keeping the parts spares a second walk through the body: a part is at least minPartBytes of it, so they take at
+// most one and a half times its size (partsBytes).
 func scanForm(body []byte, boundary string, parts []formPart) ([]formPart, bool) {
 	var s formScanner
 	if !s.start(body, boundary) {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // stdParts reads body with mime/multipart the way readMultipart does, or returns the first error.
@@ -336,6 +337,26 @@ func TestTokenByteIsTheSeparatorRule(t *testing.T) {
 		want := c > ' ' && c < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
 		if tokenByte[c] != want {
 			t.Errorf("tokenByte[%q] = %v; want %v", rune(c), tokenByte[c], want)
+		}
+	}
+}
+
+// TestPartsBytesCoversTheSmallestParts checks the reservation readFormData makes for a form's parts against forms of
+// the smallest parts the scanner takes: what the kept parts do not hold must fit in it.
+func TestPartsBytesCoversTheSmallestParts(t *testing.T) {
+	for _, n := range []int{1, keptParts, keptParts + 1, 100, 1000} {
+		var body strings.Builder
+		for range n {
+			body.WriteString("--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n\r\n")
+		}
+		body.WriteString("--b--\r\n")
+		parts, ok := scanForm([]byte(body.String()), "b", nil)
+		if !ok || len(parts) != n {
+			t.Fatalf("%d parts: scanned %d, ok %v", n, len(parts), ok)
+		}
+		need := int64(max(len(parts)-keptParts, 0)) * int64(unsafe.Sizeof(formPart{}))
+		if got := partsBytes(int64(body.Len())); got < need {
+			t.Errorf("%d parts in %d bytes: partsBytes %d, the parts beyond the kept ones take %d", n, body.Len(), got, need)
 		}
 	}
 }

@@ -100,7 +100,7 @@ var partPool = sync.Pool{New: func() any { b := make([]byte, 0, firstChunk); ret
 // mime/multipart, fed the same bytes, and the same read error after them, that it would have read from the stream.
 func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary string, in model.Input, b *batchInput, hold *membudget.Hold) error {
 	n := r.ContentLength
-	if n <= 0 || n >= firstChunk || len(boundary) > maxBoundary || hold.Grow(n+1) != nil {
+	if n <= 0 || n >= firstChunk || len(boundary) > maxBoundary || hold.Grow(n+1+partsBytes(n)) != nil {
 		return s.readMultipart(ctx, r.Body, boundary, in, b)
 	}
 	scratch := partPool.Get().(*[]byte)
@@ -118,7 +118,7 @@ func (s *Server) readFormData(ctx context.Context, r *http.Request, boundary str
 		}
 	}
 	if rerr == io.EOF {
-		var kept [16]formPart // the parts of a form of a few images, without an allocation
+		var kept [keptParts]formPart // the parts of a form of a few images, without an allocation
 		if parts, ok := scanForm(body, boundary, kept[:0]); ok {
 			err := s.readForm(ctx, parts, in, b)
 			if err == nil { // else an image may still be decoding from the buffer (see readMultipart)
