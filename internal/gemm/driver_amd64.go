@@ -54,7 +54,7 @@ func multiply(parallel, transA, transB bool, m, n, k int, alpha float32, a []flo
 	}
 	// Whether rows go one by one is decided once for the whole product, never per chunk: a row's value then does not
 	// depend on how C was split, so results are the same on any number of cores.
-	rowwise := m == 1 || !transB && m <= rowsMaxM && sparseRows(transA, m, k, a, lda)
+	rowwise := rowwise(transA, transB, m, k, a, lda)
 	var byRows bool
 	var step, chunks int
 	switch {
@@ -297,13 +297,19 @@ func byParity(s *scratch, cnt int) int {
 	return even
 }
 
+// rowwise reports whether a product with the m x k matrix A goes row by row (a single row, or a few mostly-zero
+// ones) rather than in blocks.
+func rowwise(transA, transB bool, m, k int, a []float32, lda int) bool {
+	return m == 1 || !transB && m <= rowsMaxM && sparseRows(transA, m, k, a, lda)
+}
+
 // pair computes C1 = A·B1 + beta·C1 and C2 = A·B2 + beta·C2 (see SgemmSerialPair) on the calling goroutine, each
 // exactly as multiply would: the choice between rows and blocks depends on A alone, so it is made once, and so is
 // each row's list of nonzero inputs.
 func pair(m, k int, a []float32, lda int, b1 []float32, n1 int, c1 []float32, b2 []float32, n2 int, c2 []float32, beta float32) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	if m > 1 && (m > rowsMaxM || !sparseRows(false, m, k, a, lda)) {
+	if !rowwise(false, false, m, k, a, lda) {
 		blocked(s, false, false, m, n1, k, 1, a, lda, b1, n1, beta, c1, n1)
 		blocked(s, false, false, m, n2, k, 1, a, lda, b2, n2, beta, c2, n2)
 		return
