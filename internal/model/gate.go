@@ -69,11 +69,21 @@ func (n *Network) NotDigitScores(dst []float32, x []float32, batch int, ws *Work
 	if n.GateMLP == nil {
 		return nil
 	}
+	return appendNotDigit(dst, n.GateMLP.Forward(x, batch, ws.gateWorkspace()), batch)
+}
+
+// gateWorkspace is the gate's scratch inside ws, the digit network's workspace, made the first time; it computes
+// serially when ws does.
+func (ws *Workspace[T]) gateWorkspace() *Workspace[T] {
 	if ws.gate == nil {
-		ws.gate = &Workspace[float32]{}
+		ws.gate = &Workspace[T]{}
 	}
 	ws.gate.Serial = ws.Serial
-	probs := n.GateMLP.Forward(x, batch, ws.gate)
+	return ws.gate
+}
+
+// appendNotDigit appends to dst the "not a digit" probability of each of the batch rows of the gate's output probs.
+func appendNotDigit(dst, probs []float32, batch int) []float32 {
 	for r := range batch {
 		dst = append(dst, probs[2*r+GateNotDigit])
 	}
@@ -90,24 +100,15 @@ func (n *Network) ForwardGated(x []float32, batch int, ws *Workspace[float32], n
 		probs = n.Forward(x, batch, ws)
 		return probs, n.NotDigitScores(notDigit, x, batch, ws)
 	}
-	if len(x) < batch*d.Inputs() {
-		panic(fmt.Sprintf("model: Forward: %d inputs for %d examples of %d", len(x), batch, d.Inputs()))
-	}
-	if ws.gate == nil {
-		ws.gate = &Workspace[float32]{}
-	}
-	ws.gate.Serial = true
+	d.checkInputs(x, batch)
+	gws := ws.gateWorkspace()
 	d0, g0 := d.Layers[0], g.Layers[0]
-	outD, outG := d.biases(0, batch, ws), g.biases(0, batch, ws.gate)
+	outD, outG := d.biases(0, batch, ws), g.biases(0, batch, gws)
 	gemm.SgemmSerialPair(batch, d0.In, x, d0.In, d0.W, d0.Out, outD, g0.W, g0.Out, outG, 1)
 	d.finish(0, outD, batch, n.Temperature(), true)
 	g.finish(0, outG, batch, 1, true)
 	probs = d.from(1, outD, batch, ws, n.Temperature(), true)
-	gp := g.from(1, outG, batch, ws.gate, 1, true)
-	for r := range batch {
-		notDigit = append(notDigit, gp[2*r+GateNotDigit])
-	}
-	return probs, notDigit
+	return probs, appendNotDigit(notDigit, g.from(1, outG, batch, gws, 1, true), batch)
 }
 
 // NotADigit reports whether score, a row's NotDigitScores value, is beyond the gate's threshold.

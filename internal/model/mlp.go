@@ -155,10 +155,15 @@ func (m *MLP[T]) Logits(x []T, n int, ws *Workspace[T]) []T { return m.forward(x
 // set. A temperature of exactly 1 leaves them untouched, so an uncalibrated model's probabilities are bit for bit
 // what they always were.
 func (m *MLP[T]) forward(x []T, n int, ws *Workspace[T], temperature float64, softmax bool) []T {
+	m.checkInputs(x, n)
+	return m.from(0, x, n, ws, temperature, softmax)
+}
+
+// checkInputs panics unless x holds the inputs of n examples.
+func (m *MLP[T]) checkInputs(x []T, n int) {
 	if len(x) < n*m.Inputs() {
 		panic(fmt.Sprintf("model: Forward: %d inputs for %d examples of %d", len(x), n, m.Inputs()))
 	}
-	return m.from(0, x, n, ws, temperature, softmax)
 }
 
 // from runs the layers from the i-th on, in holding the n rows of the i-th layer's inputs.
