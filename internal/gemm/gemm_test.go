@@ -412,16 +412,19 @@ func TestPairIsTwoSerialProductsBitForBit(t *testing.T) {
 	const k = 784
 	set := mnisttest.Test(t)
 	specials := []float32{float32(math.Copysign(0, -1)), float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 1e-45, -1e-45}
-	inputs := map[string]func(m int) []float32{
-		"digits": func(m int) []float32 {
+	inputs := []struct {
+		name string
+		make func(m int) []float32
+	}{
+		{"digits", func(m int) []float32 {
 			x := make([]float32, m*k)
 			for i := range m {
 				set.Inputs(x[i*k:(i+1)*k], rng.IntN(100))
 			}
 			return x
-		},
-		"dense": func(m int) []float32 { return randSlice(rng, m*k) },
-		"sparse with special values": func(m int) []float32 {
+		}},
+		{"dense", func(m int) []float32 { return randSlice(rng, m*k) }},
+		{"sparse with special values", func(m int) []float32 {
 			x := make([]float32, m*k)
 			for i := range x {
 				switch rng.IntN(10) {
@@ -432,14 +435,15 @@ func TestPairIsTwoSerialProductsBitForBit(t *testing.T) {
 				}
 			}
 			return x
-		},
+		}},
 	}
 	same := func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) || x != x && y != y }
 	ms, betas := []int{1, 2, 3, 5, 7, 16, 17}, []float32{1, 0, 0.5}
 	if testing.Short() {
 		ms, betas = []int{1, 5, 16}, []float32{1, 0}
 	}
-	for name, input := range inputs {
+	for _, in := range inputs {
+		name, input := in.name, in.make
 		for _, ns := range [][2]int{{128, 64}, {64, 128}, {64, 64}, {128, 128}, {100, 50}, {10, 200}, {192, 2}} {
 			for _, m := range ms {
 				for _, beta := range betas {

@@ -165,7 +165,11 @@ func TestForwardGatedIsForwardThenTheGateBitForBit(t *testing.T) {
 		digit, gate []int
 		act         Activation
 	}
-	nets := map[string]*Network{"default": def}
+	type named struct {
+		name string
+		net  *Network
+	}
+	nets := []named{{"default", def}}
 	for i, sh := range []shape{
 		{[]int{784, 100, 10}, []int{784, 50, 2}, Sigmoid},
 		{[]int{784, 64, 10}, []int{784, 200, 30, 2}, Tanh},
@@ -180,13 +184,16 @@ func TestForwardGatedIsForwardThenTheGateBitForBit(t *testing.T) {
 				n.GateMLP.Layers[0].W[rng.IntN(len(n.GateMLP.Layers[0].W))] = specials[1+rng.IntN(3)]
 			}
 		}
-		nets[fmt.Sprint(sh.digit, sh.gate)] = n
+		nets = append(nets, named{fmt.Sprint(sh.digit, sh.gate), n})
 	}
 	set := mnisttest.Test(t)
-	inputs := map[string]func(x []float32){
-		"digits": func(x []float32) { set.Inputs(x, rng.IntN(1000)) },
-		"dense":  func(x []float32) { copy(x, randomInputs(1, len(x), rng.Uint64())) },
-		"special values": func(x []float32) {
+	inputs := []struct {
+		kind string
+		fill func(x []float32)
+	}{
+		{"digits", func(x []float32) { set.Inputs(x, rng.IntN(1000)) }},
+		{"dense", func(x []float32) { copy(x, randomInputs(1, len(x), rng.Uint64())) }},
+		{"special values", func(x []float32) {
 			clear(x)
 			for i := range x {
 				switch rng.IntN(10) {
@@ -196,7 +203,7 @@ func TestForwardGatedIsForwardThenTheGateBitForBit(t *testing.T) {
 					x[i] = rng.Float32()
 				}
 			}
-		},
+		}},
 	}
 	same := func(a, b []float32) bool {
 		if len(a) != len(b) {
@@ -209,8 +216,10 @@ func TestForwardGatedIsForwardThenTheGateBitForBit(t *testing.T) {
 		}
 		return true
 	}
-	for name, net := range nets {
-		for kind, fill := range inputs {
+	for _, nn := range nets {
+		name, net := nn.name, nn.net
+		for _, in := range inputs {
+			kind, fill := in.kind, in.fill
 			for _, batch := range []int{1, 2, 3, 5, 8, 16, 17} {
 				x := make([]float32, batch*784)
 				for r := range batch {
