@@ -13,8 +13,8 @@ import (
 // lazyDeadline is context.WithTimeout(parent, timeout) whose timer is armed only when something has to be woken when
 // the time is up: when Done is called (a select that waits), or Value with any key but the request state's (a
 // context derived from it looks that way for the cancellation to join, and context.Cause for its cause). Until then
-// Err reads the clock itself. A request that nothing makes wait (an idle engine, memory and decoding places free) so never arms a
-// timer, which costs more than the few checks of the clock it makes instead.
+// Err reads the clock itself. A request that nothing makes wait (an idle engine, memory and decoding places free)
+// never arms a timer, which costs more than the few readings of the clock it makes instead.
 //
 // Once armed, everything is the armed context's: context.WithDeadline's Err, Done, Cause and derived contexts. Before,
 // Err answers what that context would: the parent's error, or DeadlineExceeded once the timeout has passed, or
@@ -96,18 +96,7 @@ func (c *lazyDeadline) Deadline() (time.Time, bool) {
 
 func (c *lazyDeadline) Done() <-chan struct{} { return c.arm().Done() }
 
-func (c *lazyDeadline) Err() error {
-	if a := c.armed.Load(); a != nil {
-		return a.ctx.Err()
-	}
-	if err := c.parent.Err(); err != nil {
-		return err
-	}
-	if c.stopped.Load() || time.Since(c.start) >= c.timeout {
-		return c.arm().Err()
-	}
-	return nil
-}
+func (c *lazyDeadline) Err() error { return c.errAt(time.Now()) }
 
 // errAt is Err when the clock reads now, for a caller that has just read it anyway.
 func (c *lazyDeadline) errAt(now time.Time) error {

@@ -33,9 +33,10 @@ func (s *Server) readInputs(ctx context.Context, r *http.Request, in model.Input
 	if ct == "" {
 		return errorf(KindUnsupported, "missing Content-Type: send multipart/form-data, an image type, or application/json")
 	}
-	mt, boundary, ok := "multipart/form-data", "", false
+	mt := "multipart/form-data"
 	var err error
-	if boundary, ok = formBoundary(ct); !ok {
+	boundary, ok := formBoundary(ct)
+	if !ok {
 		var params map[string]string
 		if mt, params, err = mime.ParseMediaType(ct); err != nil {
 			return errorf(KindInvalid, "malformed Content-Type")

@@ -223,7 +223,7 @@ func (e *Engine) run(batch []*request, images int, ws *model.Workspace[float32],
 	if e.cfg.Observer != nil {
 		for _, r := range live {
 			var wait time.Duration // none for a request computed by its caller, which never queued
-			if r.done != nil {
+			if !r.enqueued.IsZero() {
 				wait = start.Sub(r.enqueued)
 			}
 			e.cfg.Observer.Waited(wait)
@@ -281,7 +281,6 @@ func (e *Engine) forward(net *model.Network, x []float32, rows int, ws *model.Wo
 	}
 	buf := make([]float32, size)
 	probs, rest := buf[:0:rows*classes], buf[rows*classes:]
-	gate, dists = rest[:0:0], rest[:0:0]
 	if net.GateMLP != nil {
 		gate, rest = rest[:0:rows], rest[rows:]
 	}
