@@ -42,6 +42,9 @@ func quote(s string) []byte {
 	return q
 }
 
+// fewClasses is the most classes an answer orders and formats without an allocation (a digit classifier has ten).
+const fewClasses = 16
+
 // appendPredictResponse writes {"model": ..., "min_confidence": ..., "predictions": [...]} for res. A row marked in
 // noDigit is answered without a label; any other is accepted or not by its confidence against minConfidence. With
 // debug rows (size values each), each prediction also carries the input the model saw.
@@ -58,15 +61,15 @@ func appendPredictResponse(b []byte, q *quotedLabels, res inference.Result, noDi
 	b = append(b, `},"min_confidence":`...)
 	b = strconv.AppendFloat(b, minConfidence, 'g', -1, 64)
 	b = append(b, `,"predictions":[`...)
-	var orderBuf [16]int // a digit classifier's classes, without an allocation
+	var orderBuf [fewClasses]int // a digit classifier's classes, without an allocation
 	order := orderBuf[:0]
 	if classes > len(orderBuf) {
 		order = make([]int, classes)
 	}
 	order = order[:classes]
 	// Each probability is formatted once and copied where it appears again (the confidence and the top list).
-	var numBuf [16 * 16]byte // room for sixteen classes' numbers; more spill to the heap
-	var numEnd [17]int
+	var numBuf [fewClasses * 16]byte // room for the numbers of a few classes; with more, each is formatted where it appears
+	var numEnd [fewClasses + 1]int
 	for i := range n {
 		probs := res.Probs[i*classes : (i+1)*classes]
 		var nums []byte
@@ -142,7 +145,7 @@ func sortByProbability(order []int, probs []float32) {
 	for j := range order {
 		order[j] = j
 	}
-	if len(order) > 16 {
+	if len(order) > fewClasses {
 		slices.SortStableFunc(order, func(a, c int) int { return cmp.Compare(probs[c], probs[a]) })
 		return
 	}

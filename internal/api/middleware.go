@@ -163,7 +163,8 @@ func withAccessLog(log *zap.Logger) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			var sw *statusWriter
-			if st := stateOf(r.Context()); st != nil {
+			st := stateOf(r.Context())
+			if st != nil {
 				st.start = start
 				st.sw = statusWriter{ResponseWriter: w}
 				sw = &st.sw
@@ -176,7 +177,7 @@ func withAccessLog(log *zap.Logger) func(http.Handler) http.Handler {
 			}
 			if ce := log.Check(zap.InfoLevel, "request"); ce != nil {
 				var took time.Duration
-				if st := stateOf(r.Context()); st != nil && st.timed {
+				if st != nil && st.timed {
 					took = st.took // the metrics' reading of the same span, a moment shorter
 				} else {
 					took = time.Since(start)

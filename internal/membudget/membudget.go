@@ -188,6 +188,9 @@ func (b *Budget) Hold() *Hold { return &Hold{b: b} }
 // HoldIn makes *h an empty reservation on b and returns h, for a Hold that lives inside a value its owner already
 // allocated. h must hold nothing.
 func (b *Budget) HoldIn(h *Hold) *Hold {
+	if h.n != 0 {
+		panic("membudget: HoldIn on a Hold that still holds memory")
+	}
 	*h = Hold{b: b}
 	return h
 }
