@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
-	"hash/adler32"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -216,7 +215,7 @@ func (d *pngDecoder) flate(raw, z []byte) bool {
 	}
 	sum := d.one[1:5]
 	_, err := io.ReadFull(&d.src, sum)
-	return err == nil && binary.BigEndian.Uint32(sum) == adler32.Checksum(raw)
+	return err == nil && binary.BigEndian.Uint32(sum) == adler32Of(raw)
 }
 
 // unfilter reverses the filters of the scanlines raw into an image of the colour type.
@@ -254,14 +253,7 @@ func (d *pngDecoder) unfilter(raw []byte, w, h, colorType, bpp int, pal color.Pa
 			case rest[0] == 0:
 				copy(out, cur)
 			case rest[0] == 2 && len(prev) == stride:
-				i := 0
-				for ; i+8 <= len(out); i += 8 {
-					x, y := binary.LittleEndian.Uint64(cur[i:]), binary.LittleEndian.Uint64(prev[i:])
-					binary.LittleEndian.PutUint64(out[i:], (x&^bytesHigh+y&^bytesHigh)^(x^y)&bytesHigh)
-				}
-				for ; i < len(out); i++ {
-					out[i] = cur[i] + prev[i]
-				}
+				addUp(out, cur, prev)
 			default:
 				if !unfilter(rest[0], out, cur, prev, bpp) {
 					return nil, false
@@ -354,21 +346,7 @@ func unfilter(filter byte, dst, cur, prev []byte, bpp int) bool {
 			dst[i] = cur[i] + dst[i-bpp]
 		}
 	case 2:
-		// Eight bytes per step, their sums kept from carrying into each other (dst may be cur: each word is read
-		// before it is written).
-		i := 0
-		for ; i+8 <= len(dst); i += 8 {
-			x, y := binary.LittleEndian.Uint64(cur[i:]), binary.LittleEndian.Uint64(prev[i:])
-			binary.LittleEndian.PutUint64(dst[i:], (x&^bytesHigh+y&^bytesHigh)^(x^y)&bytesHigh)
-		}
-		if i+4 <= len(dst) {
-			x, y := binary.LittleEndian.Uint32(cur[i:]), binary.LittleEndian.Uint32(prev[i:])
-			binary.LittleEndian.PutUint32(dst[i:], (x&^uint32(bytesHigh&0xffffffff)+y&^uint32(bytesHigh&0xffffffff))^(x^y)&uint32(bytesHigh&0xffffffff))
-			i += 4
-		}
-		for ; i < len(dst); i++ {
-			dst[i] = cur[i] + prev[i]
-		}
+		addUp(dst, cur, prev)
 	case 3:
 		for i := range n {
 			dst[i] = cur[i] + prev[i]/2
@@ -423,4 +401,17 @@ const bytesHigh = 0x8080808080808080
 func abs(x int) int {
 	m := x >> (strconv.IntSize - 1)
 	return (x ^ m) - m
+}
+
+// addUp reverses the Up filter: dst[i] = cur[i] + prev[i], eight bytes per step, their sums kept from carrying into
+// each other (dst may be cur: each word is read before it is written). It is small enough to be inlined.
+func addUp(dst, cur, prev []byte) {
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		x, y := binary.LittleEndian.Uint64(cur[i:]), binary.LittleEndian.Uint64(prev[i:])
+		binary.LittleEndian.PutUint64(dst[i:], (x&^bytesHigh+y&^bytesHigh)^(x^y)&bytesHigh)
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = cur[i] + prev[i]
+	}
 }
