@@ -22,8 +22,8 @@
 // (flatBackground, flatInk), since they need no noise model and no fitted background. An upload that is MNIST-like
 // already (8-bit gray or opaque gray-looking pixels on a flat field within 0.02 of black or of white, at most 256
 // pixels a side) takes fastpath.go instead, which makes the same vector bit for bit with the steps that are no-ops on
-// it left out and the rest done on 8-bit levels (up to 64 pixels wide, on rows of bits: fastbits.go); so does, with fewer shortcuts, a canvas drawing (RGBA or NRGBA ink
-// on a transparent field) of at most 256 pixels a side.
+// it left out and the rest done on 8-bit levels (up to 64 pixels wide, on rows of bits: fastbits.go); so does, with
+// fewer shortcuts, a canvas drawing (RGBA or NRGBA ink on a transparent field) of at most 256 pixels a side.
 //
 //  1. Working size (luma.go). An image larger than 256 pixels on a side is area-averaged by an integer factor, reading
 //     the pixel slices of the common image types directly (not through image.Image.At, which allocates per pixel), so a

@@ -481,11 +481,9 @@ func (r *bitReader) huffmanBlock(out []byte, pos int, lit, dist *huffTable) (int
 	}
 }
 
-// fixedBlock is huffmanBlock for a block of the fixed codes (60 of 64 small digits as Go encodes them), with their
-// tables at fixed addresses and no links to follow, which leaves the loop the registers it needs for the bit buffer and
-// the output. The bit buffer lives in locals meanwhile, so that it stays in registers. A match
-// is copied eight bytes at a time when out has the capacity for up to 8 bytes past its end: the bytes written past
-// it are rewritten by what follows, or lie past len(out).
+// fixedBlock is huffmanBlock (see it for the bit buffer and the match copy) for a block of the fixed codes (60 of 64
+// small digits as Go encodes them), with their tables at fixed addresses and no links to follow, which leaves the loop
+// the registers it needs for the bit buffer and the output.
 func (r *bitReader) fixedBlock(out []byte, pos int) (int, bool) {
 	b, nb, in, ip := r.b, r.nb, r.in, r.pos
 	room := out[:cap(out)]
