@@ -57,9 +57,9 @@
 // Where the CPU has AVX-512 that loop keeps 128 columns in sixteen-wide
 // registers (rowKernelList512): half the instructions per listed input for
 // the same sums in the same order, which is what bounds it when the FMA pipes
-// execute 512-bit operations whole. SgemmSerialPair serves two products of the same rows, the digit
-// network's first layer and its gate's, and makes each row's list once for
-// both. ReLU applies the activation eight values at a time.
+// execute 512-bit operations whole. SgemmSerialPair serves two products of
+// the same A (two networks on the same inputs) and makes each row's list once
+// for both. ReLU applies the activation eight values at a time.
 //
 // # Parallelism
 //
